@@ -1,0 +1,141 @@
+# raftfs: one non-recursive Makefile for every layer, test suite and tool.
+#
+#   make                      build everything into build/
+#   make check                everything CI runs (unit, simulation, mutants, end-to-end)
+#   make SANITIZE=address,undefined check
+#                             the same, built with sanitizers into build-address-undefined/
+#   make V=1                  show the commands
+#
+# Sources are discovered by folder, so adding a file needs no edit here: raft/*.c is the
+# consensus core (plus the runtime files listed below), store/*.c the storage layer,
+# test/unit/test_*.c one cmocka program each, test/sim/*.c the simulator.
+
+CC       ?= cc
+SANITIZE ?=
+SEEDS      ?= 2000
+SEED_START ?= 1
+
+comma := ,
+ifeq ($(SANITIZE),)
+B := build
+SANFLAGS :=
+else
+B := build-$(subst $(comma),-,$(SANITIZE))
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wvla -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS  += $(SANFLAGS)
+
+# Test programs are allowed file-local helpers without prototypes.
+TEST_CFLAGS := -Wno-missing-prototypes
+
+# --- sources ----------------------------------------------------------------------------------
+
+# Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
+# is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
+RAFT_RUNTIME_SRC :=
+RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
+STORE_SRC        := $(wildcard store/*.c)
+SIM_SRC          := $(filter-out test/sim/main.c,$(wildcard test/sim/*.c))
+UNIT_SRC         := $(wildcard test/unit/test_*.c)
+
+RAFT_CORE_OBJ := $(RAFT_CORE_SRC:%.c=$(B)/%.o)
+STORE_OBJ     := $(STORE_SRC:%.c=$(B)/%.o)
+SIM_OBJ       := $(SIM_SRC:%.c=$(B)/%.o)
+UNIT_BIN      := $(UNIT_SRC:%.c=$(B)/%)
+
+LIBRAFT  := $(B)/libraft.a
+LIBSTORE := $(B)/libstore.a
+LIBSIM   := $(B)/libsim.a
+SIM_BIN  := $(B)/test/sim/raftsim
+BENCH_CORE_BIN := $(B)/test/sim/bench-core
+
+EXTERNAL_LIBS := -llmdb -lcrypto -lpthread -lm
+
+# Deliberate safety bugs for `make check-mutants` (raft/mutants.h lists them).
+MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* \([0-9][0-9]*\).*/\1/p' raft/mutants.h 2>/dev/null)
+
+# --- targets ----------------------------------------------------------------------------------
+
+.SECONDARY:
+
+.PHONY: all check check-unit check-sim check-mutants lint bench-core clean
+
+HAVE_SIM   := $(wildcard test/sim/main.c)
+HAVE_BENCH := $(wildcard test/sim/bench/bench_core.c)
+
+all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(if $(HAVE_BENCH),$(BENCH_CORE_BIN))
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(if $(filter test/%,$<),$(TEST_CFLAGS)) -c $< -o $@
+
+$(LIBRAFT): $(RAFT_CORE_OBJ)
+$(LIBSTORE): $(STORE_OBJ)
+$(LIBSIM): $(SIM_OBJ)
+$(LIBRAFT) $(LIBSTORE) $(LIBSIM):
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
+
+$(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+$(BENCH_CORE_BIN): $(B)/test/sim/bench/bench_core.o $(LIBSIM) $(LIBRAFT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+# One mutant: the core and simulator rebuilt with one safety bug switched on.
+$(B)/mutant-%/raftsim: $(RAFT_CORE_SRC) $(SIM_SRC) test/sim/main.c $(wildcard raft/*.h test/sim/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MUTANT  $*")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -DRAFT_MUTANT=$* -o $@ \
+		$(RAFT_CORE_SRC) $(SIM_SRC) test/sim/main.c $(LDFLAGS) $(EXTERNAL_LIBS)
+
+# --- checks -----------------------------------------------------------------------------------
+# Each suite writes TAP to $(B)/results/SUITE.tap; test/tally sums them into the closing line.
+
+check: all
+	$(Q)rm -rf $(B)/results
+	$(Q)st=0; \
+	$(MAKE) --no-print-directory check-unit || st=1; \
+	$(MAKE) --no-print-directory check-sim || st=1; \
+	$(MAKE) --no-print-directory check-mutants || st=1; \
+	test/tally $(B)/results || st=1; \
+	exit $$st
+
+check-unit: $(UNIT_BIN)
+	$(Q)test/run-unit $(B) $(UNIT_BIN)
+
+check-sim: $(SIM_BIN)
+	$(Q)test/run-sim $(B) $(SIM_BIN) $(SEEDS) $(SEED_START)
+
+check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
+	$(Q)test/run-mutants $(B) $(MUTANTS)
+
+bench-core: $(BENCH_CORE_BIN) $(SIM_BIN)
+	$(Q)$(BENCH_CORE_BIN)
+
+lint: $(RAFT_CORE_OBJ)
+	$(Q)test/lint $(B) $(RAFT_CORE_OBJ)
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
