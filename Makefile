@@ -58,7 +58,10 @@ LIBRAFT  := $(B)/libraft.a
 LIBSTORE := $(B)/libstore.a
 LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
-BENCH_CORE_BIN := $(B)/test/sim/bench-core
+BENCH_SRC := $(wildcard test/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
+FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_SECONDS ?= 60
 
 EXTERNAL_LIBS := -llmdb -lcrypto -lpthread -lm
 
@@ -69,12 +72,11 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* \([0-9][0-9]*\).*/
 
 .SECONDARY:
 
-.PHONY: all check check-unit check-sim check-mutants lint bench-core clean
+.PHONY: all check check-unit check-sim check-mutants lint fuzz bench-core bench-store clean
 
-HAVE_SIM   := $(wildcard test/sim/main.c)
-HAVE_BENCH := $(wildcard test/sim/bench/bench_core.c)
+HAVE_SIM := $(wildcard test/sim/main.c)
 
-all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(if $(HAVE_BENCH),$(BENCH_CORE_BIN))
+all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,9 +99,16 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-$(BENCH_CORE_BIN): $(B)/test/sim/bench/bench_core.o $(LIBSIM) $(LIBRAFT)
+$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+# Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly.
+$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+		-o $@ $^ $(EXTERNAL_LIBS)
 
 # One mutant: the core and simulator rebuilt with one safety bug switched on.
 $(B)/mutant-%/raftsim: $(RAFT_CORE_SRC) $(SIM_SRC) test/sim/main.c $(wildcard raft/*.h test/sim/*.h)
@@ -129,8 +138,17 @@ check-sim: $(SIM_BIN)
 check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
 	$(Q)test/run-mutants $(B) $(MUTANTS)
 
-bench-core: $(BENCH_CORE_BIN) $(SIM_BIN)
-	$(Q)$(BENCH_CORE_BIN)
+bench-%: $(B)/test/bench/bench_%
+	$(Q)$<
+
+# Each fuzzer runs FUZZ_SECONDS on its own corpus folder (kept under the build folder).
+fuzz: $(FUZZ_SRC:test/fuzz/%.c=$(B)/fuzz/%)
+	$(Q)for f in $^; do \
+		n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
+		echo "  RUN     $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(B)/fuzz/corpus-$$n \
+			$$( [ -d test/fuzz/seeds/$$n ] && echo test/fuzz/seeds/$$n ) || exit 1; \
+	done
 
 lint: $(RAFT_CORE_OBJ)
 	$(Q)test/lint $(B) $(RAFT_CORE_OBJ)
