@@ -33,10 +33,10 @@ enum lin_result {
 };
 
 struct lin_report {
-    uint32_t key;        /* on LIN_VIOLATION: the key whose history has no linearization */
-    size_t n_ops;        /* operations on that key */
-    uint64_t steps;      /* search steps used in total */
-    char detail[256];    /* human-readable: the longest linearizable prefix found, etc. */
+    uint32_t key;     /* on LIN_VIOLATION: the key whose history has no linearization */
+    size_t n_ops;     /* operations on that key */
+    uint64_t steps;   /* search steps used in total */
+    char detail[256]; /* human-readable: the longest linearizable prefix found, etc. */
 };
 
 /* Check ops[0..n) (any order; not modified). budget bounds the total search steps (0: no
