@@ -62,7 +62,7 @@ int raft_configuration_decode(const uint8_t *buf, size_t len, struct raft_config
         size_t alen = buf[pos + 9];
         pos += 10;
         if (s->id == 0 || (suffrage != RAFT_VOTER && suffrage != RAFT_LEARNER) ||
-            alen >= RAFT_ADDRESS_MAX || len - pos < alen)
+            alen >= RAFT_ADDRESS_MAX || len - pos < alen || memchr(buf + pos, 0, alen) != NULL)
             return RAFT_EINVAL;
         s->suffrage = suffrage;
         memcpy(s->address, buf + pos, alen);

@@ -209,6 +209,25 @@ struct raft_msg {
     };
 };
 
+/* --- wire encoding of messages (docs/wire-format.md) ---------------------------------------------
+ * The payload of a transport frame that carries a Raft message. Little-endian, fixed fields, every
+ * length checked on decode: any input either decodes into a well-formed message or is refused. */
+
+/* Bytes raft_msg_encode will write for m. */
+size_t raft_msg_encoded_size(const struct raft_msg *m);
+
+/* Encode m into buf (raft_msg_encoded_size(m) bytes). A RAFT_MSG_SNAPSHOT must have its chunk
+ * data filled in. */
+void raft_msg_encode(const struct raft_msg *m, uint8_t *buf);
+
+/* Decode buf[0..len) into *m. Entry payloads and snapshot chunk data point into buf, so buf must
+ * outlive m; the array of entries of an append is allocated with a (NULL: libc) and released by
+ * raft_msg_release. Returns 0, RAFT_EINVAL for malformed input (nothing to release), or
+ * RAFT_ENOMEM. */
+int raft_msg_decode(const uint8_t *buf, size_t len, struct raft_msg *m,
+                    const struct raft_allocator *a);
+void raft_msg_release(struct raft_msg *m, const struct raft_allocator *a);
+
 /* --- options ------------------------------------------------------------------------------------
  * Time is counted in ticks; the runtime decides how long a tick is (raftfsd: 10 ms). */
 struct raft_options {
