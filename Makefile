@@ -43,13 +43,14 @@ TEST_CFLAGS := -Wno-missing-prototypes
 
 # Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
 # is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
-RAFT_RUNTIME_SRC :=
+RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c transport.c tls.c runtime.c))
 RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
 STORE_SRC        := $(wildcard store/*.c)
 SIM_SRC          := $(filter-out test/sim/main.c,$(wildcard test/sim/*.c))
 UNIT_SRC         := $(wildcard test/unit/test_*.c)
 
 RAFT_CORE_OBJ := $(RAFT_CORE_SRC:%.c=$(B)/%.o)
+RAFT_RUNTIME_OBJ := $(RAFT_RUNTIME_SRC:%.c=$(B)/%.o)
 STORE_OBJ     := $(STORE_SRC:%.c=$(B)/%.o)
 SIM_OBJ       := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:%.c=$(B)/%)
@@ -63,7 +64,11 @@ BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 
-EXTERNAL_LIBS := -llmdb -lcrypto -lpthread -lm
+EXTERNAL_LIBS := -llmdb -lssl -lcrypto -lpthread -lm
+
+# Programs: tools/NAME/*.c -> build/NAME (raftfs-ctl, ...).
+TOOLS     := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/main.c))))
+TOOLS_BIN := $(TOOLS:%=$(B)/%)
 
 # Deliberate safety bugs for `make check-mutants` (raft/mutants.h lists them).
 MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*/\1/p' raft/mutants.h 2>/dev/null)
@@ -76,14 +81,14 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
-all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN)
+all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) $(TOOLS_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(if $(filter test/%,$<),$(TEST_CFLAGS)) -c $< -o $@
 
-$(LIBRAFT): $(RAFT_CORE_OBJ)
+$(LIBRAFT): $(RAFT_CORE_OBJ) $(RAFT_RUNTIME_OBJ)
 $(LIBSTORE): $(STORE_OBJ)
 $(LIBSIM): $(SIM_OBJ)
 $(LIBRAFT) $(LIBSTORE) $(LIBSIM):
@@ -94,6 +99,11 @@ $(LIBRAFT) $(LIBSTORE) $(LIBSIM):
 $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
+
+.SECONDEXPANSION:
+$(TOOLS_BIN): $(B)/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tools/$$*/*.c)) $(LIBSTORE) $(LIBRAFT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
 $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
