@@ -535,7 +535,9 @@ void raft__collect_apply(struct raft *r, struct raft_update *u)
     uint64_t limit =
         MUTANT(APPLY_UNCOMMITTED) ? raft__log_last(r) : min_u64(r->commit, r->durable_index);
     limit = min_u64(limit, raft__log_last(r));
-    if (limit <= r->applied || r->applied < r->log.offset)
+    /* While a snapshot is being installed the state machine is being replaced: nothing may be
+     * applied to it until the install is reported, after which applied jumps past it. */
+    if (limit <= r->applied || r->applied < r->log.offset || r->recv.is_installing)
         return;
     u->apply = raft__log_at(r, r->applied + 1);
     u->n_apply = (size_t)(limit - r->applied);
