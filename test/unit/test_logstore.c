@@ -1012,13 +1012,18 @@ static void crash_loop(void **state)
             crash_child(f->dir, &m, op_rng, p[1]);
         }
         close(p[1]);
-        /* Most rounds kill while operations run; every tenth at any moment from the fork,
-         * which can hit the open (a forked test process takes a few ms to open). */
+        /* Most rounds let the child report a random number of operations and then kill it
+         * a random moment later, so kills land inside operations whatever the disk's speed;
+         * every tenth kills at a random moment from the fork, which can hit the open. */
         char buf[CRASH_MAX_OPS + 2];
         size_t k = 0;
         ssize_t r;
-        if (round % 10 != 0 && read(p[0], buf, 1) == 1 && buf[0] == 'a')
-            k++;
+        if (round % 10 != 0) {
+            unsigned reports = (unsigned)(test_rand(&rs) % 24);
+            while (k < reports && read(p[0], buf, 1) == 1)
+                k += buf[0] == 'a';
+            delay_us %= 3000;
+        }
         usleep(delay_us);
         kill(pid, SIGKILL);
         int status;
