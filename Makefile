@@ -148,7 +148,9 @@ check-sim: $(SIM_BIN)
 check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
 	$(Q)test/run-mutants $(B) $(MUTANTS)
 
-bench-%: $(B)/test/bench/bench_%
+# A static pattern rule: make never searches implicit rules for .PHONY targets.
+BENCH_TARGETS := $(BENCH_SRC:test/bench/bench_%.c=bench-%)
+$(BENCH_TARGETS): bench-%: $(B)/test/bench/bench_%
 	$(Q)$<
 
 # Each fuzzer runs FUZZ_SECONDS on its own corpus folder (kept under the build folder).

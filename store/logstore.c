@@ -1,0 +1,1173 @@
+/* Raft log and stable store in one LMDB environment: checksummed entries under integer keys,
+ * single-transaction batch appends and truncations, map growth and sticky commit failures.
+ *
+ * Design notes (numbered invariants the code relies on):
+ *
+ * 1. Each mutating call is exactly one LMDB write transaction; LMDB commits are atomic and
+ *    durable (data fdatasync, then the meta page through an O_DSYNC descriptor), so after a
+ *    crash the log is the state of some returned or in-flight call, never a mix.
+ * 2. The log sub-db holds a contiguous range of indexes [first, last]. Appends check it:
+ *    entries start at last + 1, or in an empty log above the highest prefix ever dropped
+ *    (kept in the meta sub-db), so a compacted index can never come back.
+ * 3. Every value carries a CRC32C that is checked on every read before a byte of it reaches
+ *    a caller; a mismatch is RFS_ECORRUPT with the index in the message.
+ * 4. A commit that fails for any reason other than a full map may have left pages in an
+ *    unknown state (a failed fsync loses the kernel's record of which pages are dirty), so
+ *    the store turns sticky: all later writes fail until it is reopened. A full map is
+ *    detected before anything is written, so it is not sticky.
+ * 5. The map is only resized between write transactions and while no read transaction is
+ *    open in this process (an LMDB requirement): readers register in `readers` for the life
+ *    of their transaction and the resizer waits (bounded) until the count is zero. */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "store/crc32c.h"
+#include "store/error.h"
+#include "store/logstore.h"
+
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
+
+#define LOG_FORMAT_VERSION   1u
+#define LOG_MAGIC            "RFSLOGv\0" /* 8 bytes, see docs/disk-format.md */
+#define ENTRY_HEADER         16          /* crc32c(4) type(1) reserved(3) term(8) */
+#define MAX_PAYLOAD          (1u << 30)
+#define DEFAULT_MAP_SIZE     (64ull << 20)
+#define DEFAULT_HEADROOM     (1ull << 20)
+#define DEFAULT_GROW_WAIT_MS 2000u
+#define ERRMSG_SIZE          512
+
+/* Writes that may use the emergency headroom beyond map_size_max. */
+enum write_kind { WRITE_GROWS_LOG, WRITE_MAINTENANCE };
+
+struct store_log {
+    MDB_env *env;
+    MDB_dbi dbi_meta;
+    MDB_dbi dbi_stable;
+    MDB_dbi dbi_log;
+    char *path;
+
+    /* Writer thread only. */
+    uint64_t map_size; /* current LMDB map size */
+    uint64_t map_max;
+    uint64_t headroom;
+    unsigned grow_wait_ms;
+
+    /* Sticky state: 0, or set once by the writer after a failed commit (invariant 4). */
+    atomic_int sticky;
+
+    /* Read transactions versus map resizing (invariant 5). */
+    pthread_mutex_t rd_lock;
+    pthread_cond_t rd_cond;
+    unsigned readers; /* protected by rd_lock */
+    bool is_resizing; /* protected by rd_lock */
+
+    pthread_mutex_t err_lock;
+    char err[ERRMSG_SIZE];        /* protected by err_lock */
+    char sticky_err[ERRMSG_SIZE]; /* protected by err_lock; the failure that made us sticky */
+};
+
+struct store_log_iter {
+    struct store_log *log;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    uint64_t lo;
+    uint64_t hi;
+    uint64_t expect; /* next index we should see (0 before the first) */
+    bool is_done;
+};
+
+/* --- little helpers ------------------------------------------------------------------------- */
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static bool is_rfs_code(int rc)
+{
+    return rc > RFS_ERROR_BASE && rc < RFS_ERROR_END;
+}
+
+__attribute__((format(printf, 2, 3))) static void set_err(struct store_log *log, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&log->err_lock);
+    va_start(ap, fmt);
+    vsnprintf(log->err, sizeof log->err, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&log->err_lock);
+}
+
+/* Convert an LMDB or errno code once, with context; returns an RFS code. */
+static int from_mdb(struct store_log *log, int rc, const char *what)
+{
+    int code;
+    switch (rc) {
+    case MDB_NOTFOUND: code = RFS_ENOTFOUND; break;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT: code = RFS_ENOSPACE; break;
+    case MDB_TXN_FULL:
+    case MDB_BAD_VALSIZE: code = RFS_EINVAL; break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND: code = RFS_ECORRUPT; break;
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE: code = RFS_EFORMAT; break;
+    case ENOMEM: code = RFS_ENOMEM; break;
+    default: code = RFS_EIO; break;
+    }
+    set_err(log, "%s: %s", what, mdb_strerror(rc));
+    return code;
+}
+
+static MDB_val key_of(uint64_t *index)
+{
+    return (MDB_val){.mv_size = sizeof *index, .mv_data = index};
+}
+
+static uint64_t index_of(const MDB_val *k)
+{
+    uint64_t v;
+    memcpy(&v, k->mv_data, sizeof v);
+    return v;
+}
+
+/* --- read transactions (invariant 5) -------------------------------------------------------- */
+
+static int read_begin(struct store_log *log, MDB_txn **txn, const char *what)
+{
+    pthread_mutex_lock(&log->rd_lock);
+    while (log->is_resizing)
+        pthread_cond_wait(&log->rd_cond, &log->rd_lock);
+    log->readers++;
+    pthread_mutex_unlock(&log->rd_lock);
+
+    int rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, txn);
+    if (rc != 0) {
+        pthread_mutex_lock(&log->rd_lock);
+        if (--log->readers == 0)
+            pthread_cond_broadcast(&log->rd_cond);
+        pthread_mutex_unlock(&log->rd_lock);
+        return from_mdb(log, rc, what);
+    }
+    return 0;
+}
+
+static void read_end(struct store_log *log, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_mutex_lock(&log->rd_lock);
+    if (--log->readers == 0)
+        pthread_cond_broadcast(&log->rd_cond);
+    pthread_mutex_unlock(&log->rd_lock);
+}
+
+/* Set the map size to `want` once no read transaction is open; waits grow_wait_ms at most.
+ * Writer thread only, with no write transaction open. Returns 0 or an RFS code. */
+static int resize_map(struct store_log *log, uint64_t want, const char *what)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += log->grow_wait_ms / 1000;
+    deadline.tv_nsec += (long)(log->grow_wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+
+    pthread_mutex_lock(&log->rd_lock);
+    log->is_resizing = true; /* new readers wait: the resizer is not starved */
+    int wait_rc = 0;
+    while (log->readers > 0 && wait_rc == 0)
+        wait_rc = pthread_cond_timedwait(&log->rd_cond, &log->rd_lock, &deadline);
+    int rc = 0;
+    if (log->readers > 0) {
+        set_err(log,
+                "%s: cannot resize the map to %llu bytes: %u read transaction(s) still open "
+                "after %u ms",
+                what, (unsigned long long)want, log->readers, log->grow_wait_ms);
+        rc = RFS_ENOSPACE;
+    } else {
+        int mrc = mdb_env_set_mapsize(log->env, (size_t)want);
+        MDB_envinfo info;
+        if (mrc == 0 && mdb_env_info(log->env, &info) == 0)
+            log->map_size = info.me_mapsize;
+        else if (mrc != 0)
+            rc = from_mdb(log, mrc, what);
+    }
+    log->is_resizing = false;
+    pthread_cond_broadcast(&log->rd_cond);
+    pthread_mutex_unlock(&log->rd_lock);
+    return rc;
+}
+
+/* --- write transactions --------------------------------------------------------------------- */
+
+/* Body of a write transaction: returns 0, an LMDB/errno code (converted by run_write, which
+ * knows how to grow the map), or an RFS code it has already explained with set_err. */
+typedef int (*write_body)(struct store_log *log, MDB_txn *txn, void *arg, const char *what);
+
+static int refuse_if_sticky(struct store_log *log, const char *what)
+{
+    if (atomic_load(&log->sticky) == 0)
+        return 0;
+    char first[ERRMSG_SIZE];
+    pthread_mutex_lock(&log->err_lock);
+    memcpy(first, log->sticky_err, sizeof first);
+    pthread_mutex_unlock(&log->err_lock);
+    set_err(log,
+            "%s: refused, the store is in an error state since an earlier failure (%s); "
+            "restart to recover",
+            what, first);
+    return RFS_ESTICKY;
+}
+
+static void make_sticky(struct store_log *log)
+{
+    pthread_mutex_lock(&log->err_lock);
+    memcpy(log->sticky_err, log->err, sizeof log->err);
+    pthread_mutex_unlock(&log->err_lock);
+    atomic_store(&log->sticky, 1);
+}
+
+/* Run body in one write transaction and commit it durably; grow the map and run it again
+ * from scratch when it does not fit (nothing is written by an aborted transaction). */
+static int run_write(struct store_log *log, enum write_kind kind, write_body body, void *arg,
+                     const char *what)
+{
+    int rc = refuse_if_sticky(log, what);
+    if (rc != 0)
+        return rc;
+
+    /* Emergency headroom is for maintenance only: give it back before growing the log. */
+    if (kind == WRITE_GROWS_LOG && log->map_size > log->map_max)
+        (void)resize_map(log, log->map_max, what); /* best effort; LMDB keeps used pages */
+
+    uint64_t limit = log->map_max + (kind == WRITE_MAINTENANCE ? log->headroom : 0);
+    for (;;) {
+        MDB_txn *txn;
+        rc = mdb_txn_begin(log->env, NULL, 0, &txn);
+        if (rc != 0) {
+            rc = from_mdb(log, rc, what);
+            if (rc == RFS_EIO)
+                make_sticky(log); /* MDB_PANIC and friends: LMDB itself gave up */
+            return rc;
+        }
+        bool is_commit = false;
+        rc = body(log, txn, arg, what);
+        if (rc == 0) {
+            is_commit = true;
+            rc = mdb_txn_commit(txn); /* frees txn, success or not */
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc == 0)
+            return 0;
+        if (is_rfs_code(rc))
+            return rc;
+        if (rc == MDB_MAP_FULL) {
+            /* Detected while allocating pages, before anything reached the file. */
+            if (log->map_size < limit) {
+                uint64_t want = log->map_size * 2;
+                if (want > limit)
+                    want = limit;
+                int grc = resize_map(log, want, what);
+                if (grc != 0)
+                    return grc;
+                continue;
+            }
+            set_err(log, "%s: MDB_MAP_FULL: the map is full at %llu bytes (maximum %llu%s)", what,
+                    (unsigned long long)log->map_size, (unsigned long long)log->map_max,
+                    kind == WRITE_MAINTENANCE ? " plus headroom" : "");
+            return RFS_ENOSPACE;
+        }
+        if (is_commit) {
+            char where[300];
+            snprintf(where, sizeof where, "%s: commit", what);
+            rc = from_mdb(log, rc, where);
+            make_sticky(log);
+            return rc == RFS_ENOSPACE ? RFS_ENOSPACE : RFS_EIO;
+        }
+        return from_mdb(log, rc, what);
+    }
+}
+
+/* --- small CRC-protected records (meta and stable sub-dbs) ---------------------------------- */
+
+/* Value: n little-endian u64 fields, then CRC32C over the key bytes and the fields. */
+static int record_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const uint64_t *fields, int n)
+{
+    uint8_t buf[8 * 4 + 4];
+    for (int i = 0; i < n; i++)
+        put_le64(buf + 8 * i, fields[i]);
+    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), buf, (size_t)(8 * n));
+    put_le32(buf + 8 * n, crc);
+    MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
+    MDB_val v = {.mv_size = (size_t)(8 * n + 4), .mv_data = buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Returns 0, RFS_ENOTFOUND, RFS_ECORRUPT or RFS_EIO (explained). */
+static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const char *name,
+                      uint64_t *fields, int n, const char *what)
+{
+    MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
+    MDB_val v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return RFS_ENOTFOUND;
+    if (rc != 0)
+        return from_mdb(log, rc, what);
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size != (size_t)(8 * n + 4)) {
+        set_err(log, "%s: record '%s' has %zu bytes, expected %d", what, name, v.mv_size,
+                8 * n + 4);
+        return RFS_ECORRUPT;
+    }
+    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), p, (size_t)(8 * n));
+    if (crc != get_le32(p + 8 * n)) {
+        set_err(log, "%s: record '%s' failed its checksum (stored %08x, computed %08x)", what, name,
+                get_le32(p + 8 * n), crc);
+        return RFS_ECORRUPT;
+    }
+    for (int i = 0; i < n; i++)
+        fields[i] = get_le64(p + 8 * i);
+    return 0;
+}
+
+/* --- entries -------------------------------------------------------------------------------- */
+
+static uint32_t entry_crc(uint64_t index, const uint8_t *after_crc, size_t len)
+{
+    uint8_t ib[8];
+    put_le64(ib, index);
+    return rfs_crc32c(rfs_crc32c(0, ib, sizeof ib), after_crc, len);
+}
+
+static void entry_encode(uint8_t *dst, const struct store_log_entry *e)
+{
+    dst[4] = e->type;
+    dst[5] = dst[6] = dst[7] = 0;
+    put_le64(dst + 8, e->term);
+    if (e->len > 0)
+        memcpy(dst + ENTRY_HEADER, e->payload, e->len);
+    put_le32(dst, entry_crc(e->index, dst + 4, ENTRY_HEADER - 4 + e->len));
+}
+
+/* Check and decode a stored value; out->payload borrows v's memory. */
+static int entry_decode(struct store_log *log, uint64_t index, const MDB_val *v,
+                        struct store_log_entry *out, const char *what)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < ENTRY_HEADER) {
+        set_err(log, "%s: entry %llu is corrupt: value of %zu bytes is shorter than its header",
+                what, (unsigned long long)index, v->mv_size);
+        return RFS_ECORRUPT;
+    }
+    uint32_t crc = entry_crc(index, p + 4, v->mv_size - 4);
+    if (crc != get_le32(p)) {
+        set_err(log, "%s: entry %llu is corrupt: checksum mismatch (stored %08x, computed %08x)",
+                what, (unsigned long long)index, get_le32(p), crc);
+        return RFS_ECORRUPT;
+    }
+    if (p[5] | p[6] | p[7]) {
+        set_err(log, "%s: entry %llu uses reserved header bytes (written by a newer version?)",
+                what, (unsigned long long)index);
+        return RFS_EFORMAT;
+    }
+    out->index = index;
+    out->type = p[4];
+    out->term = get_le64(p + 8);
+    out->len = v->mv_size - ENTRY_HEADER;
+    out->payload = out->len > 0 ? p + ENTRY_HEADER : NULL;
+    return 0;
+}
+
+/* --- write bodies --------------------------------------------------------------------------- */
+
+struct append_args {
+    uint64_t from; /* truncate_append: delete >= from first; 0: no truncation */
+    const struct store_log_entry *entries;
+    size_t n;
+};
+
+/* Delete entries >= from. */
+static int delete_suffix(struct store_log *log, MDB_txn *txn, uint64_t from)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, log->dbi_log, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && index_of(&k) >= from) {
+        mdb_cursor_close(cur);
+        return mdb_drop(txn, log->dbi_log, 0); /* everything goes: cheaper than one by one */
+    }
+    while (rc == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc != 0 || index_of(&k) < from)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int append_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    struct append_args *a = arg;
+    int rc;
+    if (a->from != 0 && (rc = delete_suffix(log, txn, a->from)) != 0)
+        return rc;
+    if (a->n == 0)
+        return 0;
+
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, log->dbi_log, &cur)) != 0)
+        return rc;
+    MDB_val k, v;
+    uint64_t start = a->entries[0].index;
+    uint64_t prev_term = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+        uint64_t dropped = 0;
+        rc = record_get(log, txn, log->dbi_meta, "dropped", &dropped, 1, what);
+        if (rc != 0 && rc != RFS_ENOTFOUND)
+            goto out;
+        rc = 0;
+        if (start <= dropped) {
+            set_err(log,
+                    "%s: the log is empty and entries up to %llu were compacted; cannot "
+                    "append at %llu",
+                    what, (unsigned long long)dropped, (unsigned long long)start);
+            rc = RFS_ERANGE;
+            goto out;
+        }
+    } else if (rc == 0) {
+        struct store_log_entry last;
+        uint64_t last_index = index_of(&k);
+        if ((rc = entry_decode(log, last_index, &v, &last, what)) != 0)
+            goto out;
+        if (start != last_index + 1) {
+            set_err(log, "%s: not contiguous with the last index %llu", what,
+                    (unsigned long long)last_index);
+            rc = RFS_ERANGE;
+            goto out;
+        }
+        prev_term = last.term;
+    } else {
+        goto out;
+    }
+
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_log_entry *e = &a->entries[i];
+        if (e->index != start + i) {
+            set_err(log, "%s: entry %zu of the batch has index %llu, expected %llu", what, i,
+                    (unsigned long long)e->index, (unsigned long long)(start + i));
+            rc = RFS_ERANGE;
+            goto out;
+        }
+        if (e->term < prev_term) {
+            set_err(log, "%s: entry %llu has term %llu, lower than the term %llu before it", what,
+                    (unsigned long long)e->index, (unsigned long long)e->term,
+                    (unsigned long long)prev_term);
+            rc = RFS_EINVAL;
+            goto out;
+        }
+        if (e->len > MAX_PAYLOAD || (e->len > 0 && e->payload == NULL)) {
+            set_err(log, "%s: entry %llu has an invalid payload (%zu bytes)", what,
+                    (unsigned long long)e->index, e->len);
+            rc = RFS_EINVAL;
+            goto out;
+        }
+        prev_term = e->term;
+        uint64_t index = e->index;
+        k = key_of(&index);
+        v = (MDB_val){.mv_size = ENTRY_HEADER + e->len, .mv_data = NULL};
+        /* MDB_RESERVE: encode straight into the page instead of through a buffer. */
+        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+            goto out;
+        entry_encode(v.mv_data, e);
+    }
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static void describe_batch(char *buf, size_t size, const char *verb, uint64_t from,
+                           const struct store_log_entry *entries, size_t n)
+{
+    int off = 0;
+    if (from != 0)
+        off = snprintf(buf, size, "truncate from %llu then ", (unsigned long long)from);
+    if (n == 0)
+        snprintf(buf + off, size - (size_t)off, "append nothing");
+    else
+        snprintf(buf + off, size - (size_t)off, "%s %llu..%llu", verb,
+                 (unsigned long long)entries[0].index, (unsigned long long)entries[n - 1].index);
+}
+
+int store_log_append(struct store_log *log, const struct store_log_entry *entries, size_t n)
+{
+    char what[128];
+    describe_batch(what, sizeof what, "append", 0, entries, n);
+    if (n == 0 || entries == NULL) {
+        set_err(log, "append: empty batch");
+        return RFS_EINVAL;
+    }
+    struct append_args a = {.from = 0, .entries = entries, .n = n};
+    return run_write(log, WRITE_GROWS_LOG, append_body, &a, what);
+}
+
+int store_log_truncate_append(struct store_log *log, uint64_t from,
+                              const struct store_log_entry *entries, size_t n)
+{
+    char what[160];
+    describe_batch(what, sizeof what, "append", from, entries, n);
+    if (from == 0 || (n > 0 && entries == NULL)) {
+        set_err(log, "%s: invalid arguments", what);
+        return RFS_EINVAL;
+    }
+    struct append_args a = {.from = from, .entries = entries, .n = n};
+    return run_write(log, n > 0 ? WRITE_GROWS_LOG : WRITE_MAINTENANCE, append_body, &a, what);
+}
+
+int store_log_truncate_suffix(struct store_log *log, uint64_t from)
+{
+    return store_log_truncate_append(log, from, NULL, 0);
+}
+
+static int drop_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    uint64_t through = *(uint64_t *)arg;
+    uint64_t dropped = 0;
+    int rc = record_get(log, txn, log->dbi_meta, "dropped", &dropped, 1, what);
+    if (rc != 0 && rc != RFS_ENOTFOUND)
+        return rc;
+    if (through > dropped && (rc = record_put(txn, log->dbi_meta, "dropped", &through, 1)) != 0)
+        return rc;
+
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, log->dbi_log, &cur)) != 0)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && index_of(&k) <= through) {
+        mdb_cursor_close(cur);
+        return mdb_drop(txn, log->dbi_log, 0);
+    }
+    while (rc == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc != 0 || index_of(&k) > through)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_log_drop_prefix(struct store_log *log, uint64_t through)
+{
+    char what[64];
+    snprintf(what, sizeof what, "drop prefix through %llu", (unsigned long long)through);
+    return run_write(log, WRITE_MAINTENANCE, drop_body, &through, what);
+}
+
+/* --- reads ---------------------------------------------------------------------------------- */
+
+int store_log_bounds(struct store_log *log, uint64_t *first, uint64_t *last)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *first = *last = 0;
+    int rc = read_begin(log, &txn, "log bounds");
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, log->dbi_log, &cur)) != 0)
+        goto err;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0) {
+        *first = index_of(&k);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0)
+            *last = index_of(&k);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+err:
+    read_end(log, txn);
+    if (rc != 0) {
+        *first = *last = 0;
+        return from_mdb(log, rc, "log bounds");
+    }
+    return 0;
+}
+
+int store_log_first_index(struct store_log *log, uint64_t *first)
+{
+    uint64_t last;
+    return store_log_bounds(log, first, &last);
+}
+
+int store_log_last_index(struct store_log *log, uint64_t *last)
+{
+    uint64_t first;
+    return store_log_bounds(log, &first, last);
+}
+
+/* Look up one entry inside txn; out borrows the map. */
+static int get_in_txn(struct store_log *log, MDB_txn *txn, uint64_t index,
+                      struct store_log_entry *out, const char *what)
+{
+    MDB_val k = key_of(&index), v;
+    int rc = mdb_get(txn, log->dbi_log, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        set_err(log, "%s: no entry at index %llu", what, (unsigned long long)index);
+        return RFS_ENOTFOUND;
+    }
+    if (rc != 0)
+        return from_mdb(log, rc, what);
+    return entry_decode(log, index, &v, out, what);
+}
+
+int store_log_term_at(struct store_log *log, uint64_t index, uint64_t *term)
+{
+    char what[64];
+    snprintf(what, sizeof what, "term at %llu", (unsigned long long)index);
+    MDB_txn *txn;
+    int rc = read_begin(log, &txn, what);
+    if (rc != 0)
+        return rc;
+    struct store_log_entry e;
+    rc = get_in_txn(log, txn, index, &e, what);
+    if (rc == 0)
+        *term = e.term;
+    read_end(log, txn);
+    return rc;
+}
+
+int store_log_get(struct store_log *log, uint64_t index, struct store_log_entry *out)
+{
+    char what[64];
+    snprintf(what, sizeof what, "read entry %llu", (unsigned long long)index);
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = read_begin(log, &txn, what);
+    if (rc != 0)
+        return rc;
+    struct store_log_entry e;
+    if ((rc = get_in_txn(log, txn, index, &e, what)) != 0)
+        goto out;
+    void *copy = NULL;
+    if (e.len > 0) {
+        if ((copy = malloc(e.len)) == NULL) {
+            set_err(log, "%s: out of memory for %zu bytes", what, e.len);
+            rc = RFS_ENOMEM;
+            goto out;
+        }
+        memcpy(copy, e.payload, e.len);
+    }
+    *out = e;
+    out->payload = copy;
+out:
+    read_end(log, txn);
+    return rc;
+}
+
+void store_log_entry_free(struct store_log_entry *entry)
+{
+    if (entry == NULL)
+        return;
+    free((void *)entry->payload);
+    memset(entry, 0, sizeof *entry);
+}
+
+int store_log_get_range(struct store_log *log, uint64_t lo, uint64_t hi, size_t max_bytes,
+                        struct store_log_entry **out, size_t *n)
+{
+    char what[96];
+    snprintf(what, sizeof what, "read range %llu..%llu", (unsigned long long)lo,
+             (unsigned long long)hi);
+    *out = NULL;
+    *n = 0;
+    if (lo == 0 || lo > hi) {
+        set_err(log, "%s: invalid range", what);
+        return RFS_EINVAL;
+    }
+    struct store_log_iter *it;
+    int rc = store_log_iter_open(log, lo, hi, &it);
+    if (rc != 0)
+        return rc;
+
+    /* Pass 1 collects borrowed entries (valid for the iterator's transaction), pass 2 copies
+     * them into one block so the caller frees a single pointer. */
+    struct store_log_entry *tmp = NULL;
+    size_t count = 0, cap = 0, bytes = 0;
+    struct store_log_entry e;
+    while ((rc = store_log_iter_next(it, &e)) == 0) {
+        if (count == 0 && e.index != lo) {
+            set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
+            rc = RFS_ENOTFOUND;
+            goto out;
+        }
+        if (count > 0 && max_bytes != 0 && bytes + e.len > max_bytes)
+            break;
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct store_log_entry *grown = realloc(tmp, ncap * sizeof *tmp);
+            if (grown == NULL) {
+                set_err(log, "%s: out of memory", what);
+                rc = RFS_ENOMEM;
+                goto out;
+            }
+            tmp = grown;
+            cap = ncap;
+        }
+        tmp[count++] = e;
+        bytes += e.len;
+    }
+    if (rc == RFS_ENOTFOUND && count == 0) {
+        set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
+        goto out;
+    }
+    if (rc != 0 && rc != RFS_ENOTFOUND)
+        goto out;
+
+    struct store_log_entry *block = malloc(count * sizeof *block + bytes);
+    if (block == NULL) {
+        set_err(log, "%s: out of memory for %zu bytes", what, bytes);
+        rc = RFS_ENOMEM;
+        goto out;
+    }
+    uint8_t *data = (uint8_t *)(block + count);
+    for (size_t i = 0; i < count; i++) {
+        block[i] = tmp[i];
+        if (tmp[i].len > 0) {
+            memcpy(data, tmp[i].payload, tmp[i].len);
+            block[i].payload = data;
+            data += tmp[i].len;
+        }
+    }
+    *out = block;
+    *n = count;
+    rc = 0;
+out:
+    free(tmp);
+    store_log_iter_close(it);
+    return rc;
+}
+
+int store_log_iter_open(struct store_log *log, uint64_t lo, uint64_t hi,
+                        struct store_log_iter **out)
+{
+    *out = NULL;
+    if (lo == 0 || lo > hi) {
+        set_err(log, "iterate %llu..%llu: invalid range", (unsigned long long)lo,
+                (unsigned long long)hi);
+        return RFS_EINVAL;
+    }
+    struct store_log_iter *it = calloc(1, sizeof *it);
+    if (it == NULL) {
+        set_err(log, "iterate: out of memory");
+        return RFS_ENOMEM;
+    }
+    int rc = read_begin(log, &it->txn, "iterate");
+    if (rc != 0)
+        goto err_after_alloc;
+    if ((rc = mdb_cursor_open(it->txn, log->dbi_log, &it->cur)) != 0) {
+        rc = from_mdb(log, rc, "iterate: open cursor");
+        goto err_after_txn;
+    }
+    it->log = log;
+    it->lo = lo;
+    it->hi = hi;
+    *out = it;
+    return 0;
+
+err_after_txn:
+    read_end(log, it->txn);
+err_after_alloc:
+    free(it);
+    return rc;
+}
+
+int store_log_iter_next(struct store_log_iter *it, struct store_log_entry *out)
+{
+    if (it->is_done)
+        return RFS_ENOTFOUND;
+    MDB_val k, v;
+    int rc;
+    if (it->expect == 0) {
+        uint64_t lo = it->lo;
+        k = key_of(&lo);
+        rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND) {
+        it->is_done = true;
+        return RFS_ENOTFOUND;
+    }
+    if (rc != 0) {
+        it->is_done = true;
+        return from_mdb(it->log, rc, "iterate");
+    }
+    uint64_t index = index_of(&k);
+    if (index > it->hi) {
+        it->is_done = true;
+        return RFS_ENOTFOUND;
+    }
+    if (it->expect != 0 && index != it->expect) {
+        set_err(it->log, "iterate: the log has a gap: expected index %llu, found %llu",
+                (unsigned long long)it->expect, (unsigned long long)index);
+        it->is_done = true;
+        return RFS_ECORRUPT;
+    }
+    rc = entry_decode(it->log, index, &v, out, "iterate");
+    if (rc != 0) {
+        it->is_done = true;
+        return rc;
+    }
+    it->expect = index + 1;
+    if (index == UINT64_MAX)
+        it->is_done = true;
+    return 0;
+}
+
+void store_log_iter_close(struct store_log_iter *it)
+{
+    if (it == NULL)
+        return;
+    mdb_cursor_close(it->cur);
+    read_end(it->log, it->txn);
+    free(it);
+}
+
+/* --- stable store --------------------------------------------------------------------------- */
+
+struct stable_args {
+    const char *names[2];
+    uint64_t values[2][2];
+    int nfields[2];
+    int n;
+};
+
+static int stable_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    (void)what;
+    struct stable_args *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        int rc = record_put(txn, log->dbi_stable, a->names[i], a->values[i], a->nfields[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int stable_set(struct store_log *log, const char *name, uint64_t a, uint64_t b, int nfields)
+{
+    char what[64];
+    snprintf(what, sizeof what, "set %s", name);
+    struct stable_args args = {.names = {name}, .values = {{a, b}}, .nfields = {nfields}, .n = 1};
+    return run_write(log, WRITE_MAINTENANCE, stable_body, &args, what);
+}
+
+int store_log_set_term(struct store_log *log, uint64_t term)
+{
+    return stable_set(log, "term", term, 0, 1);
+}
+
+int store_log_set_vote(struct store_log *log, uint64_t node_id)
+{
+    return stable_set(log, "vote", node_id, 0, 1);
+}
+
+int store_log_set_epoch(struct store_log *log, uint64_t epoch)
+{
+    return stable_set(log, "epoch", epoch, 0, 1);
+}
+
+int store_log_set_snapshot_meta(struct store_log *log, uint64_t index, uint64_t term)
+{
+    return stable_set(log, "snapshot", index, term, 2);
+}
+
+int store_log_set_term_vote(struct store_log *log, uint64_t term, uint64_t node_id)
+{
+    struct stable_args args = {
+        .names = {"term", "vote"}, .values = {{term}, {node_id}}, .nfields = {1, 1}, .n = 2};
+    return run_write(log, WRITE_MAINTENANCE, stable_body, &args, "set term and vote");
+}
+
+static int stable_get(struct store_log *log, const char *name, uint64_t *fields, int n)
+{
+    char what[64];
+    snprintf(what, sizeof what, "read %s", name);
+    MDB_txn *txn;
+    int rc = read_begin(log, &txn, what);
+    if (rc != 0)
+        return rc;
+    rc = record_get(log, txn, log->dbi_stable, name, fields, n, what);
+    read_end(log, txn);
+    return rc;
+}
+
+static int stable_get_u64(struct store_log *log, const char *name, uint64_t *value)
+{
+    int rc = stable_get(log, name, value, 1);
+    if (rc == RFS_ENOTFOUND) {
+        *value = 0;
+        return 0;
+    }
+    return rc;
+}
+
+int store_log_get_term(struct store_log *log, uint64_t *term)
+{
+    return stable_get_u64(log, "term", term);
+}
+
+int store_log_get_vote(struct store_log *log, uint64_t *node_id)
+{
+    return stable_get_u64(log, "vote", node_id);
+}
+
+int store_log_get_epoch(struct store_log *log, uint64_t *epoch)
+{
+    return stable_get_u64(log, "epoch", epoch);
+}
+
+int store_log_get_snapshot_meta(struct store_log *log, uint64_t *index, uint64_t *term)
+{
+    uint64_t f[2];
+    int rc = stable_get(log, "snapshot", f, 2);
+    if (rc == RFS_ENOTFOUND)
+        set_err(log, "read snapshot meta: none recorded");
+    if (rc != 0)
+        return rc;
+    *index = f[0];
+    *term = f[1];
+    return 0;
+}
+
+/* --- open and close ------------------------------------------------------------------------- */
+
+/* Check the format record, or create the sub-dbs and the record in a new environment. */
+static int open_dbs(struct store_log *log)
+{
+    MDB_txn *txn;
+    MDB_dbi main_dbi;
+    MDB_stat st;
+    uint8_t fmt[16];
+    MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
+    int rc = mdb_txn_begin(log->env, NULL, 0, &txn);
+    if (rc != 0)
+        return from_mdb(log, rc, "open: begin transaction");
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
+        (rc = mdb_stat(txn, main_dbi, &st)) != 0) {
+        rc = from_mdb(log, rc, "open: main database");
+        goto err;
+    }
+    rc = mdb_dbi_open(txn, "meta", 0, &log->dbi_meta);
+    if (rc == MDB_NOTFOUND) {
+        if (st.ms_entries != 0) {
+            set_err(log, "open %s: not a raftfs log environment (it has other databases)",
+                    log->path);
+            rc = RFS_EFORMAT;
+            goto err;
+        }
+        /* A new environment: write the format record. */
+        if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &log->dbi_meta)) != 0)
+            goto err_mdb;
+        memcpy(fmt, LOG_MAGIC, 8);
+        put_le32(fmt + 8, LOG_FORMAT_VERSION);
+        put_le32(fmt + 12, rfs_crc32c(0, fmt, 12));
+        v = (MDB_val){.mv_size = sizeof fmt, .mv_data = fmt};
+        if ((rc = mdb_put(txn, log->dbi_meta, &k, &v, 0)) != 0)
+            goto err_mdb;
+    } else if (rc != 0) {
+        goto err_mdb;
+    } else {
+        rc = mdb_get(txn, log->dbi_meta, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            set_err(log, "open %s: not a raftfs log environment (no format record)", log->path);
+            rc = RFS_EFORMAT;
+            goto err;
+        }
+        if (rc != 0)
+            goto err_mdb;
+        const uint8_t *p = v.mv_data;
+        if (v.mv_size != 16 || memcmp(p, LOG_MAGIC, 8) != 0) {
+            set_err(log, "open %s: not a raftfs log environment (bad format record)", log->path);
+            rc = RFS_EFORMAT;
+            goto err;
+        }
+        if (rfs_crc32c(0, p, 12) != get_le32(p + 12)) {
+            set_err(log, "open %s: the format record failed its checksum", log->path);
+            rc = RFS_ECORRUPT;
+            goto err;
+        }
+        if (get_le32(p + 8) != LOG_FORMAT_VERSION) {
+            set_err(log,
+                    "open %s: log format version %u is not supported (this build reads version "
+                    "%u); use the raftfs release that wrote it",
+                    log->path, get_le32(p + 8), LOG_FORMAT_VERSION);
+            rc = RFS_EFORMAT;
+            goto err;
+        }
+    }
+    if ((rc = mdb_dbi_open(txn, "stable", MDB_CREATE, &log->dbi_stable)) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE | MDB_INTEGERKEY, &log->dbi_log)) != 0)
+        goto err_mdb;
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return from_mdb(log, rc, "open: commit");
+    return 0;
+
+err_mdb:
+    rc = from_mdb(log, rc, "open: sub-databases");
+err:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_log_open(const char *path, const struct store_log_options *opts, struct store_log **out,
+                   char *errbuf, size_t errlen)
+{
+    struct store_log_options o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (o.map_size == 0)
+        o.map_size = DEFAULT_MAP_SIZE;
+    if (o.map_size_max < o.map_size)
+        o.map_size_max = o.map_size;
+    if (o.map_headroom == 0)
+        o.map_headroom = DEFAULT_HEADROOM;
+    if (o.grow_wait_ms == 0)
+        o.grow_wait_ms = DEFAULT_GROW_WAIT_MS;
+
+    *out = NULL;
+    int rc;
+    struct store_log *log = calloc(1, sizeof *log);
+    if (log == NULL || (log->path = strdup(path)) == NULL) {
+        free(log);
+        if (errbuf != NULL)
+            snprintf(errbuf, errlen, "open %s: out of memory", path);
+        return RFS_ENOMEM;
+    }
+    pthread_mutex_init(&log->err_lock, NULL);
+    pthread_mutex_init(&log->rd_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->rd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    log->map_max = o.map_size_max;
+    log->headroom = o.map_headroom;
+    log->grow_wait_ms = o.grow_wait_ms;
+
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        rc = errno == ENOSPC ? RFS_ENOSPACE : RFS_EIO;
+        set_err(log, "open %s: mkdir: %s", path, strerror(errno));
+        goto err_after_alloc;
+    }
+    if ((rc = mdb_env_create(&log->env)) != 0) {
+        rc = from_mdb(log, rc, "open: mdb_env_create");
+        goto err_after_alloc;
+    }
+    if ((rc = mdb_env_set_maxdbs(log->env, 4)) != 0 ||
+        (rc = mdb_env_set_mapsize(log->env, (size_t)o.map_size)) != 0) {
+        rc = from_mdb(log, rc, "open: configure environment");
+        goto err_after_env;
+    }
+    /* MDB_NOTLS: read transactions are not tied to a thread, so an iterator may be closed by
+     * another thread and one thread may hold several. No MDB_WRITEMAP: write errors then
+     * come back as return codes instead of SIGBUS. */
+    if ((rc = mdb_env_open(log->env, path, MDB_NOTLS, 0600)) != 0) {
+        char what[300];
+        snprintf(what, sizeof what, "open %s", path);
+        rc = from_mdb(log, rc, what);
+        goto err_after_env;
+    }
+    MDB_envinfo info;
+    mdb_env_info(log->env, &info);
+    log->map_size = info.me_mapsize;
+    if (log->map_max < log->map_size)
+        log->map_max = log->map_size; /* the data already needs more than configured */
+
+    if ((rc = open_dbs(log)) != 0)
+        goto err_after_env;
+    *out = log;
+    return 0;
+
+err_after_env:
+    mdb_env_close(log->env);
+err_after_alloc:
+    if (errbuf != NULL)
+        store_log_errmsg(log, errbuf, errlen);
+    pthread_cond_destroy(&log->rd_cond);
+    pthread_mutex_destroy(&log->rd_lock);
+    pthread_mutex_destroy(&log->err_lock);
+    free(log->path);
+    free(log);
+    return rc;
+}
+
+void store_log_close(struct store_log *log)
+{
+    if (log == NULL)
+        return;
+    mdb_env_close(log->env);
+    pthread_cond_destroy(&log->rd_cond);
+    pthread_mutex_destroy(&log->rd_lock);
+    pthread_mutex_destroy(&log->err_lock);
+    free(log->path);
+    free(log);
+}
+
+char *store_log_errmsg(struct store_log *log, char *buf, size_t size)
+{
+    if (size == 0)
+        return buf;
+    pthread_mutex_lock(&log->err_lock);
+    snprintf(buf, size, "%s", log->err);
+    pthread_mutex_unlock(&log->err_lock);
+    return buf;
+}
