@@ -32,7 +32,9 @@
     X(RAFT_ESTALE, "the snapshot or message is older than the local state")                        \
     X(RAFT_EDISKSTALL, "the leader stepped down because its log writes stalled")                   \
     X(RAFT_ECANTBOOTSTRAP, "the server already has state; bootstrap refused")                      \
-    X(RAFT_ENOQUORUM, "the configuration would have no voter")
+    X(RAFT_ENOQUORUM, "the configuration would have no voter")                                     \
+    X(RAFT_EDROPPED, "the entry was overwritten by a new leader and not applied; a retry is safe") \
+    X(RAFT_ESTORAGE, "the log store failed; the node stopped taking part until it is restarted")
 
 enum raft_error {
     RAFT_OK = 0,
@@ -501,5 +503,159 @@ const char *raft_msg_type_name(enum raft_msg_type type);
 /* Entry at index from the core's in-memory log, or NULL if it is not there (compacted or past
  * the end). Borrowed until the next raft_step. */
 const struct raft_entry *raft_log_get(const struct raft *r, uint64_t index);
+
+/* ==============================================================================================
+ * The runtime (raft/runtime*.c): the threads, durable log, transport and state machine around the
+ * core, with the asynchronous API that fs/ and tools/ use (docs/runtime.md).
+ *
+ * Threads: an event loop (the core, timers, the transport), a log writer (group commit: one
+ * durable LMDB transaction per batch of writes), an apply thread (the state machine) and a
+ * snapshot thread. Every function below may be called from any thread. Completion callbacks run
+ * on the runtime's threads: they must be quick and must not call back into the runtime
+ * synchronously waiting for it.
+ *
+ * Every request completes exactly once: with success, with a clear error, or with an "outcome
+ * unknown" error; on shutdown, on loss of leadership and at its deadline. Nothing waits forever.
+ * ============================================================================================== */
+
+struct raft_runtime;
+struct store_snapshot_dir;
+struct store_snapshot_info;
+
+/* What the state machine answers for one applied command. */
+struct raft_apply_result {
+    int status; /* the state machine's verdict for the proposer (raftfs: 0 or an errno) */
+    void *data; /* optional, malloc'd: handed to the proposer's callback on the node that
+                   proposed; freed by the runtime everywhere else */
+    size_t len;
+};
+
+/* The state machine. apply and restore run on the apply thread, snapshot on the snapshot thread
+ * (concurrently with apply: it must copy a consistent state, e.g. from one LMDB transaction). */
+struct raft_fsm {
+    void *ctx;
+    /* Apply entries[0..n) in order, atomically with recording entries[n-1] (index, term) as
+     * applied. COMMAND entries carry the proposer's bytes; NOOP entries (barriers, new leaders'
+     * entries) and CONFIG entries only advance the applied index (a CONFIG entry's data is the
+     * encoded configuration, which the state machine keeps for its snapshots). Fill results[i]
+     * for COMMAND entries. Returns 0, or nonzero when the state machine cannot go on: the
+     * runtime then stops the node rather than let its state diverge. */
+    int (*apply)(void *ctx, const struct raft_entry *entries, size_t n,
+                 struct raft_apply_result *results);
+    /* The last applied index and term (0, 0 for a new state machine). */
+    int (*applied)(void *ctx, uint64_t *index, uint64_t *term);
+    /* Write a snapshot of the state into sd and describe it in *out. */
+    int (*snapshot)(void *ctx, struct store_snapshot_dir *sd, struct store_snapshot_info *out);
+    /* Replace the state with the snapshot (index, term) in sd (already verified). */
+    int (*restore)(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uint64_t term);
+};
+
+enum raft_log_level {
+    RAFT_LOG_ERROR = 0,
+    RAFT_LOG_WARN,
+    RAFT_LOG_INFO,
+    RAFT_LOG_DEBUG,
+};
+
+struct raft_runtime_config {
+    uint64_t id;
+    const char *data_dir;   /* the runtime keeps its log in DIR/log, snapshots in DIR/snapshots */
+    const char *listen;     /* "host:port" to accept peers on */
+    const char *cluster_id; /* peers with another cluster ID are refused */
+    const char *tls_ca;     /* PEM files: the cluster CA, this node's certificate and key */
+    const char *tls_cert;
+    const char *tls_key;
+    unsigned tick_ms;            /* length of a core tick; 0: 10 ms */
+    struct raft_options options; /* core tunables in ticks (id and seed are set by the runtime) */
+    /* When the node has no state yet: NULL to wait until a leader adds it, or the initial
+     * configuration of a new cluster (every initial node gets the same one). Ignored when the
+     * node has state. */
+    const struct raft_configuration *bootstrap;
+    struct raft_fsm fsm;
+    uint64_t log_map_size; /* LMDB map of the log store; 0: defaults */
+    uint64_t log_map_max;
+    uint64_t max_frame_bytes;   /* transport limit; 0: 64 MiB */
+    uint64_t max_pending_bytes; /* proposals queued or in flight; 0: 64 MiB */
+    void (*log)(void *ctx, enum raft_log_level level, const char *text);
+    void *log_ctx;
+};
+
+/* Open the log and snapshots, restore the state machine if it is behind the latest snapshot,
+ * start the threads and the transport. On success *out runs until raft_runtime_stop. On failure
+ * a message naming what failed is written to err (errlen bytes) and an RAFT_E* code returned. */
+int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtime **out, char *err,
+                       size_t errlen);
+
+/* Stop: every pending request completes with RAFT_ESHUTDOWN, the threads are joined, files
+ * closed, and rt freed. Must not be called from a completion callback. */
+void raft_runtime_stop(struct raft_runtime *rt);
+
+/* Completion of a request. status 0: done (for a proposal: committed and applied on this node,
+ * result is the state machine's answer; the callee owns result->data). Otherwise a RAFT_E*:
+ *   RAFT_ENOTLEADER, RAFT_EDROPPED, RAFT_EBUSY, RAFT_ETOOBIG, RAFT_ECONFCHANGED, ...: definitely
+ *     not done, a retry is safe;
+ *   RAFT_ETIMEDOUT, RAFT_ELEADERSHIPLOST: the outcome is unknown (it may still be applied);
+ *   RAFT_ESHUTDOWN, RAFT_ESTORAGE: the node stopped; the outcome of a proposal is unknown. */
+typedef void (*raft_done_fn)(void *arg, int status, struct raft_apply_result *result);
+
+/* Propose a command (data copied). On a follower it is forwarded to the leader. done is called
+ * once, within timeout_ms (0: the default, 5 s) plus one tick. Returns 0 when accepted (done
+ * will be called) or an error now (done will not be): RAFT_ETOOBIG, RAFT_ENOMEM, RAFT_EBUSY
+ * (too many bytes pending), RAFT_ESHUTDOWN, RAFT_ESTORAGE. */
+int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, unsigned timeout_ms,
+                         raft_done_fn done, void *arg);
+
+/* Linearizable read barrier (ReadIndex, thesis §6.4): done(0) once the local state machine has
+ * applied everything the leader had committed when the call was made; the caller then reads
+ * locally. Errors as for propose (RAFT_ETIMEDOUT when there is no quorum). */
+int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
+                            void *arg);
+
+/* Wait until an entry appended now is applied locally (a write barrier). */
+int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
+                         void *arg);
+
+/* Membership change (leader; forwarded otherwise). expect_index 0 or the configuration index
+ * the change is based on. address is copied. */
+int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_t server,
+                        const char *address, uint64_t expect_index, unsigned timeout_ms,
+                        raft_done_fn done, void *arg);
+
+/* Leadership transfer to server (0: the most up-to-date voter). */
+int raft_runtime_transfer(struct raft_runtime *rt, uint64_t server, unsigned timeout_ms,
+                          raft_done_fn done, void *arg);
+
+/* Take a snapshot now. */
+int raft_runtime_snapshot(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
+                          void *arg);
+
+struct raft_runtime_peer {
+    uint64_t id;
+    enum raft_suffrage suffrage;
+    char address[RAFT_ADDRESS_MAX];
+    uint64_t match;           /* leader only */
+    uint64_t last_contact_ms; /* leader only: since its last response */
+    bool is_connected;
+};
+
+struct raft_runtime_status {
+    uint64_t id;
+    enum raft_role role;
+    uint64_t term;
+    uint64_t leader; /* 0: unknown */
+    char leader_address[RAFT_ADDRESS_MAX];
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t last_index;
+    uint64_t snapshot_index;
+    uint64_t snapshot_term;
+    uint64_t conf_index;
+    uint64_t epoch;
+    int error; /* 0, or RAFT_ESTORAGE etc.: why the node stopped taking part */
+    unsigned n_peers;
+    struct raft_runtime_peer peers[RAFT_MAX_SERVERS];
+};
+
+void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out);
 
 #endif

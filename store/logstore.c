@@ -609,6 +609,65 @@ int store_log_drop_prefix(struct store_log *log, uint64_t through)
     return run_write(log, WRITE_MAINTENANCE, drop_body, &through, what);
 }
 
+struct batch_args {
+    const struct store_log_batch *batch;
+};
+
+static int batch_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    const struct store_log_batch *b = ((struct batch_args *)arg)->batch;
+    int rc;
+    if (b->has_hard_state) {
+        uint64_t term = b->term, vote = b->vote;
+        if ((rc = record_put(txn, log->dbi_stable, "term", &term, 1)) != 0 ||
+            (rc = record_put(txn, log->dbi_stable, "vote", &vote, 1)) != 0)
+            return rc;
+    }
+    struct append_args a = {.from = b->truncate_from, .entries = b->entries, .n = b->n};
+    return append_body(log, txn, &a, what);
+}
+
+int store_log_write(struct store_log *log, const struct store_log_batch *batch)
+{
+    char what[160];
+    describe_batch(what, sizeof what, "append", batch->truncate_from, batch->entries, batch->n);
+    if (batch->n > 0 && batch->entries == NULL) {
+        set_err(log, "%s: invalid arguments", what);
+        return RFS_EINVAL;
+    }
+    if (!batch->has_hard_state && batch->truncate_from == 0 && batch->n == 0)
+        return 0;
+    struct batch_args a = {.batch = batch};
+    return run_write(log, batch->n > 0 ? WRITE_GROWS_LOG : WRITE_MAINTENANCE, batch_body, &a, what);
+}
+
+struct reset_args {
+    uint64_t index;
+    uint64_t term;
+};
+
+static int reset_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    struct reset_args *a = arg;
+    int rc = delete_suffix(log, txn, 1);
+    if (rc != 0)
+        return rc;
+    uint64_t through = a->index;
+    if ((rc = drop_body(log, txn, &through, what)) != 0)
+        return rc;
+    uint64_t fields[2] = {a->index, a->term};
+    return record_put(txn, log->dbi_stable, "snapshot", fields, 2);
+}
+
+int store_log_reset(struct store_log *log, uint64_t index, uint64_t term)
+{
+    char what[80];
+    snprintf(what, sizeof what, "reset the log after snapshot %llu/%llu", (unsigned long long)index,
+             (unsigned long long)term);
+    struct reset_args a = {.index = index, .term = term};
+    return run_write(log, WRITE_MAINTENANCE, reset_body, &a, what);
+}
+
 /* --- reads ---------------------------------------------------------------------------------- */
 
 int store_log_bounds(struct store_log *log, uint64_t *first, uint64_t *last)

@@ -3,6 +3,7 @@
 #ifndef STORE_LOGSTORE_H
 #define STORE_LOGSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +82,29 @@ int store_log_append(struct store_log *log, const struct store_log_entry *entrie
  * Errors: as store_log_append, plus RFS_EINVAL for from == 0. */
 int store_log_truncate_append(struct store_log *log, uint64_t from,
                               const struct store_log_entry *entries, size_t n);
+
+/* One write of the Raft runtime's log writer (group commit): optionally the hard state (term and
+ * vote), then optionally delete entries >= truncate_from, then append n entries, all in one
+ * transaction with one durable commit. The append rules of store_log_append apply to the log as
+ * it is after the deletion. Payloads are borrowed for the call. */
+struct store_log_batch {
+    bool has_hard_state;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t truncate_from; /* 0: no deletion */
+    const struct store_log_entry *entries;
+    size_t n;
+};
+
+/* Errors: as store_log_truncate_append. An empty batch (no hard state, nothing to delete or
+ * append) is a no-op returning 0. */
+int store_log_write(struct store_log *log, const struct store_log_batch *batch);
+
+/* A snapshot (index, term) was installed: delete every entry, remember index as dropped (the
+ * next append starts at index + 1) and record the snapshot meta, in one transaction, so that a
+ * crash leaves either the old log or the new empty one, never a mix.
+ * Errors: RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
+int store_log_reset(struct store_log *log, uint64_t index, uint64_t term);
 
 /* Delete every entry with index >= from in one transaction (same as truncate_append with no
  * entries). Errors: RFS_EINVAL (from == 0), RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */

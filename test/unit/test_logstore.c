@@ -305,6 +305,60 @@ static void truncate_suffix_and_prefix(void **state)
     assert_int_equal(append_run(f->log, 71, 1, 3), 0);
 }
 
+static void batch_write_is_one_transaction(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(append_run(f->log, 1, 10, 1), 0);
+    struct store_log_entry e[4];
+    make_entries(e, 8, 4, 3);
+    struct store_log_batch b = {
+        .has_hard_state = true, .term = 3, .vote = 7, .truncate_from = 8, .entries = e, .n = 4};
+    assert_int_equal(store_log_write(f->log, &b), 0);
+    uint64_t first, last, term, vote;
+    assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
+    assert_int_equal(last, 11);
+    assert_true(entry_ok(f->log, 7, 1));
+    assert_true(entry_ok(f->log, 8, 3));
+    assert_int_equal(store_log_get_term(f->log, &term), 0);
+    assert_int_equal(store_log_get_vote(f->log, &vote), 0);
+    assert_int_equal(term, 3);
+    assert_int_equal(vote, 7);
+
+    /* A refused append leaves the hard state and the truncation undone too. */
+    make_entries(e, 20, 1, 4); /* gap */
+    b = (struct store_log_batch){
+        .has_hard_state = true, .term = 9, .vote = 1, .truncate_from = 5, .entries = e, .n = 1};
+    assert_int_equal(store_log_write(f->log, &b), RFS_ERANGE);
+    assert_int_equal(store_log_get_term(f->log, &term), 0);
+    assert_int_equal(term, 3);
+    assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
+    assert_int_equal(last, 11);
+
+    /* Hard state alone. */
+    b = (struct store_log_batch){.has_hard_state = true, .term = 4, .vote = 0};
+    assert_int_equal(store_log_write(f->log, &b), 0);
+    assert_int_equal(store_log_get_term(f->log, &term), 0);
+    assert_int_equal(term, 4);
+}
+
+static void reset_after_snapshot_install(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(append_run(f->log, 1, 20, 2), 0);
+    assert_int_equal(store_log_reset(f->log, 15, 3), 0);
+    uint64_t first, last, index, term;
+    assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
+    assert_int_equal(first, 0);
+    assert_int_equal(last, 0);
+    assert_int_equal(store_log_get_snapshot_meta(f->log, &index, &term), 0);
+    assert_int_equal(index, 15);
+    assert_int_equal(term, 3);
+    /* The log continues after the snapshot, never at or below it. */
+    assert_int_equal(append_run(f->log, 15, 1, 3), RFS_ERANGE);
+    assert_int_equal(append_run(f->log, 16, 3, 3), 0);
+    assert_true(entry_ok(f->log, 16, 3));
+}
+
 static void truncate_then_append(void **state)
 {
     struct fixture *f = *state;
@@ -1090,6 +1144,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(range_and_iterator, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_suffix_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_then_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_write_is_one_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(reset_after_snapshot_install, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(stable_store_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_version_refused, setup, teardown),
