@@ -114,8 +114,10 @@ int raft_bootstrap_entry(const struct raft_configuration *conf, uint8_t *buf,
     return make_entry(conf, 1, 1, buf, entry);
 }
 
-int raft_recover_entry(const struct raft_configuration *conf, uint64_t last_index,
-                       uint64_t last_term, uint8_t *buf, struct raft_entry *entry)
+int raft_recover_entry(const struct raft_configuration *conf, uint64_t last_index, uint64_t term,
+                       uint8_t *buf, struct raft_entry *entry)
 {
-    return make_entry(conf, last_index + 1, last_term ? last_term : 1, buf, entry);
+    if (term == 0)
+        return RAFT_EINVAL;
+    return make_entry(conf, last_index + 1, term, buf, entry);
 }

@@ -24,38 +24,35 @@ static void leave_leadership(struct raft *r)
 void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
     leave_leadership(r);
+    bool is_new_term = term != r->term;
     raft__set_term(r, term);
-    if (leader != r->leader) {
-        /* Reads forwarded to the old leader will never be answered. */
+    if (leader != r->leader || is_new_term) {
+        /* Reads forwarded to the old leader, or to its previous term, will never be answered. */
         for (size_t i = 0; i < r->n_fwd_reads; i++)
             raft__read_result(r, r->fwd_reads[i], 0, RAFT_ELEADERSHIPLOST);
         r->n_fwd_reads = 0;
     }
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
-    r->n_votes_granted = 0;
-    r->n_votes_rejected = 0;
+    r->n_votes = 0;
     raft__reset_election_timer(r);
 }
 
+/* Count each voter once, whichever way it answered: the network may duplicate answers. */
 static void record_vote(struct raft *r, uint64_t id, bool granted)
 {
-    for (unsigned i = 0; i < r->n_votes_granted; i++)
-        if (r->votes_granted[i] == id)
+    for (unsigned i = 0; i < r->n_votes; i++)
+        if (r->votes[i].id == id)
             return;
-    if (granted) {
-        if (r->n_votes_granted < RAFT_MAX_SERVERS)
-            r->votes_granted[r->n_votes_granted++] = id;
-    } else {
-        r->n_votes_rejected++;
-    }
+    if (r->n_votes < RAFT_MAX_SERVERS)
+        r->votes[r->n_votes++] = (struct raft_vote){.id = id, .is_granted = granted};
 }
 
-static unsigned granted_voters(const struct raft *r)
+static unsigned count_votes(const struct raft *r, bool granted)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < r->n_votes_granted; i++)
-        n += raft__is_voter(r, r->votes_granted[i]);
+    for (unsigned i = 0; i < r->n_votes; i++)
+        n += r->votes[i].is_granted == granted && raft__is_voter(r, r->votes[i].id);
     return n;
 }
 
@@ -79,7 +76,7 @@ static void send_vote_requests(struct raft *r, bool is_pre_vote, bool is_transfe
 static void check_election(struct raft *r)
 {
     unsigned voters = raft_configuration_voters(&r->conf);
-    if (granted_voters(r) < raft__quorum(voters))
+    if (count_votes(r, true) < raft__quorum(voters))
         return;
     if (r->role == RAFT_PRE_CANDIDATE)
         raft__campaign(r, false, false);
@@ -92,8 +89,7 @@ void raft__campaign(struct raft *r, bool is_pre_vote, bool is_transfer)
     if (!raft__is_voter(r, r->opts.id))
         return; /* learners and servers outside the configuration never campaign */
     leave_leadership(r);
-    r->n_votes_granted = 0;
-    r->n_votes_rejected = 0;
+    r->n_votes = 0;
     r->leader = 0;
     raft__reset_election_timer(r);
     if (is_pre_vote) {
@@ -116,7 +112,10 @@ void raft__tick_election(struct raft *r)
     r->election_elapsed++;
     if (r->election_elapsed < r->randomized_timeout)
         return;
-    if (!raft__is_voter(r, r->opts.id) || r->recv.is_installing) {
+    /* Learners and servers outside the configuration never campaign; neither does a server
+     * installing a snapshot, nor one whose disk stalls: it would only win to step down again. */
+    if (!raft__is_voter(r, r->opts.id) || r->recv.is_installing ||
+        r->stall_ticks >= r->opts.disk_stall_ticks) {
         raft__reset_election_timer(r);
         return;
     }
@@ -143,14 +142,20 @@ void raft__recv_vote(struct raft *r, const struct raft_msg *m)
          * unless the leader itself asked for the election by a transfer. */
         bool in_lease = r->leader != 0 && (r->role != RAFT_LEADER || r->opts.check_quorum) &&
                         r->election_elapsed < r->opts.election_ticks;
+        /* With lease reads, a leader counts on us not voting for an election timeout after we
+         * heard from it, and a restart must not shorten that: we wait one out first. */
+        if (r->opts.lease_reads && r->ticks < r->opts.election_ticks)
+            in_lease = true;
         if (in_lease && !v->is_transfer)
             return;
         if (!v->is_pre_vote)
             raft__become_follower(r, m->term, 0);
     }
 
-    if (m->term >= r->term && raft__is_voter(r, m->from) &&
-        log_up_to_date(r, v->last_index, v->last_term)) {
+    /* The candidate need not be a voter in our configuration: it may know a newer one that
+     * promoted it (thesis §4.1). Servers outside their own configuration never campaign, and
+     * pre-vote with the guard above keeps removed ones from disrupting. */
+    if (m->term >= r->term && log_up_to_date(r, v->last_index, v->last_term)) {
         if (v->is_pre_vote)
             granted = m->term > r->term;
         else
@@ -186,6 +191,6 @@ void raft__recv_vote_resp(struct raft *r, const struct raft_msg *m)
     record_vote(r, m->from, v->granted);
     check_election(r);
     unsigned voters = raft_configuration_voters(&r->conf);
-    if (r->n_votes_rejected >= raft__quorum(voters))
+    if (count_votes(r, false) >= raft__quorum(voters))
         raft__become_follower(r, r->term, 0); /* lost; wait for a new timeout */
 }

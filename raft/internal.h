@@ -57,7 +57,7 @@ struct raft_progress {
     uint64_t next;
     uint64_t match;
     bool is_probe_sent;     /* PROBE: an append is outstanding */
-    bool has_acked;         /* REPLICATE: an ack arrived since the last heartbeat response */
+    unsigned ack_idle;      /* REPLICATE: ticks with entries in flight and no acknowledgement */
     bool is_recent_active;  /* heard from within the current check-quorum period */
     unsigned since_contact; /* ticks since the last response */
     uint64_t read_seq;      /* highest ReadIndex round it confirmed */
@@ -68,6 +68,11 @@ struct raft_progress {
     uint64_t snap_acked;
     unsigned snap_idle; /* ticks without progress */
 };
+
+/* Heartbeat rounds whose start tick is remembered, for lease reads. */
+#define RAFT_ROUND_TICKS 64
+/* Reads a follower may have forwarded to the leader and not yet seen answered. */
+#define RAFT_MAX_FORWARDED_READS 4096
 
 struct pending_read {
     uint64_t id;
@@ -107,6 +112,8 @@ struct pending_transfer {
 struct snapshot_recv {
     bool is_active;
     bool is_installing; /* install requested, waiting for RAFT_EVENT_SNAPSHOT_INSTALLED */
+    uint64_t from;      /* leader and term sending it: files of different leaders differ */
+    uint64_t from_term;
     uint64_t index;
     uint64_t term;
     uint64_t size;
@@ -164,22 +171,26 @@ struct raft {
     uint64_t conf_index;
 
     /* timers, in ticks */
+    uint64_t ticks;            /* since raft_new */
     unsigned election_elapsed; /* since the leader was heard from, or the election began */
     unsigned randomized_timeout;
     unsigned heartbeat_elapsed;
     unsigned quorum_elapsed;
     unsigned stall_ticks; /* leader: ticks with unpersisted entries and no progress */
 
-    /* elections */
-    uint64_t votes_granted[RAFT_MAX_SERVERS];
-    unsigned n_votes_granted;
-    unsigned n_votes_rejected;
+    /* elections: the answers of this campaign */
+    struct raft_vote {
+        uint64_t id;
+        bool is_granted;
+    } votes[RAFT_MAX_SERVERS];
+    unsigned n_votes;
 
     /* leader */
     struct raft_progress progress[RAFT_MAX_SERVERS];
     unsigned n_progress;
-    uint64_t term_start; /* index of the leader's first entry of its term */
-    uint64_t read_seq;   /* last ReadIndex round started */
+    uint64_t term_start;                    /* index of the leader's first entry of its term */
+    uint64_t read_seq;                      /* last ReadIndex round started */
+    uint64_t round_ticks[RAFT_ROUND_TICKS]; /* tick each recent round started */
     struct pending_read *reads;
     size_t n_reads, cap_reads;
     struct pending_change change;
@@ -260,6 +271,8 @@ void raft__progress_sync(struct raft *r);
 void raft__collect_apply(struct raft *r, struct raft_update *u);
 
 /* readindex.c */
+uint64_t raft__read_confirmed(struct raft *r);
+void raft__start_round(struct raft *r);
 int raft__read_index(struct raft *r, uint64_t id);
 void raft__recv_read_index(struct raft *r, const struct raft_msg *m);
 void raft__recv_read_index_resp(struct raft *r, const struct raft_msg *m);

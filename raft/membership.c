@@ -163,11 +163,14 @@ void raft__change_progress(struct raft *r)
         if (pr == NULL || pr->match < r->change.round_target)
             return;
         /* Caught up within the round. Promote once the learner's own entry is committed
-         * (one change at a time); otherwise measure another round. */
-        if (r->conf_index <= r->commit)
+         * (one change at a time); until then keep measuring from here without counting a new
+         * round. */
+        if (r->conf_index <= r->commit) {
             promote(r);
-        else
-            start_round(r);
+        } else {
+            r->change.round_ticks = 0;
+            r->change.round_target = raft__log_last(r);
+        }
         return;
     }
     case CHANGE_COMMIT:

@@ -126,9 +126,17 @@ int raft_new(const struct raft_options *opts, const struct raft_initial_state *s
         if (rv)
             goto err_after_log;
     }
+    /* A log that does not contain the snapshot's last entry (it ends before it, or holds another
+     * term there) is left over from before the snapshot was installed: it contradicts the
+     * state machine, so it goes, and the log continues after the snapshot. */
+    if (s->snapshot.index > 0) {
+        const struct raft_entry *at = raft__log_at(r, s->snapshot.index);
+        bool is_behind = raft__log_last(r) < s->snapshot.index;
+        bool is_other = at != NULL && at->term != s->snapshot.term;
+        if (is_behind || is_other)
+            raft__log_reset(r, s->snapshot.index);
+    }
     r->durable_index = raft__log_last(r);
-    if (r->durable_index < s->snapshot.index)
-        r->durable_index = s->snapshot.index;
     raft__conf_rebuild(r);
 
     r->applied = s->applied > s->snapshot.index ? s->applied : s->snapshot.index;
@@ -136,9 +144,11 @@ int raft_new(const struct raft_options *opts, const struct raft_initial_state *s
         rv = RAFT_EINVAL; /* the state machine is ahead of the log and no snapshot covers it */
         goto err_after_log;
     }
-    r->commit = s->commit > r->applied ? s->commit : r->applied;
-    if (r->commit > raft__log_last(r) && r->commit > s->snapshot.index)
-        r->commit = raft__log_last(r) > r->applied ? raft__log_last(r) : r->applied;
+    /* Never more than the caller knows to be committed: the rest of the local log may be
+     * uncommitted leftovers that a leader will overwrite. */
+    r->commit = s->commit < raft__log_last(r) ? s->commit : raft__log_last(r);
+    if (r->commit < r->applied)
+        r->commit = r->applied;
 
     r->role = RAFT_FOLLOWER;
     r->reported_role = RAFT_FOLLOWER;
@@ -169,6 +179,12 @@ void raft_free(struct raft *r)
 
 static void tick(struct raft *r)
 {
+    r->ticks++;
+    /* A log write that makes no progress for too long is a stalled disk, whatever the role. */
+    if (r->durable_index < raft__log_last(r))
+        r->stall_ticks++;
+    else
+        r->stall_ticks = 0;
     if (r->role == RAFT_LEADER)
         raft__tick_leader(r);
     else
@@ -197,13 +213,19 @@ static void receive(struct raft *r, const struct raft_msg *m)
                            m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_TIMEOUT_NOW;
         raft__become_follower(r, m->term, from_leader ? m->from : 0);
     } else if (m->term < r->term) {
-        /* A stale leader learns of the newer term from the rejection and steps down; without
-         * this a leader cut off by a one-way partition could keep followers from electing. */
+        /* A stale leader learns of the newer term from our answer and steps down; without this
+         * a leader cut off by a one-way partition could keep followers from electing. The
+         * answer is a heartbeat response, which tells a leader re-elected meanwhile (same id,
+         * newer term) nothing about our log, unlike a rejected append would. */
         if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
             m->type == RAFT_MSG_SNAPSHOT) {
-            struct raft_msg *resp = raft__msg(r, RAFT_MSG_APPEND_RESP, m->from);
-            if (resp != NULL)
-                resp->append_resp.success = false;
+            raft__msg(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+        } else if (m->type == RAFT_MSG_READ_INDEX) {
+            struct raft_msg *resp = raft__msg(r, RAFT_MSG_READ_INDEX_RESP, m->from);
+            if (resp != NULL) {
+                resp->read_index_resp.id = m->read_index.id;
+                resp->read_index_resp.status = RAFT_ENOTLEADER;
+            }
         }
         return;
     }
@@ -248,7 +270,7 @@ int raft_step(struct raft *r, const struct raft_event *e, struct raft_update *u)
                                  e->snapshot_installed.status);
         break;
     case RAFT_EVENT_CAMPAIGN:
-        if (r->role == RAFT_LEADER || !raft__is_voter(r, r->opts.id))
+        if (r->role == RAFT_LEADER || !raft__is_voter(r, r->opts.id) || r->recv.is_installing)
             rv = RAFT_EINVAL;
         else
             raft__campaign(r, r->opts.pre_vote, false);

@@ -275,9 +275,11 @@ struct raft_snapshot_meta {
 struct raft_initial_state {
     uint64_t term;
     uint64_t vote;   /* 0: none */
-    uint64_t commit; /* a lower bound is fine; 0 when unknown */
+    uint64_t commit; /* an index known committed AND present in this log; 0 when unknown */
     struct raft_snapshot_meta snapshot;
-    /* Entries after the snapshot, contiguous, first index = snapshot.index + 1. Copied. */
+    /* The stored log, contiguous. It may start inside the trailing window before the snapshot
+     * (first index <= snapshot.index + 1). A log that ends before the snapshot or holds another
+     * term at its index is discarded (left over from before an install). Copied. */
     const struct raft_entry *entries;
     size_t n_entries;
     /* Index up to which the state machine has already applied (durable state machine, like
@@ -357,15 +359,22 @@ struct raft_event {
 /* --- the update (output) -------------------------------------------------------------------------
  * One update per raft_step. The caller processes it in this order:
  *   1. persist the hard state (term, vote) if has_hard_state, durably, before any message of
- *      this update is sent (a vote must never be granted twice across a crash);
+ *      this update is sent (a vote must never be granted twice across a crash), and before or
+ *      with the log write of this update;
  *   2. start writing the log change (truncate entries >= truncate_from, then append entries);
- *      report completion later with RAFT_EVENT_PERSISTED; writes complete in order;
- *   3. write the received snapshot chunk, if any; install the snapshot if install is set and
- *      report with RAFT_EVENT_SNAPSHOT_INSTALLED;
+ *      report completion later with RAFT_EVENT_PERSISTED; writes complete in order. A write
+ *      that fails must not be followed by any later write or PERSISTED event: the caller stops
+ *      feeding this core (restart it from what is on disk);
+ *   3. write the received snapshot chunk, if any; install the snapshot if install is set, after
+ *      the log writes already asked for and after applying the entries already handed out,
+ *      replacing the state machine and deleting the whole stored log crash-atomically (a crash
+ *      leaves the old log or an empty one after the snapshot), and report with
+ *      RAFT_EVENT_SNAPSHOT_INSTALLED;
  *   4. send the messages (for RAFT_MSG_SNAPSHOT, fill in the chunk data from the snapshot);
  *   5. apply the committed entries, in order;
  *   6. deliver results (proposal, reads, change, transfer).
- * Every pointer in the update is borrowed until the next call of raft_step or raft_free. */
+ * Every pointer in the update is borrowed until the next call of raft_step or raft_free: copy
+ * what is written or applied on another thread. */
 
 struct raft_read_result {
     uint64_t id;
@@ -431,7 +440,8 @@ struct raft_update {
     bool role_changed; /* role, term or leader differ from the previous update */
     enum raft_role role;
     uint64_t leader; /* 0: unknown */
-    uint64_t commit;
+    uint64_t commit; /* informational: may exceed what this server holds durably, so it must
+                        not be persisted as raft_initial_state.commit without min(durable) */
 };
 
 /* --- lifecycle -------------------------------------------------------------------------------- */
@@ -460,9 +470,12 @@ int raft_bootstrap_entry(const struct raft_configuration *conf, uint8_t *buf,
                          struct raft_entry *entry);
 
 /* Offline recovery when a quorum is lost for good: the entry that forces conf on a survivor,
- * appended after its last entry (last_index + 1, last_term). */
-int raft_recover_entry(const struct raft_configuration *conf, uint64_t last_index,
-                       uint64_t last_term, uint8_t *buf, struct raft_entry *entry);
+ * appended after its last entry at last_index + 1 in term, which must be higher than any term
+ * the survivor has seen (its current term + 1); the caller stores term as the current term
+ * too. A new term keeps the entry from ever matching one a lost peer might hold at the same
+ * index. */
+int raft_recover_entry(const struct raft_configuration *conf, uint64_t last_index, uint64_t term,
+                       uint8_t *buf, struct raft_entry *entry);
 
 /* --- inspection (never changes state) --------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
 #include "raft/internal.h"
 
 /* Highest round confirmed by a quorum of voters (the leader confirms its own rounds). */
-static uint64_t confirmed_seq(struct raft *r)
+uint64_t raft__read_confirmed(struct raft *r)
 {
     uint64_t seqs[RAFT_MAX_SERVERS];
     unsigned n = 0;
@@ -33,18 +33,27 @@ static uint64_t confirmed_seq(struct raft *r)
     return seqs[raft__quorum(n) - 1];
 }
 
-/* Leader lease (opt-in): a quorum heard from within the election timeout less the drift bound
- * means no other leader can have been elected yet (requires check-quorum). */
-static bool lease_valid(const struct raft *r)
+/* Is this leader the only voter? Then its own say-so is a quorum. A leader that is not a voter
+ * (being removed) never is, even when one voter is left: that voter may already lead. */
+static bool is_sole_voter(const struct raft *r)
 {
-    if (!r->opts.lease_reads)
+    return raft__is_voter(r, r->opts.id) && raft_configuration_voters(&r->conf) == 1;
+}
+
+/* Leader lease (opt-in, thesis §6.4.1): once a quorum acknowledged a heartbeat round started at
+ * tick t, no other leader can be elected before t + election timeout on their clocks (they
+ * ignore votes for that long after hearing from us), less the drift bound for ours. The lease
+ * counts from when the round was sent, not from when the answers came back, and is off during a
+ * leadership transfer, whose target may win at once. */
+static bool lease_valid(struct raft *r)
+{
+    if (!r->opts.lease_reads || r->transfer.is_active)
         return false;
-    unsigned bound = r->opts.election_ticks - r->opts.lease_drift_ticks;
-    unsigned live = raft__is_voter(r, r->opts.id) ? 1 : 0;
-    for (unsigned i = 0; i < r->n_progress; i++)
-        if (raft__is_voter(r, r->progress[i].id) && r->progress[i].since_contact < bound)
-            live++;
-    return live >= raft__quorum(raft_configuration_voters(&r->conf));
+    uint64_t confirmed = raft__read_confirmed(r);
+    if (confirmed == 0 || r->read_seq - confirmed >= RAFT_ROUND_TICKS)
+        return false;
+    uint64_t start = r->round_ticks[confirmed % RAFT_ROUND_TICKS];
+    return r->ticks - start < r->opts.election_ticks - r->opts.lease_drift_ticks;
 }
 
 static void answer(struct raft *r, const struct pending_read *p, int status)
@@ -61,9 +70,10 @@ static void answer(struct raft *r, const struct pending_read *p, int status)
     m->read_index_resp.status = status;
 }
 
-static void start_round(struct raft *r)
+void raft__start_round(struct raft *r)
 {
     r->read_seq++;
+    r->round_ticks[r->read_seq % RAFT_ROUND_TICKS] = r->ticks;
     raft__broadcast_heartbeat(r);
 }
 
@@ -73,8 +83,7 @@ static int leader_read(struct raft *r, uint64_t id, uint64_t from)
     bool has_committed = r->commit >= r->term_start; /* an entry of this term (thesis §6.4) */
     struct pending_read p = {.id = id, .from = from, .index = r->commit};
 
-    if (has_committed &&
-        (raft_configuration_voters(&r->conf) <= 1 || lease_valid(r) || MUTANT(UNCONFIRMED_READ))) {
+    if (has_committed && (is_sole_voter(r) || lease_valid(r) || MUTANT(UNCONFIRMED_READ))) {
         answer(r, &p, 0);
         return 0;
     }
@@ -84,8 +93,8 @@ static int leader_read(struct raft *r, uint64_t id, uint64_t from)
      * heartbeats that left before this read arrived, which would prove nothing about it. */
     p.seq = has_committed ? r->read_seq + 1 : 0;
     r->reads[r->n_reads++] = p;
-    if (has_committed && confirmed_seq(r) >= r->read_seq)
-        start_round(r);
+    if (has_committed && raft__read_confirmed(r) >= r->read_seq)
+        raft__start_round(r);
     return 0;
 }
 
@@ -94,7 +103,7 @@ void raft__reads_advance(struct raft *r)
     if (r->role != RAFT_LEADER || r->n_reads == 0)
         return;
     bool has_committed = r->commit >= r->term_start;
-    uint64_t confirmed = confirmed_seq(r);
+    uint64_t confirmed = raft__read_confirmed(r);
     size_t kept = 0;
     bool want_round = false;
     for (size_t i = 0; i < r->n_reads; i++) {
@@ -113,8 +122,13 @@ void raft__reads_advance(struct raft *r)
     }
     r->n_reads = kept;
     /* The round these reads wait for starts once the one in flight is confirmed. */
-    if (want_round && confirmed >= r->read_seq)
-        start_round(r);
+    /* The round these reads wait for starts once the one in flight is confirmed. A sole voter
+     * confirms its own round at once, with no answer to wait for. */
+    if (want_round && confirmed >= r->read_seq) {
+        raft__start_round(r);
+        if (is_sole_voter(r))
+            raft__reads_advance(r);
+    }
 }
 
 void raft__reads_fail_all(struct raft *r, int status)
@@ -130,6 +144,8 @@ int raft__read_index(struct raft *r, uint64_t id)
         return leader_read(r, id, 0);
     if (r->leader == 0)
         return RAFT_ENOTLEADER;
+    if (r->n_fwd_reads >= RAFT_MAX_FORWARDED_READS)
+        return RAFT_EBUSY;
     if (raft__grow(r, (void **)&r->fwd_reads, &r->cap_fwd_reads, r->n_fwd_reads + 1,
                    sizeof *r->fwd_reads))
         return RAFT_ENOMEM;

@@ -49,6 +49,11 @@ void raft__become_leader(struct raft *r)
     r->role = RAFT_LEADER;
     r->leader = r->opts.id;
     r->n_progress = 0;
+    if (r->transfer.is_active) {
+        /* Left over from an earlier leadership of ours: it did not move leadership away. */
+        r->transfer.is_active = false;
+        raft__transfer_result(r, r->transfer.id, RAFT_ELEADERSHIPLOST);
+    }
     raft__progress_sync(r);
     r->heartbeat_elapsed = 0;
     r->quorum_elapsed = 0;
@@ -140,21 +145,32 @@ void raft__tick_leader(struct raft *r)
     r->quorum_elapsed++;
     r->election_elapsed++;
     for (unsigned i = 0; i < r->n_progress; i++) {
-        r->progress[i].since_contact++;
-        raft__snapshot_tick(r, &r->progress[i]);
+        struct raft_progress *pr = &r->progress[i];
+        pr->since_contact++;
+        raft__snapshot_tick(r, pr);
+        /* Entries in flight and no acknowledgement for three heartbeat intervals: they were
+         * lost (a follower acknowledges as soon as its disk has them). Probe again from the
+         * last known match. Counted in time, so a follower with a slow disk is not mistaken
+         * for a lossy one as long as it keeps up within that. */
+        if (pr->state == PROGRESS_REPLICATE && pr->next - 1 > pr->match) {
+            if (++pr->ack_idle >= 3 * r->opts.heartbeat_ticks) {
+                pr->state = PROGRESS_PROBE;
+                pr->next = pr->match + 1;
+                pr->is_probe_sent = false;
+                raft__send_append(r, pr);
+            }
+        } else {
+            pr->ack_idle = 0;
+        }
     }
 
     /* A leader whose own disk stalls keeps its followers' clocks reset with heartbeats while
      * nothing commits; stepping down lets a healthy server take over (the hashicorp/raft and
      * etcd failure where a leader with a hung disk freezes the cluster). */
-    if (r->durable_index < raft__log_last(r)) {
-        if (++r->stall_ticks >= r->opts.disk_stall_ticks) {
-            raft__reads_fail_all(r, RAFT_EDISKSTALL);
-            step_down(r);
-            return;
-        }
-    } else {
-        r->stall_ticks = 0;
+    if (r->stall_ticks >= r->opts.disk_stall_ticks) {
+        raft__reads_fail_all(r, RAFT_EDISKSTALL);
+        step_down(r);
+        return;
     }
 
     /* Check-quorum (thesis §6.2): without contact with a quorum for an election timeout, a
@@ -176,9 +192,11 @@ void raft__tick_leader(struct raft *r)
         }
     }
 
+    /* Every heartbeat is a ReadIndex round: reads waiting for one go with it, and the lease
+     * of lease reads counts from when it was sent. */
     if (r->heartbeat_elapsed >= r->opts.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        raft__broadcast_heartbeat(r);
+        raft__start_round(r);
     }
     raft__change_tick(r);
 }
@@ -433,7 +451,7 @@ void raft__recv_append_resp(struct raft *r, const struct raft_msg *m)
             return; /* from a log we never sent: ignore */
         if (a->index > pr->match) {
             pr->match = a->index;
-            pr->has_acked = true;
+            pr->ack_idle = 0;
         }
         if (pr->state == PROGRESS_PROBE ||
             (pr->state == PROGRESS_SNAPSHOT && pr->match >= pr->snap_index)) {
@@ -455,6 +473,12 @@ void raft__recv_append_resp(struct raft *r, const struct raft_msg *m)
     if (pr->state == PROGRESS_SNAPSHOT || a->reject_index < pr->match ||
         a->reject_index >= pr->next)
         return; /* stale: about an older message */
+    if (a->conflict_term == 0 && a->conflict_index <= pr->match) {
+        /* The follower's log is shorter than what it acknowledged: its disk lost acknowledged
+         * entries, which the protocol assumes never happens. Believe it rather than probe at
+         * match + 1 forever. */
+        pr->match = a->conflict_index - 1;
+    }
     uint64_t next = a->conflict_index;
     if (a->conflict_term != 0) {
         uint64_t t;
@@ -501,18 +525,9 @@ void raft__recv_heartbeat_resp(struct raft *r, const struct raft_msg *m)
         pr->read_seq = m->heartbeat_resp.read_seq;
         raft__reads_advance(r);
     }
-    uint64_t last = raft__log_last(r);
-    if (pr->state == PROGRESS_PROBE) {
+    if (pr->state == PROGRESS_PROBE)
         pr->is_probe_sent = false; /* the probe or its answer was lost: probe again */
-    } else if (pr->state == PROGRESS_REPLICATE && pr->match < last && !pr->has_acked) {
-        /* Nothing acknowledged for a whole heartbeat round while entries are outstanding:
-         * they were lost. Fall back to probing from the last known match. */
-        pr->state = PROGRESS_PROBE;
-        pr->next = pr->match + 1;
-        pr->is_probe_sent = false;
-    }
-    pr->has_acked = false;
-    if (pr->match < last)
+    if (pr->match < raft__log_last(r))
         raft__send_append(r, pr);
 }
 
@@ -522,8 +537,8 @@ void raft__persisted(struct raft *r, uint64_t index, uint64_t term)
     if (index <= r->durable_index || !raft__log_term(r, index, &t) || t != term)
         return; /* an older write, superseded by a truncation */
     r->durable_index = index;
+    r->stall_ticks = 0;
     if (r->role == RAFT_LEADER) {
-        r->stall_ticks = 0;
         raft__maybe_commit(r);
     } else {
         raft__send_ack(r);

@@ -102,10 +102,17 @@ void raft__snapshot_tick(struct raft *r, struct raft_progress *pr)
     if (++pr->snap_idle < r->opts.election_ticks / 2)
         return;
     /* No progress for a while: chunks were lost, or the runtime replaced the snapshot we were
-     * sending. Resume from the last acknowledged byte, or start over with the newest one. */
+     * sending, or everything arrived but the answer did not (lost, or the install failed).
+     * Start over with a newer snapshot; resume from the last acknowledged byte; or send the
+     * last chunk again, which an installed follower answers with "done" and one that failed
+     * answers with "start over". */
     pr->snap_idle = 0;
     if (pr->snap_index != r->snapshot.index)
         pr->state = PROGRESS_PROBE;
+    if (pr->snap_acked >= pr->snap_size) {
+        uint64_t last = pr->snap_size % r->opts.snapshot_chunk_bytes;
+        pr->snap_acked = pr->snap_size - (last ? last : r->opts.snapshot_chunk_bytes);
+    }
     pr->snap_sent = pr->snap_acked;
     raft__send_snapshot(r, pr);
 }
@@ -170,15 +177,20 @@ void raft__recv_snapshot(struct raft *r, const struct raft_msg *m)
         return; /* malformed: drop */
 
     uint64_t term;
-    if (s->index <= r->commit ||
-        (raft__log_term(r, s->index, &term) && term == s->term && !r->recv.is_installing)) {
+    if (!r->recv.is_installing &&
+        (s->index <= r->commit || (raft__log_term(r, s->index, &term) && term == s->term))) {
         /* We hold everything it covers, and it is committed (a snapshot holds only applied
-         * entries): no need to install it. */
+         * entries): no need to install it. It is acknowledged like an append, only once it is
+         * durable here (invariant 4): a leader that believed otherwise could later tell this
+         * follower to commit stale entries that a crash brought back. */
         if (s->index > r->commit)
             r->commit = s->index;
         if (s->index > r->ack_limit)
             r->ack_limit = s->index;
-        respond(r, m->from, s->index, s->size, true);
+        if (r->durable_index >= s->index)
+            respond(r, m->from, s->index, s->size, true);
+        else
+            raft__send_ack(r);
         return;
     }
     struct snapshot_recv *rc = &r->recv;
@@ -187,13 +199,16 @@ void raft__recv_snapshot(struct raft *r, const struct raft_msg *m)
             respond(r, m->from, s->index, rc->received, false);
         return;
     }
-    if (!rc->is_active || rc->index != s->index || rc->term != s->term || s->offset == 0) {
+    if (!rc->is_active || rc->index != s->index || rc->term != s->term || rc->from != m->from ||
+        rc->from_term != m->term || s->offset == 0) {
         if (s->offset != 0) {
             respond(r, m->from, s->index, 0, false); /* ask for the start */
             return;
         }
         memset(rc, 0, sizeof *rc);
         rc->is_active = true;
+        rc->from = m->from;
+        rc->from_term = m->term;
         rc->index = s->index;
         rc->term = s->term;
         rc->size = s->size;
@@ -243,6 +258,7 @@ void raft__snapshot_installed(struct raft *r, uint64_t index, uint64_t term, int
     if (!keep_log || r->durable_index < index)
         r->durable_index = index;
     r->ack_limit = index;
+    r->acked = index;
     if (r->commit < index)
         r->commit = index;
     r->applied = index;

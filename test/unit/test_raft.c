@@ -485,6 +485,130 @@ static void snapshot_compacts_and_lagging_follower_installs(void **state)
     cluster_free(c);
 }
 
+/* Thesis §4.1: a server votes for an up-to-date candidate even if its own configuration does not
+ * list the candidate as a voter yet. Voters {1,2,3} promote learner 4; server 3 misses the
+ * promotion and the leader's last entry reaches only 4; after the leader dies, 4 is the only
+ * electable server and needs 3's vote. */
+static void candidate_promoted_in_a_newer_configuration_gets_votes(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(4, 3);
+    struct raft_event campaign = {.type = RAFT_EVENT_CAMPAIGN};
+    step(c, 0, &campaign);
+    deliver_all(c);
+    tick_all(c, 5);
+    assert_int_equal(leader_of(c), 0);
+    struct raft_event e = {.type = RAFT_EVENT_CHANGE};
+    e.change.id = 1;
+    e.change.op = RAFT_CHANGE_ADD_LEARNER;
+    e.change.server = 4;
+    assert_int_equal(step_rv(c, 0, &e), 0);
+    tick_all(c, 5);
+    assert_true(c->nodes[0].has_change);
+    c->cut[1][3] = true; /* 3 misses everything from now on */
+    e.change.id = 2;
+    e.change.op = RAFT_CHANGE_ADD_VOTER; /* promote the learner */
+    c->nodes[0].has_change = false;
+    assert_int_equal(step_rv(c, 0, &e), 0);
+    tick_all(c, 15);
+    assert_true(c->nodes[0].has_change);
+    assert_int_equal(c->nodes[0].change_status, 0);
+    c->cut[1][2] = true; /* the next entry reaches 4 only */
+    assert_int_equal(propose(c, 0, "x"), 0);
+    deliver_all(c);
+    for (unsigned i = 1; i <= 4; i++) { /* the leader dies */
+        c->cut[1][i] = true;
+        c->cut[i][1] = true;
+    }
+    struct raft_status s3;
+    raft_status(c->nodes[2].r, &s3);
+    assert_int_equal(raft_configuration_get(&s3.conf, 4)->suffrage, RAFT_LEARNER);
+    for (unsigned t = 0; t < 100 && (leader_of(c) <= 0); t++) {
+        for (unsigned i = 1; i < 4; i++) {
+            struct raft_event tick = {.type = RAFT_EVENT_TICK};
+            step(c, i, &tick);
+        }
+        deliver_all(c);
+    }
+    assert_int_equal(leader_of(c), 3);
+    cluster_free(c);
+}
+
+/* Voters {1, 2}: leader 1 removes itself; 2 takes the new configuration, then the two are cut
+ * apart and 2 leads alone. Server 1, still leader of its term, must not answer a read without
+ * hearing from 2. */
+static void leader_leaving_the_configuration_confirms_reads(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(2, 2);
+    struct raft_event campaign = {.type = RAFT_EVENT_CAMPAIGN};
+    step(c, 0, &campaign);
+    deliver_all(c);
+    tick_all(c, 3);
+    assert_int_equal(leader_of(c), 0);
+    c->cut[2][1] = true; /* 2 hears 1, 1 never hears back */
+    struct raft_event e = {.type = RAFT_EVENT_CHANGE};
+    e.change.id = 1;
+    e.change.op = RAFT_CHANGE_REMOVE;
+    e.change.server = 1;
+    assert_int_equal(step_rv(c, 0, &e), 0);
+    deliver_all(c);
+    c->cut[1][2] = true;
+    struct raft_status s;
+    raft_status(c->nodes[1].r, &s);
+    assert_int_equal(raft_configuration_voters(&s.conf), 1);
+    for (unsigned t = 0; t < 40; t++) {
+        struct raft_event tick = {.type = RAFT_EVENT_TICK};
+        step(c, 1, &tick);
+    }
+    assert_int_equal(raft_role(c->nodes[1].r), RAFT_LEADER);
+    assert_int_equal(raft_role(c->nodes[0].r), RAFT_LEADER); /* has not noticed yet */
+    struct raft_event read = {.type = RAFT_EVENT_READ_INDEX, .read_index.id = 3};
+    assert_int_equal(step_rv(c, 0, &read), 0);
+    deliver_all(c);
+    assert_int_equal(c->nodes[0].n_reads, 0);
+    cluster_free(c);
+}
+
+/* A stored log that contradicts the snapshot is left over from before an install: raft_new
+ * drops it rather than trust it. */
+static void log_contradicting_the_snapshot_is_discarded(void **state)
+{
+    (void)state;
+    struct raft_options o = options(1);
+    struct raft_entry entries[5];
+    for (unsigned i = 0; i < 5; i++)
+        entries[i] = (struct raft_entry){.index = i + 1, .term = 2, .type = RAFT_ENTRY_NOOP};
+    struct raft_initial_state s = {.term = 3, .entries = entries, .n_entries = 5};
+    s.snapshot.index = 8; /* the log ends before it */
+    s.snapshot.term = 3;
+    s.snapshot.conf.n = 1;
+    s.snapshot.conf.servers[0] = (struct raft_server){.id = 1, .suffrage = RAFT_VOTER};
+    s.snapshot.size = 10;
+    s.commit = 5;
+    struct raft *r;
+    assert_int_equal(raft_new(&o, &s, &r), 0);
+    struct raft_status st;
+    raft_status(r, &st);
+    assert_int_equal(st.last_index, 8);
+    assert_int_equal(st.commit, 8);
+    raft_free(r);
+
+    s.snapshot.index = 4; /* covered, but by another term */
+    assert_int_equal(raft_new(&o, &s, &r), 0);
+    raft_status(r, &st);
+    assert_int_equal(st.last_index, 4);
+    raft_free(r);
+
+    s.snapshot.term = 2; /* agrees: the log after it is kept */
+    s.commit = 0;
+    assert_int_equal(raft_new(&o, &s, &r), 0);
+    raft_status(r, &st);
+    assert_int_equal(st.last_index, 5);
+    assert_int_equal(st.commit, 4); /* the snapshot, not the whole log */
+    raft_free(r);
+}
+
 static void configuration_encoding_round_trips_and_refuses_garbage(void **state)
 {
     (void)state;
@@ -522,6 +646,9 @@ int main(void)
         cmocka_unit_test(transfer_to_unreachable_times_out),
         cmocka_unit_test(stalled_leader_disk_steps_down),
         cmocka_unit_test(snapshot_compacts_and_lagging_follower_installs),
+        cmocka_unit_test(candidate_promoted_in_a_newer_configuration_gets_votes),
+        cmocka_unit_test(leader_leaving_the_configuration_confirms_reads),
+        cmocka_unit_test(log_contradicting_the_snapshot_is_discarded),
         cmocka_unit_test(configuration_encoding_round_trips_and_refuses_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
