@@ -243,6 +243,12 @@ static int make_node(struct fsm_txn *t, const struct store_cmd *c, uint32_t mode
     bool is_excl = !is_create || (c->flags & STORE_CMD_EXCL);
     int r;
 
+    if (S_ISLNK(mode)) { /* Linux copies the target in before it looks at the new name */
+        if (c->data_len == 0)
+            return ENOENT;
+        if (c->data_len > STORE_FSM_SYMLINK_MAX)
+            return ENAMETOOLONG;
+    }
     if ((r = dir_get(t, c->ino, &dir)) != 0)
         return r;
     if ((r = name_check(c->name, c->name_len)) != 0)
@@ -267,12 +273,6 @@ static int make_node(struct fsm_txn *t, const struct store_cmd *c, uint32_t mode
         return r;
     if (S_ISDIR(mode) && dir.nlink >= t->fsm->max_links)
         return EMLINK;
-    if (S_ISLNK(mode)) {
-        if (c->data_len == 0)
-            return ENOENT;
-        if (c->data_len > STORE_FSM_SYMLINK_MAX)
-            return ENAMETOOLONG;
-    }
     uint64_t ino;
     if ((r = store__next_ino_take(t, &ino)) != 0)
         return r; /* ENOSPC when numbers run out: nothing was written */
@@ -438,12 +438,14 @@ static int cmd_rename(struct fsm_txn *t, const struct store_cmd *c, struct store
         np = &op;
     else if ((r = dir_get(t, c->ino2, np)) != 0)
         return r;
-    if ((r = name_check(c->name, c->name_len)) != 0 ||
-        (r = name_check(c->name2, c->name2_len)) != 0)
-        return r;
     if (is_dot(c->name, c->name_len) || is_dot(c->name2, c->name2_len))
         return EINVAL; /* Linux says EBUSY; the kernel never sends these to FUSE */
+    /* Linux looks the source up before it looks at the new name at all. */
+    if ((r = name_check(c->name, c->name_len)) != 0)
+        return r;
     if ((r = dirent_get(t, op.ino, c->name, c->name_len, &sd)) != 0)
+        return r;
+    if ((r = name_check(c->name2, c->name2_len)) != 0)
         return r;
     r = dirent_get(t, np->ino, c->name2, c->name2_len, &dd);
     if (r != 0 && r != ENOENT)

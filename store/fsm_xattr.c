@@ -9,7 +9,8 @@
 
 static const char *const namespaces[] = {"user.", "trusted.", "security."};
 
-/* EOPNOTSUPP for an unknown namespace, EINVAL for a bare prefix ("user."). */
+/* EOPNOTSUPP for an unknown namespace, EINVAL for a bare prefix ("user."). *is_user is set
+ * for any name starting with "user.", even the bare prefix. */
 static int namespace_check(const char *name, size_t len, bool *is_user)
 {
     for (size_t i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++) {
@@ -42,10 +43,13 @@ int store__cmd_setxattr(struct fsm_txn *t, const struct store_cmd *c, struct sto
         return E2BIG;
     if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
         return r;
-    if ((r = namespace_check(c->name, c->name_len, &is_user)) != 0)
-        return r;
+    /* Linux decides permission (user.* only on files and directories) before it resolves
+     * the namespace. */
+    int ns = namespace_check(c->name, c->name_len, &is_user);
     if (is_user && !S_ISREG(node.mode) && !S_ISDIR(node.mode))
         return EPERM;
+    if (ns != 0)
+        return ns;
     uint8_t k[8 + STORE_FSM_XATTR_NAME_MAX];
     xattr_key(k, c->ino, c->name, c->name_len);
     MDB_val key = {8 + c->name_len, k}, val;
@@ -80,10 +84,13 @@ int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
         return ERANGE;
     if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
         return r;
-    if ((r = namespace_check(c->name, c->name_len, &is_user)) != 0)
-        return r;
+    /* Linux decides permission (user.* only on files and directories) before it resolves
+     * the namespace. */
+    int ns = namespace_check(c->name, c->name_len, &is_user);
     if (is_user && !S_ISREG(node.mode) && !S_ISDIR(node.mode))
         return EPERM;
+    if (ns != 0)
+        return ns;
     uint8_t k[8 + STORE_FSM_XATTR_NAME_MAX];
     xattr_key(k, c->ino, c->name, c->name_len);
     MDB_val key = {8 + c->name_len, k};
@@ -121,12 +128,13 @@ int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, vo
     int r = store__inode_get(fsm, txn, ino, &node);
     if (r != 0)
         goto out;
-    if ((r = namespace_check(name, name_len, &is_user)) != 0)
-        goto out;
+    int ns = namespace_check(name, name_len, &is_user);
     if (is_user && !S_ISREG(node.mode) && !S_ISDIR(node.mode)) {
         r = ENODATA;
         goto out;
     }
+    if ((r = ns) != 0)
+        goto out;
     uint8_t k[8 + STORE_FSM_XATTR_NAME_MAX];
     xattr_key(k, ino, name, name_len);
     MDB_val key = {8 + name_len, k}, val;
