@@ -206,8 +206,10 @@ int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct stor
         node.uid = c->uid;
     if (v & STORE_CMD_SET_GID)
         node.gid = c->gid;
-    if ((v & STORE_CMD_SET_SIZE) && c->size != node.size) {
-        /* tmpfs: a size change sets mtime and ctime; the same size changes nothing. */
+    /* tmpfs: a size change sets mtime and ctime, and so does cutting at the current size
+     * when the file holds data (shmem_truncate_range runs whenever pages are allocated); the
+     * same size on a file of holes only changes nothing. */
+    if ((v & STORE_CMD_SET_SIZE) && (c->size != node.size || node.nblocks > 0)) {
         if ((r = store__data_truncate(t, &node, c->size)) != 0)
             return r;
         node.mtime = t->now;

@@ -10,7 +10,7 @@
  *                                                         all-zero blocks skipped
  *     'L' len u32, target                                 symlinks
  *     'X' name_len u16, name, len u32, value              per xattr, by name bytes
- *     'O' 8 reserved bytes                                orphans
+ *     'O' len u32, the orphan value                       orphans
  * Left out on purpose: the applied index and term, the configuration, readdir cookies (they
  * record the order entries were made, not what the tree holds) and nblocks (a block of
  * written zeros and a hole read the same). */

@@ -461,11 +461,22 @@ static void setattr_fields_and_ctime(void **state)
     res = fx_apply(f, &c);
     assert_time(res.attr.mtime, c.time_sec, 123);
     assert_time(res.attr.atime, 1000, 1);
-    /* Truncating to the same size changes nothing, not even ctime (tmpfs). */
+    /* Truncating a file without data to the same size changes nothing, not even ctime. */
     struct store_fsm_attr before = attr_of(f, a);
     assert_int_equal(do_truncate(f, a, 0).err, 0);
     struct store_fsm_attr after = attr_of(f, a);
     assert_attr_equal(before, after);
+    /* With data it sets mtime and ctime even at the same size (tmpfs). */
+    uint64_t b = do_create(f, R, "b", 0600, 0).ino;
+    do_write(f, b, 0, "xy", 2);
+    c = cmd_base(f, STORE_CMD_SETATTR);
+    c.ino = b;
+    c.valid = STORE_CMD_SET_SIZE;
+    c.size = 2;
+    res = fx_apply(f, &c);
+    assert_int_equal(res.attr.size, 2);
+    assert_time(res.attr.mtime, c.time_sec, 123);
+    assert_time(res.attr.ctime, c.time_sec, 123);
     /* A size change sets mtime and ctime. */
     c = cmd_base(f, STORE_CMD_SETATTR);
     c.ino = a;

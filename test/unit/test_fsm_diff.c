@@ -5,7 +5,8 @@
  *
  * The real side addresses directories through file descriptors (one per directory inode), so
  * both sides name the same inode even while a batch of several commands renames things.
- * RAFTFS_SEED=N replays one seed; RAFTFS_DIFF_OPS=N changes the total number of operations.
+ * RAFTFS_SEED=N replays one seed; RAFTFS_DIFF_OPS=N changes the total number of operations;
+ * RAFTFS_DIFF_TRACE=1 prints every operation and compares the trees after each one.
  *
  * Where raftfs differs from Linux on purpose, the generator avoids the case (docs/fsm-format.md
  * lists them): CREATE without EXCL over a symlink or FIFO, writes to FIFOs, set-id bits,
@@ -897,6 +898,8 @@ static void run_seed(struct run *r, uint64_t seed, long ops)
         for (int i = 0; i < made; i++, r->op++) {
             struct op *op = &r->batch[i];
             long count;
+            if (getenv("RAFTFS_DIFF_TRACE"))
+                printf("# op %ld: %s -> %d\n", r->op, op->desc, res[i].err);
             int err = real_exec(r, op, &res[i], &count);
             if (err != res[i].err)
                 FAIL(r, "%s%s: raftfs %s, Linux %s", op->desc, made > 1 ? " (in a batch)" : "",
@@ -911,7 +914,7 @@ static void run_seed(struct run *r, uint64_t seed, long ops)
                 FAIL(r, "%s: raftfs wrote %llu, Linux %ld", op->desc,
                      (unsigned long long)res[i].written, count);
         }
-        if (r->op % 97 < (long)made)
+        if (r->op % 97 < (long)made || getenv("RAFTFS_DIFF_TRACE"))
             compare_dir(r, "", STORE_FSM_ROOT_INO, r->rootfd, false);
     }
     compare_node(r, "", STORE_FSM_ROOT_INO, r->basefd, rootname, true);
