@@ -1,0 +1,107 @@
+/* Commands of the inode state machine: one per mutating filesystem operation, and their
+ * versioned little-endian binary encoding (the payload of a raft log entry). The layout is
+ * documented byte by byte in docs/fsm-format.md. */
+#ifndef STORE_COMMAND_H
+#define STORE_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Version byte of every encoded command. A decoder refuses any other value. */
+#define STORE_CMD_VERSION 1
+
+/* Largest encoded command the decoder accepts, whatever the buffer length (64 MiB of data
+ * plus headers). Keeps a hostile length from describing more than a log entry may hold. */
+#define STORE_CMD_MAX_ENCODED ((size_t)64 * 1024 * 1024 + 4096)
+
+enum store_cmd_type {
+    STORE_CMD_CREATE = 1,  /* ino=parent, name, mode (permission bits), uid, gid, flags EXCL */
+    STORE_CMD_MKNOD,       /* ino=parent, name, mode (S_IFREG or S_IFIFO | perms), uid, gid, rdev */
+    STORE_CMD_MKDIR,       /* ino=parent, name, mode (permission bits), uid, gid */
+    STORE_CMD_UNLINK,      /* ino=parent, name, flags KEEP_OPEN */
+    STORE_CMD_RMDIR,       /* ino=parent, name, flags KEEP_OPEN */
+    STORE_CMD_SYMLINK,     /* ino=parent, name, data=target, uid, gid */
+    STORE_CMD_LINK,        /* ino=existing inode, ino2=new parent, name=new name */
+    STORE_CMD_RENAME,      /* ino=old parent, name, ino2=new parent, name2, flags */
+    STORE_CMD_SETATTR,     /* ino, valid bits, mode, uid, gid, size, atime, mtime */
+    STORE_CMD_WRITE,       /* ino, offset, data */
+    STORE_CMD_REPLACE,     /* ino, data: truncate to zero and write data, as one change */
+    STORE_CMD_SETXATTR,    /* ino, name, data=value, flags XATTR_CREATE/XATTR_REPLACE */
+    STORE_CMD_REMOVEXATTR, /* ino, name */
+    STORE_CMD_FORGET,      /* ino: the last open handle of an orphan is gone; delete it */
+    STORE_CMD_TYPE_END
+};
+
+/* flags of CREATE */
+#define STORE_CMD_EXCL 0x1u
+/* flags of UNLINK, RMDIR and RENAME: if this removes the last link, keep the inode as an
+ * orphan (it is open somewhere) instead of deleting it; FORGET deletes it later. */
+#define STORE_CMD_KEEP_OPEN 0x100u
+/* flags of RENAME (same meaning as Linux renameat2) */
+#define STORE_CMD_NOREPLACE 0x1u
+#define STORE_CMD_EXCHANGE  0x2u
+/* flags of SETXATTR (same meaning as Linux setxattr) */
+#define STORE_CMD_XATTR_CREATE  0x1u
+#define STORE_CMD_XATTR_REPLACE 0x2u
+
+/* valid bits of SETATTR. *_NOW means "the command's timestamp" and wins over the explicit
+ * value bit of the same time. */
+#define STORE_CMD_SET_MODE      0x01u
+#define STORE_CMD_SET_UID       0x02u
+#define STORE_CMD_SET_GID       0x04u
+#define STORE_CMD_SET_SIZE      0x08u
+#define STORE_CMD_SET_ATIME     0x10u
+#define STORE_CMD_SET_MTIME     0x20u
+#define STORE_CMD_SET_ATIME_NOW 0x40u
+#define STORE_CMD_SET_MTIME_NOW 0x80u
+#define STORE_CMD_SET_ALL       0xffu
+
+/* One decoded command. Which fields matter depends on the type (see the enum). Pointers are
+ * borrowed: after store_cmd_decode they point into the decoded buffer and are valid as long
+ * as it is; for store_cmd_encode they are only read. Lengths are in bytes; names and targets
+ * are not NUL-terminated. */
+struct store_cmd {
+    uint8_t type;     /* enum store_cmd_type */
+    int64_t time_sec; /* proposer's clock: the only source of "now" for apply */
+    uint32_t time_nsec;
+    uint64_t ino;
+    uint64_t ino2;
+    uint32_t flags;
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t rdev;
+    uint32_t valid;  /* SETATTR */
+    uint64_t size;   /* SETATTR */
+    uint64_t offset; /* WRITE */
+    int64_t atime_sec;
+    uint32_t atime_nsec;
+    int64_t mtime_sec;
+    uint32_t mtime_nsec;
+    const char *name;
+    size_t name_len;
+    const char *name2;
+    size_t name2_len;
+    const uint8_t *data;
+    size_t data_len;
+};
+
+/* Bytes store_cmd_encode needs for cmd; 0 if cmd cannot be encoded (unknown type, a name
+ * longer than 65535 bytes, data longer than 4 GiB - 1, nanoseconds >= 10^9). */
+size_t store_cmd_encoded_size(const struct store_cmd *cmd);
+
+/* Encode cmd into buf (cap bytes) and set *len to the bytes written. Errors: RFS_EINVAL if
+ * cmd cannot be encoded (see store_cmd_encoded_size), RFS_ERANGE if cap is too small (nothing
+ * meaningful is written). cmd and what it points to are only read. */
+int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t *len);
+
+/* Decode len bytes of buf into *cmd. Never reads outside buf and accepts any bytes: anything
+ * but a well-formed command of a known version and type, with no trailing bytes, gives
+ * RFS_EDECODE. Names are not validated here (apply decides ENAMETOOLONG etc.). On success
+ * cmd's pointers borrow buf, which must outlive their use. */
+int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd);
+
+/* Name of a command type for messages ("create", ...); "unknown" otherwise. Static string. */
+const char *store_cmd_type_name(unsigned type);
+
+#endif

@@ -1,0 +1,789 @@
+/* Inode state machine: opening and creating the environment, the meta table, inode records,
+ * and the read side (lookup, getattr, readdir, readlink, statfs, applied index). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/fsm_internal.h"
+
+/* Meta keys (ASCII, no NUL). */
+#define META_FORMAT   "format"   /* u32 format version */
+#define META_APPLIED  "applied"  /* u64 index, u64 term */
+#define META_CONFIG   "config"   /* u64 index, then the opaque blob */
+#define META_NEXT_INO "next_ino" /* u64: the next inode number handed out */
+#define META_LIMITS   "limits" /* u64 max file size, u32 max links, u32 block size, u32 name max */
+
+static MDB_val meta_key(const char *name)
+{
+    return (MDB_val){.mv_size = strlen(name), .mv_data = (void *)name};
+}
+
+int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
+{
+    if (fsm != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(fsm->errmsg, sizeof fsm->errmsg, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < sizeof fsm->errmsg)
+            snprintf(fsm->errmsg + n, sizeof fsm->errmsg - (size_t)n, ": %s", mdb_strerror(rc));
+    }
+    switch (rc) {
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case ENOSPC: return RFS_ENOSPACE;
+    case ENOMEM: return RFS_ENOMEM;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND: return RFS_ECORRUPT;
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH: return RFS_EFORMAT;
+    default: return RFS_EIO;
+    }
+}
+
+const char *store_fsm_errmsg(const struct store_fsm *fsm)
+{
+    return fsm->errmsg;
+}
+
+/* --- inode records ------------------------------------------------------------------------- */
+
+void store__inode_encode(const struct fsm_inode *n, uint8_t *rec)
+{
+    memset(rec, 0, FSM_INODE_RECORD);
+    rec[0] = 1; /* record version */
+    fsm_put_le(rec + 4, n->mode, 4);
+    fsm_put_le(rec + 8, n->uid, 4);
+    fsm_put_le(rec + 12, n->gid, 4);
+    fsm_put_le(rec + 16, n->nlink, 4);
+    fsm_put_le(rec + 20, n->rdev, 4);
+    fsm_put_le(rec + 24, n->size, 8);
+    fsm_put_le(rec + 32, n->nblocks, 8);
+    fsm_put_le(rec + 40, (uint64_t)n->atime.sec, 8);
+    fsm_put_le(rec + 48, n->atime.nsec, 4);
+    fsm_put_le(rec + 52, n->mtime.nsec, 4);
+    fsm_put_le(rec + 56, (uint64_t)n->mtime.sec, 8);
+    fsm_put_le(rec + 64, (uint64_t)n->ctime.sec, 8);
+    fsm_put_le(rec + 72, n->ctime.nsec, 4);
+    fsm_put_le(rec + 80, n->generation, 8);
+    fsm_put_le(rec + 88, n->parent, 8);
+    fsm_put_le(rec + 96, n->next_cookie, 8);
+}
+
+static int inode_decode(uint64_t ino, const MDB_val *v, struct fsm_inode *n)
+{
+    const uint8_t *rec = v->mv_data;
+    if (v->mv_size != FSM_INODE_RECORD || rec[0] != 1)
+        return RFS_ECORRUPT;
+    n->ino = ino;
+    n->mode = (uint32_t)fsm_get_le(rec + 4, 4);
+    n->uid = (uint32_t)fsm_get_le(rec + 8, 4);
+    n->gid = (uint32_t)fsm_get_le(rec + 12, 4);
+    n->nlink = (uint32_t)fsm_get_le(rec + 16, 4);
+    n->rdev = (uint32_t)fsm_get_le(rec + 20, 4);
+    n->size = fsm_get_le(rec + 24, 8);
+    n->nblocks = fsm_get_le(rec + 32, 8);
+    n->atime.sec = (int64_t)fsm_get_le(rec + 40, 8);
+    n->atime.nsec = (uint32_t)fsm_get_le(rec + 48, 4);
+    n->mtime.nsec = (uint32_t)fsm_get_le(rec + 52, 4);
+    n->mtime.sec = (int64_t)fsm_get_le(rec + 56, 8);
+    n->ctime.sec = (int64_t)fsm_get_le(rec + 64, 8);
+    n->ctime.nsec = (uint32_t)fsm_get_le(rec + 72, 4);
+    n->generation = fsm_get_le(rec + 80, 8);
+    n->parent = fsm_get_le(rec + 88, 8);
+    n->next_cookie = fsm_get_le(rec + 96, 8);
+    return 0;
+}
+
+int store__inode_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, struct fsm_inode *out)
+{
+    uint8_t k[8];
+    fsm_put_be64(k, ino);
+    MDB_val key = {8, k}, val;
+    MDB_dbi dbi = fsm->inodes;
+    int rc = mdb_get(txn, dbi, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "get inode %llu", (unsigned long long)ino);
+    return inode_decode(ino, &val, out);
+}
+
+int store__inode_put(struct fsm_txn *t, const struct fsm_inode *node)
+{
+    uint8_t k[8], rec[FSM_INODE_RECORD];
+    fsm_put_be64(k, node->ino);
+    store__inode_encode(node, rec);
+    MDB_val key = {8, k}, val = {sizeof rec, rec};
+    int rc = mdb_put(t->txn, t->fsm->inodes, &key, &val, 0);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "put inode %llu", (unsigned long long)node->ino);
+    return 0;
+}
+
+void store__inode_to_attr(const struct fsm_inode *n, struct store_fsm_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->ino = n->ino;
+    a->mode = n->mode;
+    a->uid = n->uid;
+    a->gid = n->gid;
+    a->nlink = n->nlink;
+    a->rdev = n->rdev;
+    a->size = n->size;
+    a->blocks = n->nblocks * (FSM_BLOCK_SIZE / 512);
+    /* Field by field, so the padding memset above cleared stays clear (attributes are
+     * compared and copied as bytes by callers). */
+    a->atime.sec = n->atime.sec;
+    a->atime.nsec = n->atime.nsec;
+    a->mtime.sec = n->mtime.sec;
+    a->mtime.nsec = n->mtime.nsec;
+    a->ctime.sec = n->ctime.sec;
+    a->ctime.nsec = n->ctime.nsec;
+    a->generation = n->generation;
+}
+
+/* --- meta ---------------------------------------------------------------------------------- */
+
+static int meta_get_u64(struct store_fsm *fsm, MDB_txn *txn, const char *name, uint64_t *v,
+                        size_t at)
+{
+    MDB_val key = meta_key(name), val;
+    int rc = mdb_get(txn, fsm->meta, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return RFS_ENOTFOUND;
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "get meta %s", name);
+    if (val.mv_size < at + 8)
+        return RFS_ECORRUPT;
+    *v = fsm_get_le((const uint8_t *)val.mv_data + at, 8);
+    return 0;
+}
+
+static int meta_put(struct fsm_txn *t, const char *name, const void *data, size_t len)
+{
+    MDB_val key = meta_key(name), val = {len, (void *)data};
+    int rc = mdb_put(t->txn, t->fsm->meta, &key, &val, 0);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "put meta %s", name);
+    return 0;
+}
+
+int store__next_ino_take(struct fsm_txn *t, uint64_t *ino)
+{
+    uint64_t next;
+    int r = meta_get_u64(t->fsm, t->txn, META_NEXT_INO, &next, 0);
+    if (r != 0)
+        return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
+    if (next == UINT64_MAX)
+        return ENOSPC; /* inode numbers exhausted: a filesystem answer, not a store error */
+    uint8_t buf[8];
+    fsm_put_le(buf, next + 1, 8);
+    r = meta_put(t, META_NEXT_INO, buf, 8);
+    if (r != 0)
+        return r;
+    *ino = next;
+    return 0;
+}
+
+static int put_applied(struct fsm_txn *t, uint64_t index, uint64_t term)
+{
+    uint8_t buf[16];
+    fsm_put_le(buf, index, 8);
+    fsm_put_le(buf + 8, term, 8);
+    return meta_put(t, META_APPLIED, buf, sizeof buf);
+}
+
+/* --- range deletes ------------------------------------------------------------------------- */
+
+int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_from, uint64_t from,
+                         const char *what)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->txn, dbi, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "open cursor on %s", what);
+    uint8_t k[16];
+    fsm_put_be64(k, ino);
+    fsm_put_be64(k + 8, from);
+    /* Seek again after every delete rather than trusting the cursor's position after
+     * mdb_cursor_del: simple, and these ranges are short. */
+    for (;;) {
+        MDB_val key = {has_from ? 16 : 8, k}, val;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (rc != 0 || key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(t->fsm, rc, "delete %s of inode %llu", what,
+                                    (unsigned long long)ino);
+    return 0;
+}
+
+/* --- open and create ----------------------------------------------------------------------- */
+
+static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fsm_options *o)
+{
+    struct fsm_txn t = {.fsm = fsm, .txn = txn};
+    uint8_t buf[24];
+    int r;
+
+    fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
+    if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0)
+        return r;
+    fsm_put_le(buf, o->max_file_size ? o->max_file_size : STORE_FSM_DEFAULT_FILE_MAX, 8);
+    fsm_put_le(buf + 8, o->max_links ? o->max_links : STORE_FSM_DEFAULT_MAX_LINKS, 4);
+    fsm_put_le(buf + 12, FSM_BLOCK_SIZE, 4);
+    fsm_put_le(buf + 16, STORE_FSM_NAME_MAX, 4);
+    if ((r = meta_put(&t, META_LIMITS, buf, 20)) != 0)
+        return r;
+    fsm_put_le(buf, STORE_FSM_ROOT_INO + 1, 8);
+    if ((r = meta_put(&t, META_NEXT_INO, buf, 8)) != 0)
+        return r;
+    if ((r = put_applied(&t, 0, 0)) != 0)
+        return r;
+    struct fsm_inode root = {
+        .ino = STORE_FSM_ROOT_INO,
+        .mode = S_IFDIR | 0755,
+        .nlink = 2,
+        .size = 2 * FSM_DIRENT_SIZE,
+        .atime = o->root_time,
+        .mtime = o->root_time,
+        .ctime = o->root_time,
+        .parent = STORE_FSM_ROOT_INO,
+        .next_cookie = FSM_FIRST_COOKIE,
+    };
+    return store__inode_put(&t, &root);
+}
+
+static int load_limits(struct store_fsm *fsm, MDB_txn *txn)
+{
+    MDB_val key = meta_key(META_LIMITS), val;
+    int rc = mdb_get(txn, fsm->meta, &key, &val);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? RFS_ECORRUPT
+                                  : store__fsm_mdb_error(fsm, rc, "get meta " META_LIMITS);
+    const uint8_t *p = val.mv_data;
+    if (val.mv_size < 20)
+        return RFS_ECORRUPT;
+    fsm->max_file_size = fsm_get_le(p, 8);
+    fsm->max_links = (uint32_t)fsm_get_le(p + 8, 4);
+    fsm->block_size = (uint32_t)fsm_get_le(p + 12, 4);
+    if (fsm->block_size != FSM_BLOCK_SIZE)
+        return RFS_EFORMAT;
+    return 0;
+}
+
+static int open_tables(struct store_fsm *fsm, MDB_txn *txn)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } tables[] = {
+        {"meta", offsetof(struct store_fsm, meta)},
+        {"inodes", offsetof(struct store_fsm, inodes)},
+        {"dirents", offsetof(struct store_fsm, dirents)},
+        {"cookies", offsetof(struct store_fsm, cookies)},
+        {"blocks", offsetof(struct store_fsm, blocks)},
+        {"symlinks", offsetof(struct store_fsm, symlinks)},
+        {"xattrs", offsetof(struct store_fsm, xattrs)},
+        {"orphans", offsetof(struct store_fsm, orphans)},
+    };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)fsm + tables[i].off);
+        int rc = mdb_dbi_open(txn, tables[i].name, MDB_CREATE, dbi);
+        if (rc != 0)
+            return store__fsm_mdb_error(fsm, rc, "open table %s", tables[i].name);
+    }
+    return 0;
+}
+
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out)
+{
+    static const struct store_fsm_options defaults;
+    const struct store_fsm_options *o = opts ? opts : &defaults;
+    struct store_fsm *fsm;
+    MDB_txn *txn;
+    int rc, r;
+
+    fsm = calloc(1, sizeof *fsm);
+    if (fsm == NULL)
+        return RFS_ENOMEM;
+    fsm->map_size = o->map_size ? o->map_size : STORE_FSM_DEFAULT_MAP_SIZE;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        r = RFS_EIO;
+        snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
+        goto err_after_alloc;
+    }
+    if ((rc = mdb_env_create(&fsm->env)) != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "create environment");
+        goto err_after_alloc;
+    }
+    mdb_env_set_maxdbs(fsm->env, 16);
+    mdb_env_set_maxreaders(fsm->env, 256);
+    if ((rc = mdb_env_set_mapsize(fsm->env, fsm->map_size)) != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "set map size");
+        goto err_after_env;
+    }
+    rc = mdb_env_open(fsm->env, dir, MDB_NOTLS | (o->no_sync ? MDB_NOSYNC : 0), 0600);
+    if (rc != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "open environment %s", dir);
+        goto err_after_env;
+    }
+    if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "begin transaction");
+        goto err_after_env;
+    }
+    if ((r = open_tables(fsm, txn)) != 0)
+        goto err_after_txn;
+    uint64_t format;
+    r = meta_get_u64(fsm, txn, META_FORMAT, &format, 0);
+    if (r == RFS_ENOTFOUND) {
+        /* meta_get_u64 reads 8 bytes; the format is 4, so look at it directly below. */
+        r = create_env(fsm, txn, o);
+        if (r != 0)
+            goto err_after_txn;
+    } else {
+        MDB_val key = meta_key(META_FORMAT), val;
+        rc = mdb_get(txn, fsm->meta, &key, &val);
+        if (rc != 0 || val.mv_size != 4) {
+            r = RFS_ECORRUPT;
+            goto err_after_txn;
+        }
+        if (fsm_get_le(val.mv_data, 4) != FSM_FORMAT_VERSION) {
+            r = RFS_EFORMAT;
+            snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s: format version %u, expected %u", dir,
+                     (unsigned)fsm_get_le(val.mv_data, 4), FSM_FORMAT_VERSION);
+            goto err_after_txn;
+        }
+    }
+    if ((r = load_limits(fsm, txn)) != 0)
+        goto err_after_txn;
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "commit creation of %s", dir);
+        goto err_after_env;
+    }
+    fsm->errmsg[0] = '\0';
+    *out = fsm;
+    return 0;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+err_after_env:
+    mdb_env_close(fsm->env);
+err_after_alloc:
+    free(fsm);
+    return r;
+}
+
+void store_fsm_close(struct store_fsm *fsm)
+{
+    if (fsm == NULL)
+        return;
+    mdb_env_close(fsm->env);
+    free(fsm);
+}
+
+/* --- apply: batches, no-ops, configuration ------------------------------------------------- */
+
+static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    int r;
+    memset(res, 0, sizeof *res);
+    t->now = (struct store_fsm_time){c->time_sec, c->time_nsec};
+    switch (c->type) {
+    case STORE_CMD_WRITE: r = store__cmd_write(t, c, res); break;
+    case STORE_CMD_REPLACE: r = store__cmd_replace(t, c, res); break;
+    case STORE_CMD_SETATTR: r = store__cmd_setattr(t, c, res); break;
+    case STORE_CMD_SETXATTR: r = store__cmd_setxattr(t, c, res); break;
+    case STORE_CMD_REMOVEXATTR: r = store__cmd_removexattr(t, c, res); break;
+    default: r = store__cmd_namespace(t, c, res); break;
+    }
+    if (fsm_is_store_error(r))
+        return r;
+    if (r != 0) {
+        memset(res, 0, sizeof *res);
+        res->err = r;
+    }
+    return 0;
+}
+
+static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index)
+{
+    uint64_t applied;
+    int r = meta_get_u64(fsm, txn, META_APPLIED, &applied, 0);
+    if (r != 0)
+        return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
+    if (index <= applied) {
+        snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply index %llu: already applied %llu",
+                 (unsigned long long)index, (unsigned long long)applied);
+        return RFS_ERANGE;
+    }
+    return 0;
+}
+
+static int commit(struct store_fsm *fsm, MDB_txn *txn, uint64_t index)
+{
+    int rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        fsm->is_failed = true; /* pages may be half written: never retry (SQLite's pager) */
+        return store__fsm_mdb_error(fsm, rc, "commit index %llu", (unsigned long long)index);
+    }
+    return 0;
+}
+
+/* The slow path after MDB_MAP_FULL: every command in its own nested transaction, so one that
+ * does not fit is undone alone and answered ENOSPC. The applied index is written first, while
+ * the meta page can still be copied; later writes to it are in place. */
+static int apply_one_by_one(struct store_fsm *fsm, uint64_t index, uint64_t term,
+                            const struct store_cmd *cmds, size_t n,
+                            struct store_fsm_result *results)
+{
+    MDB_txn *txn, *child;
+    int rc, r;
+    if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
+        return store__fsm_mdb_error(fsm, rc, "begin transaction");
+    struct fsm_txn t = {.fsm = fsm, .txn = txn};
+    if ((r = put_applied(&t, index, term)) != 0)
+        goto err_after_txn;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = mdb_txn_begin(fsm->env, txn, 0, &child)) != 0) {
+            r = store__fsm_mdb_error(fsm, rc, "begin nested transaction");
+            goto err_after_txn;
+        }
+        struct fsm_txn ct = {.fsm = fsm, .txn = child};
+        r = apply_one(&ct, &cmds[i], &results[i]);
+        if (r == RFS_ENOSPACE) {
+            mdb_txn_abort(child);
+            memset(&results[i], 0, sizeof results[i]);
+            results[i].err = ENOSPC;
+            continue;
+        }
+        if (r != 0) {
+            mdb_txn_abort(child);
+            goto err_after_txn;
+        }
+        if ((rc = mdb_txn_commit(child)) != 0) {
+            r = store__fsm_mdb_error(fsm, rc, "commit nested transaction");
+            goto err_after_txn;
+        }
+    }
+    return commit(fsm, txn, index);
+
+err_after_txn:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
+                          const struct store_cmd *cmds, size_t n, struct store_fsm_result *results)
+{
+    MDB_txn *txn;
+    int rc, r;
+    if (fsm->is_failed)
+        return RFS_ESTICKY;
+    fsm->errmsg[0] = '\0';
+    if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
+        return store__fsm_mdb_error(fsm, rc, "begin transaction");
+    struct fsm_txn t = {.fsm = fsm, .txn = txn};
+    if ((r = check_index(fsm, txn, index)) != 0)
+        goto err_after_txn;
+    if ((r = put_applied(&t, index, term)) != 0)
+        goto err_after_txn;
+    for (size_t i = 0; i < n; i++) {
+        if ((r = apply_one(&t, &cmds[i], &results[i])) != 0)
+            goto err_after_txn;
+    }
+    return commit(fsm, txn, index);
+
+err_after_txn:
+    mdb_txn_abort(txn);
+    if (r == RFS_ENOSPACE && n > 0)
+        return apply_one_by_one(fsm, index, term, cmds, n, results);
+    return r;
+}
+
+int store_fsm_apply_index(struct store_fsm *fsm, uint64_t index, uint64_t term)
+{
+    return store_fsm_apply_batch(fsm, index, term, NULL, 0, NULL);
+}
+
+int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term, const void *blob,
+                           size_t len)
+{
+    MDB_txn *txn;
+    int rc, r;
+    if (fsm->is_failed)
+        return RFS_ESTICKY;
+    if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
+        return store__fsm_mdb_error(fsm, rc, "begin transaction");
+    struct fsm_txn t = {.fsm = fsm, .txn = txn};
+    if ((r = check_index(fsm, txn, index)) != 0)
+        goto err_after_txn;
+    if ((r = put_applied(&t, index, term)) != 0)
+        goto err_after_txn;
+    MDB_val key = meta_key(META_CONFIG), val = {8 + len, NULL};
+    if ((rc = mdb_put(txn, fsm->meta, &key, &val, MDB_RESERVE)) != 0) {
+        r = store__fsm_mdb_error(fsm, rc, "put configuration of index %llu",
+                                 (unsigned long long)index);
+        goto err_after_txn;
+    }
+    fsm_put_le(val.mv_data, index, 8);
+    if (len > 0)
+        memcpy((uint8_t *)val.mv_data + 8, blob, len);
+    return commit(fsm, txn, index);
+
+err_after_txn:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* --- reads --------------------------------------------------------------------------------- */
+
+static int read_begin(struct store_fsm *fsm, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, txn);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+    return 0;
+}
+
+int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term)
+{
+    MDB_txn *txn;
+    uint64_t i = 0, tm = 0;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    r = meta_get_u64(fsm, txn, META_APPLIED, &i, 0);
+    if (r == 0)
+        r = meta_get_u64(fsm, txn, META_APPLIED, &tm, 8);
+    mdb_txn_abort(txn);
+    if (r != 0)
+        return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
+    if (index)
+        *index = i;
+    if (term)
+        *term = tm;
+    return 0;
+}
+
+int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index)
+{
+    MDB_txn *txn;
+    *blob = NULL;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    MDB_val key = meta_key(META_CONFIG), val;
+    int rc = mdb_get(txn, fsm->meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        r = RFS_ENOTFOUND;
+    } else if (rc != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "get configuration");
+    } else if (val.mv_size < 8) {
+        r = RFS_ECORRUPT;
+    } else {
+        *len = val.mv_size - 8;
+        *blob = malloc(*len ? *len : 1);
+        if (*blob == NULL) {
+            r = RFS_ENOMEM;
+        } else {
+            memcpy(*blob, (uint8_t *)val.mv_data + 8, *len);
+            if (index)
+                *index = fsm_get_le(val.mv_data, 8);
+        }
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int store_fsm_getattr(struct store_fsm *fsm, uint64_t ino, struct store_fsm_attr *out)
+{
+    MDB_txn *txn;
+    struct fsm_inode node;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    r = store__inode_get(fsm, txn, ino, &node);
+    mdb_txn_abort(txn);
+    if (r == 0)
+        store__inode_to_attr(&node, out);
+    return r;
+}
+
+int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, size_t name_len,
+                     struct store_fsm_attr *out)
+{
+    MDB_txn *txn;
+    struct fsm_inode dir, node;
+    uint64_t child;
+    if (name_len > STORE_FSM_NAME_MAX)
+        return ENAMETOOLONG;
+    if (name_len == 0)
+        return ENOENT;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    if ((r = store__inode_get(fsm, txn, parent, &dir)) != 0)
+        goto out;
+    if (!S_ISDIR(dir.mode)) {
+        r = ENOTDIR;
+        goto out;
+    }
+    if (name_len == 1 && name[0] == '.') {
+        child = parent;
+    } else if (name_len == 2 && name[0] == '.' && name[1] == '.') {
+        child = dir.parent;
+    } else {
+        uint8_t k[8 + STORE_FSM_NAME_MAX];
+        fsm_put_be64(k, parent);
+        memcpy(k + 8, name, name_len);
+        MDB_val key = {8 + name_len, k}, val;
+        int rc = mdb_get(txn, fsm->dirents, &key, &val);
+        if (rc == MDB_NOTFOUND) {
+            r = ENOENT;
+            goto out;
+        }
+        if (rc != 0) {
+            r = store__fsm_mdb_error(NULL, rc, "lookup");
+            goto out;
+        }
+        if (val.mv_size != 17) {
+            r = RFS_ECORRUPT;
+            goto out;
+        }
+        child = fsm_get_le(val.mv_data, 8);
+    }
+    if ((r = store__inode_get(fsm, txn, child, &node)) != 0) {
+        if (r == ENOENT) /* an entry naming a missing inode: the tree is damaged */
+            r = RFS_ECORRUPT;
+        goto out;
+    }
+    store__inode_to_attr(&node, out);
+out:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, store_fsm_readdir_fn fn,
+                      void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    struct fsm_inode dir;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    if ((r = store__inode_get(fsm, txn, ino, &dir)) != 0)
+        goto out;
+    if (!S_ISDIR(dir.mode)) {
+        r = ENOTDIR;
+        goto out;
+    }
+    if (offset < 1 && fn(arg, ".", 1, ino, S_IFDIR, 1))
+        goto out;
+    if (offset < 2 && fn(arg, "..", 2, dir.parent, S_IFDIR, 2))
+        goto out;
+    int rc = mdb_cursor_open(txn, fsm->cookies, &cur);
+    if (rc != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "readdir cursor");
+        goto out;
+    }
+    uint8_t k[16];
+    fsm_put_be64(k, ino);
+    fsm_put_be64(k + 8, offset < FSM_FIRST_COOKIE ? FSM_FIRST_COOKIE : offset + 1);
+    MDB_val key = {16, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 16 || fsm_get_be64(key.mv_data) != ino)
+            break;
+        if (val.mv_size < 9) {
+            r = RFS_ECORRUPT;
+            break;
+        }
+        const uint8_t *v = val.mv_data;
+        uint64_t cookie = fsm_get_be64((const uint8_t *)key.mv_data + 8);
+        uint32_t type = (uint32_t)v[8] << 12;
+        if (fn(arg, (const char *)v + 9, val.mv_size - 9, fsm_get_le(v, 8), type, cookie))
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(NULL, rc, "readdir");
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len)
+{
+    MDB_txn *txn;
+    struct fsm_inode node;
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    if ((r = store__inode_get(fsm, txn, ino, &node)) != 0)
+        goto out;
+    if (!S_ISLNK(node.mode)) {
+        r = EINVAL;
+        goto out;
+    }
+    uint8_t k[8];
+    fsm_put_be64(k, ino);
+    MDB_val key = {8, k}, val;
+    int rc = mdb_get(txn, fsm->symlinks, &key, &val);
+    if (rc != 0) {
+        r = rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "readlink");
+        goto out;
+    }
+    *len = val.mv_size;
+    if (cap < val.mv_size) {
+        r = ERANGE;
+        goto out;
+    }
+    memcpy(buf, val.mv_data, val.mv_size);
+out:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *txn;
+    uint64_t next;
+    memset(out, 0, sizeof *out);
+    int r = read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    int rc = mdb_stat(txn, fsm->inodes, &st);
+    if (rc != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "statfs");
+        goto out;
+    }
+    if ((r = meta_get_u64(fsm, txn, META_NEXT_INO, &next, 0)) != 0)
+        goto out;
+    mdb_env_info(fsm->env, &info);
+    /* Pages below the high-water mark are in use or on LMDB's free list; counting them all as
+     * used makes bfree a lower bound, which is the safe side for df. */
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    out->bsize = fsm->block_size;
+    out->blocks = fsm->map_size / fsm->block_size;
+    out->bfree = used >= fsm->map_size ? 0 : (fsm->map_size - used) / fsm->block_size;
+    out->files = st.ms_entries;
+    out->ffree = UINT64_MAX - next;
+    out->namemax = STORE_FSM_NAME_MAX;
+    out->max_file_size = fsm->max_file_size;
+out:
+    mdb_txn_abort(txn);
+    return r;
+}

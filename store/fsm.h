@@ -1,0 +1,178 @@
+/* The inode state machine: the filesystem tree in its own LMDB environment, changed only by
+ * applying committed commands (store/command.h) in batches, read from any thread.
+ * Format: docs/fsm-format.md. Design of the inode lifecycle: the note in store/fsm_apply.c.
+ *
+ * Return values. Functions return 0 on success or an RFS_E* code (store/error.h, >= 1000)
+ * when the store itself failed. Where a filesystem answer is meant (lookup of a missing name,
+ * getxattr of an absent attribute...) read functions return that positive errno (< 1000)
+ * instead; apply functions put it in the command's result and still return 0.
+ *
+ * Threads. One thread (the apply thread) calls the apply functions; any number of threads may
+ * call the read functions concurrently with it and with each other (each call uses its own
+ * LMDB read transaction; the environment is opened with MDB_NOTLS). */
+#ifndef STORE_FSM_H
+#define STORE_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/command.h"
+
+#define STORE_FSM_ROOT_INO          1
+#define STORE_FSM_NAME_MAX          255
+#define STORE_FSM_SYMLINK_MAX       4095
+#define STORE_FSM_XATTR_NAME_MAX    255
+#define STORE_FSM_XATTR_SIZE_MAX    65536
+#define STORE_FSM_DEFAULT_FILE_MAX  ((uint64_t)64 * 1024 * 1024)
+#define STORE_FSM_DEFAULT_MAP_SIZE  ((uint64_t)1024 * 1024 * 1024)
+#define STORE_FSM_DEFAULT_MAX_LINKS 65000
+#define STORE_FSM_DIGEST_SIZE       32
+
+struct store_fsm;
+
+struct store_fsm_time {
+    int64_t sec;
+    uint32_t nsec;
+};
+
+/* Attributes of one inode, as stat(2) would show them. */
+struct store_fsm_attr {
+    uint64_t ino;
+    uint32_t mode; /* S_IFMT type bits | permission bits (07777) */
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t nlink;
+    uint32_t rdev;
+    uint64_t size;   /* bytes; a directory counts 40 + 20 per entry (as tmpfs does) */
+    uint64_t blocks; /* 512-byte units actually stored (holes take none) */
+    struct store_fsm_time atime;
+    struct store_fsm_time mtime;
+    struct store_fsm_time ctime;
+    uint64_t generation; /* always 0: inode numbers are never reused */
+};
+
+struct store_fsm_options {
+    uint64_t map_size;      /* total size limit in bytes (ENOSPC past it); 0: default 1 GiB */
+    uint64_t max_file_size; /* EFBIG past it; 0: 64 MiB. Only used when creating the env. */
+    uint32_t max_links;     /* EMLINK at it; 0: 65000. Only used when creating the env. */
+    struct store_fsm_time root_time; /* times of the root directory when creating the env */
+    bool no_sync;                    /* MDB_NOSYNC: for tests and benchmarks, never in production */
+};
+
+/* Open the state machine in directory dir (created, mode 0700, if missing); create the
+ * environment with its root directory (inode 1, mode 0755, uid 0, gid 0, times
+ * opts->root_time) if it is new. opts may be NULL for defaults. On success *out is a new
+ * instance, freed with store_fsm_close. Errors: RFS_EFORMAT (existing env of another format
+ * version), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small for even the root). */
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out);
+
+/* Close and free fsm. No other call may be running or start afterwards. NULL is allowed. */
+void store_fsm_close(struct store_fsm *fsm);
+
+/* Text describing the last store error of the apply thread, with context ("put block 7 of
+ * inode 12: MDB_MAP_FULL"); "" if none. Borrowed until the next apply call. */
+const char *store_fsm_errmsg(const struct store_fsm *fsm);
+
+/* Outcome of one command. err is 0 or a positive errno decided by the state machine; when it
+ * is non-zero nothing was changed and the other fields are zero. */
+struct store_fsm_result {
+    int err;
+    uint64_t ino;               /* inode created or changed (rename: the moved inode) */
+    struct store_fsm_attr attr; /* its attributes after the command */
+    uint64_t written;           /* WRITE: bytes written (short when the size limit cuts it) */
+    bool existed;               /* CREATE without EXCL found an existing regular file */
+    uint64_t dropped_ino;       /* UNLINK/RMDIR/RENAME: inode that lost a link, or 0 */
+    uint32_t dropped_nlink;     /* its link count afterwards */
+    bool dropped_is_orphan;     /* it reached 0 links and was kept as an orphan (KEEP_OPEN) */
+};
+
+/* Apply cmds[0..n) in order, in one LMDB write transaction that also records index and term
+ * as the last applied entry, and fill results[0..n). index must be greater than the applied
+ * index (RFS_ERANGE otherwise, nothing applied). If the map fills up, the batch is applied
+ * again command by command (nested transactions) so that exactly the commands that do not
+ * fit get ENOSPC and everything else applies. Errors: RFS_ESTICKY (an earlier commit failed:
+ * reopen), RFS_ENOSPACE (not even the applied index fits), RFS_EIO, RFS_ECORRUPT: then nothing
+ * of the batch is applied, except that a failed commit leaves the store sticky.
+ * cmds and results are borrowed for the call. n may be 0 (advances the index only). */
+int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
+                          const struct store_cmd *cmds, size_t n, struct store_fsm_result *results);
+
+/* Advance the applied index for an entry that is not a filesystem command (raft no-op).
+ * Same errors as store_fsm_apply_batch. */
+int store_fsm_apply_index(struct store_fsm *fsm, uint64_t index, uint64_t term);
+
+/* Record blob (len bytes, copied) as the raft configuration of entry index and advance the
+ * applied index to it. Same errors as store_fsm_apply_batch. */
+int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term, const void *blob,
+                           size_t len);
+
+/* Last applied index and term (0, 0 for a new store). Either pointer may be NULL. */
+int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term);
+
+/* Last configuration blob and the index that recorded it. *blob is a malloc'ed copy the
+ * caller frees with free(); RFS_ENOTFOUND (and *blob NULL) if none was ever recorded. */
+int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index);
+
+/* --- reads: any thread --------------------------------------------------------------------- */
+
+/* Attributes of the entry name (name_len bytes) in directory parent. "." and ".." work.
+ * Errors: ENOENT, ENOTDIR (parent is not a directory), ENAMETOOLONG. */
+int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, size_t name_len,
+                     struct store_fsm_attr *out);
+
+/* Attributes of inode ino. Errors: ENOENT. */
+int store_fsm_getattr(struct store_fsm *fsm, uint64_t ino, struct store_fsm_attr *out);
+
+/* Called by store_fsm_readdir for each entry; name is borrowed for the call only; type is the
+ * S_IFMT bits of the child; next is the offset to resume after this entry. Return non-zero to
+ * stop (e.g. the reply buffer is full: the entry is then not consumed by the caller). */
+typedef int (*store_fsm_readdir_fn)(void *arg, const char *name, size_t name_len, uint64_t ino,
+                                    uint32_t type, uint64_t next);
+
+/* List directory ino from offset (0 to start; afterwards a `next` passed to fn). Emits ".",
+ * ".." and then the entries in the order they were added. Offsets are per-directory entry
+ * sequence numbers, so they stay valid while entries come and go: an entry present for the
+ * whole listing is reported exactly once. Errors: ENOENT, ENOTDIR. fn is called inside a read
+ * transaction: it must not call back into fsm's apply functions. */
+int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, store_fsm_readdir_fn fn,
+                      void *arg);
+
+/* Read up to len bytes of file ino at offset into buf; *n is the count (0 at or past the end).
+ * Holes read as zeros. Errors: ENOENT, EISDIR (directory), EINVAL (not a regular file). */
+int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *buf, size_t len,
+                   size_t *n);
+
+/* Target of symlink ino into buf (cap bytes, not NUL-terminated); *len is its full length.
+ * Errors: ENOENT, EINVAL (not a symlink), ERANGE (cap < length; *len still set). */
+int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len);
+
+/* Value of extended attribute name (NUL-terminated) of ino into buf (cap bytes); *len is the
+ * value's size. cap 0 only asks for the size. Errors: ENOENT, ENODATA, ERANGE (cap too small),
+ * EOPNOTSUPP (unknown namespace). */
+int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, void *buf, size_t cap,
+                       size_t *len);
+
+/* Names of the extended attributes of ino, each NUL-terminated, in byte order, into buf (cap
+ * bytes); *len is the total size. cap 0 only asks for the size. Errors: ENOENT, ERANGE. */
+int store_fsm_listxattr(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len);
+
+struct store_fsm_statfs {
+    uint32_t bsize;   /* block size of file data */
+    uint64_t blocks;  /* map size in bsize units */
+    uint64_t bfree;   /* blocks not yet used by the environment (upper bound of usage) */
+    uint64_t files;   /* inodes in use */
+    uint64_t ffree;   /* inode numbers left */
+    uint32_t namemax; /* 255 */
+    uint64_t max_file_size;
+};
+
+int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out);
+
+/* SHA-256 over the logical contents (inode numbers and attributes, entries by name, file
+ * bytes with holes and zeros alike, symlink targets, xattrs, orphans, the inode counter and
+ * the limits), in a canonical order. Independent of LMDB layout, of readdir offsets and of
+ * the applied index and configuration. Written to out. */
+int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE]);
+
+#endif

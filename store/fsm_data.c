@@ -1,0 +1,286 @@
+/* File data of the inode state machine: blocks of FSM_BLOCK_SIZE bytes keyed by (inode,
+ * block number); write, whole-file replace, setattr (with truncation) and read.
+ *
+ * Layout rules (see docs/fsm-format.md):
+ *  1. A block that was never written (or was cut away) is absent and reads as zeros: holes
+ *     cost nothing.
+ *  2. A stored block holds 1..FSM_BLOCK_SIZE bytes; bytes past its length read as zeros.
+ *  3. No stored byte lies at or past the file size: truncation deletes and trims blocks, so
+ *     growing the file later shows zeros, never old data.
+ * There is no inline data: a tiny file is one short block. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/fsm_internal.h"
+
+static void block_key(uint8_t *k, uint64_t ino, uint64_t block)
+{
+    fsm_put_be64(k, ino);
+    fsm_put_be64(k + 8, block);
+}
+
+/* ENOENT, EISDIR or EINVAL unless node is a regular file. */
+static int regular_check(const struct fsm_inode *node)
+{
+    if (S_ISREG(node->mode))
+        return 0;
+    return S_ISDIR(node->mode) ? EISDIR : EINVAL;
+}
+
+/* Write len bytes of data at off into node's blocks; the caller checked limits and updates
+ * size and times. */
+static int write_range(struct fsm_txn *t, struct fsm_inode *node, uint64_t off, const uint8_t *data,
+                       size_t len)
+{
+    const uint64_t bs = FSM_BLOCK_SIZE;
+    uint8_t buf[FSM_BLOCK_SIZE], k[16];
+    uint64_t end = off + len;
+    for (uint64_t b = off / bs; b * bs < end; b++) {
+        uint64_t start = off > b * bs ? off - b * bs : 0;
+        uint64_t stop = end - b * bs < bs ? end - b * bs : bs;
+        size_t old_len = 0;
+        block_key(k, node->ino, b);
+        MDB_val key = {16, k}, val;
+        if (start > 0 || stop < bs) { /* partial block: keep what is around the new bytes */
+            int rc = mdb_get(t->txn, t->fsm->blocks, &key, &val);
+            if (rc == 0) {
+                old_len = val.mv_size > bs ? bs : val.mv_size;
+                memcpy(buf, val.mv_data, old_len);
+            } else if (rc != MDB_NOTFOUND) {
+                return store__fsm_mdb_error(t->fsm, rc, "get block %llu of inode %llu",
+                                            (unsigned long long)b, (unsigned long long)node->ino);
+            } else {
+                node->nblocks++;
+            }
+        } else {
+            int rc = mdb_get(t->txn, t->fsm->blocks, &key, &val);
+            if (rc == MDB_NOTFOUND)
+                node->nblocks++;
+            else if (rc != 0)
+                return store__fsm_mdb_error(t->fsm, rc, "get block %llu of inode %llu",
+                                            (unsigned long long)b, (unsigned long long)node->ino);
+        }
+        if (start > old_len)
+            memset(buf + old_len, 0, start - old_len);
+        memcpy(buf + start, data + (b * bs + start - off), stop - start);
+        size_t new_len = stop > old_len ? stop : old_len;
+        val = (MDB_val){new_len, buf};
+        int rc = mdb_put(t->txn, t->fsm->blocks, &key, &val, 0);
+        if (rc != 0)
+            return store__fsm_mdb_error(t->fsm, rc, "put block %llu of inode %llu",
+                                        (unsigned long long)b, (unsigned long long)node->ino);
+    }
+    return 0;
+}
+
+static int count_blocks(struct fsm_txn *t, uint64_t ino, uint64_t from, uint64_t *n)
+{
+    MDB_cursor *cur;
+    uint8_t k[16];
+    *n = 0;
+    int rc = mdb_cursor_open(t->txn, t->fsm->blocks, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "open cursor on blocks");
+    block_key(k, ino, from);
+    MDB_val key = {16, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (fsm_get_be64(key.mv_data) != ino)
+            break;
+        (*n)++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(t->fsm, rc, "count blocks of inode %llu",
+                                    (unsigned long long)ino);
+    return 0;
+}
+
+int store__data_truncate(struct fsm_txn *t, struct fsm_inode *node, uint64_t size)
+{
+    const uint64_t bs = FSM_BLOCK_SIZE;
+    int r;
+    if (size < node->size) {
+        uint64_t first_gone = (size + bs - 1) / bs, gone;
+        if ((r = count_blocks(t, node->ino, first_gone, &gone)) != 0)
+            return r;
+        if (gone > 0) {
+            r = store__delete_prefix(t, t->fsm->blocks, node->ino, true, first_gone, "blocks");
+            if (r != 0)
+                return r;
+            node->nblocks -= gone;
+        }
+        if (size % bs != 0) { /* rule 3: trim the block holding the new end */
+            uint8_t k[16];
+            block_key(k, node->ino, size / bs);
+            MDB_val key = {16, k}, val;
+            int rc = mdb_get(t->txn, t->fsm->blocks, &key, &val);
+            if (rc == 0 && val.mv_size > size % bs) {
+                uint8_t buf[FSM_BLOCK_SIZE];
+                memcpy(buf, val.mv_data, size % bs);
+                val = (MDB_val){size % bs, buf};
+                rc = mdb_put(t->txn, t->fsm->blocks, &key, &val, 0);
+            }
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                return store__fsm_mdb_error(t->fsm, rc, "trim block of inode %llu",
+                                            (unsigned long long)node->ino);
+        }
+    }
+    node->size = size;
+    return 0;
+}
+
+int store__cmd_write(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    struct fsm_inode node;
+    int r;
+    if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
+        return r;
+    if ((r = regular_check(&node)) != 0)
+        return r;
+    size_t len = c->data_len;
+    if (len > 0) {
+        /* Like Linux under RLIMIT_FSIZE: EFBIG at or past the limit, a short write across it. */
+        if (c->offset >= t->fsm->max_file_size)
+            return EFBIG;
+        if (len > t->fsm->max_file_size - c->offset)
+            len = (size_t)(t->fsm->max_file_size - c->offset);
+        if ((r = write_range(t, &node, c->offset, c->data, len)) != 0)
+            return r;
+        if (c->offset + len > node.size)
+            node.size = c->offset + len;
+        node.mtime = node.ctime = t->now;
+        if ((r = store__inode_put(t, &node)) != 0)
+            return r;
+    }
+    res->written = len;
+    res->ino = node.ino;
+    store__inode_to_attr(&node, &res->attr);
+    return 0;
+}
+
+int store__cmd_replace(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    struct fsm_inode node;
+    int r;
+    if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
+        return r;
+    if ((r = regular_check(&node)) != 0)
+        return r;
+    if (c->data_len > t->fsm->max_file_size)
+        return EFBIG;
+    if ((r = store__data_truncate(t, &node, 0)) != 0)
+        return r;
+    if (c->data_len > 0 && (r = write_range(t, &node, 0, c->data, c->data_len)) != 0)
+        return r;
+    node.size = c->data_len;
+    node.mtime = node.ctime = t->now;
+    if ((r = store__inode_put(t, &node)) != 0)
+        return r;
+    res->written = c->data_len;
+    res->ino = node.ino;
+    store__inode_to_attr(&node, &res->attr);
+    return 0;
+}
+
+int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    struct fsm_inode node;
+    uint32_t v = c->valid;
+    int r;
+    if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
+        return r;
+    if (v & ~STORE_CMD_SET_ALL)
+        return EINVAL;
+    if (v & STORE_CMD_SET_SIZE) {
+        if ((r = regular_check(&node)) != 0)
+            return r;
+        if (c->size > t->fsm->max_file_size)
+            return EFBIG;
+    }
+    bool is_changed = v & (STORE_CMD_SET_ALL & ~STORE_CMD_SET_SIZE);
+    if (v & STORE_CMD_SET_MODE)
+        node.mode = (node.mode & S_IFMT) | (c->mode & 07777);
+    if (v & STORE_CMD_SET_UID)
+        node.uid = c->uid;
+    if (v & STORE_CMD_SET_GID)
+        node.gid = c->gid;
+    /* tmpfs: a size change sets mtime and ctime, and so does cutting at the current size
+     * when the file holds data (shmem_truncate_range runs whenever pages are allocated); the
+     * same size on a file of holes only changes nothing. */
+    if ((v & STORE_CMD_SET_SIZE) && (c->size != node.size || node.nblocks > 0)) {
+        if ((r = store__data_truncate(t, &node, c->size)) != 0)
+            return r;
+        node.mtime = t->now;
+        is_changed = true;
+    }
+    if (v & STORE_CMD_SET_ATIME_NOW)
+        node.atime = t->now;
+    else if (v & STORE_CMD_SET_ATIME)
+        node.atime = (struct store_fsm_time){c->atime_sec, c->atime_nsec};
+    if (v & STORE_CMD_SET_MTIME_NOW)
+        node.mtime = t->now;
+    else if (v & STORE_CMD_SET_MTIME)
+        node.mtime = (struct store_fsm_time){c->mtime_sec, c->mtime_nsec};
+    if (is_changed) {
+        node.ctime = t->now;
+        if ((r = store__inode_put(t, &node)) != 0)
+            return r;
+    }
+    res->ino = node.ino;
+    store__inode_to_attr(&node, &res->attr);
+    return 0;
+}
+
+int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *buf, size_t len,
+                   size_t *n)
+{
+    const uint64_t bs = FSM_BLOCK_SIZE;
+    struct fsm_inode node;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    *n = 0;
+    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+    int r = store__inode_get(fsm, txn, ino, &node);
+    if (r != 0)
+        goto out;
+    if ((r = regular_check(&node)) != 0)
+        goto out;
+    if (offset >= node.size || len == 0)
+        goto out;
+    if (len > node.size - offset)
+        len = (size_t)(node.size - offset);
+    memset(buf, 0, len); /* holes and short blocks read as zeros */
+    if ((rc = mdb_cursor_open(txn, fsm->blocks, &cur)) != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "read cursor");
+        goto out;
+    }
+    uint8_t k[16];
+    block_key(k, ino, offset / bs);
+    MDB_val key = {16, k}, val;
+    uint64_t end = offset + len;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (fsm_get_be64(key.mv_data) != ino)
+            break;
+        uint64_t b0 = fsm_get_be64((const uint8_t *)key.mv_data + 8) * bs;
+        if (b0 >= end)
+            break;
+        uint64_t from = offset > b0 ? offset : b0;
+        uint64_t to = b0 + val.mv_size < end ? b0 + val.mv_size : end;
+        if (to > from)
+            memcpy((uint8_t *)buf + (from - offset), (const uint8_t *)val.mv_data + (from - b0),
+                   to - from);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(NULL, rc, "read inode %llu", (unsigned long long)ino);
+    else
+        *n = len;
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(txn);
+    return r;
+}

@@ -1,0 +1,180 @@
+/* State digest: SHA-256 over a canonical walk of the logical contents of the state machine,
+ * so two stores holding the same tree agree whatever their history or page layout.
+ *
+ * Stream (every field length-prefixed or fixed-size, so distinct trees give distinct streams):
+ *   'M' next_ino u64, max_file_size u64, max_links u32, block_size u32
+ *   per inode, ascending:
+ *     'I' ino u64, inode record (104 bytes) with nblocks and next_cookie zeroed
+ *     'E' name_len u16, name, child u64, type u8          per entry, by name bytes
+ *     'B' block u64, len u32, bytes                       per block, trailing zeros cut,
+ *                                                         all-zero blocks skipped
+ *     'L' len u32, target                                 symlinks
+ *     'X' name_len u16, name, len u32, value              per xattr, by name bytes
+ *     'O' len u32, the orphan value                       orphans
+ * Left out on purpose: the applied index and term, the configuration, readdir cookies (they
+ * record the order entries were made, not what the tree holds) and nblocks (a block of
+ * written zeros and a hole read the same). */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/fsm_internal.h"
+#include "store/sha256.h"
+
+struct walk {
+    struct rfs_sha256 sha;
+    MDB_txn *txn;
+};
+
+static void add_le(struct walk *w, uint64_t v, int n)
+{
+    uint8_t b[8];
+    fsm_put_le(b, v, n);
+    rfs_sha256_update(&w->sha, b, (size_t)n);
+}
+
+static void add_tag(struct walk *w, char tag)
+{
+    rfs_sha256_update(&w->sha, &tag, 1);
+}
+
+/* Call fn for every key of dbi starting with the 8-byte big-endian ino. */
+static int for_prefix(struct walk *w, MDB_dbi dbi, uint64_t ino,
+                      void (*fn)(struct walk *, const MDB_val *, const MDB_val *))
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, dbi, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "digest cursor");
+    uint8_t k[8];
+    fsm_put_be64(k, ino);
+    MDB_val key = {8, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
+            break;
+        fn(w, &key, &val);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(NULL, rc, "digest walk");
+    return 0;
+}
+
+static void add_entry(struct walk *w, const MDB_val *k, const MDB_val *v)
+{
+    const uint8_t *d = v->mv_data;
+    add_tag(w, 'E');
+    add_le(w, k->mv_size - 8, 2);
+    rfs_sha256_update(&w->sha, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
+    add_le(w, v->mv_size >= 9 ? fsm_get_le(d, 8) : 0, 8);
+    add_le(w, v->mv_size >= 9 ? d[8] : 0, 1);
+}
+
+static void add_block(struct walk *w, const MDB_val *k, const MDB_val *v)
+{
+    const uint8_t *d = v->mv_data;
+    size_t len = v->mv_size;
+    while (len > 0 && d[len - 1] == 0)
+        len--;
+    if (len == 0)
+        return;
+    add_tag(w, 'B');
+    add_le(w, fsm_get_be64((const uint8_t *)k->mv_data + 8), 8);
+    add_le(w, len, 4);
+    rfs_sha256_update(&w->sha, d, len);
+}
+
+static void add_xattr(struct walk *w, const MDB_val *k, const MDB_val *v)
+{
+    add_tag(w, 'X');
+    add_le(w, k->mv_size - 8, 2);
+    rfs_sha256_update(&w->sha, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
+    add_le(w, v->mv_size, 4);
+    rfs_sha256_update(&w->sha, v->mv_data, v->mv_size);
+}
+
+static void add_value(struct walk *w, char tag, const MDB_val *v)
+{
+    add_tag(w, tag);
+    add_le(w, v->mv_size, 4);
+    rfs_sha256_update(&w->sha, v->mv_data, v->mv_size);
+}
+
+static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_inode *node)
+{
+    uint8_t rec[FSM_INODE_RECORD], k[8];
+    struct fsm_inode canon = *node;
+    canon.nblocks = 0;
+    canon.next_cookie = 0;
+    store__inode_encode(&canon, rec);
+    add_tag(w, 'I');
+    add_le(w, node->ino, 8);
+    rfs_sha256_update(&w->sha, rec, sizeof rec);
+    int r = 0;
+    if (S_ISDIR(node->mode))
+        r = for_prefix(w, fsm->dirents, node->ino, add_entry);
+    else if (S_ISREG(node->mode))
+        r = for_prefix(w, fsm->blocks, node->ino, add_block);
+    if (r != 0)
+        return r;
+    fsm_put_be64(k, node->ino);
+    MDB_val key = {8, k}, val;
+    int rc;
+    if (S_ISLNK(node->mode)) {
+        if ((rc = mdb_get(w->txn, fsm->symlinks, &key, &val)) != 0)
+            return rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "digest");
+        add_value(w, 'L', &val);
+    }
+    if ((r = for_prefix(w, fsm->xattrs, node->ino, add_xattr)) != 0)
+        return r;
+    rc = mdb_get(w->txn, fsm->orphans, &key, &val);
+    if (rc == 0)
+        add_value(w, 'O', &val);
+    else if (rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(NULL, rc, "digest");
+    return 0;
+}
+
+int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
+{
+    struct walk w;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &w.txn);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+    rfs_sha256_init(&w.sha);
+    int r = 0;
+    MDB_val key = {8, "next_ino"}, val;
+    if ((rc = mdb_get(w.txn, fsm->meta, &key, &val)) != 0 || val.mv_size != 8) {
+        r = rc == 0 || rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "digest");
+        goto out;
+    }
+    add_tag(&w, 'M');
+    add_le(&w, fsm_get_le(val.mv_data, 8), 8);
+    add_le(&w, fsm->max_file_size, 8);
+    add_le(&w, fsm->max_links, 4);
+    add_le(&w, fsm->block_size, 4);
+    if ((rc = mdb_cursor_open(w.txn, fsm->inodes, &cur)) != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "digest cursor");
+        goto out;
+    }
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && r == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        struct fsm_inode node;
+        if (key.mv_size != 8) {
+            r = RFS_ECORRUPT;
+            break;
+        }
+        uint64_t ino = fsm_get_be64(key.mv_data);
+        if ((r = store__inode_get(fsm, w.txn, ino, &node)) == 0)
+            r = add_inode(fsm, &w, &node);
+    }
+    if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(NULL, rc, "digest walk");
+    mdb_cursor_close(cur);
+    if (r == 0)
+        rfs_sha256_final(&w.sha, out);
+out:
+    mdb_txn_abort(w.txn);
+    return r;
+}

@@ -1,0 +1,145 @@
+/* Internals of the inode state machine shared by store/fsm*.c: the instance, key and record
+ * layouts (docs/fsm-format.md), and the helpers every command uses. Not a public header. */
+#ifndef STORE_FSM_INTERNAL_H
+#define STORE_FSM_INTERNAL_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/error.h"
+#include "store/fsm.h"
+
+#define FSM_FORMAT_VERSION 1
+#define FSM_BLOCK_SIZE     4096u
+#define FSM_DIRENT_SIZE    20u /* tmpfs's BOGO_DIRENT_SIZE: a directory's size grows by it */
+#define FSM_FIRST_COOKIE   3u  /* readdir offsets 1 and 2 are "." and ".." */
+#define FSM_INODE_RECORD   104u
+
+struct store_fsm {
+    MDB_env *env;
+    MDB_dbi meta;
+    MDB_dbi inodes;
+    MDB_dbi dirents;
+    MDB_dbi cookies;
+    MDB_dbi blocks;
+    MDB_dbi symlinks;
+    MDB_dbi xattrs;
+    MDB_dbi orphans;
+    uint64_t map_size;
+    uint64_t max_file_size; /* limits, read from meta on open */
+    uint32_t max_links;
+    uint32_t block_size;
+    bool is_failed;   /* a commit failed: refuse writes until reopened (sticky) */
+    char errmsg[256]; /* owned by the apply thread */
+};
+
+/* An inode as held in memory while applying (the record layout is in fsm.c). */
+struct fsm_inode {
+    uint64_t ino;
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t nlink;
+    uint32_t rdev;
+    uint64_t size;
+    uint64_t nblocks; /* data blocks stored */
+    struct store_fsm_time atime;
+    struct store_fsm_time mtime;
+    struct store_fsm_time ctime;
+    uint64_t generation;
+    uint64_t parent;      /* directories: the one directory holding them; 0 otherwise */
+    uint64_t next_cookie; /* directories: readdir offset of the next entry added */
+};
+
+/* One write transaction of apply, with the timestamp of the command being applied. */
+struct fsm_txn {
+    struct store_fsm *fsm;
+    MDB_txn *txn;
+    struct store_fsm_time now;
+};
+
+/* --- byte order ---------------------------------------------------------------------------- */
+
+static inline void fsm_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t fsm_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void fsm_put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t fsm_get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* --- errors -------------------------------------------------------------------------------- */
+
+/* Convert LMDB code rc into an RFS_E* code, recording "context: MDB message" in
+ * fsm->errmsg when fsm is not NULL (the apply thread; readers pass NULL). */
+int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline bool fsm_is_store_error(int r)
+{
+    return r > RFS_ERROR_BASE;
+}
+
+/* --- inodes (fsm.c) ------------------------------------------------------------------------ */
+
+/* Read inode ino in txn. Returns 0, ENOENT, or an RFS_E* code. fsm may be NULL (reader). */
+int store__inode_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, struct fsm_inode *out);
+int store__inode_put(struct fsm_txn *t, const struct fsm_inode *node);
+void store__inode_to_attr(const struct fsm_inode *node, struct store_fsm_attr *out);
+/* Encode a record (FSM_INODE_RECORD bytes) for digest and storage. */
+void store__inode_encode(const struct fsm_inode *node, uint8_t *rec);
+
+/* Meta values: the next inode number to hand out. */
+int store__next_ino_take(struct fsm_txn *t, uint64_t *ino);
+
+/* --- file data (fsm_data.c) ---------------------------------------------------------------- */
+
+/* Delete every data block of node at or past byte size, trim the block holding size, and set
+ * node->size = size (the caller writes node). Only store errors. */
+int store__data_truncate(struct fsm_txn *t, struct fsm_inode *node, uint64_t size);
+int store__cmd_write(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+int store__cmd_replace(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+
+/* --- xattrs (fsm_xattr.c) ------------------------------------------------------------------ */
+
+int store__cmd_setxattr(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
+                           struct store_fsm_result *res);
+/* Delete every xattr of inode ino (the inode is being destroyed). */
+int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino);
+
+/* --- range deletes (fsm.c) ----------------------------------------------------------------- */
+
+/* Delete every key of dbi that starts with the 8-byte big-endian prefix ino and whose next 8
+ * bytes (if from_be64 is true) are >= from. */
+int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_from, uint64_t from,
+                         const char *what);
+
+/* --- namespace commands (fsm_apply.c) ------------------------------------------------------ */
+
+int store__cmd_namespace(struct fsm_txn *t, const struct store_cmd *c,
+                         struct store_fsm_result *res);
+
+#endif
