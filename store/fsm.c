@@ -305,27 +305,22 @@ static int open_tables(struct store_fsm *fsm, MDB_txn *txn)
     return 0;
 }
 
-int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out)
+/* Open fsm->dir's environment into fsm (creating it if new), with fsm->opts. On failure the
+ * environment is closed again. Used at open and after a snapshot restore swapped the files. */
+int store__fsm_env_open(struct store_fsm *fsm)
 {
-    static const struct store_fsm_options defaults;
-    const struct store_fsm_options *o = opts ? opts : &defaults;
-    struct store_fsm *fsm;
+    const struct store_fsm_options *o = &fsm->opts;
+    const char *dir = fsm->dir;
     MDB_txn *txn;
     int rc, r;
 
-    fsm = calloc(1, sizeof *fsm);
-    if (fsm == NULL)
-        return RFS_ENOMEM;
     fsm->map_size = o->map_size ? o->map_size : STORE_FSM_DEFAULT_MAP_SIZE;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        r = RFS_EIO;
         snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
-        goto err_after_alloc;
+        return RFS_EIO;
     }
-    if ((rc = mdb_env_create(&fsm->env)) != 0) {
-        r = store__fsm_mdb_error(fsm, rc, "create environment");
-        goto err_after_alloc;
-    }
+    if ((rc = mdb_env_create(&fsm->env)) != 0)
+        return store__fsm_mdb_error(fsm, rc, "create environment");
     mdb_env_set_maxdbs(fsm->env, 16);
     mdb_env_set_maxreaders(fsm->env, 256);
     if ((rc = mdb_env_set_mapsize(fsm->env, fsm->map_size)) != 0) {
@@ -370,17 +365,40 @@ int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct
         r = store__fsm_mdb_error(fsm, rc, "commit creation of %s", dir);
         goto err_after_env;
     }
+    fsm->is_failed = false;
     fsm->errmsg[0] = '\0';
-    *out = fsm;
     return 0;
 
 err_after_txn:
     mdb_txn_abort(txn);
 err_after_env:
     mdb_env_close(fsm->env);
-err_after_alloc:
-    free(fsm);
+    fsm->env = NULL;
     return r;
+}
+
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out)
+{
+    static const struct store_fsm_options defaults;
+    struct store_fsm *fsm = calloc(1, sizeof *fsm);
+    if (fsm == NULL)
+        return RFS_ENOMEM;
+    fsm->dir = strdup(dir);
+    if (fsm->dir == NULL) {
+        free(fsm);
+        return RFS_ENOMEM;
+    }
+    fsm->opts = opts ? *opts : defaults;
+    pthread_rwlock_init(&fsm->lock, NULL);
+    int r = store__fsm_env_open(fsm);
+    if (r != 0) {
+        pthread_rwlock_destroy(&fsm->lock);
+        free(fsm->dir);
+        free(fsm);
+        return r;
+    }
+    *out = fsm;
+    return 0;
 }
 
 void store_fsm_close(struct store_fsm *fsm)
@@ -388,6 +406,8 @@ void store_fsm_close(struct store_fsm *fsm)
     if (fsm == NULL)
         return;
     mdb_env_close(fsm->env);
+    pthread_rwlock_destroy(&fsm->lock);
+    free(fsm->dir);
     free(fsm);
 }
 
@@ -547,25 +567,36 @@ err_after_txn:
 
 /* --- reads --------------------------------------------------------------------------------- */
 
-static int read_begin(struct store_fsm *fsm, MDB_txn **txn)
+/* Readers share fsm->lock; store_fsm_restore takes it exclusively while it swaps the
+ * environment, so no read ever sees a closed one. */
+int store__fsm_read_begin(struct store_fsm *fsm, MDB_txn **txn)
 {
+    pthread_rwlock_rdlock(&fsm->lock);
     int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, txn);
-    if (rc != 0)
+    if (rc != 0) {
+        pthread_rwlock_unlock(&fsm->lock);
         return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+    }
     return 0;
+}
+
+void store__fsm_read_end(struct store_fsm *fsm, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&fsm->lock);
 }
 
 int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term)
 {
     MDB_txn *txn;
     uint64_t i = 0, tm = 0;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     r = meta_get_u64(fsm, txn, META_APPLIED, &i, 0);
     if (r == 0)
         r = meta_get_u64(fsm, txn, META_APPLIED, &tm, 8);
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     if (r != 0)
         return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
     if (index)
@@ -579,7 +610,7 @@ int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *
 {
     MDB_txn *txn;
     *blob = NULL;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     MDB_val key = meta_key(META_CONFIG), val;
@@ -601,7 +632,7 @@ int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *
                 *index = fsm_get_le(val.mv_data, 8);
         }
     }
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
 
@@ -609,11 +640,11 @@ int store_fsm_getattr(struct store_fsm *fsm, uint64_t ino, struct store_fsm_attr
 {
     MDB_txn *txn;
     struct fsm_inode node;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     r = store__inode_get(fsm, txn, ino, &node);
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     if (r == 0)
         store__inode_to_attr(&node, out);
     return r;
@@ -629,7 +660,7 @@ int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, s
         return ENAMETOOLONG;
     if (name_len == 0)
         return ENOENT;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     if ((r = store__inode_get(fsm, txn, parent, &dir)) != 0)
@@ -669,7 +700,7 @@ int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, s
     }
     store__inode_to_attr(&node, out);
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
 
@@ -679,7 +710,7 @@ int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, stor
     MDB_txn *txn;
     MDB_cursor *cur;
     struct fsm_inode dir;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     if ((r = store__inode_get(fsm, txn, ino, &dir)) != 0)
@@ -719,7 +750,7 @@ int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, stor
         r = store__fsm_mdb_error(NULL, rc, "readdir");
     mdb_cursor_close(cur);
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
 
@@ -727,7 +758,7 @@ int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t ca
 {
     MDB_txn *txn;
     struct fsm_inode node;
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     if ((r = store__inode_get(fsm, txn, ino, &node)) != 0)
@@ -751,7 +782,7 @@ int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t ca
     }
     memcpy(buf, val.mv_data, val.mv_size);
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
 
@@ -762,7 +793,7 @@ int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
     MDB_txn *txn;
     uint64_t next;
     memset(out, 0, sizeof *out);
-    int r = read_begin(fsm, &txn);
+    int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
     int rc = mdb_stat(txn, fsm->inodes, &st);
@@ -784,6 +815,6 @@ int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
     out->namemax = STORE_FSM_NAME_MAX;
     out->max_file_size = fsm->max_file_size;
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }

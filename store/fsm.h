@@ -175,4 +175,22 @@ int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out);
  * the applied index and configuration. Written to out. */
 int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE]);
 
+/* --- snapshots (fsm_snapshot.c) --------------------------------------------------------- */
+
+struct store_snapshot_dir;
+struct store_snapshot_info;
+
+/* Write a snapshot of the whole state into sd (store/snapshot.h's format), described by the
+ * applied index, term and configuration the copy holds. Runs concurrently with apply and reads
+ * (it copies from one LMDB read transaction). Errors: those of store_snapshot_take. */
+int store_fsm_snapshot(struct store_fsm *fsm, struct store_snapshot_dir *sd,
+                       struct store_snapshot_info *out);
+
+/* Replace the whole state with snapshot (index, term) of sd: readers wait while the
+ * environment is swapped (atomically on disk: a crash leaves the old or the new one). Must not
+ * run concurrently with apply. On failure the previous state stays open and in use.
+ * Errors: RFS_ENOTFOUND, RFS_ECORRUPT, RFS_EFORMAT, RFS_ENOSPACE, RFS_EIO. */
+int store_fsm_restore(struct store_fsm *fsm, struct store_snapshot_dir *sd, uint64_t index,
+                      uint64_t term);
+
 #endif

@@ -241,9 +241,9 @@ int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *b
     MDB_txn *txn;
     MDB_cursor *cur;
     *n = 0;
-    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &txn);
+    int rc = store__fsm_read_begin(fsm, &txn);
     if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+        return rc;
     int r = store__inode_get(fsm, txn, ino, &node);
     if (r != 0)
         goto out;
@@ -281,6 +281,6 @@ int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *b
         *n = len;
     mdb_cursor_close(cur);
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }

@@ -139,9 +139,9 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
 {
     struct walk w;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &w.txn);
+    int rc = store__fsm_read_begin(fsm, &w.txn);
     if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+        return rc;
     rfs_sha256_init(&w.sha);
     int r = 0;
     MDB_val key = {8, "next_ino"}, val;
@@ -175,6 +175,6 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
     if (r == 0)
         rfs_sha256_final(&w.sha, out);
 out:
-    mdb_txn_abort(w.txn);
+    store__fsm_read_end(fsm, w.txn);
     return r;
 }

@@ -4,6 +4,7 @@
 #define STORE_FSM_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,9 @@
 #define FSM_INODE_RECORD   104u
 
 struct store_fsm {
+    pthread_rwlock_t lock; /* readers share it; restore swaps the env under it exclusively */
+    char *dir;             /* for reopening after a restore */
+    struct store_fsm_options opts;
     MDB_env *env;
     MDB_dbi meta;
     MDB_dbi inodes;
@@ -58,6 +62,13 @@ struct fsm_txn {
     MDB_txn *txn;
     struct store_fsm_time now;
 };
+
+/* Open fsm->dir's environment with fsm->opts (fsm.c). */
+int store__fsm_env_open(struct store_fsm *fsm);
+
+/* Begin and end a read transaction (with fsm->lock shared). Returns 0 or an RFS code. */
+int store__fsm_read_begin(struct store_fsm *fsm, MDB_txn **txn);
+void store__fsm_read_end(struct store_fsm *fsm, MDB_txn *txn);
 
 /* --- byte order ---------------------------------------------------------------------------- */
 

@@ -122,9 +122,9 @@ int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, vo
     size_t name_len = strlen(name);
     if (name_len == 0 || name_len > STORE_FSM_XATTR_NAME_MAX)
         return ERANGE;
-    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &txn);
+    int rc = store__fsm_read_begin(fsm, &txn);
     if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+        return rc;
     int r = store__inode_get(fsm, txn, ino, &node);
     if (r != 0)
         goto out;
@@ -156,7 +156,7 @@ int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, vo
     }
     memcpy(buf, val.mv_data, val.mv_size);
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
 
@@ -165,9 +165,9 @@ int store_fsm_listxattr(struct store_fsm *fsm, uint64_t ino, char *buf, size_t c
     struct fsm_inode node;
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &txn);
+    int rc = store__fsm_read_begin(fsm, &txn);
     if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "begin read transaction");
+        return rc;
     int r = store__inode_get(fsm, txn, ino, &node);
     if (r != 0)
         goto out;
@@ -197,6 +197,6 @@ int store_fsm_listxattr(struct store_fsm *fsm, uint64_t ino, char *buf, size_t c
     if (r == 0 && cap > 0 && total > cap)
         r = ERANGE;
 out:
-    mdb_txn_abort(txn);
+    store__fsm_read_end(fsm, txn);
     return r;
 }
