@@ -66,7 +66,7 @@ FUZZ_SECONDS ?= 60
 EXTERNAL_LIBS := -llmdb -lcrypto -lpthread -lm
 
 # Deliberate safety bugs for `make check-mutants` (raft/mutants.h lists them).
-MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* \([0-9][0-9]*\).*/\1/p' raft/mutants.h 2>/dev/null)
+MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*/\1/p' raft/mutants.h 2>/dev/null)
 
 # --- targets ----------------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ int raft_configuration_decode(const uint8_t *buf, size_t len, struct raft_config
 const struct raft_server *raft_configuration_get(const struct raft_configuration *c, uint64_t id);
 unsigned raft_configuration_voters(const struct raft_configuration *c);
 
-/* --- log entries ------------------------------------------------------------------------------- */
+/* --- log entries -------------------------------------------------------------------------------
+ */
 
 enum raft_entry_type {
     RAFT_ENTRY_COMMAND = 1, /* opaque to the core, applied by the state machine */
@@ -106,19 +107,20 @@ struct raft_entry {
     void *data; /* len bytes */
 };
 
-/* --- messages ---------------------------------------------------------------------------------- */
+/* --- messages ----------------------------------------------------------------------------------
+ */
 
 enum raft_msg_type {
-    RAFT_MSG_APPEND = 1,     /* AppendEntries §5.3 */
+    RAFT_MSG_APPEND = 1, /* AppendEntries §5.3 */
     RAFT_MSG_APPEND_RESP,
-    RAFT_MSG_VOTE,           /* RequestVote §5.2; also the pre-vote of thesis §9.6 */
+    RAFT_MSG_VOTE, /* RequestVote §5.2; also the pre-vote of thesis §9.6 */
     RAFT_MSG_VOTE_RESP,
-    RAFT_MSG_HEARTBEAT,      /* empty AppendEntries on a fast path; carries ReadIndex rounds */
+    RAFT_MSG_HEARTBEAT, /* empty AppendEntries on a fast path; carries ReadIndex rounds */
     RAFT_MSG_HEARTBEAT_RESP,
-    RAFT_MSG_SNAPSHOT,       /* one chunk of InstallSnapshot §7 */
+    RAFT_MSG_SNAPSHOT, /* one chunk of InstallSnapshot §7 */
     RAFT_MSG_SNAPSHOT_RESP,
-    RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer, thesis §3.10 */
-    RAFT_MSG_READ_INDEX,     /* a follower asks the leader for a read index, thesis §6.4 */
+    RAFT_MSG_TIMEOUT_NOW, /* leadership transfer, thesis §3.10 */
+    RAFT_MSG_READ_INDEX,  /* a follower asks the leader for a read index, thesis §6.4 */
     RAFT_MSG_READ_INDEX_RESP,
 };
 #define RAFT_MSG_TYPE_MAX RAFT_MSG_READ_INDEX_RESP
@@ -207,6 +209,25 @@ struct raft_msg {
     };
 };
 
+/* --- wire encoding of messages (docs/wire-format.md) ---------------------------------------------
+ * The payload of a transport frame that carries a Raft message. Little-endian, fixed fields, every
+ * length checked on decode: any input either decodes into a well-formed message or is refused. */
+
+/* Bytes raft_msg_encode will write for m. */
+size_t raft_msg_encoded_size(const struct raft_msg *m);
+
+/* Encode m into buf (raft_msg_encoded_size(m) bytes). A RAFT_MSG_SNAPSHOT must have its chunk
+ * data filled in. */
+void raft_msg_encode(const struct raft_msg *m, uint8_t *buf);
+
+/* Decode buf[0..len) into *m. Entry payloads and snapshot chunk data point into buf, so buf must
+ * outlive m; the array of entries of an append is allocated with a (NULL: libc) and released by
+ * raft_msg_release. Returns 0, RAFT_EINVAL for malformed input (nothing to release), or
+ * RAFT_ENOMEM. */
+int raft_msg_decode(const uint8_t *buf, size_t len, struct raft_msg *m,
+                    const struct raft_allocator *a);
+void raft_msg_release(struct raft_msg *m, const struct raft_allocator *a);
+
 /* --- options ------------------------------------------------------------------------------------
  * Time is counted in ticks; the runtime decides how long a tick is (raftfsd: 10 ms). */
 struct raft_options {
@@ -214,21 +235,21 @@ struct raft_options {
     uint64_t seed; /* of the instance's random generator (election timeouts) */
     const struct raft_allocator *allocator; /* NULL: raft_libc_allocator */
 
-    unsigned election_ticks;  /* base election timeout; randomized in [e, 2e) §5.2 */
-    unsigned heartbeat_ticks; /* leader heartbeat interval; < election_ticks */
-    bool pre_vote;            /* thesis §9.6; default on */
-    bool check_quorum;        /* leader steps down without a live quorum, thesis §6.2 */
-    bool lease_reads;         /* answer ReadIndex from the leader's lease (opt-in) */
+    unsigned election_ticks;    /* base election timeout; randomized in [e, 2e) §5.2 */
+    unsigned heartbeat_ticks;   /* leader heartbeat interval; < election_ticks */
+    bool pre_vote;              /* thesis §9.6; default on */
+    bool check_quorum;          /* leader steps down without a live quorum, thesis §6.2 */
+    bool lease_reads;           /* answer ReadIndex from the leader's lease (opt-in) */
     unsigned lease_drift_ticks; /* clock drift bound subtracted from the lease */
 
     uint64_t max_append_bytes;   /* payload bytes per AppendEntries message */
     uint64_t max_inflight_bytes; /* unacknowledged payload bytes per follower */
     uint32_t max_entry_bytes;    /* larger proposals get RAFT_ETOOBIG */
 
-    unsigned catchup_rounds;       /* rounds a new voter may take to catch up */
-    unsigned catchup_round_ticks;  /* a round shorter than this means "caught up" */
-    unsigned transfer_ticks;       /* leadership transfer gives up after this */
-    unsigned disk_stall_ticks;     /* leader steps down if a log write takes longer */
+    unsigned catchup_rounds;      /* rounds a new voter may take to catch up */
+    unsigned catchup_round_ticks; /* a round shorter than this means "caught up" */
+    unsigned transfer_ticks;      /* leadership transfer gives up after this */
+    unsigned disk_stall_ticks;    /* leader steps down if a log write takes longer */
 
     uint64_t snapshot_threshold;       /* entries applied since the last snapshot */
     uint64_t snapshot_threshold_bytes; /* payload bytes applied since the last snapshot */
@@ -239,7 +260,8 @@ struct raft_options {
 /* Fill *o with the defaults (docs/raft.md lists them) for server id. */
 void raft_options_default(struct raft_options *o, uint64_t id);
 
-/* --- persistent state handed to raft_new -------------------------------------------------------- */
+/* --- persistent state handed to raft_new --------------------------------------------------------
+ */
 
 struct raft_snapshot_meta {
     uint64_t index; /* 0: no snapshot */
@@ -261,26 +283,27 @@ struct raft_initial_state {
     uint64_t applied;
 };
 
-/* --- events (input) ----------------------------------------------------------------------------- */
+/* --- events (input) -----------------------------------------------------------------------------
+ */
 
 enum raft_event_type {
     RAFT_EVENT_TICK = 1,
-    RAFT_EVENT_RECEIVE,           /* a message arrived */
-    RAFT_EVENT_PERSISTED,         /* log entries up to (index, term) are durable */
-    RAFT_EVENT_PROPOSE,           /* leader: append commands */
-    RAFT_EVENT_READ_INDEX,        /* linearizable read request */
-    RAFT_EVENT_CHANGE,            /* membership change */
-    RAFT_EVENT_TRANSFER,          /* leadership transfer */
-    RAFT_EVENT_SNAPSHOT_TAKEN,    /* the state machine wrote a snapshot */
-    RAFT_EVENT_SNAPSHOT_INSTALLED,/* a received snapshot was verified and installed (or failed) */
-    RAFT_EVENT_CAMPAIGN,          /* start an election now (tests, operator) */
+    RAFT_EVENT_RECEIVE,            /* a message arrived */
+    RAFT_EVENT_PERSISTED,          /* log entries up to (index, term) are durable */
+    RAFT_EVENT_PROPOSE,            /* leader: append commands */
+    RAFT_EVENT_READ_INDEX,         /* linearizable read request */
+    RAFT_EVENT_CHANGE,             /* membership change */
+    RAFT_EVENT_TRANSFER,           /* leadership transfer */
+    RAFT_EVENT_SNAPSHOT_TAKEN,     /* the state machine wrote a snapshot */
+    RAFT_EVENT_SNAPSHOT_INSTALLED, /* a received snapshot was verified and installed (or failed) */
+    RAFT_EVENT_CAMPAIGN,           /* start an election now (tests, operator) */
 };
 
 enum raft_change_op {
     RAFT_CHANGE_ADD_VOTER = 1, /* as learner, promoted once caught up */
     RAFT_CHANGE_ADD_LEARNER,
     RAFT_CHANGE_REMOVE,
-    RAFT_CHANGE_DEMOTE,        /* voter to learner */
+    RAFT_CHANGE_DEMOTE, /* voter to learner */
 };
 
 struct raft_buf {
@@ -299,7 +322,7 @@ struct raft_event {
             uint64_t term;
         } persisted;
         struct {
-            enum raft_entry_type type; /* COMMAND or NOOP (barrier) */
+            enum raft_entry_type type;   /* COMMAND or NOOP (barrier) */
             const struct raft_buf *bufs; /* one entry per buffer; copied */
             unsigned n;
         } propose;
@@ -310,7 +333,7 @@ struct raft_event {
             uint64_t id; /* caller's request id, echoed in the result */
             enum raft_change_op op;
             uint64_t server;
-            const char *address; /* ADD_*: NUL-terminated, copied */
+            const char *address;   /* ADD_*: NUL-terminated, copied */
             uint64_t expect_index; /* 0 or the configuration index the change expects */
         } change;
         struct {
@@ -365,7 +388,7 @@ struct raft_update {
     uint64_t term;
     uint64_t vote;
 
-    uint64_t truncate_from; /* 0: no truncation */
+    uint64_t truncate_from;           /* 0: no truncation */
     const struct raft_entry *entries; /* to append; entries[0].index follows the kept log */
     size_t n_entries;
 
@@ -389,7 +412,7 @@ struct raft_update {
         struct raft_configuration conf; /* valid when install is set */
     } snapshot;
 
-    bool want_snapshot; /* the log passed the snapshot threshold: take one at the applied index */
+    bool want_snapshot;  /* the log passed the snapshot threshold: take one at the applied index */
     uint64_t compact_to; /* 0, or the stored log may drop entries <= compact_to */
 
     /* The proposal of this step, if any: its entries start at index, in term. */
