@@ -334,6 +334,8 @@ int sim_client_check(struct sim_cluster *c, char *detail, size_t size)
     free(h);
     if (res == LIN_VIOLATION) {
         snprintf(detail, size, "key %u (%zu ops): %s", rep.key, rep.n_ops, rep.detail);
+    } else if (res == LIN_BAD_HISTORY) {
+        snprintf(detail, size, "%s", rep.detail);
     } else if (res == LIN_GAVE_UP) {
         snprintf(detail, size, "gave up after %llu steps", (unsigned long long)rep.steps);
     }

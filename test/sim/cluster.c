@@ -7,6 +7,10 @@
 #include "test/sim/sim.h"
 
 #define LIVENESS_ELECTIONS 20 /* election timeouts allowed for recovery after healing */
+/* Runaway guards: a seed normally takes some 10^4 steps with a few hundred events queued;
+ * these bounds catch message storms (amplification) long before memory runs out. */
+#define MAX_STEPS  3000000
+#define MAX_QUEUED 200000
 
 /* --- event queue: a binary heap ordered by (at, seq) -------------------------------------------
  */
@@ -210,6 +214,7 @@ static void heal(struct sim_cluster *c)
         struct sim_node *n = &c->nodes[i];
         n->disk_factor = 1;
         n->alloc.fail_per_mille = 0;
+        sim_disk_heal(c, i);
         if (!n->is_up) {
             struct sim_ev ev = {.kind = SIM_EV_RESTART, .node = i, .epoch = n->epoch};
             ev.at = c->now;
@@ -227,7 +232,12 @@ static bool recovered(struct sim_cluster *c, size_t *final_op)
         return false;
     }
     struct sim_op *op = *final_op == SIZE_MAX ? NULL : &c->clients.ops[*final_op];
-    if (op == NULL || op->state == SIM_OP_FAILED || op->state == SIM_OP_UNKNOWN) {
+    /* A write stranded at a deposed leader may never be decided by its node: try again at the
+     * current leader (the stranded one is settled at the end). */
+    bool is_stranded =
+        op && op->state == SIM_OP_WAIT_APPLY &&
+        (c->nodes[op->node].role != RAFT_LEADER || c->nodes[op->node].term != op->term);
+    if (op == NULL || op->state == SIM_OP_FAILED || op->state == SIM_OP_UNKNOWN || is_stranded) {
         *final_op = sim_client_write(c, leader);
         return false;
     }
@@ -375,6 +385,14 @@ void sim_run(uint64_t seed, unsigned n_nodes, FILE *live, FILE *report, struct s
             deadline = c->now + (uint64_t)LIVENESS_ELECTIONS * c->opts.election_ticks * SIM_TICK_MS;
             next_check = c->now;
         }
+        if (c->steps > MAX_STEPS || c->n_heap > MAX_QUEUED) {
+            sim_fail(c, "liveness",
+                     "runaway: %llu steps, %zu events queued at %llu ms (%llu "
+                     "messages sent, %llu delivered)",
+                     (unsigned long long)c->steps, c->n_heap, (unsigned long long)c->now,
+                     (unsigned long long)c->net.sent, (unsigned long long)c->net.delivered);
+            break;
+        }
         struct sim_ev ev = pop(c);
         c->now = ev.at;
         dispatch(c, &ev);
@@ -407,6 +425,8 @@ void sim_run(uint64_t seed, unsigned n_nodes, FILE *live, FILE *report, struct s
         int lr = sim_client_check(c, detail, sizeof detail);
         if (lr == LIN_VIOLATION) {
             sim_fail(c, "linearizability", "%s", detail);
+        } else if (lr == LIN_BAD_HISTORY) {
+            sim_fail(c, "history", "the simulator recorded a malformed history: %s", detail);
         } else if (lr == LIN_GAVE_UP) {
             res->has_gave_up = true;
         }

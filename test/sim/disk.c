@@ -151,6 +151,25 @@ void sim_disk_crash(struct sim_cluster *c, unsigned node)
     d->recv_index = d->recv_term = 0;
 }
 
+void sim_disk_heal(struct sim_cluster *c, unsigned node)
+{
+    struct sim_disk *d = &c->nodes[node].disk;
+    uint64_t at = c->now;
+    for (size_t i = 0; i < d->n_pending; i++) {
+        struct sim_write *w = &d->pending[i];
+        at = at + 1 > w->complete_at ? w->complete_at : at + 1;
+        if (at < w->complete_at) {
+            /* The earlier event completes the write; the old one then finds it gone. */
+            w->complete_at = at;
+            struct sim_ev ev = {.kind = SIM_EV_DISK, .node = node, .id = w->id};
+            ev.epoch = c->nodes[node].epoch;
+            ev.at = at;
+            sim_schedule(c, &ev);
+        }
+    }
+    d->last_complete_at = at;
+}
+
 void sim_disk_set_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta,
                            const uint8_t *data)
 {

@@ -49,6 +49,11 @@ void sim_profile_pick(struct sim_cluster *c)
     o->pre_vote = sim_rng_chance(r, 850);
     o->check_quorum = sim_rng_chance(r, kind == PROFILE_READS ? 500 : 800);
     o->lease_reads = false;
+    o->lease_drift_ticks = 2;
+    /* The defaults are sized for 100-tick elections; scale them to our 10. */
+    o->catchup_rounds = 10;
+    o->catchup_round_ticks = 10;
+    o->transfer_ticks = 30;
     o->max_append_bytes = PICK(r, 48, 100, 1000, 65536);
     o->max_inflight_bytes = o->max_append_bytes * PICK(r, 1, 4, 64);
     o->snapshot_threshold = PICK(r, 3, 6, 12, 40, 1000);
@@ -90,7 +95,7 @@ void sim_profile_pick(struct sim_cluster *c)
         p->w_crash_leader = 4;
         p->w_partition = 2;
         p->crash_after_vote_per_mille = 250;
-        p->leader_disk_factor = (unsigned)PICK(r, 1, 5, 20);
+        p->leader_disk_factor = (unsigned)PICK(r, 1, 3, 8);
         p->down_max = 150;
         break;
     case PROFILE_PARTITIONS:
@@ -266,7 +271,7 @@ void sim_fault_step(struct sim_cluster *c)
     case 4: {
         net_quality(c);
         unsigned node = 1 + (unsigned)sim_rng_below(&c->rng, c->n_nodes);
-        c->nodes[node].disk_factor = (unsigned)PICK(&c->rng, 1, 1, 5, 20);
+        c->nodes[node].disk_factor = (unsigned)PICK(&c->rng, 1, 1, 3, 10);
         sim_tracef(c, "network: drop %u‰ dup %u‰ delay %u-%u ms (spikes %u‰ to %u); n%u disk x%u",
                    c->net.drop_per_mille, c->net.dup_per_mille, c->net.delay_min, c->net.delay_max,
                    c->net.spike_per_mille, c->net.spike_max, node, c->nodes[node].disk_factor);

@@ -338,8 +338,15 @@ static void process_snapshot(struct sim_cluster *c, unsigned id, const struct ra
         sim_tracef(c, "n%u installs snapshot %llu at or below its commit %llu", id,
                    (unsigned long long)index, (unsigned long long)nd->commit);
     }
-    /* Writes queued before the install complete first (the writer is FIFO); then the whole
-     * stored log is replaced by an empty log continuing after the snapshot. */
+    /* The install is reported first, then the writes queued before it complete (reported
+     * late, as a writer thread would): the core must ignore PERSISTED for a log it no longer
+     * has. On disk they land before the install, which then replaces the whole stored log by
+     * an empty log continuing after the snapshot. */
+    struct raft_event e = {.type = RAFT_EVENT_SNAPSHOT_INSTALLED};
+    e.snapshot_installed.index = index;
+    e.snapshot_installed.term = term;
+    e.snapshot_installed.status = 0;
+    schedule_local(c, id, 0, &e);
     sim_disk_flush(c, id);
     sim_log_reset(&d->log, index, term);
     sim_log_reset(&nd->shadow, index, term);
@@ -356,11 +363,6 @@ static void process_snapshot(struct sim_cluster *c, unsigned id, const struct ra
                (unsigned long long)term, u->snapshot.conf.n);
     sim_check_snapshot(c, id, index, term, sim_kv_digest(&kv));
     sim_client_snapshot(c, id);
-    struct raft_event e = {.type = RAFT_EVENT_SNAPSHOT_INSTALLED};
-    e.snapshot_installed.index = index;
-    e.snapshot_installed.term = term;
-    e.snapshot_installed.status = 0;
-    schedule_local(c, id, 0, &e);
 }
 
 static void process_role(struct sim_cluster *c, unsigned id, const struct raft_update *u)

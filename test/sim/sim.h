@@ -226,6 +226,8 @@ void sim_disk_flush(struct sim_cluster *c, unsigned node);
 /* A crash: a random prefix of the pending writes completes (silently), the rest and the
  * snapshot being received are lost. */
 void sim_disk_crash(struct sim_cluster *c, unsigned node);
+/* Healing: pending writes complete within a millisecond each, in order, as on a normal disk. */
+void sim_disk_heal(struct sim_cluster *c, unsigned node);
 /* Store snapshot bytes (copied) as the durable snapshot, replacing the previous one. */
 void sim_disk_set_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta,
                            const uint8_t *data);
