@@ -404,13 +404,23 @@ void sim_run(uint64_t seed, unsigned n_nodes, FILE *live, FILE *report, struct s
             }
             if (c->now > deadline) {
                 unsigned l = sim_find_leader(c);
+                char who[200] = "";
+                size_t off = 0;
+                for (unsigned i = 1; i <= c->n_nodes && off + 40 < sizeof who; i++) {
+                    const struct sim_node *n = &c->nodes[i];
+                    off += (size_t)snprintf(
+                        who + off, sizeof who - off, " n%u:%s/t%llu/applied %llu/commit %llu", i,
+                        n->is_up ? raft_role_name(n->role) : "down", (unsigned long long)n->term,
+                        (unsigned long long)n->kv.applied_index, (unsigned long long)n->commit);
+                }
                 sim_fail(c, "liveness",
                          "no recovery %u election timeouts after healing (leader %u, final write "
-                         "%s)",
+                         "%s;%s)",
                          LIVENESS_ELECTIONS, l,
                          final_op == SIZE_MAX                            ? "not accepted"
                          : c->clients.ops[final_op].state == SIM_OP_DONE ? "acknowledged"
-                                                                         : "pending");
+                                                                         : "pending",
+                         who);
             }
         }
     }

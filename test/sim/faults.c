@@ -54,8 +54,8 @@ void sim_profile_pick(struct sim_cluster *c)
     o->catchup_rounds = 10;
     o->catchup_round_ticks = 10;
     o->transfer_ticks = 30;
-    o->max_append_bytes = PICK(r, 48, 100, 1000, 65536);
-    o->max_inflight_bytes = o->max_append_bytes * PICK(r, 1, 4, 64);
+    o->max_append_bytes = PICK(r, 100, 300, 1000, 65536);
+    o->max_inflight_bytes = o->max_append_bytes * PICK(r, 4, 16, 64);
     o->snapshot_threshold = PICK(r, 3, 6, 12, 40, 1000);
     o->snapshot_trailing = PICK(r, 0, 1, 3, 10);
     o->snapshot_chunk_bytes = (uint32_t)PICK(r, 7, 20, 64, 4096);
