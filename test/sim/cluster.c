@@ -188,6 +188,9 @@ static void dispatch(struct sim_cluster *c, struct sim_ev *ev)
     case SIM_EV_SCRIPT:
         if (!c->is_healing) {
             sim_script_step(c);
+            struct sim_ev next = {.kind = SIM_EV_SCRIPT};
+            next.at = c->now + 1;
+            sim_schedule(c, &next);
         }
         break;
     }
@@ -338,7 +341,9 @@ static void setup(struct sim_cluster *c, uint64_t seed, unsigned n_initial)
     }
     struct sim_ev ev = {.kind = SIM_EV_CLIENT};
     ev.at = 50;
-    sim_schedule(c, &ev);
+    if (!c->profile.script) {
+        sim_schedule(c, &ev); /* scenarios write only what they need */
+    }
     ev.kind = c->profile.script ? SIM_EV_SCRIPT : SIM_EV_FAULT;
     ev.at = 100;
     sim_schedule(c, &ev);
@@ -372,7 +377,10 @@ void sim_run(uint64_t seed, unsigned n_nodes, FILE *live, FILE *report, struct s
     memset(res, 0, sizeof *res);
     c->trace.is_live = live != NULL;
     c->trace.out = live;
-    setup(c, seed, n_nodes ? n_nodes : sizes[seed % 3]);
+    if (n_nodes == 0) {
+        n_nodes = sim_script_of(seed) ? 5 : sizes[seed % 3];
+    }
+    setup(c, seed, n_nodes);
 
     uint64_t fault_end = c->profile.fault_ms;
     uint64_t deadline = 0, next_check = 0;

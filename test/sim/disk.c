@@ -133,6 +133,9 @@ void sim_disk_crash(struct sim_cluster *c, unsigned node)
 {
     struct sim_disk *d = &c->nodes[node].disk;
     size_t survive = d->n_pending ? (size_t)sim_rng_below(&c->rng, d->n_pending + 1) : 0;
+    if (c->nodes[node].is_losing_all) {
+        survive = 0; /* a scripted crash in which no pending write made it */
+    }
     for (size_t i = 0; i < survive; i++) {
         uint64_t index, term;
         complete_head(c, node, &index, &term);

@@ -63,7 +63,7 @@ void sim_profile_pick(struct sim_cluster *c)
 
     memset(p, 0, sizeof *p);
     p->name = profile_names[kind];
-    p->fault_ms = 3000;
+    p->fault_ms = 6000;
     p->fault_every_min = 20;
     p->fault_every_max = 200;
     p->w_partition = 3;
@@ -121,6 +121,28 @@ void sim_profile_pick(struct sim_cluster *c)
         p->alloc_fail_per_mille = (unsigned)PICK(r, 5, 20, 100);
         break;
     case PROFILE_COUNT: break;
+    }
+    p->script = sim_script_of(c->seed);
+    if (p->script) {
+        /* A quiet, fast, lossless network and disks: the scenario makes its own faults, and
+         * the delay floor leaves it a millisecond to react before a message lands. */
+        p->name = p->script == 1 ? "script-figure8" : "script-changes";
+        o->pre_vote = true;
+        o->check_quorum = true;
+        o->max_append_bytes = 65536;
+        o->max_inflight_bytes = 1 << 20;
+        o->snapshot_threshold = 1000;
+        p->disk_min = 1;
+        p->disk_max = 2;
+        p->disk_stall_per_mille = 0;
+        p->leader_disk_factor = 1;
+        p->down_min = p->down_max = 100000; /* crashed nodes come back only when healed */
+        p->crash_after_vote_per_mille = 0;
+        c->net.drop_per_mille = 0;
+        c->net.dup_per_mille = 0;
+        c->net.delay_min = 3;
+        c->net.delay_max = 5;
+        c->net.spike_per_mille = 0;
     }
 }
 
@@ -289,9 +311,4 @@ void sim_fault_step(struct sim_cluster *c)
     }
     default: break;
     }
-}
-
-void sim_script_step(struct sim_cluster *c)
-{
-    (void)c; /* scripted scenarios: none yet */
 }

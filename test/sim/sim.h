@@ -253,6 +253,7 @@ struct sim_node {
     struct raft_configuration conf; /* latest configuration in the shadow (what the core uses) */
     uint64_t conf_index;            /* its index; 0 with has_conf false: none known */
     bool has_conf;
+    bool is_losing_all; /* scripted: the next crash loses every pending write */
     bool is_installing; /* a snapshot install was reported and its event is not yet stepped */
     struct sim_kv kv;
 
@@ -454,6 +455,9 @@ struct sim_cluster {
 
     bool is_healing; /* the fault phase is over */
     int script_step;
+    uint64_t script_mark;     /* time the current script step started */
+    unsigned script_roles[8]; /* nodes playing the scenario's parts */
+    uint64_t script_index;    /* the index the scenario watches */
     uint64_t next_request_id;
     uint64_t hist_clock; /* note 5 */
     uint64_t steps;
@@ -482,7 +486,10 @@ void sim_run(uint64_t seed, unsigned n_nodes, FILE *live, FILE *report, struct s
 void sim_fault_step(struct sim_cluster *c);
 void sim_fault_crash(struct sim_cluster *c, unsigned node);
 void sim_fault_change(struct sim_cluster *c);
+/* Scripted scenarios (script.c): one poll, every millisecond of the fault phase. */
 void sim_script_step(struct sim_cluster *c);
+/* Which scenario a seed runs (0: the random schedule). */
+int sim_script_of(uint64_t seed);
 void sim_profile_pick(struct sim_cluster *c);
 
 #endif
