@@ -77,7 +77,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 .SECONDARY:
 
-.PHONY: all check check-unit check-sim check-mutants lint fuzz bench-core bench-store clean
+.PHONY: all check check-unit check-sim check-mutants lint fuzz clean
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
