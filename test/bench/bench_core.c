@@ -70,12 +70,16 @@ static void carry_out(struct bench *b, unsigned id, const struct raft_update *u)
         b->applied[id] = u->apply[u->n_apply - 1].index;
     }
     if (u->want_snapshot) {
-        /* No state machine to serialize: report an empty snapshot at the applied index. */
+        /* No state machine to serialize: report a one-byte snapshot at the applied index. */
         b->pending[0].type = RAFT_EVENT_SNAPSHOT_TAKEN;
         b->pending[0].snapshot_taken.index = b->applied[id];
-        b->pending[0].snapshot_taken.size = 0;
+        b->pending[0].snapshot_taken.size = 1;
         struct raft_update u2;
-        raft_step(b->cores[id], &b->pending[0], &u2);
+        int rv = raft_step(b->cores[id], &b->pending[0], &u2);
+        if (rv != 0) {
+            fprintf(stderr, "bench-core: snapshot refused: %s\n", raft_strerror(rv));
+            exit(1);
+        }
     }
 }
 
