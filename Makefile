@@ -96,12 +96,12 @@ $(LIBRAFT) $(LIBSTORE) $(LIBSIM):
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
+$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
 
 .SECONDEXPANSION:
-$(TOOLS_BIN): $(B)/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tools/$$*/*.c)) $(LIBSTORE) $(LIBRAFT)
+$(TOOLS_BIN): $(B)/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tools/$$*/*.c)) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
@@ -109,7 +109,7 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
+$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 

@@ -32,7 +32,12 @@
     X(RAFT_ESTALE, "the snapshot or message is older than the local state")                        \
     X(RAFT_EDISKSTALL, "the leader stepped down because its log writes stalled")                   \
     X(RAFT_ECANTBOOTSTRAP, "the server already has state; bootstrap refused")                      \
-    X(RAFT_ENOQUORUM, "the configuration would have no voter")
+    X(RAFT_ENOQUORUM, "the configuration would have no voter")                                     \
+    X(RAFT_EIO, "I/O error")                                                                       \
+    X(RAFT_ETLS, "TLS or certificate error")                                                       \
+    X(RAFT_EPROTO, "the peer violated the transport protocol")                                     \
+    X(RAFT_EFILEEXISTS, "the file already exists (use force to overwrite)")                        \
+    X(RAFT_EADDR, "invalid or unresolvable address")
 
 enum raft_error {
     RAFT_OK = 0,
