@@ -37,7 +37,8 @@
     X(RAFT_ETLS, "TLS or certificate error")                                                       \
     X(RAFT_EPROTO, "the peer violated the transport protocol")                                     \
     X(RAFT_EFILEEXISTS, "the file already exists (use force to overwrite)")                        \
-    X(RAFT_EADDR, "invalid or unresolvable address")
+    X(RAFT_EADDR, "invalid or unresolvable address")                                               \
+    X(RAFT_EDROPPED, "the frame was dropped: the peer's send queue is full")
 
 enum raft_error {
     RAFT_OK = 0,
