@@ -860,6 +860,46 @@ static void fault_hooks(void **state)
     node_free(&b);
 }
 
+static void over_ipv6(void **state)
+{
+    (void)state;
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool has_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (!has_v6) {
+        fprintf(stderr, "over_ipv6: skipped: this machine has no IPv6 loopback (::1)\n");
+        skip();
+    }
+    struct node a, b;
+    node_start(&a, 1, NULL);
+    char err[RAFT_TLS_ERROR_MAX], ca[160], crt[160], key[160];
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(crt, sizeof crt, "%s/2.crt", dir);
+    snprintf(key, sizeof key, "%s/2.key", dir);
+    memset(&b, 0, sizeof b);
+    b.id = 2;
+    assert_int_equal(raft__tls_ctx_new(ca, crt, key, &b.tls, err, sizeof err), 0);
+    struct raft__transport_config cfg = {.id = 2,
+                                         .cluster_id = CLUSTER,
+                                         .listen_address = "[::1]:0",
+                                         .tls = b.tls,
+                                         .recv = on_recv,
+                                         .log = on_log,
+                                         .data = &b};
+    assert_int_equal(raft__transport_new(loop, &cfg, &b.t), 0);
+    char addr[32];
+    snprintf(addr, sizeof addr, "[::1]:%u", raft__transport_port(b.t));
+    assert_int_equal(raft__transport_peer_set(a.t, 2, addr), 0);
+    assert_int_equal(
+        raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, RAFT__FRAME_RAFT, "six", 3), 0);
+    assert_true(wait_recs(&b, 1, 5000));
+    assert_int_equal(b.recs[0].from, 1);
+    node_free(&a);
+    node_free(&b);
+}
+
 static void send_errors(void **state)
 {
     (void)state;
@@ -897,6 +937,7 @@ int main(void)
         cmocka_unit_test(malformed_frames),
         cmocka_unit_test(reconnects_after_restart),
         cmocka_unit_test(fault_hooks),
+        cmocka_unit_test(over_ipv6),
         cmocka_unit_test(send_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
