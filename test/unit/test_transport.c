@@ -860,6 +860,31 @@ static void fault_hooks(void **state)
     node_free(&b);
 }
 
+static void address_change(void **state)
+{
+    (void)state;
+    struct node a, b;
+    node_start(&a, 1, NULL);
+    node_start(&b, 2, NULL);
+    /* First a wrong address (nothing listens on port 1), then the right one. */
+    assert_int_equal(raft__transport_peer_set(a.t, 2, "127.0.0.1:1"), 0);
+    assert_true(wait_log(&a,
+                         "peer 2 control outbound (127.0.0.1:1): connection set-up failed: "
+                         "connect: Connection refused",
+                         3000));
+    connect_to(&a, &b);
+    assert_true(wait_log(&a, "peer 2 control: now at 127.0.0.1:", 100));
+    assert_int_equal(
+        raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, RAFT__FRAME_RAFT, "moved", 5), 0);
+    assert_true(wait_recs(&b, 1, 3000));
+    struct raft__peer_stats s;
+    assert_int_equal(raft__transport_peer_stats(a.t, 2, &s), 0);
+    assert_true(s.handshake_failures >= 2); /* both channels failed at the old address */
+    assert_int_equal(s.connects, 2);
+    node_free(&a);
+    node_free(&b);
+}
+
 static void over_ipv6(void **state)
 {
     (void)state;
@@ -937,6 +962,7 @@ int main(void)
         cmocka_unit_test(malformed_frames),
         cmocka_unit_test(reconnects_after_restart),
         cmocka_unit_test(fault_hooks),
+        cmocka_unit_test(address_change),
         cmocka_unit_test(over_ipv6),
         cmocka_unit_test(send_errors),
     };
