@@ -118,8 +118,13 @@ static void posts_from_threads(void **state)
         assert_int_equal(pthread_create(&th[k], NULL, poster, (void *)(intptr_t)k), 0);
     for (int k = 0; k < N_THREADS; k++)
         pthread_join(th[k], NULL);
-    for (int i = 0; i < 100; i++)
+    int total = 0;
+    for (int i = 0; i < 100 && total < N_THREADS * N_POSTS; i++) {
         raft__loop_run_once(loop, 10);
+        total = 0;
+        for (int k = 0; k < N_THREADS * N_POSTS; k++)
+            total += runs[k];
+    }
     assert_false(wrong_thread);
     for (int i = 0; i < N_THREADS * N_POSTS; i++)
         assert_int_equal(runs[i], 1);
