@@ -1294,7 +1294,12 @@ static void send_finish(struct raft__transport *t, struct chan *ch, struct frame
     f->size = RAFT__FRAME_HEADER + len;
     f->next = NULL;
     const struct fault *fault = fault_find(t, ch->peer->id);
-    f->not_before = fault && fault->delay_ms ? raft__loop_now(t->loop) + fault->delay_ms : 0;
+    f->not_before = 0;
+    if (fault != NULL && fault->delay_ms > 0) {
+        /* "At least delay_ms": the loop's cached time may lag, and it counts whole ms. */
+        raft__loop_update_time(t->loop);
+        f->not_before = raft__loop_now(t->loop) + fault->delay_ms + 1;
+    }
     if (ch->tail)
         ch->tail->next = f;
     else
