@@ -115,9 +115,9 @@ void raft__watch_feed(struct raft__watch *w, unsigned events);
 /* Stop watching. Does not close the fd. Safe on a stopped watcher. Loop thread. */
 void raft__watch_stop(struct raft__watch *w);
 
-/* Arm t to fire after timeout_ms, then every repeat_ms if repeat_ms > 0. Restarting an active
- * timer re-arms it. Returns 0 or RAFT_ENOMEM (the heap could not grow; t stays stopped). Loop
- * thread. */
+/* Arm t to fire after timeout_ms, then every repeat_ms if repeat_ms > 0. t must have been
+ * through raft__timer_init once; restarting an active timer re-arms it. Returns 0 or RAFT_ENOMEM
+ * (the heap could not grow; t stays stopped). Loop thread. */
 int raft__timer_start(struct raft__loop *l, struct raft__timer *t, uint64_t timeout_ms,
                       uint64_t repeat_ms, raft__timer_cb cb);
 

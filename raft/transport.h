@@ -187,6 +187,7 @@ struct raft__transport_stats {
     size_t receive_buffer_bytes; /* held by connections for frames being received */
 };
 
+/* Counters of the whole transport. Never fails. */
 void raft__transport_stats(const struct raft__transport *t, struct raft__transport_stats *s);
 
 #endif

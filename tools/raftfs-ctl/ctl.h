@@ -3,6 +3,8 @@
 #ifndef RAFTFS_CTL_H
 #define RAFTFS_CTL_H
 
+#include <stdio.h>
+
 /* Exit statuses, documented in raftfs-ctl(8). */
 enum {
     CTL_OK = 0,
@@ -20,7 +22,7 @@ struct ctl_command {
 
 /* Print "usage: raftfs-ctl PREFIX NAME USAGE" and the description of every command of a table
  * of n entries to f. */
-void ctl_print_table(void *f, const char *prefix, const struct ctl_command *table, unsigned n);
+void ctl_print_table(FILE *f, const char *prefix, const struct ctl_command *table, unsigned n);
 
 /* Find name in table and run it with argv starting at the name; print the table and return
  * CTL_USAGE when there is no such command. --help and -h print the table to stdout. */

@@ -9,9 +9,8 @@ static const struct ctl_command commands[] = {
     {"tls", ctl_tls, "init|issue ...", "create a cluster CA and node certificates"},
 };
 
-void ctl_print_table(void *out, const char *prefix, const struct ctl_command *table, unsigned n)
+void ctl_print_table(FILE *f, const char *prefix, const struct ctl_command *table, unsigned n)
 {
-    FILE *f = out;
     for (unsigned i = 0; i < n; i++)
         fprintf(f, "usage: raftfs-ctl %s%s%s %s\n", prefix, *prefix ? " " : "", table[i].name,
                 table[i].usage);
