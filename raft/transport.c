@@ -312,6 +312,10 @@ static void conn_log(struct conn *c, enum raft__log_level level, const char *fmt
     if (c->peer != NULL)
         snprintf(prefix, sizeof prefix, "peer %" PRIu64 " %s %s (%s): ", c->peer->id,
                  raft__channel_name(c->ch), c->is_outbound ? "outbound" : "inbound", c->remote);
+    else if (c->cert_id != 0)
+        snprintf(prefix, sizeof prefix,
+                 "inbound connection from %s (certificate of node %" PRIu64 "): ", c->remote,
+                 c->cert_id);
     else
         snprintf(prefix, sizeof prefix, "inbound connection from %s: ", c->remote);
     va_list ap;
