@@ -69,6 +69,9 @@ EXTERNAL_LIBS := -llmdb -lssl -lcrypto -lpthread -lm
 # Programs: tools/NAME/*.c -> build/NAME (raftfs-ctl, ...).
 TOOLS     := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/main.c))))
 TOOLS_BIN := $(TOOLS:%=$(B)/%)
+# Objects of tool $(1). A function, because a '%' written in the prerequisites of the static
+# pattern rule below would be replaced by the stem before patsubst could see it.
+tool_objs = $(patsubst %.c,$(B)/%.o,$(wildcard tools/$(1)/*.c))
 
 # Deliberate safety bugs for `make check-mutants` (raft/mutants.h lists them).
 MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*/\1/p' raft/mutants.h 2>/dev/null)
@@ -96,12 +99,12 @@ $(LIBRAFT) $(LIBSTORE) $(LIBSIM):
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
+$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
 
 .SECONDEXPANSION:
-$(TOOLS_BIN): $(B)/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tools/$$*/*.c)) $(LIBSTORE) $(LIBRAFT)
+$(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
@@ -109,7 +112,7 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBSTORE) $(LIBRAFT)
+$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 

@@ -33,7 +33,14 @@
     X(RAFT_EDISKSTALL, "the leader stepped down because its log writes stalled")                   \
     X(RAFT_ECANTBOOTSTRAP, "the server already has state; bootstrap refused")                      \
     X(RAFT_ENOQUORUM, "the configuration would have no voter")                                     \
-    X(RAFT_EDROPPED, "the entry was overwritten by a new leader and not applied; a retry is safe") \
+    X(RAFT_EIO, "I/O error")                                                                       \
+    X(RAFT_ETLS, "TLS or certificate error")                                                       \
+    X(RAFT_EPROTO, "the peer violated the transport protocol")                                     \
+    X(RAFT_EFILEEXISTS, "the file already exists (use force to overwrite)")                        \
+    X(RAFT_EADDR, "invalid or unresolvable address")                                               \
+    X(RAFT_EDROPPED, "the frame was dropped: the peer's send queue is full")                       \
+    X(RAFT_ENOTAPPLIED,                                                                            \
+      "a new leader overwrote the entry: it was not applied and a retry is safe")                  \
     X(RAFT_ESTORAGE, "the log store failed; the node stopped taking part until it is restarted")
 
 enum raft_error {
@@ -605,7 +612,7 @@ void raft_runtime_stop(struct raft_runtime *rt);
 
 /* Completion of a request. status 0: done (for a proposal: committed and applied on this node,
  * result is the state machine's answer; the callee owns result->data). Otherwise a RAFT_E*:
- *   RAFT_ENOTLEADER, RAFT_EDROPPED, RAFT_EBUSY, RAFT_ETOOBIG, RAFT_ECONFCHANGED, ...: definitely
+ *   RAFT_ENOTLEADER, RAFT_ENOTAPPLIED, RAFT_EBUSY, RAFT_ETOOBIG, RAFT_ECONFCHANGED, ...: definitely
  *     not done, a retry is safe;
  *   RAFT_ETIMEDOUT, RAFT_ELEADERSHIPLOST: the outcome is unknown (it may still be applied);
  *   RAFT_ESHUTDOWN, RAFT_ESTORAGE: the node stopped; the outcome of a proposal is unknown. */

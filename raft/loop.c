@@ -1,0 +1,430 @@
+/* The runtime's event loop: epoll for descriptors, a binary heap of timers whose earliest
+ * deadline bounds epoll_wait, an eventfd for wakeups from other threads (raft/loop.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raft/loop.h"
+#include "raft/raft.h"
+
+#define MAX_EVENTS 64
+
+struct raft__loop {
+    int epfd;
+    int wakefd; /* eventfd; its epoll data is the loop itself */
+    uint64_t now;
+
+    /* The batch epoll_wait returned, so raft__watch_stop can forget events of a watcher that
+     * a callback stopped before its turn came. */
+    struct epoll_event events[MAX_EVENTS];
+    int n_events;
+    int next_event;
+
+    struct raft__watch *fed_head; /* raft__watch_feed list, in feed order */
+    struct raft__watch *fed_tail;
+
+    struct raft__timer **heap; /* min-heap on (deadline, seq) */
+    size_t n_timers;
+    size_t cap_timers;
+    uint64_t timer_seq;
+
+    pthread_mutex_t lock;
+    struct raft__work *posted_head; /* protected by lock */
+    struct raft__work *posted_tail; /* protected by lock */
+    atomic_bool is_stopping;
+};
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int raft__loop_new(struct raft__loop **out)
+{
+    struct raft__loop *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return RAFT_ENOMEM;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0)
+        goto err_after_alloc;
+    l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l->wakefd < 0)
+        goto err_after_epoll;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0)
+        goto err_after_eventfd;
+    if (pthread_mutex_init(&l->lock, NULL) != 0)
+        goto err_after_eventfd;
+    atomic_init(&l->is_stopping, false);
+    l->now = monotonic_ms();
+    *out = l;
+    return 0;
+
+err_after_eventfd:
+    close(l->wakefd);
+err_after_epoll:
+    close(l->epfd);
+err_after_alloc:
+    free(l);
+    return RAFT_EIO;
+}
+
+void raft__loop_free(struct raft__loop *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n_timers; i++)
+        l->heap[i]->heap_index = SIZE_MAX;
+    free(l->heap);
+    pthread_mutex_destroy(&l->lock);
+    close(l->wakefd);
+    close(l->epfd);
+    free(l);
+}
+
+uint64_t raft__loop_now(const struct raft__loop *l)
+{
+    return l->now;
+}
+
+void raft__loop_update_time(struct raft__loop *l)
+{
+    l->now = monotonic_ms();
+}
+
+static void wake(struct raft__loop *l)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already nonzero: the loop will wake anyway. */
+    ssize_t n = write(l->wakefd, &one, sizeof one);
+    (void)n;
+}
+
+void raft__loop_stop(struct raft__loop *l)
+{
+    atomic_store(&l->is_stopping, true);
+    wake(l);
+}
+
+bool raft__loop_is_stopping(struct raft__loop *l)
+{
+    return atomic_load(&l->is_stopping);
+}
+
+void raft__loop_post(struct raft__loop *l, struct raft__work *w)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&l->lock);
+    if (l->posted_tail != NULL)
+        l->posted_tail->next = w;
+    else
+        l->posted_head = w;
+    l->posted_tail = w;
+    pthread_mutex_unlock(&l->lock);
+    wake(l);
+}
+
+/* --- watchers --------------------------------------------------------------------------------- */
+
+static uint32_t epoll_bits(unsigned events)
+{
+    return ((events & RAFT__LOOP_READ) ? EPOLLIN : 0) |
+           ((events & RAFT__LOOP_WRITE) ? EPOLLOUT : 0);
+}
+
+int raft__watch_start(struct raft__loop *l, struct raft__watch *w, int fd, unsigned events,
+                      raft__watch_cb cb)
+{
+    struct epoll_event ev = {.events = epoll_bits(events), .data.ptr = w};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return RAFT_EIO;
+    w->loop = l;
+    w->fd = fd;
+    w->events = events;
+    w->is_active = true;
+    w->is_fed = false;
+    w->fed_events = 0;
+    w->next_fed = NULL;
+    w->cb = cb;
+    return 0;
+}
+
+int raft__watch_set(struct raft__watch *w, unsigned events)
+{
+    if (!w->is_active)
+        return RAFT_EINVAL;
+    events &= RAFT__LOOP_READ | RAFT__LOOP_WRITE;
+    if (events == w->events)
+        return 0;
+    struct epoll_event ev = {.events = epoll_bits(events), .data.ptr = w};
+    if (epoll_ctl(w->loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) != 0)
+        return RAFT_EIO;
+    w->events = events;
+    return 0;
+}
+
+void raft__watch_feed(struct raft__watch *w, unsigned events)
+{
+    struct raft__loop *l = w->loop;
+    if (!w->is_active)
+        return;
+    w->fed_events |= events;
+    if (w->is_fed)
+        return;
+    w->is_fed = true;
+    w->next_fed = NULL;
+    if (l->fed_tail != NULL)
+        l->fed_tail->next_fed = w;
+    else
+        l->fed_head = w;
+    l->fed_tail = w;
+}
+
+static void unfeed(struct raft__watch *w)
+{
+    struct raft__loop *l = w->loop;
+    struct raft__watch *prev = NULL;
+    for (struct raft__watch *it = l->fed_head; it != NULL; prev = it, it = it->next_fed) {
+        if (it != w)
+            continue;
+        if (prev != NULL)
+            prev->next_fed = w->next_fed;
+        else
+            l->fed_head = w->next_fed;
+        if (l->fed_tail == w)
+            l->fed_tail = prev;
+        break;
+    }
+    w->is_fed = false;
+    w->fed_events = 0;
+    w->next_fed = NULL;
+}
+
+void raft__watch_stop(struct raft__watch *w)
+{
+    if (!w->is_active)
+        return;
+    struct raft__loop *l = w->loop;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    for (int i = l->next_event; i < l->n_events; i++)
+        if (l->events[i].data.ptr == w)
+            l->events[i].data.ptr = NULL;
+    if (w->is_fed)
+        unfeed(w);
+    w->is_active = false;
+}
+
+/* --- timers ----------------------------------------------------------------------------------- */
+
+static bool timer_before(const struct raft__timer *a, const struct raft__timer *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void heap_place(struct raft__loop *l, size_t i, struct raft__timer *t)
+{
+    l->heap[i] = t;
+    t->heap_index = i;
+}
+
+static void heap_up(struct raft__loop *l, size_t i)
+{
+    struct raft__timer *t = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(t, l->heap[parent]))
+            break;
+        heap_place(l, i, l->heap[parent]);
+        i = parent;
+    }
+    heap_place(l, i, t);
+}
+
+static void heap_down(struct raft__loop *l, size_t i)
+{
+    struct raft__timer *t = l->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= l->n_timers)
+            break;
+        if (child + 1 < l->n_timers && timer_before(l->heap[child + 1], l->heap[child]))
+            child++;
+        if (!timer_before(l->heap[child], t))
+            break;
+        heap_place(l, i, l->heap[child]);
+        i = child;
+    }
+    heap_place(l, i, t);
+}
+
+static void heap_remove(struct raft__loop *l, struct raft__timer *t)
+{
+    size_t i = t->heap_index;
+    struct raft__timer *last = l->heap[--l->n_timers];
+    t->heap_index = SIZE_MAX;
+    if (last == t)
+        return;
+    heap_place(l, i, last);
+    heap_up(l, i);
+    heap_down(l, last->heap_index);
+}
+
+void raft__timer_init(struct raft__timer *t)
+{
+    t->loop = NULL;
+    t->heap_index = SIZE_MAX;
+}
+
+bool raft__timer_is_active(const struct raft__timer *t)
+{
+    return t->heap_index != SIZE_MAX;
+}
+
+int raft__timer_start(struct raft__loop *l, struct raft__timer *t, uint64_t timeout_ms,
+                      uint64_t repeat_ms, raft__timer_cb cb)
+{
+    if (t->heap_index != SIZE_MAX && t->loop == l)
+        heap_remove(l, t);
+    if (l->n_timers == l->cap_timers) {
+        size_t cap = l->cap_timers ? 2 * l->cap_timers : 16;
+        struct raft__timer **heap = realloc(l->heap, cap * sizeof *heap);
+        if (heap == NULL) {
+            t->heap_index = SIZE_MAX;
+            return RAFT_ENOMEM;
+        }
+        l->heap = heap;
+        l->cap_timers = cap;
+    }
+    t->loop = l;
+    t->deadline = l->now + timeout_ms;
+    t->repeat = repeat_ms;
+    t->seq = l->timer_seq++;
+    t->cb = cb;
+    heap_place(l, l->n_timers++, t);
+    heap_up(l, t->heap_index);
+    return 0;
+}
+
+void raft__timer_stop(struct raft__timer *t)
+{
+    if (t->heap_index == SIZE_MAX)
+        return;
+    heap_remove(t->loop, t);
+}
+
+static void run_timers(struct raft__loop *l)
+{
+    /* Timers started by a callback with a zero timeout wait for the next iteration, so a timer
+     * that re-arms itself cannot keep this loop going forever. */
+    uint64_t seq_limit = l->timer_seq;
+    while (l->n_timers > 0) {
+        struct raft__timer *t = l->heap[0];
+        if (t->deadline > l->now || t->seq >= seq_limit)
+            break;
+        heap_remove(l, t);
+        if (t->repeat > 0) {
+            /* Re-armed before the callback so the callback may stop or restart it. */
+            t->deadline = l->now + t->repeat;
+            t->seq = l->timer_seq++;
+            heap_place(l, l->n_timers++, t);
+            heap_up(l, t->heap_index);
+        }
+        t->cb(t);
+    }
+}
+
+/* --- running ---------------------------------------------------------------------------------- */
+
+static void run_posted(struct raft__loop *l)
+{
+    uint64_t counter;
+    ssize_t n = read(l->wakefd, &counter, sizeof counter);
+    (void)n;
+    pthread_mutex_lock(&l->lock);
+    struct raft__work *w = l->posted_head;
+    l->posted_head = l->posted_tail = NULL;
+    pthread_mutex_unlock(&l->lock);
+    while (w != NULL) {
+        struct raft__work *next = w->next;
+        w->cb(w);
+        w = next;
+    }
+}
+
+static void run_fed(struct raft__loop *l)
+{
+    /* Only the watchers fed before this point: one fed again by its callback waits for the next
+     * iteration, after the kernel's events had a turn. */
+    struct raft__watch *last = l->fed_tail;
+    while (l->fed_head != NULL) {
+        struct raft__watch *w = l->fed_head;
+        bool is_last = w == last;
+        unsigned events = w->fed_events;
+        unfeed(w);
+        w->cb(w, events);
+        if (is_last)
+            break;
+    }
+}
+
+int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
+{
+    int timeout = timeout_ms;
+    if (l->fed_head != NULL || atomic_load(&l->is_stopping))
+        timeout = 0;
+    if (l->n_timers > 0 && timeout != 0) {
+        raft__loop_update_time(l);
+        uint64_t due = l->heap[0]->deadline;
+        uint64_t wait = due > l->now ? due - l->now : 0;
+        if (timeout < 0 || wait < (uint64_t)timeout)
+            timeout = (int)(wait > 1000000 ? 1000000 : wait);
+    }
+    int n = epoll_wait(l->epfd, l->events, MAX_EVENTS, timeout);
+    if (n < 0) {
+        if (errno != EINTR)
+            return RAFT_EIO;
+        n = 0;
+    }
+    raft__loop_update_time(l);
+    bool is_woken = false;
+    l->n_events = n;
+    for (l->next_event = 0; l->next_event < l->n_events;) {
+        struct epoll_event *ev = &l->events[l->next_event++];
+        if (ev->data.ptr == NULL)
+            continue; /* its watcher was stopped by an earlier callback */
+        if (ev->data.ptr == l) {
+            is_woken = true;
+            continue;
+        }
+        struct raft__watch *w = ev->data.ptr;
+        unsigned events = ((ev->events & EPOLLIN) ? RAFT__LOOP_READ : 0) |
+                          ((ev->events & EPOLLOUT) ? RAFT__LOOP_WRITE : 0) |
+                          ((ev->events & (EPOLLERR | EPOLLHUP)) ? RAFT__LOOP_ERROR : 0);
+        w->cb(w, events);
+    }
+    l->n_events = 0;
+    l->next_event = 0;
+    run_fed(l);
+    run_timers(l);
+    if (is_woken)
+        run_posted(l);
+    return 0;
+}
+
+int raft__loop_run(struct raft__loop *l)
+{
+    while (!atomic_load(&l->is_stopping)) {
+        int rv = raft__loop_run_once(l, -1);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
