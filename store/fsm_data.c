@@ -1,7 +1,7 @@
 /* File data of the inode state machine: blocks of FSM_BLOCK_SIZE bytes keyed by (inode,
  * block number); write, whole-file replace, setattr (with truncation) and read.
  *
- * Layout rules (see docs/fsm-format.md):
+ * Layout rules (see docs/disk-format.md):
  *  1. A block that was never written (or was cut away) is absent and reads as zeros: holes
  *     cost nothing.
  *  2. A stored block holds 1..FSM_BLOCK_SIZE bytes; bytes past its length read as zeros.

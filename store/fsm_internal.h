@@ -1,5 +1,5 @@
 /* Internals of the inode state machine shared by store/fsm*.c: the instance, key and record
- * layouts (docs/fsm-format.md), and the helpers every command uses. Not a public header. */
+ * layouts (docs/disk-format.md), and the helpers every command uses. Not a public header. */
 #ifndef STORE_FSM_INTERNAL_H
 #define STORE_FSM_INTERNAL_H
 

@@ -1,6 +1,8 @@
 /* Throughput of the inode state machine: commands applied per second (create + 1 KiB write of
- * small files, in batches) and read operations per second, on tmpfs and on the data disk. */
+ * small files, in batches) and read operations per second, on tmpfs and on the data disk; then
+ * the time and size of a snapshot of 100,000 small files, and the time to restore it. */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,9 +10,11 @@
 
 #include "store/error.h"
 #include "store/fsm.h"
+#include "store/snapshot.h"
 
-#define FILES 20000
-#define BATCH 64
+#define FILES      20000
+#define SNAP_FILES 100000
+#define BATCH      64
 
 static double now(void)
 {
@@ -38,7 +42,14 @@ static void check(int r, const char *what)
 }
 
 /* Create and write FILES files, BATCH commands per transaction; return commands/s. */
+static double apply_rate_n(struct store_fsm *fsm, int batch, int files);
+
 static double apply_rate(struct store_fsm *fsm, int batch)
+{
+    return apply_rate_n(fsm, batch, FILES);
+}
+
+static double apply_rate_n(struct store_fsm *fsm, int batch, int files)
 {
     static uint8_t data[1024];
     struct store_cmd cmds[BATCH];
@@ -48,7 +59,7 @@ static double apply_rate(struct store_fsm *fsm, int batch)
     memset(data, 'x', sizeof data);
     double t0 = now();
     int n = 0;
-    for (int i = 0; i < FILES; i++) {
+    for (int i = 0; i < files; i++) {
         struct store_cmd c = {
             .type = STORE_CMD_CREATE, .time_sec = 1700000000, .ino = 1, .mode = 0644};
         snprintf(names[n], sizeof names[n], "f%d", i);
@@ -61,7 +72,7 @@ static double apply_rate(struct store_fsm *fsm, int batch)
                               .data = data,
                               .data_len = sizeof data};
         cmds[n++] = w;
-        if (n + 2 > batch || i == FILES - 1) {
+        if (n + 2 > batch || i == files - 1) {
             check(store_fsm_apply_batch(fsm, ++index, 1, cmds, (size_t)n, res), "apply");
             for (int k = 0; k < n; k++)
                 if (res[k].err)
@@ -69,7 +80,51 @@ static double apply_rate(struct store_fsm *fsm, int batch)
             n = 0;
         }
     }
-    return 2.0 * FILES / (now() - t0);
+    return 2.0 * files / (now() - t0);
+}
+
+/* Snapshot of a tree of SNAP_FILES files of 1 KiB: time and size to take, time to restore. */
+static void snapshot_figures(void)
+{
+    char dir[64] = "/var/tmp/rfs-bench-XXXXXX", snaps[64] = "/var/tmp/rfs-snaps-XXXXXX";
+    char fresh[64] = "/var/tmp/rfs-bench-XXXXXX";
+    if (mkdtemp(dir) == NULL || mkdtemp(snaps) == NULL || mkdtemp(fresh) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    struct store_fsm *fsm, *other;
+    struct store_fsm_options o = {.no_sync = true};
+    check(store_fsm_open(dir, &o, &fsm), "open");
+    apply_rate_n(fsm, BATCH, SNAP_FILES);
+    struct store_snapshot_dir *sd;
+    char err[256];
+    if (store_snapshot_dir_open(snaps, NULL, &sd, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_fsm: %s\n", err);
+        exit(1);
+    }
+    struct stat st;
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    stat(path, &st);
+    double t0 = now();
+    struct store_snapshot_info info;
+    check(store_fsm_snapshot(fsm, sd, &info), "snapshot");
+    double take = now() - t0;
+    check(store_fsm_open(fresh, &o, &other), "open");
+    t0 = now();
+    check(store_fsm_restore(other, sd, info.index, info.term), "restore");
+    double restore = now() - t0;
+    printf("snapshot of %d files of 1 KiB (environment %.1f MiB): %.1f MiB, taken in %.2f s, "
+           "restored in %.2f s\n",
+           SNAP_FILES, (double)st.st_size / (1 << 20), (double)info.size / (1 << 20), take,
+           restore);
+    store_fsm_close(other);
+    store_fsm_close(fsm);
+    store_snapshot_dir_close(sd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", dir, snaps, fresh);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_fsm: could not remove %s\n", dir);
 }
 
 static void read_rates(struct store_fsm *fsm, double *getattr, double *lookup, double *read)
@@ -129,5 +184,6 @@ int main(void)
         store_fsm_close(fsm);
         rm_store(dir);
     }
+    snapshot_figures();
     return 0;
 }
