@@ -43,20 +43,24 @@ TEST_CFLAGS := -Wno-missing-prototypes
 
 # Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
 # is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
-RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c transport.c tls.c runtime.c))
+RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c transport.c tls.c runtime*.c))
 RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
 STORE_SRC        := $(wildcard store/*.c)
+FS_SRC           := $(wildcard fs/*.c)
 SIM_SRC          := $(filter-out test/sim/main.c,$(wildcard test/sim/*.c))
 UNIT_SRC         := $(wildcard test/unit/test_*.c)
 
 RAFT_CORE_OBJ := $(RAFT_CORE_SRC:%.c=$(B)/%.o)
 RAFT_RUNTIME_OBJ := $(RAFT_RUNTIME_SRC:%.c=$(B)/%.o)
 STORE_OBJ     := $(STORE_SRC:%.c=$(B)/%.o)
+FS_OBJ        := $(FS_SRC:%.c=$(B)/%.o)
 SIM_OBJ       := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:%.c=$(B)/%)
 
 LIBRAFT  := $(B)/libraft.a
 LIBSTORE := $(B)/libstore.a
+LIBFS    := $(B)/libfs.a
+RAFTNODE := $(B)/test/raftnode
 LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
 BENCH_SRC := $(wildcard test/bench/bench_*.c)
@@ -84,7 +88,8 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
-all: $(LIBRAFT) $(LIBSTORE) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) $(TOOLS_BIN)
+all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
+     $(TOOLS_BIN) $(RAFTNODE)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -93,8 +98,9 @@ $(B)/%.o: %.c
 
 $(LIBRAFT): $(RAFT_CORE_OBJ) $(RAFT_RUNTIME_OBJ)
 $(LIBSTORE): $(STORE_OBJ)
+$(LIBFS): $(FS_OBJ)
 $(LIBSIM): $(SIM_OBJ)
-$(LIBRAFT) $(LIBSTORE) $(LIBSIM):
+$(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -105,6 +111,11 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 
 .SECONDEXPANSION:
 $(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $(LIBRAFT) $(LIBSTORE)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+# The end-to-end tests' node: runtime, transport and state machine without FUSE.
+$(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 

@@ -1,0 +1,1390 @@
+/* The runtime's loop thread and API: it starts the node from what is on disk, feeds the core
+ * (ticks, messages, completions of the other threads), carries out each update, and turns API
+ * calls into requests that complete exactly once. docs/runtime.md describes the whole. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "raft/runtime_internal.h"
+#include "store/error.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_TICK_MS    10
+#define DEFAULT_PENDING    ((size_t)64 << 20)
+#define DEADLINE_EVERY     5 /* ticks between scans for expired requests */
+
+/* Frames of the runtime's own (docs/wire-format.md, "Runtime frames"):
+ *   FORWARD       the proposal as the leader should append it (envelope + command)
+ *   FORWARD_RESP  u64 request id | u32 status | u64 index | u64 term
+ *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
+ *   CTL_RESP      u64 request id | u32 status */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+/* --- logging -------------------------------------------------------------------------------- */
+
+void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (rt->cfg.log != NULL)
+        rt->cfg.log(rt->cfg.log_ctx, level, text);
+    else
+        fprintf(stderr, "raft: %s\n", text);
+}
+
+static void transport_log(void *data, enum raft__log_level level, const char *line)
+{
+    static const enum raft_log_level map[] = {
+        [RAFT__LOG_ERROR] = RAFT_LOG_ERROR,
+        [RAFT__LOG_WARN] = RAFT_LOG_WARN,
+        [RAFT__LOG_INFO] = RAFT_LOG_INFO,
+        [RAFT__LOG_DEBUG] = RAFT_LOG_DEBUG,
+    };
+    rt__log(data, map[level], "transport: %s", line);
+}
+
+/* --- requests ------------------------------------------------------------------------------- */
+
+struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id)
+{
+    for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static bool unlink_locked(struct raft_runtime *rt, struct rt_req *req)
+{
+    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
+        if (*p == req) {
+            *p = req->next;
+            return true;
+        }
+    return false;
+}
+
+static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
+
+/* Complete a request already removed from the table. */
+void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
+                  struct raft_apply_result *result)
+{
+    if (req->kind == RT_PROPOSE || req->kind == RT_BARRIER)
+        atomic_fetch_sub(&rt->pending_bytes, req->len);
+    if (req->is_remote) {
+        /* A peer's request executed here: the answer goes back over the network, from the
+         * loop thread only (the transport is the loop's). Others post it there. */
+        send_ctl_resp(rt, req->origin, req->peer_req, status);
+    } else if (req->done != NULL) {
+        req->done(req->arg, status, result);
+    } else if (result != NULL) {
+        free(result->data);
+    }
+    free(req->buf);
+    free(req);
+}
+
+void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
+                     struct raft_apply_result *result)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct rt_req *req = rt__find_locked(rt, id);
+    if (req != NULL)
+        unlink_locked(rt, req);
+    pthread_mutex_unlock(&rt->lock);
+    if (req != NULL)
+        rt__complete(rt, req, status, result);
+    else if (result != NULL)
+        free(result->data);
+}
+
+/* --- events from the other threads ---------------------------------------------------------- */
+
+void rt__post_event(struct raft_runtime *rt, struct rt_event *e)
+{
+    e->next = NULL;
+    pthread_mutex_lock(&rt->events_lock);
+    if (rt->events_tail != NULL)
+        rt->events_tail->next = e;
+    else
+        rt->events = e;
+    rt->events_tail = e;
+    bool is_posted = rt->is_events_posted;
+    rt->is_events_posted = true;
+    pthread_mutex_unlock(&rt->events_lock);
+    if (!is_posted)
+        raft__loop_post(rt->loop, &rt->events_work);
+}
+
+/* --- carrying out updates ------------------------------------------------------------------- */
+
+struct step_ctx {
+    struct rt_req *req;     /* the request being stepped, if any */
+    uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot */
+};
+
+static void stop_taking_part(struct raft_runtime *rt, int error);
+
+/* Fill the chunk of a snapshot message from the current snapshot file into buf. */
+static bool fill_chunk(struct raft_runtime *rt, struct raft_msg *m, void *buf)
+{
+    if (rt->reader == NULL)
+        return false;
+    const struct store_snapshot_meta *meta = store_snapshot_reader_meta(rt->reader);
+    if (meta->index != m->snapshot.index || meta->term != m->snapshot.term)
+        return false; /* replaced meanwhile: the core starts over with the new one */
+    size_t n;
+    if (store_snapshot_reader_read(rt->reader, m->snapshot.offset, buf, m->snapshot.len, &n) != 0 ||
+        n != m->snapshot.len)
+        return false;
+    m->snapshot.data = buf;
+    return true;
+}
+
+/* Encode m into a frame (for messages held until the hard state is durable). */
+static struct rt_frame *frame_of(struct raft_runtime *rt, const struct raft_msg *msg)
+{
+    struct raft_msg m = *msg;
+    void *chunk = NULL;
+    if (m.type == RAFT_MSG_SNAPSHOT) {
+        chunk = malloc(m.snapshot.len ? m.snapshot.len : 1);
+        if (chunk == NULL || !fill_chunk(rt, &m, chunk)) {
+            free(chunk);
+            return NULL;
+        }
+    }
+    size_t len = raft_msg_encoded_size(&m);
+    struct rt_frame *f = malloc(sizeof *f + len);
+    if (f != NULL) {
+        f->next = NULL;
+        f->to = m.to;
+        f->channel = raft__channel_for_msg(&m);
+        f->len = (uint32_t)len;
+        raft_msg_encode(&m, f->data);
+    }
+    free(chunk);
+    return f;
+}
+
+static void send_now(struct raft_runtime *rt, const struct raft_msg *msg)
+{
+    struct raft_msg m = *msg;
+    void *chunk = NULL;
+    if (m.type == RAFT_MSG_SNAPSHOT) {
+        chunk = malloc(m.snapshot.len ? m.snapshot.len : 1);
+        if (chunk == NULL || !fill_chunk(rt, &m, chunk)) {
+            free(chunk);
+            return; /* lost, as on a network: the core resends */
+        }
+    }
+    raft__transport_send_msg(rt->transport, &m);
+    free(chunk);
+}
+
+/* Copy entries (the update's are borrowed) for another thread. */
+static struct raft_entry *copy_entries(const struct raft_entry *src, size_t n)
+{
+    struct raft_entry *e = calloc(n, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        e[i] = src[i];
+        e[i].data = NULL;
+        if (src[i].len > 0) {
+            e[i].data = malloc(src[i].len);
+            if (e[i].data == NULL) {
+                for (size_t k = 0; k < i; k++)
+                    free(e[k].data);
+                free(e);
+                return NULL;
+            }
+            memcpy(e[i].data, src[i].data, src[i].len);
+        }
+    }
+    return e;
+}
+
+static int queue_log_write(struct raft_runtime *rt, const struct raft_update *u,
+                           struct rt_frame *held)
+{
+    struct rt_write *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return RAFT_ENOMEM;
+    w->kind = RT_WRITE_LOG;
+    w->batch.has_hard_state = u->has_hard_state;
+    w->batch.term = u->term;
+    w->batch.vote = u->vote;
+    w->batch.truncate_from = u->truncate_from;
+    if (u->n_entries > 0) {
+        struct store_log_entry *e = calloc(u->n_entries, sizeof *e);
+        if (e == NULL) {
+            free(w);
+            return RAFT_ENOMEM;
+        }
+        for (size_t i = 0; i < u->n_entries; i++) {
+            const struct raft_entry *s = &u->entries[i];
+            void *copy = NULL;
+            if (s->len > 0 && (copy = malloc(s->len)) == NULL) {
+                for (size_t k = 0; k < i; k++)
+                    free((void *)e[k].payload);
+                free(e);
+                free(w);
+                return RAFT_ENOMEM;
+            }
+            if (s->len > 0)
+                memcpy(copy, s->data, s->len);
+            e[i] = (struct store_log_entry){.index = s->index,
+                                            .term = s->term,
+                                            .type = s->type,
+                                            .len = s->len,
+                                            .payload = copy};
+        }
+        w->batch.entries = e;
+        w->batch.n = u->n_entries;
+    }
+    w->held = held;
+    rt__write(rt, w);
+    return 0;
+}
+
+static void snapshot_chunk(struct raft_runtime *rt, const struct raft_update *u)
+{
+    if (u->snapshot.has_chunk) {
+        if (u->snapshot.offset == 0) {
+            store_snapshot_receive_abort(rt->receiver);
+            rt->receiver = NULL;
+            int rc = store_snapshot_receive_begin(rt->snaps, u->snapshot.index, u->snapshot.term,
+                                                  &rt->receiver);
+            if (rc != 0)
+                rt__log(rt, RAFT_LOG_WARN, "receiving snapshot %llu: %s",
+                        (unsigned long long)u->snapshot.index, rfs_strerror(rc));
+        }
+        if (rt->receiver != NULL &&
+            store_snapshot_receive_write(rt->receiver, u->snapshot.offset, u->snapshot.data,
+                                         u->snapshot.len) != 0) {
+            store_snapshot_receive_abort(rt->receiver); /* install will report the failure */
+            rt->receiver = NULL;
+        }
+    }
+    if (!u->snapshot.install)
+        return;
+    struct rt_apply *a = calloc(1, sizeof *a);
+    if (a == NULL || rt->receiver == NULL) {
+        free(a);
+        store_snapshot_receive_abort(rt->receiver);
+        rt->receiver = NULL;
+        struct raft_event ev = {.type = RAFT_EVENT_SNAPSHOT_INSTALLED};
+        ev.snapshot_installed.index = u->snapshot.index;
+        ev.snapshot_installed.term = u->snapshot.term;
+        ev.snapshot_installed.status = RAFT_EIO;
+        struct rt_event *e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            stop_taking_part(rt, RAFT_ENOMEM);
+            return;
+        }
+        e->ev = ev;
+        rt__post_event(rt, e);
+        return;
+    }
+    a->kind = RT_APPLY_INSTALL;
+    a->receiver = rt->receiver;
+    a->index = u->snapshot.index;
+    a->term = u->snapshot.term;
+    rt->receiver = NULL;
+    rt__apply(rt, a);
+}
+
+static void sync_peers(struct raft_runtime *rt)
+{
+    struct raft_status s;
+    raft_status(rt->core, &s);
+    if (s.conf_index == rt->conf_index_synced && rt->conf_index_synced != 0)
+        return;
+    for (unsigned i = 0; i < s.conf.n; i++) {
+        const struct raft_server *sv = &s.conf.servers[i];
+        if (sv->id == rt->cfg.id || sv->address[0] == '\0')
+            continue;
+        int rc = raft__transport_peer_set(rt->transport, sv->id, sv->address);
+        if (rc != 0)
+            rt__log(rt, RAFT_LOG_WARN, "peer %llu at \"%s\": %s", (unsigned long long)sv->id,
+                    sv->address, raft_strerror(rc));
+    }
+    rt->conf_index_synced = s.conf_index;
+}
+
+static void update_status(struct raft_runtime *rt)
+{
+    struct raft_status s;
+    raft_status(rt->core, &s);
+    struct raft_runtime_status st;
+    memset(&st, 0, sizeof st);
+    st.id = rt->cfg.id;
+    st.role = s.role;
+    st.term = s.term;
+    st.leader = s.leader;
+    const struct raft_server *ls = raft_configuration_get(&s.conf, s.leader);
+    if (ls != NULL)
+        memcpy(st.leader_address, ls->address, sizeof st.leader_address);
+    st.commit = s.commit;
+    st.applied = atomic_load(&rt->applied);
+    st.last_index = s.last_index;
+    st.snapshot_index = s.snapshot_index;
+    st.snapshot_term = s.snapshot_term;
+    st.conf_index = s.conf_index;
+    st.error = rt->error;
+    for (unsigned i = 0; i < s.conf.n && st.n_peers < RAFT_MAX_SERVERS; i++) {
+        const struct raft_server *sv = &s.conf.servers[i];
+        struct raft_runtime_peer *p = &st.peers[st.n_peers++];
+        p->id = sv->id;
+        p->suffrage = sv->suffrage;
+        memcpy(p->address, sv->address, sizeof p->address);
+        for (unsigned k = 0; k < s.n_progress; k++)
+            if (s.progress[k].id == sv->id) {
+                p->match = s.progress[k].match;
+                p->last_contact_ms = (uint64_t)s.progress[k].ticks_since_contact * rt->tick_ms;
+            }
+        struct raft__peer_stats ps;
+        if (sv->id != rt->cfg.id && raft__transport_peer_stats(rt->transport, sv->id, &ps) == 0)
+            p->is_connected = ps.is_connected[RAFT__CHANNEL_CONTROL];
+        if (sv->id == rt->cfg.id) {
+            p->match = s.durable_index;
+            p->is_connected = true;
+        }
+    }
+    pthread_mutex_lock(&rt->lock);
+    rt->status = st;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void submit(struct raft_runtime *rt, struct rt_req *req);
+
+/* Requests that waited for a leader go now that one is known. */
+static void resubmit_waiting(struct raft_runtime *rt)
+{
+    struct rt_req *list[64];
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&rt->lock);
+        for (struct rt_req *r = rt->requests; r != NULL && n < 64; r = r->next)
+            if (!r->is_submitted) {
+                r->is_submitted = true; /* claimed: submit() decides again */
+                list[n++] = r;
+            }
+        pthread_mutex_unlock(&rt->lock);
+        for (size_t i = 0; i < n; i++) {
+            list[i]->is_submitted = false;
+            submit(rt, list[i]);
+        }
+        if (n < 64)
+            return;
+    }
+}
+
+static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
+{
+    if (u->role != RAFT_LEADER) {
+        /* Proposals this node appended as leader may still commit under the next leader, or
+         * be overwritten: their outcome comes from apply, or is "unknown" at the deadline. */
+        pthread_mutex_lock(&rt->lock);
+        for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
+            if (r->is_submitted && (r->kind == RT_PROPOSE || r->kind == RT_BARRIER))
+                r->is_leadership_lost = true;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    rt__log(rt, RAFT_LOG_INFO, "%s in term %llu, leader %llu", raft_role_name(u->role),
+            (unsigned long long)u->term, (unsigned long long)u->leader);
+    update_status(rt);
+    if (u->leader != 0)
+        resubmit_waiting(rt);
+}
+
+static void process(struct raft_runtime *rt, const struct raft_update *u, struct step_ctx *ctx)
+{
+    /* 1-2. Hard state and log: messages that depend on a new hard state wait for it. */
+    struct rt_frame *held = NULL, **tail = &held;
+    for (size_t i = 0; i < u->n_msgs; i++) {
+        if (!u->has_hard_state) {
+            send_now(rt, &u->msgs[i]);
+            continue;
+        }
+        struct rt_frame *f = frame_of(rt, &u->msgs[i]);
+        if (f != NULL) {
+            *tail = f;
+            tail = &f->next;
+        }
+    }
+    if (u->has_hard_state || u->truncate_from != 0 || u->n_entries > 0) {
+        if (queue_log_write(rt, u, held) != 0) {
+            rt__frames_free(held);
+            stop_taking_part(rt, RAFT_ENOMEM);
+            return;
+        }
+    }
+    /* 3. A received snapshot. */
+    snapshot_chunk(rt, u);
+    /* 5. Committed entries. */
+    if (u->n_apply > 0) {
+        struct rt_apply *a = calloc(1, sizeof *a);
+        if (a == NULL || (a->entries = copy_entries(u->apply, u->n_apply)) == NULL) {
+            free(a);
+            stop_taking_part(rt, RAFT_ENOMEM);
+            return;
+        }
+        a->kind = RT_APPLY_ENTRIES;
+        a->n = u->n_apply;
+        rt__apply(rt, a);
+    }
+    /* 6. Results. */
+    if (u->proposed_index != 0 && ctx != NULL && ctx->req != NULL) {
+        pthread_mutex_lock(&rt->lock);
+        ctx->req->index = u->proposed_index;
+        ctx->req->term = u->proposed_term;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    for (size_t i = 0; i < u->n_reads; i++) {
+        const struct raft_read_result *r = &u->reads[i];
+        if (r->status != 0) {
+            rt__complete_id(rt, r->id, r->status, NULL);
+            continue;
+        }
+        pthread_mutex_lock(&rt->lock);
+        struct rt_req *req = rt__find_locked(rt, r->id);
+        if (req != NULL)
+            req->read_index = r->index;
+        pthread_mutex_unlock(&rt->lock);
+        if (req != NULL)
+            rt__read_wait(rt, req);
+    }
+    for (size_t i = 0; i < u->n_changes; i++)
+        rt__complete_id(rt, u->changes[i].id, u->changes[i].status, NULL);
+    for (size_t i = 0; i < u->n_transfers; i++)
+        rt__complete_id(rt, u->transfers[i].id, u->transfers[i].status, NULL);
+    /* 7. Snapshots. */
+    if (u->want_snapshot && !rt->has_snapshot_thread)
+        rt__snapshot_start(rt);
+    if (ctx != NULL && ctx->snapshot_term != 0) {
+        struct rt_write *w = calloc(1, sizeof *w);
+        if (w == NULL) {
+            stop_taking_part(rt, RAFT_ENOMEM);
+            return;
+        }
+        w->kind = RT_WRITE_COMPACT;
+        w->batch.truncate_from = u->compact_to;
+        rt__write(rt, w);
+    }
+    if (u->role_changed)
+        role_changed(rt, u);
+    sync_peers(rt);
+}
+
+/* Feed one event to the core and carry out the update. */
+static int step(struct raft_runtime *rt, const struct raft_event *e, struct step_ctx *ctx)
+{
+    if (rt->error != 0)
+        return rt->error;
+    struct raft_update u;
+    int rv = raft_step(rt->core, e, &u);
+    process(rt, &u, ctx);
+    return rv;
+}
+
+/* --- failure ------------------------------------------------------------------------------- */
+
+static void fail_all(struct raft_runtime *rt, int status)
+{
+    for (;;) {
+        pthread_mutex_lock(&rt->lock);
+        struct rt_req *req = rt->requests;
+        if (req != NULL)
+            rt->requests = req->next;
+        pthread_mutex_unlock(&rt->lock);
+        if (req == NULL)
+            return;
+        rt__complete(rt, req, status, NULL);
+    }
+}
+
+/* A storage failure: the node keeps its last state for operators to look at, but takes no more
+ * part in the cluster (a failed fsync must never be retried; see DESIGN.md, store/). */
+static void stop_taking_part(struct raft_runtime *rt, int error)
+{
+    if (rt->error != 0)
+        return;
+    rt->error = error == RAFT_ENOMEM ? RAFT_ESTORAGE : error;
+    rt__log(rt, RAFT_LOG_ERROR, "this node stops taking part in the cluster: %s; restart it",
+            raft_strerror(rt->error));
+    update_status(rt);
+    fail_all(rt, rt->error);
+}
+
+/* --- the loop's callbacks ------------------------------------------------------------------- */
+
+static void events_cb(struct raft__work *w)
+{
+    struct raft_runtime *rt = w->data;
+    pthread_mutex_lock(&rt->events_lock);
+    struct rt_event *e = rt->events;
+    rt->events = rt->events_tail = NULL;
+    rt->is_events_posted = false;
+    pthread_mutex_unlock(&rt->events_lock);
+    while (e != NULL) {
+        struct rt_event *next = e->next;
+        if (e->error != 0)
+            stop_taking_part(rt, e->error);
+        for (struct rt_frame *f = e->frames; f != NULL && rt->error == 0; f = f->next)
+            raft__transport_send(rt->transport, f->to, f->channel, RAFT__FRAME_RAFT, f->data,
+                                 f->len);
+        rt__frames_free(e->frames);
+        struct step_ctx ctx = {0};
+        switch (e->ev.type) {
+        case RAFT_EVENT_PERSISTED: step(rt, &e->ev, NULL); break;
+        case RAFT_EVENT_SNAPSHOT_INSTALLED:
+            if (e->ev.snapshot_installed.status == 0) {
+                store_snapshot_reader_close(rt->reader);
+                rt->reader = NULL;
+                store_snapshot_open(rt->snaps, e->ev.snapshot_installed.index,
+                                    e->ev.snapshot_installed.term, &rt->reader);
+            }
+            step(rt, &e->ev, NULL);
+            break;
+        case RAFT_EVENT_SNAPSHOT_TAKEN: {
+            rt__snapshot_join(rt);
+            uint64_t index = e->ev.snapshot_taken.index, term = e->snapshot_term;
+            int rv = index == 0 ? RAFT_EIO : 0;
+            if (rv == 0) {
+                ctx.snapshot_term = term;
+                rv = step(rt, &e->ev, &ctx);
+            }
+            if (rv == 0) {
+                /* Record it for restarts and send followers this one from now on. */
+                struct rt_write *wr = calloc(1, sizeof *wr);
+                if (wr != NULL) {
+                    wr->kind = RT_WRITE_COMPACT;
+                    wr->index = index;
+                    wr->term = term;
+                    rt__write(rt, wr);
+                }
+                struct store_snapshot_reader *rd;
+                if (store_snapshot_open(rt->snaps, index, term, &rd) == 0) {
+                    store_snapshot_reader_close(rt->reader);
+                    rt->reader = rd;
+                }
+                rt__log(rt, RAFT_LOG_INFO, "took snapshot %llu/%llu (%llu bytes)",
+                        (unsigned long long)index, (unsigned long long)term,
+                        (unsigned long long)e->ev.snapshot_taken.size);
+            }
+            if (rt->snapshot_req != 0) {
+                rt__complete_id(rt, rt->snapshot_req, rv == RAFT_ESTALE ? 0 : rv, NULL);
+                rt->snapshot_req = 0;
+            }
+            break;
+        }
+        default: break;
+        }
+        free(e);
+        e = next;
+    }
+}
+
+static void expire(struct raft_runtime *rt)
+{
+    uint64_t now = raft__loop_now(rt->loop);
+    struct rt_req *expired = NULL;
+    pthread_mutex_lock(&rt->lock);
+    for (struct rt_req **p = &rt->requests; *p != NULL;) {
+        struct rt_req *r = *p;
+        if (r->deadline > now || r->is_remote) {
+            p = &r->next;
+            continue;
+        }
+        *p = r->next;
+        r->next = expired;
+        expired = r;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    while (expired != NULL) {
+        struct rt_req *r = expired;
+        expired = r->next;
+        int status;
+        if (!r->is_submitted)
+            status = RAFT_ENOTLEADER; /* never sent anywhere: no leader was known */
+        else if (r->is_leadership_lost)
+            status = RAFT_ELEADERSHIPLOST;
+        else
+            status = RAFT_ETIMEDOUT;
+        rt__complete(rt, r, status, NULL);
+    }
+}
+
+static void tick_cb(struct raft__timer *t)
+{
+    struct raft_runtime *rt = t->data;
+    if (rt->error == 0) {
+        struct raft_event e = {.type = RAFT_EVENT_TICK};
+        step(rt, &e, NULL);
+    }
+    if (++rt->ticks % DEADLINE_EVERY == 0) {
+        expire(rt);
+        update_status(rt);
+    }
+}
+
+/* Answer a peer's change request that ran here. */
+static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
+{
+    uint8_t buf[12];
+    put_u64(buf, id);
+    put_u32(buf + 8, (uint32_t)status);
+    raft__transport_send(rt->transport, to, RAFT__CHANNEL_CONTROL, RAFT__FRAME_CTL_RESP, buf,
+                         sizeof buf);
+}
+
+static void recv_forward(struct raft_runtime *rt, uint64_t from, const uint8_t *p, uint32_t len)
+{
+    if (len < RT_ENVELOPE || get_u64(p) != from)
+        return; /* a proposal names its proposer: no node proposes for another */
+    uint64_t id = get_u64(p + 8);
+    uint8_t resp[28];
+    int rv = RAFT_ENOTLEADER;
+    uint64_t index = 0, term = 0;
+    if (raft_role(rt->core) == RAFT_LEADER && rt->error == 0) {
+        struct raft_buf b = {.data = p, .len = len};
+        struct raft_event e = {.type = RAFT_EVENT_PROPOSE};
+        e.propose.type = RAFT_ENTRY_COMMAND;
+        e.propose.bufs = &b;
+        e.propose.n = 1;
+        struct rt_req probe = {0};
+        struct step_ctx ctx = {.req = &probe};
+        rv = step(rt, &e, &ctx);
+        index = probe.index;
+        term = probe.term;
+    }
+    put_u64(resp, id);
+    put_u32(resp + 8, (uint32_t)rv);
+    put_u64(resp + 12, index);
+    put_u64(resp + 20, term);
+    raft__transport_send(rt->transport, from, RAFT__CHANNEL_CONTROL, RAFT__FRAME_FORWARD_RESP, resp,
+                         sizeof resp);
+}
+
+static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_t len)
+{
+    if (len != 28)
+        return;
+    uint64_t id = get_u64(p);
+    int status = (int)get_u32(p + 8);
+    if (status != 0) {
+        rt__complete_id(rt, id, status, NULL);
+        return;
+    }
+    /* Accepted at (index, term). If this node already applied that index and the request is
+     * still here, the entry there was another one: ours was overwritten. */
+    pthread_mutex_lock(&rt->lock);
+    struct rt_req *req = rt__find_locked(rt, id);
+    bool is_gone = false;
+    if (req != NULL) {
+        req->index = get_u64(p + 12);
+        req->term = get_u64(p + 20);
+        if (atomic_load(&rt->applied) >= req->index) {
+            unlink_locked(rt, req);
+            is_gone = true;
+        }
+    }
+    pthread_mutex_unlock(&rt->lock);
+    if (is_gone)
+        rt__complete(rt, req, RAFT_ENOTAPPLIED, NULL);
+}
+
+static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, uint32_t len)
+{
+    if (len < 27)
+        return;
+    uint64_t id = get_u64(p);
+    size_t alen = p[26];
+    if (len != 27 + alen || alen >= RAFT_ADDRESS_MAX)
+        return;
+    struct rt_req *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return;
+    req->kind = p[8] == RT_TRANSFER ? RT_TRANSFER : RT_CHANGE;
+    req->op = p[9];
+    req->server = get_u64(p + 10);
+    req->expect_index = get_u64(p + 18);
+    memcpy(req->address, p + 27, alen);
+    req->is_remote = true;
+    req->origin = from;
+    req->peer_req = id;
+    req->id = atomic_fetch_add(&rt->next_id, 1);
+    req->deadline = raft__loop_now(rt->loop) + DEFAULT_TIMEOUT_MS;
+    req->is_submitted = true;
+    pthread_mutex_lock(&rt->lock);
+    req->next = rt->requests;
+    rt->requests = req;
+    pthread_mutex_unlock(&rt->lock);
+    if (raft_role(rt->core) != RAFT_LEADER) {
+        rt__complete_id(rt, req->id, RAFT_ENOTLEADER, NULL);
+        return;
+    }
+    submit(rt, req);
+}
+
+static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
+                    const uint8_t *payload, uint32_t len)
+{
+    (void)ch;
+    struct raft_runtime *rt = data;
+    if (rt->error != 0)
+        return;
+    switch (type) {
+    case RAFT__FRAME_RAFT: {
+        struct raft_msg m;
+        if (raft_msg_decode(payload, len, &m, NULL) != 0) {
+            rt__log(rt, RAFT_LOG_WARN, "malformed raft message from node %llu dropped",
+                    (unsigned long long)from);
+            return;
+        }
+        if (m.from != from || m.to != rt->cfg.id) {
+            rt__log(rt, RAFT_LOG_WARN,
+                    "message from node %llu claims to be from %llu to %llu: dropped",
+                    (unsigned long long)from, (unsigned long long)m.from, (unsigned long long)m.to);
+        } else {
+            struct raft_event e = {.type = RAFT_EVENT_RECEIVE, .receive.msg = &m};
+            step(rt, &e, NULL);
+        }
+        raft_msg_release(&m, NULL);
+        break;
+    }
+    case RAFT__FRAME_FORWARD: recv_forward(rt, from, payload, len); break;
+    case RAFT__FRAME_FORWARD_RESP: recv_forward_resp(rt, payload, len); break;
+    case RAFT__FRAME_CTL: recv_ctl(rt, from, payload, len); break;
+    case RAFT__FRAME_CTL_RESP:
+        if (len == 12)
+            rt__complete_id(rt, get_u64(payload), (int)get_u32(payload + 8), NULL);
+        break;
+    default: break;
+    }
+}
+
+/* --- submitting requests (loop thread) ------------------------------------------------------ */
+
+static void send_ctl(struct raft_runtime *rt, struct rt_req *req, uint64_t leader)
+{
+    uint8_t buf[27 + RAFT_ADDRESS_MAX];
+    size_t alen = strnlen(req->address, RAFT_ADDRESS_MAX - 1);
+    put_u64(buf, req->id);
+    buf[8] = (uint8_t)req->kind;
+    buf[9] = (uint8_t)req->op;
+    put_u64(buf + 10, req->server);
+    put_u64(buf + 18, req->expect_index);
+    buf[26] = (uint8_t)alen;
+    memcpy(buf + 27, req->address, alen);
+    raft__transport_send(rt->transport, leader, RAFT__CHANNEL_CONTROL, RAFT__FRAME_CTL, buf,
+                         27 + alen);
+}
+
+static void submit(struct raft_runtime *rt, struct rt_req *req)
+{
+    if (rt->error != 0) {
+        rt__complete_id(rt, req->id, rt->error, NULL);
+        return;
+    }
+    bool is_leader = raft_role(rt->core) == RAFT_LEADER;
+    uint64_t leader = raft_leader(rt->core);
+    if (req->kind == RT_SNAPSHOT) {
+        if (rt->has_snapshot_thread || rt->snapshot_req != 0) {
+            rt__complete_id(rt, req->id, RAFT_EBUSY, NULL);
+            return;
+        }
+        req->is_submitted = true;
+        rt->snapshot_req = req->id;
+        int rc = rt__snapshot_start(rt);
+        if (rc != 0) {
+            rt->snapshot_req = 0;
+            rt__complete_id(rt, req->id, rc, NULL);
+        }
+        return;
+    }
+    if (!is_leader && leader == 0)
+        return; /* waits for a leader (resubmit_waiting), or for its deadline */
+    req->is_submitted = true;
+    struct step_ctx ctx = {.req = req};
+    int rv = 0;
+    switch (req->kind) {
+    case RT_PROPOSE:
+    case RT_BARRIER:
+        if (is_leader) {
+            struct raft_buf b = {.data = req->buf, .len = (uint32_t)req->len};
+            struct raft_event e = {.type = RAFT_EVENT_PROPOSE};
+            e.propose.type = RAFT_ENTRY_COMMAND;
+            e.propose.bufs = &b;
+            e.propose.n = 1;
+            rv = step(rt, &e, &ctx);
+        } else {
+            rv = raft__transport_send(rt->transport, leader, RAFT__CHANNEL_BULK,
+                                      RAFT__FRAME_FORWARD, req->buf, (uint32_t)req->len);
+            if (rv == RAFT_EDROPPED)
+                rv = RAFT_EBUSY;
+        }
+        break;
+    case RT_READ: {
+        struct raft_event e = {.type = RAFT_EVENT_READ_INDEX, .read_index.id = req->id};
+        rv = step(rt, &e, &ctx);
+        break;
+    }
+    case RT_CHANGE:
+        if (is_leader) {
+            struct raft_event e = {.type = RAFT_EVENT_CHANGE};
+            e.change.id = req->id;
+            e.change.op = req->op;
+            e.change.server = req->server;
+            e.change.address = req->address;
+            e.change.expect_index = req->expect_index;
+            rv = step(rt, &e, &ctx);
+        } else {
+            send_ctl(rt, req, leader);
+        }
+        break;
+    case RT_TRANSFER:
+        if (is_leader) {
+            struct raft_event e = {.type = RAFT_EVENT_TRANSFER};
+            e.transfer.id = req->id;
+            e.transfer.server = req->server;
+            rv = step(rt, &e, &ctx);
+        } else {
+            send_ctl(rt, req, leader);
+        }
+        break;
+    case RT_SNAPSHOT: break;
+    }
+    if (rv != 0)
+        rt__complete_id(rt, req->id, rv, NULL);
+}
+
+static void submit_cb(struct raft__work *w)
+{
+    struct rt_req *req = w->data;
+    submit(req->rt, req);
+}
+
+/* --- API ------------------------------------------------------------------------------------ */
+
+static int new_req(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
+                   raft_done_fn done, void *arg, struct rt_req **out)
+{
+    pthread_mutex_lock(&rt->lock);
+    bool is_stopping = rt->is_stopping;
+    pthread_mutex_unlock(&rt->lock);
+    if (is_stopping)
+        return RAFT_ESHUTDOWN;
+    struct rt_req *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return RAFT_ENOMEM;
+    req->rt = rt;
+    req->kind = kind;
+    req->done = done;
+    req->arg = arg;
+    req->id = atomic_fetch_add(&rt->next_id, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    req->deadline = now + (timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS);
+    req->work.cb = submit_cb;
+    req->work.data = req;
+    *out = req;
+    return 0;
+}
+
+/* Enter the table and hand to the loop. Once here, done will be called exactly once. */
+static int post(struct raft_runtime *rt, struct rt_req *req)
+{
+    pthread_mutex_lock(&rt->lock);
+    if (rt->is_stopping) {
+        pthread_mutex_unlock(&rt->lock);
+        free(req->buf);
+        free(req);
+        return RAFT_ESHUTDOWN;
+    }
+    req->next = rt->requests;
+    rt->requests = req;
+    pthread_mutex_unlock(&rt->lock);
+    raft__loop_post(rt->loop, &req->work);
+    return 0;
+}
+
+static int propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
+                   unsigned timeout_ms, raft_done_fn done, void *arg)
+{
+    if (rt->error != 0)
+        return rt->error;
+    if (len + RT_ENVELOPE > rt->cfg.options.max_entry_bytes)
+        return RAFT_ETOOBIG;
+    size_t limit = rt->cfg.max_pending_bytes ? rt->cfg.max_pending_bytes : DEFAULT_PENDING;
+    if (atomic_load(&rt->pending_bytes) + len > limit)
+        return RAFT_EBUSY;
+    struct rt_req *req;
+    int rv = new_req(rt, kind, timeout_ms, done, arg, &req);
+    if (rv != 0)
+        return rv;
+    req->len = RT_ENVELOPE + len;
+    req->buf = malloc(req->len);
+    if (req->buf == NULL) {
+        free(req);
+        return RAFT_ENOMEM;
+    }
+    rt__envelope_put(req->buf, rt->cfg.id, req->id);
+    if (len > 0)
+        memcpy(req->buf + RT_ENVELOPE, data, len);
+    atomic_fetch_add(&rt->pending_bytes, req->len);
+    rv = post(rt, req);
+    if (rv != 0)
+        atomic_fetch_sub(&rt->pending_bytes, RT_ENVELOPE + len);
+    return rv;
+}
+
+int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, unsigned timeout_ms,
+                         raft_done_fn done, void *arg)
+{
+    if (len == 0)
+        return RAFT_EINVAL; /* an empty command is how barriers look */
+    return propose(rt, RT_PROPOSE, data, len, timeout_ms, done, arg);
+}
+
+int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done, void *arg)
+{
+    return propose(rt, RT_BARRIER, NULL, 0, timeout_ms, done, arg);
+}
+
+int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
+                            void *arg)
+{
+    struct rt_req *req;
+    int rv = new_req(rt, RT_READ, timeout_ms, done, arg, &req);
+    return rv != 0 ? rv : post(rt, req);
+}
+
+int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_t server,
+                        const char *address, uint64_t expect_index, unsigned timeout_ms,
+                        raft_done_fn done, void *arg)
+{
+    if (address != NULL && strlen(address) >= RAFT_ADDRESS_MAX)
+        return RAFT_EINVAL;
+    struct rt_req *req;
+    int rv = new_req(rt, RT_CHANGE, timeout_ms, done, arg, &req);
+    if (rv != 0)
+        return rv;
+    req->op = op;
+    req->server = server;
+    req->expect_index = expect_index;
+    if (address != NULL)
+        strcpy(req->address, address);
+    return post(rt, req);
+}
+
+int raft_runtime_transfer(struct raft_runtime *rt, uint64_t server, unsigned timeout_ms,
+                          raft_done_fn done, void *arg)
+{
+    struct rt_req *req;
+    int rv = new_req(rt, RT_TRANSFER, timeout_ms, done, arg, &req);
+    if (rv != 0)
+        return rv;
+    req->server = server;
+    return post(rt, req);
+}
+
+int raft_runtime_snapshot(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
+                          void *arg)
+{
+    struct rt_req *req;
+    int rv = new_req(rt, RT_SNAPSHOT, timeout_ms ? timeout_ms : 60000, done, arg, &req);
+    return rv != 0 ? rv : post(rt, req);
+}
+
+void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out)
+{
+    pthread_mutex_lock(&rt->lock);
+    *out = rt->status;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* --- start and stop ------------------------------------------------------------------------- */
+
+static char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
+                    size_t errlen)
+{
+    uint64_t first, last;
+    *out = NULL;
+    *n = 0;
+    int rc = store_log_bounds(rt->log, &first, &last);
+    if (rc != 0 || last == 0)
+        goto done;
+    struct raft_entry *e = calloc((size_t)(last - first + 1), sizeof *e);
+    if (e == NULL) {
+        rc = RFS_ENOMEM;
+        goto done;
+    }
+    struct store_log_iter *it;
+    if ((rc = store_log_iter_open(rt->log, first, last, &it)) != 0) {
+        free(e);
+        goto done;
+    }
+    struct store_log_entry se;
+    size_t k = 0;
+    while (k < last - first + 1 && (rc = store_log_iter_next(it, &se)) == 0) {
+        e[k] = (struct raft_entry){
+            .index = se.index, .term = se.term, .type = se.type, .len = (uint32_t)se.len};
+        if (se.len > 0 && (e[k].data = malloc(se.len)) == NULL) {
+            rc = RFS_ENOMEM;
+            break;
+        }
+        if (se.len > 0)
+            memcpy(e[k].data, se.payload, se.len);
+        k++;
+    }
+    store_log_iter_close(it);
+    if (rc == RFS_ENOTFOUND && k == last - first + 1)
+        rc = 0;
+    *out = e;
+    *n = k;
+done:
+    if (rc != 0) {
+        char msg[256];
+        snprintf(err, errlen, "reading the log in %s/log: %s (%s)", rt->data_dir, rfs_strerror(rc),
+                 store_log_errmsg(rt->log, msg, sizeof msg));
+        return RAFT_ESTORAGE;
+    }
+    return 0;
+}
+
+static void free_entries(struct raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
+/* Gather the node's durable state, restore the state machine if it is behind the snapshot,
+ * bootstrap a new cluster if asked, and create the core. */
+static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
+{
+    struct raft_initial_state st = {0};
+    int rc;
+    if ((rc = store_log_get_term(rt->log, &st.term)) != 0 ||
+        (rc = store_log_get_vote(rt->log, &st.vote)) != 0) {
+        snprintf(err, errlen, "reading term and vote: %s", rfs_strerror(rc));
+        return RAFT_ESTORAGE;
+    }
+    uint64_t si = 0, stt = 0;
+    rc = store_log_get_snapshot_meta(rt->log, &si, &stt);
+    if (rc != 0 && rc != RFS_ENOTFOUND) {
+        snprintf(err, errlen, "reading the snapshot record: %s", rfs_strerror(rc));
+        return RAFT_ESTORAGE;
+    }
+    if (si != 0) {
+        if ((rc = store_snapshot_open(rt->snaps, si, stt, &rt->reader)) != 0) {
+            char msg[256];
+            snprintf(err, errlen, "opening snapshot %llu/%llu: %s (%s)", (unsigned long long)si,
+                     (unsigned long long)stt, rfs_strerror(rc),
+                     store_snapshot_errmsg(rt->snaps, msg, sizeof msg));
+            return RAFT_ESTORAGE;
+        }
+        const struct store_snapshot_meta *m = store_snapshot_reader_meta(rt->reader);
+        st.snapshot.index = si;
+        st.snapshot.term = stt;
+        st.snapshot.size = store_snapshot_reader_size(rt->reader);
+        if (m->config_len > 0 &&
+            raft_configuration_decode(m->config, m->config_len, &st.snapshot.conf) != 0) {
+            snprintf(err, errlen, "snapshot %llu holds an unreadable configuration",
+                     (unsigned long long)si);
+            return RAFT_ESTORAGE;
+        }
+    }
+    uint64_t applied = 0, applied_term = 0;
+    if ((rc = rt->cfg.fsm.applied(rt->cfg.fsm.ctx, &applied, &applied_term)) != 0) {
+        snprintf(err, errlen, "reading the state machine's applied index: %d", rc);
+        return RAFT_ESTORAGE;
+    }
+    if (applied < si) {
+        /* The log was reset for an installed snapshot, but the state machine was not replaced
+         * before a crash: finish the install. */
+        rt__log(rt, RAFT_LOG_INFO, "restoring the state machine from snapshot %llu/%llu",
+                (unsigned long long)si, (unsigned long long)stt);
+        if ((rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, si, stt)) != 0) {
+            snprintf(err, errlen, "restoring snapshot %llu: %d", (unsigned long long)si, rc);
+            return RAFT_ESTORAGE;
+        }
+        applied = si;
+    }
+    struct raft_entry *entries;
+    size_t n;
+    if ((rc = load_log(rt, &entries, &n, err, errlen)) != 0)
+        return rc;
+    uint8_t boot_buf[2 + RAFT_MAX_SERVERS * (10 + RAFT_ADDRESS_MAX)];
+    struct raft_entry boot;
+    bool is_new = st.term == 0 && n == 0 && si == 0 && applied == 0;
+    if (is_new && rt->cfg.bootstrap != NULL) {
+        if ((rc = raft_bootstrap_entry(rt->cfg.bootstrap, boot_buf, &boot)) != 0) {
+            snprintf(err, errlen, "bootstrap configuration: %s", raft_strerror(rc));
+            return rc;
+        }
+        struct store_log_entry se = {.index = boot.index,
+                                     .term = boot.term,
+                                     .type = boot.type,
+                                     .len = boot.len,
+                                     .payload = boot.data};
+        if ((rc = store_log_append(rt->log, &se, 1)) != 0) {
+            snprintf(err, errlen, "writing the bootstrap configuration: %s", rfs_strerror(rc));
+            free_entries(entries, n);
+            return RAFT_ESTORAGE;
+        }
+        free(entries);
+        entries = copy_entries(&boot, 1);
+        n = entries != NULL ? 1 : 0;
+        rt__log(rt, RAFT_LOG_INFO, "bootstrapped a new cluster of %u servers",
+                rt->cfg.bootstrap->n);
+    } else if (!is_new && rt->cfg.bootstrap != NULL) {
+        rt__log(rt, RAFT_LOG_INFO, "the node has state: bootstrap ignored");
+    }
+    st.entries = entries;
+    st.n_entries = n;
+    st.applied = applied;
+    st.commit = applied;
+    struct raft_options o = rt->cfg.options;
+    o.id = rt->cfg.id;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    o.seed = rt->cfg.id * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
+    rc = raft_new(&o, &st, &rt->core);
+    free_entries(entries, n);
+    if (rc != 0) {
+        snprintf(err, errlen, "starting the consensus core: %s", raft_strerror(rc));
+        return rc;
+    }
+    atomic_store(&rt->applied, applied);
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    struct raft_runtime *rt = arg;
+    raft__loop_run(rt->loop);
+    return NULL;
+}
+
+static void destroy(struct raft_runtime *rt)
+{
+    if (rt->transport != NULL)
+        raft__transport_free(rt->transport);
+    raft__tls_ctx_free(rt->tls);
+    if (rt->loop != NULL)
+        raft__loop_free(rt->loop);
+    raft_free(rt->core);
+    store_snapshot_reader_close(rt->reader);
+    store_snapshot_receive_abort(rt->receiver);
+    store_snapshot_dir_close(rt->snaps);
+    store_log_close(rt->log);
+    struct rt_event *e = rt->events;
+    while (e != NULL) {
+        struct rt_event *next = e->next;
+        rt__frames_free(e->frames);
+        free(e);
+        e = next;
+    }
+    pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->events_lock);
+    pthread_mutex_destroy(&rt->writer_lock);
+    pthread_cond_destroy(&rt->writer_cond);
+    pthread_mutex_destroy(&rt->apply_lock);
+    pthread_cond_destroy(&rt->apply_cond);
+    free(rt->data_dir);
+    free(rt->listen);
+    free(rt->cluster_id);
+    free(rt->tls_ca);
+    free(rt->tls_cert);
+    free(rt->tls_key);
+    free(rt);
+}
+
+int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtime **out, char *err,
+                       size_t errlen)
+{
+    snprintf(err, errlen, "out of memory");
+    if (cfg->id == 0 || cfg->data_dir == NULL || cfg->cluster_id == NULL ||
+        cfg->fsm.apply == NULL || cfg->fsm.applied == NULL || cfg->fsm.snapshot == NULL ||
+        cfg->fsm.restore == NULL) {
+        snprintf(err, errlen, "incomplete runtime configuration");
+        return RAFT_EINVAL;
+    }
+    struct raft_runtime *rt = calloc(1, sizeof *rt);
+    if (rt == NULL)
+        return RAFT_ENOMEM;
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->events_lock, NULL);
+    pthread_mutex_init(&rt->writer_lock, NULL);
+    pthread_cond_init(&rt->writer_cond, NULL);
+    pthread_mutex_init(&rt->apply_lock, NULL);
+    pthread_cond_init(&rt->apply_cond, NULL);
+    atomic_store(&rt->next_id, 1);
+    rt->cfg = *cfg;
+    rt->data_dir = strdup(cfg->data_dir);
+    rt->listen = dup_or_null(cfg->listen);
+    rt->cluster_id = strdup(cfg->cluster_id);
+    rt->tls_ca = dup_or_null(cfg->tls_ca);
+    rt->tls_cert = dup_or_null(cfg->tls_cert);
+    rt->tls_key = dup_or_null(cfg->tls_key);
+    rt->tick_ms = cfg->tick_ms ? cfg->tick_ms : DEFAULT_TICK_MS;
+    if (rt->data_dir == NULL || rt->cluster_id == NULL) {
+        destroy(rt);
+        return RAFT_ENOMEM;
+    }
+    if (rt->cfg.options.election_ticks == 0)
+        raft_options_default(&rt->cfg.options, cfg->id);
+    rt->events_work.cb = events_cb;
+    rt->events_work.data = rt;
+
+    int rv = RAFT_ESTORAGE;
+    char msg[256];
+    if (mkdir(rt->data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "creating %s: %s", rt->data_dir, strerror(errno));
+        goto err;
+    }
+    char *log_dir = join_path(rt->data_dir, "log");
+    char *snap_dir = join_path(rt->data_dir, "snapshots");
+    if (log_dir == NULL || snap_dir == NULL) {
+        free(log_dir);
+        free(snap_dir);
+        rv = RAFT_ENOMEM;
+        goto err;
+    }
+    struct store_log_options lo = {.map_size = cfg->log_map_size, .map_size_max = cfg->log_map_max};
+    int rc = store_log_open(log_dir, &lo, &rt->log, msg, sizeof msg);
+    if (rc == 0)
+        rc = store_snapshot_dir_open(snap_dir, NULL, &rt->snaps, msg, sizeof msg);
+    free(log_dir);
+    free(snap_dir);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", msg);
+        goto err;
+    }
+    if ((rv = open_state(rt, err, errlen)) != 0)
+        goto err;
+
+    if ((rv = raft__loop_new(&rt->loop)) != 0) {
+        snprintf(err, errlen, "creating the event loop: %s", strerror(errno));
+        goto err;
+    }
+    if ((rv = raft__tls_ctx_new(rt->tls_ca, rt->tls_cert, rt->tls_key, &rt->tls, err, errlen)) != 0)
+        goto err;
+    struct raft__transport_config tc = {
+        .id = cfg->id,
+        .cluster_id = rt->cluster_id,
+        .listen_address = rt->listen,
+        .tls = rt->tls,
+        .max_frame_bytes = (uint32_t)cfg->max_frame_bytes,
+        .seed = cfg->id,
+        .recv = recv_cb,
+        .log = transport_log,
+        .data = rt,
+    };
+    if ((rv = raft__transport_new(rt->loop, &tc, &rt->transport)) != 0) {
+        snprintf(err, errlen, "listening on %s: %s", rt->listen ? rt->listen : "(none)",
+                 rv == RAFT_EIO ? strerror(errno) : raft_strerror(rv));
+        goto err;
+    }
+    const char *faults = getenv("RAFTFS_TRANSPORT_FAULTS");
+    if (faults != NULL &&
+        (rv = raft__transport_faults_parse(rt->transport, faults, err, errlen)) != 0)
+        goto err;
+    sync_peers(rt);
+    update_status(rt);
+
+    raft__timer_init(&rt->tick);
+    rt->tick.data = rt;
+    if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb)) != 0)
+        goto err;
+    if ((rv = rt__writer_start(rt)) != 0)
+        goto err;
+    if ((rv = rt__apply_start(rt)) != 0) {
+        rt__writer_stop(rt);
+        goto err;
+    }
+    if (pthread_create(&rt->loop_thread, NULL, loop_main, rt) != 0) {
+        rt__apply_stop(rt);
+        rt__writer_stop(rt);
+        rv = RAFT_ENOMEM;
+        goto err;
+    }
+    rt__log(rt, RAFT_LOG_INFO, "node %llu started: term %llu, log up to %llu, applied %llu",
+            (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
+            (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
+    err[0] = '\0';
+    *out = rt;
+    return 0;
+
+err:
+    destroy(rt);
+    return rv;
+}
+
+void raft_runtime_stop(struct raft_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    rt->is_stopping = true;
+    pthread_mutex_unlock(&rt->lock);
+    raft__loop_stop(rt->loop);
+    pthread_join(rt->loop_thread, NULL);
+    /* The loop is gone; the other threads finish what they hold, then everything left fails. */
+    rt__snapshot_join(rt);
+    rt__apply_stop(rt);
+    rt__writer_stop(rt);
+    fail_all(rt, RAFT_ESHUTDOWN);
+    rt__log(rt, RAFT_LOG_INFO, "node %llu stopped", (unsigned long long)rt->cfg.id);
+    destroy(rt);
+}

@@ -1,0 +1,359 @@
+/* The apply thread and the snapshot thread. Committed entries are applied in batches (one state
+ * machine transaction each); the proposer of an entry is named in its envelope, so the node that
+ * proposed it completes its request with the state machine's answer when it applies it, whether
+ * the proposal went through the local core or was forwarded to the leader. Snapshot installs
+ * travel through the same queue, so they are ordered with the entries around them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/runtime_internal.h"
+#include "store/error.h"
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id)
+{
+    put_u64(buf, origin);
+    put_u64(buf + 8, id);
+}
+
+void rt__apply(struct raft_runtime *rt, struct rt_apply *a)
+{
+    a->next = NULL;
+    pthread_mutex_lock(&rt->apply_lock);
+    if (rt->applies_tail != NULL)
+        rt->applies_tail->next = a;
+    else
+        rt->applies = a;
+    rt->applies_tail = a;
+    pthread_cond_signal(&rt->apply_cond);
+    pthread_mutex_unlock(&rt->apply_lock);
+}
+
+static void apply_free(struct rt_apply *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->entries[i].data);
+    free(a->entries);
+    if (a->receiver != NULL)
+        store_snapshot_receive_abort(a->receiver);
+    free(a);
+}
+
+/* Completions found under the lock, run after it is released. */
+struct done_list {
+    struct rt_req *req;
+    int status;
+    struct raft_apply_result result;
+    struct done_list *next;
+};
+
+static void unlink_req(struct raft_runtime *rt, struct rt_req *req)
+{
+    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
+        if (*p == req) {
+            *p = req->next;
+            return;
+        }
+}
+
+static void defer(struct done_list **list, struct rt_req *req, int status,
+                  struct raft_apply_result *result)
+{
+    struct done_list *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        abort(); /* a request could never complete; better to stop loudly */
+    }
+    d->req = req;
+    d->status = status;
+    if (result != NULL)
+        d->result = *result;
+    d->next = *list;
+    *list = d;
+}
+
+/* With rt->lock held: the state machine reached applied. Reads waiting for it complete, and so
+ * does every proposal whose index is now applied by an entry that was not its own. */
+static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct done_list **list)
+{
+    atomic_store(&rt->applied, applied);
+    for (struct rt_req **p = &rt->requests; *p != NULL;) {
+        struct rt_req *req = *p;
+        int status = -1;
+        if (req->kind == RT_READ && req->is_read_waiting && req->read_index <= applied)
+            status = 0;
+        else if ((req->kind == RT_PROPOSE || req->kind == RT_BARRIER) && req->index != 0 &&
+                 req->index <= applied)
+            status = RAFT_ENOTAPPLIED;
+        if (status < 0) {
+            p = &req->next;
+            continue;
+        }
+        *p = req->next;
+        defer(list, req, status, NULL);
+    }
+}
+
+static void run_done(struct raft_runtime *rt, struct done_list *list)
+{
+    while (list != NULL) {
+        struct done_list *next = list->next;
+        rt__complete(rt, list->req, list->status, list->status == 0 ? &list->result : NULL);
+        free(list);
+        list = next;
+    }
+}
+
+static void fatal(struct raft_runtime *rt, const char *what, int rc)
+{
+    rt__log(rt, RAFT_LOG_ERROR,
+            "state machine: %s failed (%d); this node stops taking part until it is restarted",
+            what, rc);
+    struct rt_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        abort();
+    e->error = RAFT_ESTORAGE;
+    rt__post_event(rt, e);
+}
+
+static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
+{
+    uint64_t self = rt->cfg.id;
+    struct raft_apply_result *results = calloc(a->n, sizeof *results);
+    struct raft_entry *view = malloc(a->n * sizeof *view);
+    uint64_t *ids = calloc(a->n, sizeof *ids);
+    if (results == NULL || view == NULL || ids == NULL) {
+        free(results);
+        free(view);
+        free(ids);
+        fatal(rt, "allocating an apply batch", RFS_ENOMEM);
+        return RFS_ENOMEM;
+    }
+    /* The state machine sees the proposer's bytes without the envelope; an entry with nothing
+     * after its envelope is a barrier, which only advances the applied index. */
+    for (size_t i = 0; i < a->n; i++) {
+        view[i] = a->entries[i];
+        if (view[i].type != RAFT_ENTRY_COMMAND)
+            continue;
+        if (view[i].len < RT_ENVELOPE) {
+            view[i].type = RAFT_ENTRY_NOOP; /* malformed; every node treats it the same */
+            view[i].len = 0;
+            view[i].data = NULL;
+            continue;
+        }
+        const uint8_t *p = view[i].data;
+        if (get_u64(p) == self)
+            ids[i] = get_u64(p + 8);
+        view[i].data = (uint8_t *)view[i].data + RT_ENVELOPE;
+        view[i].len -= RT_ENVELOPE;
+        if (view[i].len == 0) {
+            view[i].type = RAFT_ENTRY_NOOP;
+            view[i].data = NULL;
+        }
+    }
+    int rc = rt->cfg.fsm.apply(rt->cfg.fsm.ctx, view, a->n, results);
+    if (rc != 0) {
+        for (size_t i = 0; i < a->n; i++)
+            free(results[i].data);
+        free(results);
+        free(view);
+        free(ids);
+        fatal(rt, "applying entries", rc);
+        return rc;
+    }
+
+    struct done_list *done = NULL;
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < a->n; i++) {
+        struct rt_req *req = ids[i] ? rt__find_locked(rt, ids[i]) : NULL;
+        if (req == NULL) {
+            free(results[i].data); /* proposed elsewhere, or its proposer gave up */
+            continue;
+        }
+        unlink_req(rt, req);
+        defer(&done, req, 0, &results[i]);
+    }
+    /* Completions by envelope come first, so a proposal applied in this batch is never taken
+     * for one whose index was reused by another entry. */
+    advance_locked(rt, a->entries[a->n - 1].index, &done);
+    pthread_mutex_unlock(&rt->lock);
+    run_done(rt, done);
+    free(results);
+    free(view);
+    free(ids);
+    return 0;
+}
+
+static void post_installed(struct raft_runtime *rt, uint64_t index, uint64_t term, int status)
+{
+    struct rt_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        abort();
+    e->ev.type = RAFT_EVENT_SNAPSHOT_INSTALLED;
+    e->ev.snapshot_installed.index = index;
+    e->ev.snapshot_installed.term = term;
+    e->ev.snapshot_installed.status = status;
+    rt__post_event(rt, e);
+}
+
+/* The last chunk arrived: verify the file; then the log writer resets the log, and only then is
+ * the state machine replaced (RT_APPLY_RESTORE), so a crash in between finds a log that starts
+ * after the snapshot and a snapshot file to restore from at start-up. */
+static void install(struct raft_runtime *rt, struct rt_apply *a)
+{
+    struct store_snapshot_info info;
+    int rc = store_snapshot_receive_finish(a->receiver, &info);
+    a->receiver = NULL; /* freed by finish */
+    if (rc != 0) {
+        char msg[256];
+        rt__log(rt, RAFT_LOG_WARN, "snapshot %llu/%llu from the leader refused: %s (%s)",
+                (unsigned long long)a->index, (unsigned long long)a->term, rfs_strerror(rc),
+                store_snapshot_errmsg(rt->snaps, msg, sizeof msg));
+        post_installed(rt, a->index, a->term, rc);
+        return;
+    }
+    struct rt_write *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        fatal(rt, "queueing a log reset", RFS_ENOMEM);
+        return;
+    }
+    w->kind = RT_WRITE_RESET;
+    w->index = a->index;
+    w->term = a->term;
+    rt__write(rt, w);
+}
+
+static void restore(struct raft_runtime *rt, struct rt_apply *a)
+{
+    int rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, a->index, a->term);
+    if (rc != 0) {
+        fatal(rt, "restoring a snapshot", rc);
+        return;
+    }
+    rt__log(rt, RAFT_LOG_INFO, "installed snapshot %llu/%llu from the leader",
+            (unsigned long long)a->index, (unsigned long long)a->term);
+    struct done_list *done = NULL;
+    pthread_mutex_lock(&rt->lock);
+    advance_locked(rt, a->index, &done);
+    pthread_mutex_unlock(&rt->lock);
+    run_done(rt, done);
+    post_installed(rt, a->index, a->term, 0);
+}
+
+static void *apply_main(void *arg)
+{
+    struct raft_runtime *rt = arg;
+    bool is_failed = false;
+    for (;;) {
+        pthread_mutex_lock(&rt->apply_lock);
+        while (rt->applies == NULL && !rt->is_apply_stopping)
+            pthread_cond_wait(&rt->apply_cond, &rt->apply_lock);
+        struct rt_apply *a = rt->applies;
+        rt->applies = rt->applies_tail = NULL;
+        bool is_stopping = rt->is_apply_stopping;
+        pthread_mutex_unlock(&rt->apply_lock);
+        if (a == NULL && is_stopping)
+            break;
+        while (a != NULL) {
+            struct rt_apply *next = a->next;
+            if (!is_failed) {
+                switch (a->kind) {
+                case RT_APPLY_ENTRIES: is_failed = apply_entries(rt, a) != 0; break;
+                case RT_APPLY_INSTALL: install(rt, a); break;
+                case RT_APPLY_RESTORE: restore(rt, a); break;
+                }
+            }
+            apply_free(a);
+            a = next;
+        }
+    }
+    return NULL;
+}
+
+int rt__apply_start(struct raft_runtime *rt)
+{
+    if (pthread_create(&rt->apply_thread, NULL, apply_main, rt) != 0)
+        return RAFT_ENOMEM;
+    return 0;
+}
+
+void rt__apply_stop(struct raft_runtime *rt)
+{
+    pthread_mutex_lock(&rt->apply_lock);
+    rt->is_apply_stopping = true;
+    pthread_cond_signal(&rt->apply_cond);
+    pthread_mutex_unlock(&rt->apply_lock);
+    pthread_join(rt->apply_thread, NULL);
+}
+
+void rt__read_wait(struct raft_runtime *rt, struct rt_req *req)
+{
+    pthread_mutex_lock(&rt->lock);
+    if (rt__find_locked(rt, req->id) == NULL) {
+        pthread_mutex_unlock(&rt->lock); /* completed meanwhile (deadline, shutdown) */
+        return;
+    }
+    if (atomic_load(&rt->applied) >= req->read_index) {
+        unlink_req(rt, req);
+        pthread_mutex_unlock(&rt->lock);
+        rt__complete(rt, req, 0, NULL);
+        return;
+    }
+    req->is_read_waiting = true;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* --- snapshots ------------------------------------------------------------------------------- */
+
+static void *snapshot_main(void *arg)
+{
+    struct raft_runtime *rt = arg;
+    struct store_snapshot_info info;
+    int rc = rt->cfg.fsm.snapshot(rt->cfg.fsm.ctx, rt->snaps, &info);
+    struct rt_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        abort();
+    e->ev.type = RAFT_EVENT_SNAPSHOT_TAKEN;
+    if (rc != 0) {
+        char msg[256];
+        rt__log(rt, RAFT_LOG_WARN, "taking a snapshot failed: %s (%s)", rfs_strerror(rc),
+                store_snapshot_errmsg(rt->snaps, msg, sizeof msg));
+        e->ev.snapshot_taken.index = 0; /* the loop sees a failure */
+    } else {
+        e->ev.snapshot_taken.index = info.index;
+        e->ev.snapshot_taken.size = info.size;
+        e->snapshot_term = info.term;
+    }
+    rt__post_event(rt, e);
+    return NULL;
+}
+
+int rt__snapshot_start(struct raft_runtime *rt)
+{
+    if (rt->has_snapshot_thread)
+        return RAFT_EBUSY;
+    if (pthread_create(&rt->snapshot_thread, NULL, snapshot_main, rt) != 0)
+        return RAFT_ENOMEM;
+    rt->has_snapshot_thread = true;
+    return 0;
+}
+
+void rt__snapshot_join(struct raft_runtime *rt)
+{
+    if (rt->has_snapshot_thread) {
+        pthread_join(rt->snapshot_thread, NULL);
+        rt->has_snapshot_thread = false;
+    }
+}

@@ -1,0 +1,206 @@
+/* State of a runtime, shared by raft/runtime*.c (not a public header). docs/runtime.md has the
+ * design; in short:
+ *
+ *   loop thread    owns the core, the transport, timers; turns each core update into work
+ *   writer thread  persists log writes and hard state, many updates per durable commit
+ *   apply thread   applies committed entries, installs snapshots, completes requests
+ *   snapshot thread (on demand) copies the state machine into a snapshot file
+ *
+ * Invariants:
+ *  1. Only the loop thread touches rt->core and rt->transport.
+ *  2. A message of an update whose hard state changed is sent only after the writer made that
+ *     hard state durable (it travels with the write and comes back with its completion).
+ *  3. Writes reach the disk in the order the core asked for them (one FIFO, one thread), so
+ *     "durable up to (index, term)" of a later write implies every earlier write.
+ *  4. Entries reach the state machine in order, and a snapshot install is ordered with them
+ *     (the same FIFO).
+ *  5. A request is completed exactly once: whoever removes it from rt->requests under
+ *     rt->lock completes it, outside the lock.
+ */
+#ifndef RAFT_RUNTIME_INTERNAL_H
+#define RAFT_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "raft/loop.h"
+#include "raft/raft.h"
+#include "raft/tls.h"
+#include "raft/transport.h"
+#include "store/logstore.h"
+#include "store/snapshot.h"
+
+/* Every COMMAND entry starts with this envelope: who proposed it, so that the node that did
+ * completes its request when it applies the entry (docs/runtime.md, "Entry envelope"). */
+#define RT_ENVELOPE 16
+
+enum rt_req_kind {
+    RT_PROPOSE = 1,
+    RT_BARRIER,
+    RT_READ,
+    RT_CHANGE,
+    RT_TRANSFER,
+    RT_SNAPSHOT,
+};
+
+/* A request from the API, alive from submission to completion. */
+struct rt_req {
+    struct raft__work work; /* posts it to the loop */
+    struct raft_runtime *rt;
+    enum rt_req_kind kind;
+    uint64_t id;
+    raft_done_fn done;
+    void *arg;
+    uint64_t deadline; /* loop time, ms */
+    uint8_t *buf;      /* RT_PROPOSE, RT_BARRIER: envelope + command */
+    size_t len;
+    /* RT_CHANGE, RT_TRANSFER */
+    enum raft_change_op op;
+    uint64_t server;
+    char address[RAFT_ADDRESS_MAX];
+    uint64_t expect_index;
+    /* progress, under rt->lock */
+    uint64_t index, term; /* where the entry went, once known */
+    uint64_t read_index;  /* RT_READ: complete once applied >= this */
+    bool is_submitted;    /* handed to the core or to the leader */
+    bool is_read_waiting; /* RT_READ: waiting for apply */
+    bool is_leadership_lost;
+    bool is_remote;      /* a peer's change request executed here: answer with CTL_RESP */
+    uint64_t origin;     /* is_remote: the peer */
+    uint64_t peer_req;   /* is_remote: its request id */
+    struct rt_req *next; /* in rt->requests */
+};
+
+/* One item for the log writer. */
+enum rt_write_kind {
+    RT_WRITE_LOG = 1, /* hard state and/or truncate + append; messages held until durable */
+    RT_WRITE_RESET,   /* snapshot installed: the log restarts after (index, term) */
+    RT_WRITE_COMPACT, /* snapshot taken: drop entries <= index, record the snapshot meta */
+};
+
+struct rt_frame {
+    struct rt_frame *next;
+    uint64_t to;
+    enum raft__channel channel;
+    uint32_t len;
+    uint8_t data[]; /* an encoded raft_msg */
+};
+
+struct rt_write {
+    struct rt_write *next;
+    enum rt_write_kind kind;
+    struct store_log_batch batch; /* RT_WRITE_LOG; entries and payloads owned */
+    uint64_t index, term;         /* RESET, COMPACT */
+    struct rt_frame *held;        /* messages to send once durable */
+};
+
+/* One item for the apply thread. */
+enum rt_apply_kind {
+    RT_APPLY_ENTRIES = 1,
+    RT_APPLY_INSTALL, /* verify the received snapshot, reset the log, restore the state */
+    RT_APPLY_RESTORE, /* after the log reset: restore the state machine */
+};
+
+struct rt_apply {
+    struct rt_apply *next;
+    enum rt_apply_kind kind;
+    struct raft_entry *entries; /* owned copies */
+    size_t n;
+    struct store_snapshot_receiver *receiver; /* INSTALL */
+    uint64_t index, term;                     /* INSTALL, RESTORE */
+};
+
+/* A result of another thread for the loop: a core event to feed, or frames to send. */
+struct rt_event {
+    struct rt_event *next;
+    struct raft_event ev; /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
+    struct rt_frame *frames;
+    int error;             /* nonzero: a storage failure; the node stops taking part */
+    uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
+};
+
+struct raft_runtime {
+    struct raft_runtime_config cfg; /* strings point into the copies below */
+    char *data_dir, *listen, *cluster_id, *tls_ca, *tls_cert, *tls_key;
+    unsigned tick_ms;
+
+    struct store_log *log;
+    struct store_snapshot_dir *snaps;
+
+    /* loop thread */
+    struct raft__loop *loop;
+    pthread_t loop_thread;
+    struct raft__tls_ctx *tls;
+    struct raft__transport *transport;
+    struct raft *core;
+    struct raft__timer tick;
+    uint64_t conf_index_synced;           /* configuration the transport's peers reflect */
+    struct store_snapshot_reader *reader; /* current snapshot, for chunks to followers */
+    struct store_snapshot_receiver *receiver;
+    uint64_t recv_index, recv_term;
+    bool is_snapshotting;
+    uint64_t snapshot_req; /* manual snapshot waiting for completion (request id) */
+    int error;             /* storage failure: stop taking part (RAFT_ESTORAGE) */
+    unsigned ticks;
+
+    /* shared */
+    pthread_mutex_t lock;
+    struct rt_req *requests; /* pending, protected by lock */
+    atomic_uint_fast64_t next_id;
+    atomic_uint_fast64_t applied;      /* state machine applied index */
+    struct raft_runtime_status status; /* copy for other threads, protected by lock */
+    atomic_size_t pending_bytes;
+    bool is_stopping; /* protected by lock */
+
+    /* results of the writer, apply and snapshot threads for the loop */
+    pthread_mutex_t events_lock;
+    struct rt_event *events, *events_tail;
+    struct raft__work events_work;
+    bool is_events_posted;
+
+    /* writer thread */
+    pthread_t writer_thread;
+    pthread_mutex_t writer_lock;
+    pthread_cond_t writer_cond;
+    struct rt_write *writes, *writes_tail;
+    bool is_writer_stopping;
+
+    /* apply thread */
+    pthread_t apply_thread;
+    pthread_mutex_t apply_lock;
+    pthread_cond_t apply_cond;
+    struct rt_apply *applies, *applies_tail;
+    bool is_apply_stopping;
+
+    /* snapshot thread */
+    pthread_t snapshot_thread;
+    bool has_snapshot_thread;
+};
+
+/* runtime.c */
+void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rt__post_event(struct raft_runtime *rt, struct rt_event *e);
+/* Remove request id from the table and complete it (status, result), if it is still there. */
+void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
+                     struct raft_apply_result *result);
+void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
+                  struct raft_apply_result *result);
+struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
+
+/* runtime_writer.c */
+int rt__writer_start(struct raft_runtime *rt);
+void rt__writer_stop(struct raft_runtime *rt);
+void rt__write(struct raft_runtime *rt, struct rt_write *w);
+void rt__frames_free(struct rt_frame *f);
+
+/* runtime_apply.c */
+int rt__apply_start(struct raft_runtime *rt);
+void rt__apply_stop(struct raft_runtime *rt);
+void rt__apply(struct raft_runtime *rt, struct rt_apply *a);
+void rt__read_wait(struct raft_runtime *rt, struct rt_req *req);
+int rt__snapshot_start(struct raft_runtime *rt);
+void rt__snapshot_join(struct raft_runtime *rt);
+void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id);
+
+#endif

@@ -1,0 +1,261 @@
+/* The log writer thread: persists what the core asks for, in order, grouping every write that
+ * queued up while the previous commit was syncing into one durable transaction (group commit:
+ * under load, one fdatasync serves many proposals). Messages that depend on a hard-state change
+ * travel with the write and go back to the loop only once it is durable. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/runtime_internal.h"
+#include "store/error.h"
+
+void rt__frames_free(struct rt_frame *f)
+{
+    while (f != NULL) {
+        struct rt_frame *next = f->next;
+        free(f);
+        f = next;
+    }
+}
+
+static void write_free(struct rt_write *w)
+{
+    for (size_t i = 0; i < w->batch.n; i++)
+        free((void *)w->batch.entries[i].payload);
+    free((void *)w->batch.entries);
+    rt__frames_free(w->held);
+    free(w);
+}
+
+void rt__write(struct raft_runtime *rt, struct rt_write *w)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&rt->writer_lock);
+    if (rt->writes_tail != NULL)
+        rt->writes_tail->next = w;
+    else
+        rt->writes = w;
+    rt->writes_tail = w;
+    pthread_cond_signal(&rt->writer_cond);
+    pthread_mutex_unlock(&rt->writer_lock);
+}
+
+/* The writes of one group, merged into one store batch. */
+struct group {
+    struct store_log_batch batch;
+    struct store_log_entry *entries; /* borrowed from the writes */
+    size_t n, cap;
+    struct rt_frame *held, **held_tail;
+};
+
+static int group_add(struct group *g, struct rt_write *w)
+{
+    const struct store_log_batch *b = &w->batch;
+    if (b->has_hard_state) {
+        g->batch.has_hard_state = true;
+        g->batch.term = b->term;
+        g->batch.vote = b->vote;
+    }
+    if (b->truncate_from != 0) {
+        if (g->n > 0 && b->truncate_from > g->entries[0].index) {
+            g->n = (size_t)(b->truncate_from - g->entries[0].index); /* cut our own tail */
+        } else {
+            g->n = 0;
+            if (g->batch.truncate_from == 0 || b->truncate_from < g->batch.truncate_from)
+                g->batch.truncate_from = b->truncate_from;
+        }
+    }
+    if (g->n + b->n > g->cap) {
+        size_t cap = g->cap ? g->cap : 64;
+        while (cap < g->n + b->n)
+            cap *= 2;
+        struct store_log_entry *e = realloc(g->entries, cap * sizeof *e);
+        if (e == NULL)
+            return RFS_ENOMEM;
+        g->entries = e;
+        g->cap = cap;
+    }
+    memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
+    g->n += b->n;
+    if (w->held != NULL) {
+        *g->held_tail = w->held;
+        while (*g->held_tail != NULL)
+            g->held_tail = &(*g->held_tail)->next;
+        w->held = NULL;
+    }
+    return 0;
+}
+
+static void fail(struct raft_runtime *rt, int rc, const char *what)
+{
+    char msg[512];
+    store_log_errmsg(rt->log, msg, sizeof msg);
+    rt__log(rt, RAFT_LOG_ERROR,
+            "log store: %s failed: %s (%s); this node stops taking part until it is restarted",
+            what, rfs_strerror(rc), msg);
+    struct rt_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        abort(); /* cannot even report that the disk failed: nothing safe is left to do */
+    e->error = RAFT_ESTORAGE;
+    rt__post_event(rt, e);
+}
+
+/* Commit the group and tell the loop how far the log is durable. */
+static int flush(struct raft_runtime *rt, struct group *g, struct rt_write *first,
+                 struct rt_write *end)
+{
+    int rc = 0;
+    if (first == end)
+        return 0;
+    g->batch.entries = g->entries;
+    g->batch.n = g->n;
+    rc = store_log_write(rt->log, &g->batch);
+    struct rt_event *e = NULL;
+    if (rc != 0) {
+        fail(rt, rc, "writing the log");
+        rt__frames_free(g->held);
+    } else if (g->n > 0 || g->held != NULL) {
+        e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            fail(rt, RFS_ENOMEM, "reporting a write");
+            rt__frames_free(g->held);
+            rc = RFS_ENOMEM;
+        } else {
+            if (g->n > 0) {
+                e->ev.type = RAFT_EVENT_PERSISTED;
+                e->ev.persisted.index = g->entries[g->n - 1].index;
+                e->ev.persisted.term = g->entries[g->n - 1].term;
+            }
+            e->frames = g->held;
+            rt__post_event(rt, e);
+        }
+    }
+    for (struct rt_write *w = first, *next; w != end; w = next) {
+        next = w->next;
+        write_free(w);
+    }
+    struct store_log_entry *keep = g->entries;
+    size_t cap = g->cap;
+    memset(g, 0, sizeof *g);
+    g->entries = keep;
+    g->cap = cap;
+    g->held_tail = &g->held;
+    return rc;
+}
+
+static int maintain(struct raft_runtime *rt, struct rt_write *w)
+{
+    int rc = 0;
+    if (w->kind == RT_WRITE_RESET) {
+        rc = store_log_reset(rt->log, w->index, w->term);
+        if (rc != 0) {
+            fail(rt, rc, "resetting the log after a snapshot install");
+            return rc;
+        }
+        struct rt_apply *a = calloc(1, sizeof *a);
+        if (a == NULL) {
+            fail(rt, RFS_ENOMEM, "queueing a snapshot restore");
+            return RFS_ENOMEM;
+        }
+        a->kind = RT_APPLY_RESTORE;
+        a->index = w->index;
+        a->term = w->term;
+        rt__apply(rt, a);
+        return 0;
+    }
+    /* RT_WRITE_COMPACT: record the new snapshot first, then drop what it covers; a crash in
+     * between leaves extra entries, which is harmless. */
+    if (w->term != 0 && (rc = store_log_set_snapshot_meta(rt->log, w->index, w->term)) != 0) {
+        fail(rt, rc, "recording the snapshot");
+        return rc;
+    }
+    uint64_t through = w->batch.truncate_from; /* compact_to travels here */
+    if (through != 0 && (rc = store_log_drop_prefix(rt->log, through)) != 0) {
+        fail(rt, rc, "compacting the log");
+        return rc;
+    }
+    return 0;
+}
+
+static void group_abort(struct group *g, struct rt_write *first, struct rt_write *end)
+{
+    rt__frames_free(g->held);
+    for (struct rt_write *w = first, *next; w != end; w = next) {
+        next = w->next;
+        write_free(w);
+    }
+    struct store_log_entry *keep = g->entries;
+    size_t cap = g->cap;
+    memset(g, 0, sizeof *g);
+    g->entries = keep;
+    g->cap = cap;
+    g->held_tail = &g->held;
+}
+
+static void *writer_main(void *arg)
+{
+    struct raft_runtime *rt = arg;
+    struct group g = {0};
+    g.held_tail = &g.held;
+    bool is_failed = false;
+    for (;;) {
+        pthread_mutex_lock(&rt->writer_lock);
+        while (rt->writes == NULL && !rt->is_writer_stopping)
+            pthread_cond_wait(&rt->writer_cond, &rt->writer_lock);
+        struct rt_write *w = rt->writes;
+        rt->writes = rt->writes_tail = NULL;
+        bool is_stopping = rt->is_writer_stopping;
+        pthread_mutex_unlock(&rt->writer_lock);
+        if (w == NULL && is_stopping)
+            break;
+
+        while (w != NULL) {
+            struct rt_write *next = w->next;
+            if (is_failed) {
+                /* Nothing more is written after a failure: a failed sync must never be
+                 * retried, and later writes could depend on the lost one. */
+                write_free(w);
+                w = next;
+                continue;
+            }
+            if (w->kind != RT_WRITE_LOG) {
+                if (maintain(rt, w) != 0)
+                    is_failed = true;
+                write_free(w);
+                w = next;
+                continue;
+            }
+            /* A run of log writes becomes one group and one durable commit. */
+            struct rt_write *end = w;
+            while (end != NULL && end->kind == RT_WRITE_LOG && !is_failed) {
+                if (group_add(&g, end) != 0) {
+                    fail(rt, RFS_ENOMEM, "grouping writes");
+                    is_failed = true;
+                }
+                end = end->next;
+            }
+            if (is_failed)
+                group_abort(&g, w, end);
+            else if (flush(rt, &g, w, end) != 0)
+                is_failed = true;
+            w = end;
+        }
+    }
+    free(g.entries);
+    return NULL;
+}
+
+int rt__writer_start(struct raft_runtime *rt)
+{
+    if (pthread_create(&rt->writer_thread, NULL, writer_main, rt) != 0)
+        return RAFT_ENOMEM;
+    return 0;
+}
+
+void rt__writer_stop(struct raft_runtime *rt)
+{
+    pthread_mutex_lock(&rt->writer_lock);
+    rt->is_writer_stopping = true;
+    pthread_cond_signal(&rt->writer_cond);
+    pthread_mutex_unlock(&rt->writer_lock);
+    pthread_join(rt->writer_thread, NULL);
+}
