@@ -126,10 +126,15 @@ void raft__recv_snapshot_resp(struct raft *r, const struct raft_msg *m)
     pr->is_recent_active = true;
     pr->since_contact = 0;
     if (s->is_done) {
-        if (s->index > raft__log_last(r) && s->index != r->snapshot.index)
+        /* Answers to earlier chunks and duplicates arrive late: one that tells nothing new
+         * must not restart anything, or every stale answer would set off a new stream. */
+        if (s->index <= pr->match ||
+            (s->index > raft__log_last(r) && s->index != r->snapshot.index))
             return;
-        if (s->index > pr->match)
-            pr->match = s->index;
+        pr->match = s->index;
+        if (pr->state == PROGRESS_SNAPSHOT && s->index != pr->snap_index &&
+            pr->match < r->log.offset)
+            return; /* an older snapshot: the entries after it are gone, keep streaming */
         pr->state = PROGRESS_REPLICATE;
         pr->next = pr->match + 1;
         pr->is_probe_sent = false;

@@ -212,30 +212,39 @@ void sim_check_commit(struct sim_cluster *c, unsigned node, uint64_t from, uint6
     }
     /* A leader commits only what a quorum of its configuration's voters holds durably: the
      * leader's own entries count once persisted (thesis §10.2.1), a follower's once it acked
-     * them, which it may do only after they are durable. */
+     * them, which it may do only after they are durable. The configuration is the one the
+     * leader used: its latest, or the one before if this very step appended a new one (a
+     * commit counted under the old configuration is safe, as one-server changes keep every
+     * quorum of the old and the new overlapping). */
     uint64_t term = sim_log_term(sh, to);
-    unsigned voters = 0, durable = 0;
+    const struct raft_configuration *confs[2] = {&nd->conf, &nd->conf_before};
     char who[96] = "";
-    size_t off = 0;
-    for (unsigned i = 0; i < nd->conf.n; i++) {
-        const struct raft_server *s = &nd->conf.servers[i];
-        if (s->suffrage != RAFT_VOTER || s->id == 0 || s->id > c->n_nodes) {
-            continue;
-        }
-        voters++;
-        if (durable_on(&c->nodes[s->id], to, term)) {
-            durable++;
-            if (off + 8 < sizeof who) {
-                off += (size_t)snprintf(who + off, sizeof who - off, " %llu",
-                                        (unsigned long long)s->id);
+    unsigned voters = 0, durable = 0;
+    for (int k = 0; k < 2; k++) {
+        voters = durable = 0;
+        size_t off = 0;
+        who[0] = '\0';
+        for (unsigned i = 0; i < confs[k]->n; i++) {
+            const struct raft_server *s = &confs[k]->servers[i];
+            if (s->suffrage != RAFT_VOTER || s->id == 0 || s->id > c->n_nodes) {
+                continue;
+            }
+            voters++;
+            if (durable_on(&c->nodes[s->id], to, term)) {
+                durable++;
+                if (off + 8 < sizeof who) {
+                    off += (size_t)snprintf(who + off, sizeof who - off, " %llu",
+                                            (unsigned long long)s->id);
+                }
             }
         }
+        if (durable * 2 > voters) {
+            return;
+        }
     }
-    if (durable * 2 <= voters) {
-        sim_fail(c, "durable quorum",
-                 "leader %u committed %llu/%llu, durable on %u of %u voters (on:%s)", node,
-                 (unsigned long long)to, (unsigned long long)term, durable, voters, who);
-    }
+    sim_fail(c, "durable quorum",
+             "leader %u committed %llu/%llu, durable on %u of %u voters (on:%s)", node,
+             (unsigned long long)to, (unsigned long long)term, durable, voters, who);
 }
 
 /* --- state machines -----------------------------------------------------------------------------

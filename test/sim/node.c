@@ -545,6 +545,7 @@ static void process_update(struct sim_cluster *c, unsigned id, const struct raft
         d->vote = u->vote;
     }
     /* 2. The log change. */
+    nd->conf_before = nd->conf;
     if (u->truncate_from || u->n_entries) {
         process_log(c, id, u, raft_role(nd->core), raft_term(nd->core));
     }

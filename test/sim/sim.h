@@ -253,6 +253,9 @@ struct sim_node {
     struct raft_configuration conf; /* latest configuration in the shadow (what the core uses) */
     uint64_t conf_index;            /* its index; 0 with has_conf false: none known */
     bool has_conf;
+    /* The configuration before the update being processed: a leader may commit under it and
+     * append a new one in the same step (one-server changes keep both quorums overlapping). */
+    struct raft_configuration conf_before;
     bool is_losing_all; /* scripted: the next crash loses every pending write */
     bool is_installing; /* a snapshot install was reported and its event is not yet stepped */
     struct sim_kv kv;
