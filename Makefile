@@ -84,7 +84,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 .SECONDARY:
 
-.PHONY: all check check-unit check-sim check-mutants lint fuzz clean
+.PHONY: all check check-unit check-sim check-mutants check-bats lint fuzz clean
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
@@ -150,6 +150,7 @@ check: all
 	$(MAKE) --no-print-directory check-unit || st=1; \
 	$(MAKE) --no-print-directory check-sim || st=1; \
 	$(MAKE) --no-print-directory check-mutants || st=1; \
+	$(MAKE) --no-print-directory check-bats || st=1; \
 	test/tally $(B)/results || st=1; \
 	exit $$st
 
@@ -158,6 +159,10 @@ check-unit: $(UNIT_BIN)
 
 check-sim: $(SIM_BIN)
 	$(Q)test/run-sim $(B) $(SIM_BIN) $(SEEDS) $(SEED_START)
+
+# End-to-end: real processes, TLS and disks (test/bats/*.bats), against this build's programs.
+check-bats: $(RAFTNODE) $(TOOLS_BIN)
+	$(Q)test/run-bats $(B)
 
 check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
 	$(Q)test/run-mutants $(B) $(MUTANTS)

@@ -591,6 +591,9 @@ struct raft_runtime_config {
      * configuration of a new cluster (every initial node gets the same one). Ignored when the
      * node has state. */
     const struct raft_configuration *bootstrap;
+    /* Addresses of other servers to reach before the configuration names them (a node waiting
+     * to be added must be able to answer the leader); NULL: none. Suffrage is ignored. */
+    const struct raft_configuration *peers;
     struct raft_fsm fsm;
     uint64_t log_map_size; /* LMDB map of the log store; 0: defaults */
     uint64_t log_map_max;

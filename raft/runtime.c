@@ -1342,6 +1342,15 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     if (faults != NULL &&
         (rv = raft__transport_faults_parse(rt->transport, faults, err, errlen)) != 0)
         goto err;
+    for (unsigned i = 0; cfg->peers != NULL && i < cfg->peers->n; i++) {
+        const struct raft_server *p = &cfg->peers->servers[i];
+        if (p->id != cfg->id &&
+            (rv = raft__transport_peer_set(rt->transport, p->id, p->address)) != 0) {
+            snprintf(err, errlen, "peer %llu at \"%s\": %s", (unsigned long long)p->id, p->address,
+                     raft_strerror(rv));
+            goto err;
+        }
+    }
     sync_peers(rt);
     update_status(rt);
 

@@ -7,7 +7,7 @@
  *            [--election-ticks N] [--snapshot-threshold N] [--snapshot-trailing N]
  *   raftnode ctl SOCKET COMMAND [ARG]...
  *
- * Commands: status; digest; count; propose NAME (create NAME exclusively in the root
+ * Commands: status; digest; count; lookup NAME; propose NAME (create NAME exclusively in the root
  * directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
  * demote ID; transfer ID; snapshot. Answers are one line: "ok ..." or "error ...". */
 #include <errno.h>
@@ -171,6 +171,16 @@ static void answer_count(struct node *n, char *out, size_t len)
         snprintf(out, len, "ok count=%lu", count);
 }
 
+static void answer_lookup(struct node *n, const char *name, char *out, size_t len)
+{
+    struct store_fsm_attr attr;
+    int rc = store_fsm_lookup(n->fsm, 1, name, strlen(name), &attr);
+    if (rc != 0)
+        snprintf(out, len, "error %s", status_text(rc));
+    else
+        snprintf(out, len, "ok ino=%llu", (unsigned long long)attr.ino);
+}
+
 static void answer_propose(struct node *n, const char *name, char *out, size_t len)
 {
     struct timespec now;
@@ -244,6 +254,8 @@ static void execute(struct node *n, char *line, char *out, size_t len)
         answer_digest(n, out, len);
     else if (strcmp(cmd, "count") == 0)
         answer_count(n, out, len);
+    else if (strcmp(cmd, "lookup") == 0 && argc == 2)
+        answer_lookup(n, argv[1], out, len);
     else if (strcmp(cmd, "propose") == 0 && argc == 2)
         answer_propose(n, argv[1], out, len);
     else if (strcmp(cmd, "read") == 0)
@@ -461,6 +473,7 @@ int main(int argc, char **argv)
         .tls_key = key,
         .options = opts,
         .bootstrap = bootstrap ? &conf : NULL,
+        .peers = &conf,
         .log = log_cb,
         .log_ctx = &node,
     };

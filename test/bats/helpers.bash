@@ -1,0 +1,142 @@
+# Helpers for the end-to-end tests: clusters of raftnode processes on 127.0.0.1 with real TLS,
+# each in the test's own temporary directory, always stopped in teardown.
+
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+
+BUILD=${BUILD:-build}
+RAFTNODE=$BATS_TEST_DIRNAME/../../$BUILD/test/raftnode
+RAFTFS_CTL=$BATS_TEST_DIRNAME/../../$BUILD/raftfs-ctl
+ELECTION_TICKS=${ELECTION_TICKS:-30} # 300 ms at 10 ms a tick
+
+# A port range of our own for this test: 10 ports per node.
+pick_ports() {
+    PORT_BASE=$((20000 + (RANDOM % 3000) * 10))
+}
+
+# cluster_init N: certificates for nodes 1..N+2 (spares for joins), peer list of the first N.
+cluster_init() {
+    local n=$1
+    D=$BATS_TEST_TMPDIR
+    pick_ports
+    "$RAFTFS_CTL" tls init "$D/tls" --force >/dev/null
+    for i in $(seq 1 $((n + 2))); do
+        "$RAFTFS_CTL" tls issue "$D/tls" "$i" --ip 127.0.0.1 --force >/dev/null
+    done
+    PEERS=""
+    for i in $(seq 1 "$n"); do
+        PEERS="$PEERS --peer $i=$(addr "$i")"
+    done
+    NODES=$n
+}
+
+addr() { echo "127.0.0.1:$((PORT_BASE + $1))"; }
+
+# node_start I [ARGS...]: start node I in the background (its log in $D/nI.log).
+node_start() {
+    local i=$1
+    shift
+    "$RAFTNODE" --id "$i" --data "$D/n$i" --listen "$(addr "$i")" --tls-dir "$D/tls" \
+        --socket "$D/n$i.sock" --election-ticks "$ELECTION_TICKS" "$@" \
+        >>"$D/n$i.log" 2>&1 &
+    echo $! >"$D/n$i.pid"
+    wait_for 10 test -S "$D/n$i.sock"
+}
+
+# cluster_start [ARGS...]: start nodes 1..NODES, bootstrapped together.
+cluster_start() {
+    for i in $(seq 1 "$NODES"); do
+        node_start "$i" $PEERS --bootstrap "$@"
+    done
+}
+
+node_pid() { cat "$D/n$1.pid"; }
+
+node_kill() {
+    kill -9 "$(node_pid "$1")" 2>/dev/null || true
+    wait "$(node_pid "$1")" 2>/dev/null || true
+    rm -f "$D/n$1.sock"
+}
+
+# node_stop I: SIGTERM, and the node must be gone within 10 s.
+node_stop() {
+    local pid
+    pid=$(node_pid "$1")
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "node $1 did not stop within 10 s" >&2
+    return 1
+}
+
+ctl() {
+    local i=$1
+    shift
+    "$RAFTNODE" ctl "$D/n$i.sock" "$@"
+}
+
+# field I NAME: a field of node I's status.
+field() { ctl "$1" status | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds; fail after SECONDS.
+wait_for() {
+    local limit=$1
+    shift
+    local end=$((SECONDS + limit))
+    while ! "$@" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "timed out after ${limit}s waiting for: $*" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# The leader as seen by a majority of the live nodes given, or nothing.
+has_leader() {
+    local l
+    for i in "$@"; do
+        l=$(field "$i" leader)
+        [ -n "$l" ] && [ "$l" != 0 ] && [ "$(field "$l" role 2>/dev/null)" = leader ] &&
+            echo "$l" && return 0
+    done
+    return 1
+}
+
+leader() {
+    local ids=${*:-$(seq 1 "$NODES")}
+    # shellcheck disable=SC2086
+    wait_for 10 has_leader $ids
+    # shellcheck disable=SC2086
+    has_leader $ids
+}
+
+# same_digest I J...: every node given reports the same applied index and digest.
+same_digest() {
+    local first="" d
+    for i in "$@"; do
+        d=$(ctl "$i" digest) || return 1
+        [ -z "$first" ] && first=$d
+        [ "$d" = "$first" ] || return 1
+    done
+}
+
+teardown_cluster() {
+    for f in "$D"/n*.pid; do
+        [ -e "$f" ] || continue
+        kill -9 "$(cat "$f")" 2>/dev/null || true
+    done
+    if [ "$BATS_TEST_COMPLETED" != 1 ]; then
+        for f in "$D"/n*.log; do
+            [ -e "$f" ] || continue
+            echo "--- $f (last 30 lines)" >&3
+            tail -n 30 "$f" >&3
+        done
+    fi
+}
+
+# Conditions for wait_for (evaluated at every poll).
+field_is() { [ "$(field "$1" "$2")" = "$3" ]; }
+field_gt() { [ "$(field "$1" "$2")" -gt "$3" ]; }
