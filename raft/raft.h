@@ -681,4 +681,36 @@ struct raft_runtime_status {
 
 void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out);
 
+/* A latency histogram: bucket i counts samples of [2^i, 2^(i+1)) microseconds (bucket 0 also
+ * counts 0). */
+#define RAFT_HISTOGRAM_BUCKETS 32
+struct raft_histogram {
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t buckets[RAFT_HISTOGRAM_BUCKETS];
+};
+
+/* The upper bound, in microseconds, of the bucket holding the p-th percentile (0 < p <= 100):
+ * an estimate within a factor of two. 0 for an empty histogram. */
+uint64_t raft_histogram_percentile(const struct raft_histogram *h, double p);
+
+struct raft_runtime_stats {
+    uint64_t proposals;        /* accepted by raft_runtime_propose */
+    uint64_t proposals_failed; /* completed with an error */
+    uint64_t reads;            /* raft_runtime_read_index calls accepted */
+    uint64_t log_commits;      /* durable log transactions (one per group of writes) */
+    uint64_t log_entries;      /* entries written to the log */
+    uint64_t log_bytes;        /* payload bytes written to the log */
+    uint64_t applied_entries;  /* entries applied to the state machine */
+    uint64_t apply_batches;
+    uint64_t snapshots_taken;
+    uint64_t snapshots_installed;
+    struct raft_histogram commit; /* a proposal, from the call until it is applied here */
+    struct raft_histogram fsync;  /* one durable log transaction */
+    struct raft_histogram apply;  /* one batch applied to the state machine */
+};
+
+/* Counters since start. Any thread. */
+void raft_runtime_stats(struct raft_runtime *rt, struct raft_runtime_stats *out);
+
 #endif

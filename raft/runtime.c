@@ -103,8 +103,13 @@ static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result)
 {
-    if (req->kind == RT_PROPOSE || req->kind == RT_BARRIER)
+    if (req->kind == RT_PROPOSE || req->kind == RT_BARRIER) {
         atomic_fetch_sub(&rt->pending_bytes, req->len);
+        if (status == 0)
+            rt__hist_add(&rt->stats.commit, rt__now_us() - req->start_us);
+        else
+            atomic_fetch_add(&rt->stats.proposals_failed, 1);
+    }
     if (req->is_remote) {
         /* A peer's request executed here: the answer goes back over the network, from the
          * loop thread only (the transport is the loop's). Others post it there. */
@@ -603,6 +608,7 @@ static void events_cb(struct raft__work *w)
                     store_snapshot_reader_close(rt->reader);
                     rt->reader = rd;
                 }
+                atomic_fetch_add(&rt->stats.snapshots_taken, 1);
                 rt__log(rt, RAFT_LOG_INFO, "took snapshot %llu/%llu (%llu bytes)",
                         (unsigned long long)index, (unsigned long long)term,
                         (unsigned long long)e->ev.snapshot_taken.size);
@@ -966,12 +972,15 @@ static int propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *d
         return RAFT_ENOMEM;
     }
     rt__envelope_put(req->buf, rt->cfg.id, req->id);
+    req->start_us = rt__now_us();
     if (len > 0)
         memcpy(req->buf + RT_ENVELOPE, data, len);
     atomic_fetch_add(&rt->pending_bytes, req->len);
     rv = post(rt, req);
     if (rv != 0)
         atomic_fetch_sub(&rt->pending_bytes, RT_ENVELOPE + len);
+    else
+        atomic_fetch_add(&rt->stats.proposals, 1);
     return rv;
 }
 
@@ -993,7 +1002,9 @@ int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_d
 {
     struct rt_req *req;
     int rv = new_req(rt, RT_READ, timeout_ms, done, arg, &req);
-    return rv != 0 ? rv : post(rt, req);
+    if (rv == 0 && (rv = post(rt, req)) == 0)
+        atomic_fetch_add(&rt->stats.reads, 1);
+    return rv;
 }
 
 int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_t server,

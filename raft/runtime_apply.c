@@ -163,7 +163,11 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             view[i].data = NULL;
         }
     }
+    uint64_t start = rt__now_us();
     int rc = rt->cfg.fsm.apply(rt->cfg.fsm.ctx, view, a->n, results);
+    rt__hist_add(&rt->stats.apply, rt__now_us() - start);
+    atomic_fetch_add(&rt->stats.applied_entries, a->n);
+    atomic_fetch_add(&rt->stats.apply_batches, 1);
     if (rc != 0) {
         for (size_t i = 0; i < a->n; i++)
             free(results[i].data);
@@ -242,6 +246,7 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
         fatal(rt, "restoring a snapshot", rc);
         return;
     }
+    atomic_fetch_add(&rt->stats.snapshots_installed, 1);
     rt__log(rt, RAFT_LOG_INFO, "installed snapshot %llu/%llu from the leader",
             (unsigned long long)a->index, (unsigned long long)a->term);
     struct done_list *done = NULL;

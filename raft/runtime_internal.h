@@ -62,6 +62,7 @@ struct rt_req {
     /* progress, under rt->lock */
     uint64_t index, term; /* where the entry went, once known */
     uint64_t read_index;  /* RT_READ: complete once applied >= this */
+    uint64_t start_us;    /* when it was made, for the commit latency */
     bool is_submitted;    /* handed to the core or to the leader */
     bool is_read_waiting; /* RT_READ: waiting for apply */
     bool is_leadership_lost;
@@ -110,12 +111,27 @@ struct rt_apply {
     uint64_t index, term;                     /* INSTALL, RESTORE */
 };
 
+struct rt_histogram {
+    atomic_uint_fast64_t count;
+    atomic_uint_fast64_t sum_us;
+    atomic_uint_fast64_t buckets[RAFT_HISTOGRAM_BUCKETS];
+};
+
+/* raft_runtime_stats' counters, updated by every thread without locks. */
+struct rt_stats {
+    atomic_uint_fast64_t proposals, proposals_failed, reads;
+    atomic_uint_fast64_t log_commits, log_entries, log_bytes;
+    atomic_uint_fast64_t applied_entries, apply_batches;
+    atomic_uint_fast64_t snapshots_taken, snapshots_installed;
+    struct rt_histogram commit, fsync, apply;
+};
+
 /* A result of another thread for the loop: a core event to feed, or frames to send. */
 struct rt_event {
     struct rt_event *next;
     struct raft_event ev; /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
     struct rt_frame *frames;
-    int error;             /* nonzero: a storage failure; the node stops taking part */
+    int error;              /* nonzero: a storage failure; the node stops taking part */
     uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
 };
 
@@ -150,6 +166,7 @@ struct raft_runtime {
     atomic_uint_fast64_t applied;      /* state machine applied index */
     struct raft_runtime_status status; /* copy for other threads, protected by lock */
     atomic_size_t pending_bytes;
+    struct rt_stats stats;
     bool is_stopping; /* protected by lock */
 
     /* results of the writer, apply and snapshot threads for the loop */
@@ -187,6 +204,10 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
 struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
+
+/* runtime_stats.c */
+uint64_t rt__now_us(void);
+void rt__hist_add(struct rt_histogram *h, uint64_t us);
 
 /* runtime_writer.c */
 int rt__writer_start(struct raft_runtime *rt);

@@ -108,7 +108,17 @@ static int flush(struct raft_runtime *rt, struct group *g, struct rt_write *firs
         return 0;
     g->batch.entries = g->entries;
     g->batch.n = g->n;
+    uint64_t start = rt__now_us();
     rc = store_log_write(rt->log, &g->batch);
+    if (rc == 0) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < g->n; i++)
+            bytes += g->entries[i].len;
+        rt__hist_add(&rt->stats.fsync, rt__now_us() - start);
+        atomic_fetch_add(&rt->stats.log_commits, 1);
+        atomic_fetch_add(&rt->stats.log_entries, g->n);
+        atomic_fetch_add(&rt->stats.log_bytes, bytes);
+    }
     struct rt_event *e = NULL;
     if (rc != 0) {
         fail(rt, rc, "writing the log");

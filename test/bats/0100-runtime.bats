@@ -55,6 +55,15 @@ acked_everywhere() {
         run ctl "$i" count
         assert_output "ok count=5"
     done
+    # Every node wrote and applied the entries, and measured it.
+    for i in 1 2 3; do
+        stats=$(ctl "$i" stats)
+        echo "node $i: $stats"
+        [ "$(echo "$stats" | tr ' ' '\n' | sed -n 's/^log_entries=//p')" -ge 5 ]
+        [ "$(echo "$stats" | tr ' ' '\n' | sed -n 's/^applied=//p')" -ge 5 ]
+        [ "$(echo "$stats" | tr ' ' '\n' | sed -n 's/^fsync_p50_us=//p')" -gt 0 ]
+    done
+    [ "$(ctl 1 stats | tr ' ' '\n' | sed -n 's/^proposals=//p')" -eq 1 ]
 }
 
 @test "kill -9 of the leader: a new leader within 3 election timeouts, nothing acknowledged lost" {

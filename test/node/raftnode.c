@@ -7,8 +7,8 @@
  *            [--election-ticks N] [--snapshot-threshold N] [--snapshot-trailing N]
  *   raftnode ctl SOCKET COMMAND [ARG]...
  *
- * Commands: status; digest; count; lookup NAME; propose NAME (create NAME exclusively in the root
- * directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
+ * Commands: status; stats; digest; count; lookup NAME; propose NAME (create NAME exclusively in the
+ * root directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
  * demote ID; transfer ID; snapshot. Answers are one line: "ok ..." or "error ...". */
 #include <errno.h>
 #include <getopt.h>
@@ -127,6 +127,25 @@ static void answer_status(struct node *n, char *out, size_t len)
                             (unsigned long long)s.peers[i].id);
             first = false;
         }
+}
+
+static void answer_stats(struct node *n, char *out, size_t len)
+{
+    struct raft_runtime_stats s;
+    raft_runtime_stats(n->rt, &s);
+    snprintf(out, len,
+             "ok proposals=%llu failed=%llu reads=%llu log_commits=%llu log_entries=%llu "
+             "applied=%llu commit_p50_us=%llu commit_p99_us=%llu fsync_p50_us=%llu "
+             "fsync_p99_us=%llu apply_p50_us=%llu snapshots=%llu installed=%llu",
+             (unsigned long long)s.proposals, (unsigned long long)s.proposals_failed,
+             (unsigned long long)s.reads, (unsigned long long)s.log_commits,
+             (unsigned long long)s.log_entries, (unsigned long long)s.applied_entries,
+             (unsigned long long)raft_histogram_percentile(&s.commit, 50),
+             (unsigned long long)raft_histogram_percentile(&s.commit, 99),
+             (unsigned long long)raft_histogram_percentile(&s.fsync, 50),
+             (unsigned long long)raft_histogram_percentile(&s.fsync, 99),
+             (unsigned long long)raft_histogram_percentile(&s.apply, 50),
+             (unsigned long long)s.snapshots_taken, (unsigned long long)s.snapshots_installed);
 }
 
 static void answer_digest(struct node *n, char *out, size_t len)
@@ -250,6 +269,8 @@ static void execute(struct node *n, char *line, char *out, size_t len)
     const char *cmd = argv[0];
     if (strcmp(cmd, "status") == 0)
         answer_status(n, out, len);
+    else if (strcmp(cmd, "stats") == 0)
+        answer_stats(n, out, len);
     else if (strcmp(cmd, "digest") == 0)
         answer_digest(n, out, len);
     else if (strcmp(cmd, "count") == 0)
