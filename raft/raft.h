@@ -594,6 +594,10 @@ struct raft_runtime_config {
     /* Addresses of other servers to reach before the configuration names them (a node waiting
      * to be added must be able to answer the leader); NULL: none. Suffrage is ignored. */
     const struct raft_configuration *peers;
+    /* The cluster epoch a node without state takes (0 for a cluster never recovered). A node
+     * with state keeps the epoch it has. Peers of another epoch are refused at connection
+     * time, like peers of another cluster ID. */
+    uint64_t epoch;
     struct raft_fsm fsm;
     uint64_t log_map_size; /* LMDB map of the log store; 0: defaults */
     uint64_t log_map_max;
@@ -680,6 +684,16 @@ struct raft_runtime_status {
 };
 
 void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out);
+
+/* Offline recovery after the permanent loss of a quorum (no runtime may be running on
+ * data_dir): force configuration conf (usually this server alone) on the node's log with a new
+ * term, and stamp a new cluster epoch, so that servers of the old configuration, should they
+ * come back, are refused instead of rejoining with a diverging history. The node then starts
+ * normally and elects itself under conf. *epoch (if not NULL) receives the new epoch: nodes
+ * added to the recovered cluster later are started with it (raft_runtime_config.epoch).
+ * Returns 0 or an error with err filled in. */
+int raft_runtime_recover(const char *data_dir, const struct raft_configuration *conf,
+                         uint64_t *epoch, char *err, size_t errlen);
 
 /* A latency histogram: bucket i counts samples of [2^i, 2^(i+1)) microseconds (bucket 0 also
  * counts 0). */

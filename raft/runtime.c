@@ -371,6 +371,7 @@ static void update_status(struct raft_runtime *rt)
     st.snapshot_term = s.snapshot_term;
     st.conf_index = s.conf_index;
     st.error = rt->error;
+    st.epoch = rt->epoch;
     for (unsigned i = 0; i < s.conf.n && st.n_peers < RAFT_MAX_SERVERS; i++) {
         const struct raft_server *sv = &s.conf.servers[i];
         struct raft_runtime_peer *p = &st.peers[st.n_peers++];
@@ -1203,6 +1204,22 @@ static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
     } else if (!is_new && rt->cfg.bootstrap != NULL) {
         rt__log(rt, RAFT_LOG_INFO, "the node has state: bootstrap ignored");
     }
+    if ((rc = store_log_get_epoch(rt->log, &rt->epoch)) != 0) {
+        snprintf(err, errlen, "reading the cluster epoch: %s", rfs_strerror(rc));
+        free_entries(entries, n);
+        return RAFT_ESTORAGE;
+    }
+    if (is_new && rt->cfg.epoch != 0 && rt->epoch == 0) {
+        if ((rc = store_log_set_epoch(rt->log, rt->cfg.epoch)) != 0) {
+            snprintf(err, errlen, "recording the cluster epoch: %s", rfs_strerror(rc));
+            free_entries(entries, n);
+            return RAFT_ESTORAGE;
+        }
+        rt->epoch = rt->cfg.epoch;
+    } else if (rt->cfg.epoch != 0 && rt->cfg.epoch != rt->epoch) {
+        rt__log(rt, RAFT_LOG_WARN, "the node has state of cluster epoch %llu: epoch %llu ignored",
+                (unsigned long long)rt->epoch, (unsigned long long)rt->cfg.epoch);
+    }
     st.entries = entries;
     st.n_entries = n;
     st.applied = applied;
@@ -1333,9 +1350,19 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     }
     if ((rv = raft__tls_ctx_new(rt->tls_ca, rt->tls_cert, rt->tls_key, &rt->tls, err, errlen)) != 0)
         goto err;
+    /* Peers of another cluster, or of this cluster before a recovery, are refused when they
+     * connect: the transport compares this identity. */
+    char identity[RAFT__CLUSTER_ID_MAX + 1];
+    int idlen = snprintf(identity, sizeof identity, "%s/%llu", rt->cluster_id,
+                         (unsigned long long)rt->epoch);
+    if (idlen < 0 || (size_t)idlen >= sizeof identity) {
+        snprintf(err, errlen, "cluster ID too long: at most %d bytes", RAFT__CLUSTER_ID_MAX - 21);
+        rv = RAFT_EINVAL;
+        goto err;
+    }
     struct raft__transport_config tc = {
         .id = cfg->id,
-        .cluster_id = rt->cluster_id,
+        .cluster_id = identity,
         .listen_address = rt->listen,
         .tls = rt->tls,
         .max_frame_bytes = (uint32_t)cfg->max_frame_bytes,

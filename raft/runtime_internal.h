@@ -138,6 +138,7 @@ struct rt_event {
 struct raft_runtime {
     struct raft_runtime_config cfg; /* strings point into the copies below */
     char *data_dir, *listen, *cluster_id, *tls_ca, *tls_cert, *tls_key;
+    uint64_t epoch; /* cluster epoch, bumped by each forced recovery */
     unsigned tick_ms;
 
     struct store_log *log;

@@ -6,6 +6,7 @@
  *            [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]
  *            [--election-ticks N] [--snapshot-threshold N] [--snapshot-trailing N]
  *   raftnode ctl SOCKET COMMAND [ARG]...
+ *   raftnode recover --data DIR --peer ID=HOST:PORT...   (offline: force this configuration)
  *
  * Commands: status; stats; digest; count; lookup NAME; propose NAME (create NAME exclusively in the
  * root directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
@@ -399,8 +400,9 @@ static void usage(void)
             "usage: raftnode --id N --data DIR --listen HOST:PORT --tls-dir DIR --socket PATH\n"
             "                [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"
             "                [--election-ticks N] [--snapshot-threshold N] "
-            "[--snapshot-trailing N]\n"
-            "       raftnode ctl SOCKET COMMAND [ARG]...\n");
+            "[--snapshot-trailing N] [--epoch N]\n"
+            "       raftnode ctl SOCKET COMMAND [ARG]...\n"
+            "       raftnode recover --data DIR --peer ID=HOST:PORT...\n");
 }
 
 int main(int argc, char **argv)
@@ -412,6 +414,8 @@ int main(int argc, char **argv)
     const char *data = NULL, *listen_addr = NULL, *tls_dir = NULL, *sock = NULL;
     const char *cluster = "raftfs-test";
     bool bootstrap = false;
+    bool is_recover = argc > 1 && strcmp(argv[1], "recover") == 0;
+    uint64_t epoch = 0;
     struct raft_configuration conf = {0};
     struct raft_options opts;
     raft_options_default(&opts, 1);
@@ -427,9 +431,14 @@ int main(int argc, char **argv)
         {"election-ticks", required_argument, NULL, 'e'},
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
+        {"epoch", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     int ch;
+    if (is_recover) {
+        argv++;
+        argc--;
+    }
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i': node.id = strtoull(optarg, NULL, 10); break;
@@ -442,6 +451,7 @@ int main(int argc, char **argv)
         case 'e': opts.election_ticks = (unsigned)atoi(optarg); break;
         case 'T': opts.snapshot_threshold = strtoull(optarg, NULL, 10); break;
         case 'R': opts.snapshot_trailing = strtoull(optarg, NULL, 10); break;
+        case 'E': epoch = strtoull(optarg, NULL, 10); break;
         case 'p': {
             const char *eq = strchr(optarg, '=');
             if (eq == NULL || conf.n >= RAFT_MAX_SERVERS || strlen(eq + 1) >= RAFT_ADDRESS_MAX) {
@@ -456,6 +466,21 @@ int main(int argc, char **argv)
         }
         default: usage(); return 2;
         }
+    }
+    if (is_recover) {
+        if (data == NULL || conf.n == 0) {
+            usage();
+            return 2;
+        }
+        char err[512];
+        uint64_t new_epoch;
+        if (raft_runtime_recover(data, &conf, &new_epoch, err, sizeof err) != 0) {
+            fprintf(stderr, "raftnode recover: %s\n", err);
+            return 1;
+        }
+        printf("recovered %s as a cluster of %u; epoch %llu\n", data, conf.n,
+               (unsigned long long)new_epoch);
+        return 0;
     }
     if (node.id == 0 || data == NULL || listen_addr == NULL || tls_dir == NULL || sock == NULL) {
         usage();
@@ -495,6 +520,7 @@ int main(int argc, char **argv)
         .options = opts,
         .bootstrap = bootstrap ? &conf : NULL,
         .peers = &conf,
+        .epoch = epoch,
         .log = log_cb,
         .log_ctx = &node,
     };
