@@ -84,7 +84,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 .SECONDARY:
 
-.PHONY: all check check-unit check-sim check-mutants check-bats lint fuzz clean
+.PHONY: all check check-unit check-sim check-mutants check-bats check-runtime lint fuzz clean
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
@@ -163,6 +163,13 @@ check-sim: $(SIM_BIN)
 # End-to-end: real processes, TLS and disks (test/bats/*.bats), against this build's programs.
 check-bats: $(RAFTNODE) $(TOOLS_BIN)
 	$(Q)test/run-bats $(B)
+
+# The threaded runtime's own tests, for `make SANITIZE=thread check-runtime`: a data race stops
+# the process that has it, which the tests then see.
+export TSAN_OPTIONS ?= halt_on_error=1
+RUNTIME_UNIT := $(filter $(addprefix $(B)/test/unit/test_,loop transport tls histogram),$(UNIT_BIN))
+check-runtime: $(RUNTIME_UNIT) $(RAFTNODE) $(TOOLS_BIN)
+	$(Q)test/run-unit $(B) $(RUNTIME_UNIT) && test/run-bats $(B)
 
 check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
 	$(Q)test/run-mutants $(B) $(MUTANTS)

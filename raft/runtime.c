@@ -1402,15 +1402,16 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
         rt__writer_stop(rt);
         goto err;
     }
+    /* Said before the loop thread owns the core and the status. */
+    rt__log(rt, RAFT_LOG_INFO, "node %llu started: term %llu, log up to %llu, applied %llu",
+            (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
+            (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
     if (pthread_create(&rt->loop_thread, NULL, loop_main, rt) != 0) {
         rt__apply_stop(rt);
         rt__writer_stop(rt);
         rv = RAFT_ENOMEM;
         goto err;
     }
-    rt__log(rt, RAFT_LOG_INFO, "node %llu started: term %llu, log up to %llu, applied %llu",
-            (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
-            (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
     err[0] = '\0';
     *out = rt;
     return 0;
