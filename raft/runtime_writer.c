@@ -74,8 +74,10 @@ static int group_add(struct group *g, struct rt_write *w)
         g->entries = e;
         g->cap = cap;
     }
-    memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
-    g->n += b->n;
+    if (b->n > 0) { /* a hard-state-only write has no entries array */
+        memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
+        g->n += b->n;
+    }
     if (w->held != NULL) {
         *g->held_tail = w->held;
         while (*g->held_tail != NULL)
