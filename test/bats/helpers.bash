@@ -128,6 +128,13 @@ teardown_cluster() {
         [ -e "$f" ] || continue
         kill -9 "$(cat "$f")" 2>/dev/null || true
     done
+    # A sanitizer report in any node's log fails the test, even when the node kept going.
+    if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:\|WARNING: ThreadSanitizer" \
+        "$D"/n*.log >/dev/null 2>&1; then
+        grep -h -A20 "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:\|WARNING: ThreadSanitizer" \
+            "$D"/n*.log | head -n 60 >&3
+        return 1
+    fi
     if [ "$BATS_TEST_COMPLETED" != 1 ]; then
         for f in "$D"/n*.log; do
             [ -e "$f" ] || continue
