@@ -123,7 +123,7 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
+$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
