@@ -71,6 +71,22 @@ struct rt_req {
     struct rt_req *next; /* in rt->requests */
 };
 
+/* A call another thread makes on the loop thread and waits for (raft_runtime_set_faults).
+ * It lives on the caller's stack; the caller waits on its own lock and condition, so whoever
+ * finishes it (the loop, or raft_runtime_stop if the loop never ran it) touches nothing of the
+ * runtime's once the caller may return. */
+struct rt_call {
+    struct raft__work work;
+    struct raft_runtime *rt;
+    int (*fn)(struct raft_runtime *rt, void *arg); /* runs on the loop thread */
+    void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;         /* protected by lock */
+    int status;           /* protected by lock */
+    struct rt_call *next; /* in rt->calls while pending, protected by rt->lock */
+};
+
 /* One item for the log writer. */
 enum rt_write_kind {
     RT_WRITE_LOG = 1, /* hard state and/or truncate + append; messages held until durable */
@@ -115,7 +131,7 @@ struct rt_event {
     struct rt_event *next;
     struct raft_event ev; /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
     struct rt_frame *frames;
-    int error;             /* nonzero: a storage failure; the node stops taking part */
+    int error;              /* nonzero: a storage failure; the node stops taking part */
     uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
 };
 
@@ -150,7 +166,8 @@ struct raft_runtime {
     atomic_uint_fast64_t applied;      /* state machine applied index */
     struct raft_runtime_status status; /* copy for other threads, protected by lock */
     atomic_size_t pending_bytes;
-    bool is_stopping; /* protected by lock */
+    bool is_stopping;      /* protected by lock */
+    struct rt_call *calls; /* waiting for the loop thread, protected by lock */
 
     /* results of the writer, apply and snapshot threads for the loop */
     pthread_mutex_t events_lock;
