@@ -61,6 +61,7 @@ LIBRAFT  := $(B)/libraft.a
 LIBSTORE := $(B)/libstore.a
 LIBFS    := $(B)/libfs.a
 RAFTNODE := $(B)/test/raftnode
+RAWPEER  := $(B)/test/rawpeer
 LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
 BENCH_SRC := $(wildcard test/bench/bench_*.c)
@@ -89,7 +90,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 HAVE_SIM := $(wildcard test/sim/main.c)
 
 all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
-     $(TOOLS_BIN) $(RAFTNODE)
+     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -116,6 +117,11 @@ $(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $(LIBRAFT) $(LIBSTORE)
 
 # The end-to-end tests' node: runtime, transport and state machine without FUSE.
 $(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+# A misbehaving peer for the refusal tests: valid TLS, then malformed frames.
+$(RAWPEER): $(B)/test/node/rawpeer.o $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
@@ -161,7 +167,7 @@ check-sim: $(SIM_BIN)
 	$(Q)test/run-sim $(B) $(SIM_BIN) $(SEEDS) $(SEED_START)
 
 # End-to-end: real processes, TLS and disks (test/bats/*.bats), against this build's programs.
-check-bats: $(RAFTNODE) $(TOOLS_BIN)
+check-bats: $(RAFTNODE) $(RAWPEER) $(TOOLS_BIN)
 	$(Q)test/run-bats $(B)
 
 check-mutants: $(MUTANTS:%=$(B)/mutant-%/raftsim)
