@@ -43,7 +43,7 @@ TEST_CFLAGS := -Wno-missing-prototypes
 
 # Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
 # is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
-RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c transport.c tls.c runtime*.c))
+RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c frame.c transport.c tls.c runtime*.c))
 RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
 STORE_SRC        := $(wildcard store/*.c)
 FS_SRC           := $(wildcard fs/*.c)
@@ -133,8 +133,9 @@ $(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-# Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly.
-$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC)
+# Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly: the core,
+# the store, and the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL).
+$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
