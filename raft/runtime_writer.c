@@ -74,7 +74,8 @@ static int group_add(struct group *g, struct rt_write *w)
         g->entries = e;
         g->cap = cap;
     }
-    memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
+    if (b->n > 0) /* a write without entries has none: memcpy must not see NULL */
+        memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
     g->n += b->n;
     if (w->held != NULL) {
         *g->held_tail = w->held;
