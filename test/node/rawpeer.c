@@ -105,6 +105,60 @@ static int read_all(struct raft__tls_conn *c, uint8_t *buf, size_t len)
     return 0;
 }
 
+/* The HELLO exchange (unless no-hello), the malformed frame, and the node's reaction.
+ * Returns the exit status. */
+static int talk(struct raft__tls_conn *c, const char *what, uint64_t id, const char *cluster)
+{
+    static uint8_t buf[HEADER + 256];
+    if (strcmp(what, "no-hello") != 0) {
+        size_t n = hello(buf, id, cluster);
+        uint8_t answer[HEADER + 13 + RAFT__CLUSTER_ID_MAX];
+        if (write_all(c, buf, n) != 0 || read_all(c, answer, HEADER + 13) != 0) {
+            fprintf(stderr, "rawpeer: no HELLO answer: %s\n", raft__tls_conn_error(c));
+            return 2;
+        }
+        printf("HELLO answered by node %" PRIu64 "\n", get64(answer + HEADER + 4));
+        size_t rest = answer[HEADER + 12];
+        if (rest > RAFT__CLUSTER_ID_MAX || read_all(c, answer + HEADER + 13, rest) != 0) {
+            fprintf(stderr, "rawpeer: malformed HELLO answer\n");
+            return 2;
+        }
+    }
+
+    /* The malformed frame: a small RAFT frame, spoilt as asked. */
+    memset(buf + HEADER, 0xA5, 32);
+    size_t n = frame(buf, 2, 32);
+    if (strcmp(what, "bad-magic") == 0) {
+        memcpy(buf, "XXXX", 4);
+    } else if (strcmp(what, "bad-version") == 0) {
+        buf[4] = 9;
+    } else if (strcmp(what, "bad-type") == 0) {
+        buf[5] = 200;
+    } else if (strcmp(what, "bad-crc") == 0) {
+        buf[12] ^= 1;
+    } else if (strcmp(what, "oversize") == 0) {
+        put32(buf + 8, 0xFFFFFFFFu); /* only the header is sent */
+        put32(buf + 12, rfs_crc32c(0, buf, 12));
+        n = HEADER;
+    }
+    bool want_open = strcmp(what, "bad-payload") == 0;
+    if (write_all(c, buf, n) != 0) {
+        /* The node may already have closed, before we finished writing. */
+        printf("closed by the node while sending\n");
+        return want_open ? 1 : 0;
+    }
+
+    /* The node sends nothing after its HELLO answer: the next read ends with its close. */
+    uint8_t byte;
+    int r = read_all(c, &byte, 1);
+    bool is_closed = r == RAFT__TLS_EOF || r == RAFT__TLS_FAILED;
+    bool is_open = r == RAFT__TLS_WANT_READ || r == RAFT__TLS_WANT_WRITE;
+    printf("%s\n", is_closed ? "closed by the node"
+                   : is_open ? "still open"
+                             : "the node sent data");
+    return (want_open ? is_open : is_closed) ? 0 : 1;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: rawpeer --tls-dir DIR --id N --connect HOST:PORT --send WHAT "
@@ -137,7 +191,12 @@ int main(int argc, char **argv)
         default: usage(); return 2;
         }
     }
-    if (tls_dir == NULL || id == 0 || address == NULL || what == NULL || timeout_ms <= 0 ||
+    static const char *const kinds[] = {"bad-magic", "bad-version", "bad-type",    "bad-crc",
+                                        "oversize",  "no-hello",    "bad-payload", NULL};
+    bool is_known = false;
+    for (int i = 0; what != NULL && kinds[i] != NULL; i++)
+        is_known = is_known || strcmp(what, kinds[i]) == 0;
+    if (tls_dir == NULL || id == 0 || address == NULL || !is_known || timeout_ms <= 0 ||
         strlen(cluster) == 0 || strlen(cluster) > RAFT__CLUSTER_ID_MAX) {
         usage();
         return 2;
@@ -154,78 +213,33 @@ int main(int argc, char **argv)
     }
     struct sockaddr_storage ss;
     unsigned salen;
-    if (raft__address_parse(address, &ss, &salen) != 0) {
-        fprintf(stderr, "rawpeer: bad address %s\n", address);
-        return 2;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, salen) != 0) {
+    int fd = -1;
+    if (raft__address_parse(address, &ss, &salen) != 0 ||
+        (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&ss, salen) != 0) {
         fprintf(stderr, "rawpeer: connect %s: %s\n", address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        raft__tls_ctx_free(ctx);
         return 2;
     }
     /* Blocking I/O with a bound: a read that times out reports "want read". */
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct raft__tls_conn *c;
+    struct raft__tls_conn *c = NULL;
     if (raft__tls_conn_new(ctx, fd, false, &c) != 0 || raft__tls_handshake(c) != RAFT__TLS_DONE) {
-        fprintf(stderr, "rawpeer: TLS handshake with %s failed\n", address);
+        fprintf(stderr, "rawpeer: TLS handshake with %s failed: %s\n", address,
+                c != NULL ? raft__tls_conn_error(c) : "out of memory");
+        raft__tls_conn_free(c);
+        close(fd);
+        raft__tls_ctx_free(ctx);
         return 2;
     }
 
-    static uint8_t buf[HEADER + 256];
-    if (strcmp(what, "no-hello") != 0) {
-        size_t n = hello(buf, id, cluster);
-        uint8_t answer[HEADER + 13 + RAFT__CLUSTER_ID_MAX];
-        if (write_all(c, buf, n) != 0 || read_all(c, answer, HEADER + 13) != 0) {
-            fprintf(stderr, "rawpeer: no HELLO answer: %s\n", raft__tls_conn_error(c));
-            return 2;
-        }
-        printf("HELLO answered by node %" PRIu64 "\n", get64(answer + HEADER + 4));
-        size_t rest = answer[HEADER + 12];
-        if (rest > RAFT__CLUSTER_ID_MAX || read_all(c, answer + HEADER + 13, rest) != 0) {
-            fprintf(stderr, "rawpeer: malformed HELLO answer\n");
-            return 2;
-        }
-    }
-
-    /* The malformed frame: a small RAFT frame, spoilt as asked. */
-    memset(buf + HEADER, 0xA5, 32);
-    size_t n = frame(buf, 2, 32);
-    if (strcmp(what, "bad-magic") == 0) {
-        memcpy(buf, "XXXX", 4);
-    } else if (strcmp(what, "bad-version") == 0) {
-        buf[4] = 9;
-    } else if (strcmp(what, "bad-type") == 0) {
-        buf[5] = 200;
-    } else if (strcmp(what, "bad-crc") == 0) {
-        buf[12] ^= 1;
-    } else if (strcmp(what, "oversize") == 0) {
-        put32(buf + 8, 0xFFFFFFFFu); /* only the header is sent */
-        put32(buf + 12, rfs_crc32c(0, buf, 12));
-        n = HEADER;
-    } else if (strcmp(what, "no-hello") != 0 && strcmp(what, "bad-payload") != 0) {
-        usage();
-        return 2;
-    }
-    if (write_all(c, buf, n) != 0) {
-        /* The node may already have closed: that is what we wanted. */
-        printf("closed by the node while sending\n");
-        return 0;
-    }
-
-    /* The node sends nothing after its HELLO answer: the next read ends with its close. */
-    uint8_t byte;
-    int r = read_all(c, &byte, 1);
-    bool is_closed = r == RAFT__TLS_EOF || r == RAFT__TLS_FAILED;
-    bool is_open = r == RAFT__TLS_WANT_READ || r == RAFT__TLS_WANT_WRITE;
-    printf("%s\n", is_closed ? "closed by the node"
-                   : is_open ? "still open"
-                             : "the node sent data");
+    int status = talk(c, what, id, cluster);
     raft__tls_conn_free(c);
     close(fd);
     raft__tls_ctx_free(ctx);
-    if (strcmp(what, "bad-payload") == 0)
-        return is_open ? 0 : 1;
-    return is_closed ? 0 : 1;
+    return status;
 }
