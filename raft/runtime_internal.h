@@ -205,6 +205,10 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
 struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
 
+/* runtime_call.c */
+/* After the loop thread ended: calls it never ran fail with RAFT_ESHUTDOWN. */
+void rt__calls_fail(struct raft_runtime *rt);
+
 /* runtime_writer.c */
 int rt__writer_start(struct raft_runtime *rt);
 void rt__writer_stop(struct raft_runtime *rt);

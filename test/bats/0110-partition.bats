@@ -38,6 +38,10 @@ follows() { field_is "$1" role follower && field_is "$1" leader "$2"; }
     propose_many "$l" before 3
     [ "$(wc -l <"$D/acked")" -eq 3 ]
 
+    # A malformed spec is refused whole, with the item at fault.
+    run -1 ctl "$l" faults "drop:$a" drop:x
+    assert_output "error bad fault item 'drop:x' (expected drop:ID or delay:ID:MS)"
+
     # Cut the leader off: it drops both others, and they drop it.
     run ctl "$l" faults "drop:$a" "drop:$b"
     assert_success
