@@ -43,7 +43,7 @@ TEST_CFLAGS := -Wno-missing-prototypes
 
 # Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
 # is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
-RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c transport.c tls.c runtime*.c))
+RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c frame.c transport.c tls.c runtime*.c))
 RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
 STORE_SRC        := $(wildcard store/*.c)
 FS_SRC           := $(wildcard fs/*.c)
@@ -61,6 +61,7 @@ LIBRAFT  := $(B)/libraft.a
 LIBSTORE := $(B)/libstore.a
 LIBFS    := $(B)/libfs.a
 RAFTNODE := $(B)/test/raftnode
+RAWPEER  := $(B)/test/rawpeer
 LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
 BENCH_SRC := $(wildcard test/bench/bench_*.c)
@@ -89,7 +90,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 HAVE_SIM := $(wildcard test/sim/main.c)
 
 all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
-     $(TOOLS_BIN) $(RAFTNODE)
+     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -119,6 +120,11 @@ $(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
+# A misbehaving peer for the refusal tests: valid TLS, then malformed frames.
+$(RAWPEER): $(B)/test/node/rawpeer.o $(LIBRAFT) $(LIBSTORE)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
 $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
@@ -127,8 +133,9 @@ $(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-# Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly.
-$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC)
+# Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly: the core,
+# the store, and the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL).
+$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -161,7 +168,7 @@ check-sim: $(SIM_BIN)
 	$(Q)test/run-sim $(B) $(SIM_BIN) $(SEEDS) $(SEED_START)
 
 # End-to-end: real processes, TLS and disks (test/bats/*.bats), against this build's programs.
-check-bats: $(RAFTNODE) $(TOOLS_BIN)
+check-bats: $(RAFTNODE) $(RAWPEER) $(TOOLS_BIN)
 	$(Q)test/run-bats $(B)
 
 # The threaded runtime's own tests, for `make SANITIZE=thread check-runtime`: a data race stops

@@ -727,4 +727,16 @@ struct raft_runtime_stats {
 /* Counters since start. Any thread. */
 void raft_runtime_stats(struct raft_runtime *rt, struct raft_runtime_stats *out);
 
+/* Replace every fault hook of the transport (tests: partitions without network namespaces;
+ * docs/transport.md, "Fault hooks") with those of spec: items separated by spaces or commas,
+ * "drop:ID" (discard all traffic to and from node ID) and "delay:ID:MS" (hold each frame to ID
+ * at least MS ms). NULL or "" heals everything. spec is borrowed for the call. The change is
+ * made on the loop thread (the transport's owner); the call blocks until it is done, so frames
+ * sent or received after it returns see the new faults. Returns 0, RAFT_EINVAL (a malformed
+ * spec: err says which item, nothing changed), RAFT_ENOMEM, or RAFT_ESHUTDOWN (the runtime is
+ * stopping; nothing changed, or the change is moot). Any thread; on the loop thread (a
+ * completion callback running there) it runs at once, elsewhere it waits only for the loop
+ * thread, which never waits for the caller. Not after raft_runtime_stop returned. */
+int raft_runtime_set_faults(struct raft_runtime *rt, const char *spec, char *err, size_t errlen);
+
 #endif

@@ -1428,6 +1428,7 @@ void raft_runtime_stop(struct raft_runtime *rt)
     pthread_mutex_unlock(&rt->lock);
     raft__loop_stop(rt->loop);
     pthread_join(rt->loop_thread, NULL);
+    rt__calls_fail(rt);
     /* The loop is gone; the other threads finish what they hold, then everything left fails. */
     rt__snapshot_join(rt);
     rt__apply_stop(rt);

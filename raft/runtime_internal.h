@@ -72,6 +72,22 @@ struct rt_req {
     struct rt_req *next; /* in rt->requests */
 };
 
+/* A call another thread makes on the loop thread and waits for (raft_runtime_set_faults).
+ * It lives on the caller's stack; the caller waits on its own lock and condition, so whoever
+ * finishes it (the loop, or raft_runtime_stop if the loop never ran it) touches nothing of the
+ * runtime's once the caller may return. */
+struct rt_call {
+    struct raft__work work;
+    struct raft_runtime *rt;
+    int (*fn)(struct raft_runtime *rt, void *arg); /* runs on the loop thread */
+    void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;         /* protected by lock */
+    int status;           /* protected by lock */
+    struct rt_call *next; /* in rt->calls while pending, protected by rt->lock */
+};
+
 /* One item for the log writer. */
 enum rt_write_kind {
     RT_WRITE_LOG = 1, /* hard state and/or truncate + append; messages held until durable */
@@ -168,7 +184,8 @@ struct raft_runtime {
     struct raft_runtime_status status; /* copy for other threads, protected by lock */
     atomic_size_t pending_bytes;
     struct rt_stats stats;
-    bool is_stopping; /* protected by lock */
+    bool is_stopping;      /* protected by lock */
+    struct rt_call *calls; /* waiting for the loop thread, protected by lock */
 
     /* results of the writer, apply and snapshot threads for the loop */
     pthread_mutex_t events_lock;
@@ -209,6 +226,10 @@ struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
 /* runtime_stats.c */
 uint64_t rt__now_us(void);
 void rt__hist_add(struct rt_histogram *h, uint64_t us);
+
+/* runtime_call.c */
+/* After the loop thread ended: calls it never ran fail with RAFT_ESHUTDOWN. */
+void rt__calls_fail(struct raft_runtime *rt);
 
 /* runtime_writer.c */
 int rt__writer_start(struct raft_runtime *rt);

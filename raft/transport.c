@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "raft/transport.h"
-#include "store/crc32c.h"
 
 #define READ_BUDGET         (1u << 20) /* bytes read per readiness callback of a connection */
 #define WRITE_BUDGET        (4u << 20) /* bytes written per callback */
@@ -164,30 +163,6 @@ static void dial(struct chan *ch);
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static uint64_t next_random(struct raft__transport *t)
 {
     uint64_t z = (t->rng += 0x9e3779b97f4a7c15ull);
@@ -206,18 +181,6 @@ enum raft__channel raft__channel_for_msg(const struct raft_msg *m)
     if ((m->type == RAFT_MSG_APPEND && m->append.n_entries > 0) || m->type == RAFT_MSG_SNAPSHOT)
         return RAFT__CHANNEL_BULK;
     return RAFT__CHANNEL_CONTROL;
-}
-
-/* Fill the 16-byte header of a frame whose payload follows it in memory. */
-static void frame_seal(uint8_t *h, uint8_t type, uint32_t len)
-{
-    put32(h, RAFT__FRAME_MAGIC);
-    h[4] = RAFT__FRAME_VERSION;
-    h[5] = type;
-    h[6] = h[7] = 0;
-    put32(h + 8, len);
-    uint32_t crc = rfs_crc32c(0, h, 12);
-    put32(h + 12, rfs_crc32c(crc, h + RAFT__FRAME_HEADER, len));
 }
 
 int raft__address_parse(const char *text, void *addr, unsigned *len)
@@ -611,16 +574,7 @@ static void dial(struct chan *ch)
 static void hello_prepare(struct conn *c)
 {
     struct raft__transport *t = c->t;
-    uint8_t *p = c->hello + RAFT__FRAME_HEADER;
-    p[0] = RAFT__HELLO_VERSION;
-    p[1] = (uint8_t)c->ch;
-    p[2] = p[3] = 0;
-    put64(p + 4, t->id);
-    p[12] = (uint8_t)t->cluster_len;
-    memcpy(p + 13, t->cluster_id, t->cluster_len);
-    uint32_t len = (uint32_t)(13 + t->cluster_len);
-    frame_seal(c->hello, RAFT__FRAME_HELLO, len);
-    c->hello_len = RAFT__FRAME_HEADER + len;
+    c->hello_len = raft__hello_encode(c->hello, c->ch, t->id, t->cluster_id, t->cluster_len);
     c->hello_sent = 0;
 }
 
@@ -630,32 +584,12 @@ static bool hello_parse(struct conn *c, const uint8_t *p, uint32_t len, uint64_t
                         unsigned *channel)
 {
     struct raft__transport *t = c->t;
-    if (len < 13 || len != 13u + p[12] || p[12] == 0 || p[12] > RAFT__CLUSTER_ID_MAX) {
-        conn_fail(c, FAIL_SETUP, "malformed HELLO (%" PRIu32 " bytes)", len);
+    char err[256];
+    if (raft__hello_check(p, len, t->cluster_id, t->cluster_len, id, channel, err, sizeof err) !=
+        0) {
+        conn_fail(c, FAIL_SETUP, "%s", err);
         return false;
     }
-    if (p[0] != RAFT__HELLO_VERSION) {
-        conn_fail(c, FAIL_SETUP, "HELLO with unsupported protocol version %u (we speak %u)", p[0],
-                  RAFT__HELLO_VERSION);
-        return false;
-    }
-    if (p[1] >= RAFT__N_CHANNELS || p[2] != 0 || p[3] != 0) {
-        conn_fail(c, FAIL_SETUP, "HELLO with unknown channel %u or flags 0x%02x%02x", p[1], p[3],
-                  p[2]);
-        return false;
-    }
-    size_t n = p[12];
-    if (n != t->cluster_len || memcmp(p + 13, t->cluster_id, n) != 0) {
-        char theirs[RAFT__CLUSTER_ID_MAX + 1];
-        for (size_t i = 0; i < n; i++)
-            theirs[i] = (p[13 + i] >= 0x20 && p[13 + i] < 0x7f) ? (char)p[13 + i] : '?';
-        theirs[n] = '\0';
-        conn_fail(c, FAIL_SETUP, "cluster ID mismatch: the peer is in cluster '%s', we are in '%s'",
-                  theirs, t->cluster_id);
-        return false;
-    }
-    *id = get64(p + 4);
-    *channel = p[1];
     return true;
 }
 
@@ -739,27 +673,11 @@ static void frame_done(struct conn *c)
 static bool header_check(struct conn *c)
 {
     const uint8_t *h = c->hdr;
-    uint32_t magic = get32(h), len = get32(h + 8);
-    if (magic != RAFT__FRAME_MAGIC) {
-        conn_fail(c, FAIL_PROTOCOL, "bad frame magic 0x%08" PRIx32 " (expected 0x%08" PRIx32 ")",
-                  magic, (uint32_t)RAFT__FRAME_MAGIC);
-        return false;
-    }
-    if (h[4] != RAFT__FRAME_VERSION) {
-        conn_fail(c, FAIL_PROTOCOL, "unsupported frame version %u", h[4]);
-        return false;
-    }
-    if (h[6] != 0 || h[7] != 0) {
-        conn_fail(c, FAIL_PROTOCOL, "unknown frame flags 0x%02x%02x", h[7], h[6]);
-        return false;
-    }
-    if (h[5] < RAFT__FRAME_HELLO || h[5] > RAFT__FRAME_TYPE_MAX) {
-        conn_fail(c, FAIL_PROTOCOL, "unknown frame type %u", h[5]);
-        return false;
-    }
-    if (len > c->t->max_frame) {
-        conn_fail(c, FAIL_PROTOCOL, "frame of %" PRIu32 " bytes exceeds the maximum of %" PRIu32,
-                  len, c->t->max_frame);
+    uint8_t type;
+    uint32_t len;
+    char err[128];
+    if (raft__frame_header_check(h, c->t->max_frame, &type, &len, err, sizeof err) != 0) {
+        conn_fail(c, FAIL_PROTOCOL, "%s", err);
         return false;
     }
     if (c->state == CONN_HELLO && (h[5] != RAFT__FRAME_HELLO || len > HELLO_MAX)) {
@@ -783,11 +701,9 @@ static bool header_check(struct conn *c)
 static void frame_deliver(struct conn *c)
 {
     struct raft__transport *t = c->t;
-    uint32_t want = get32(c->hdr + 12);
-    uint32_t got = rfs_crc32c(rfs_crc32c(0, c->hdr, 12), c->payload, c->payload_len);
-    if (want != got) {
-        conn_fail(c, FAIL_PROTOCOL, "bad frame CRC32C 0x%08" PRIx32 " (computed 0x%08" PRIx32 ")",
-                  want, got);
+    char err[128];
+    if (raft__frame_crc_check(c->hdr, c->payload, c->payload_len, err, sizeof err) != 0) {
+        conn_fail(c, FAIL_PROTOCOL, "%s", err);
         return;
     }
     uint8_t type = c->hdr[5];
@@ -1294,7 +1210,7 @@ static int send_prepare(struct raft__transport *t, uint64_t to, enum raft__chann
 static void send_finish(struct raft__transport *t, struct chan *ch, struct frame *f, uint8_t type,
                         uint32_t len)
 {
-    frame_seal(f->bytes, type, len);
+    raft__frame_seal(f->bytes, type, len);
     f->size = RAFT__FRAME_HEADER + len;
     f->next = NULL;
     const struct fault *fault = fault_find(t, ch->peer->id);

@@ -58,6 +58,33 @@ enum raft__channel {
 };
 #define RAFT__N_CHANNELS 2
 
+/* Fill the RAFT__FRAME_HEADER bytes at h for a frame of type whose len bytes of payload follow
+ * the header in memory (the CRC covers them). */
+void raft__frame_seal(uint8_t *h, uint8_t type, uint32_t len);
+
+/* Check a received header (RAFT__FRAME_HEADER bytes at h): magic, version, flags, a known type
+ * and a length of at most max_frame. Returns 0 with *type and *len set, or RAFT_EPROTO with the
+ * reason in err (errlen bytes, for a log line). The CRC needs the payload: see below. */
+int raft__frame_header_check(const uint8_t *h, uint32_t max_frame, uint8_t *type, uint32_t *len,
+                             char *err, size_t errlen);
+
+/* Check the CRC32C of header h against the len bytes of payload. Returns 0 or RAFT_EPROTO with
+ * the reason in err. */
+int raft__frame_crc_check(const uint8_t *h, const uint8_t *payload, uint32_t len, char *err,
+                          size_t errlen);
+
+/* Write a whole HELLO frame (header and payload, at most RAFT__FRAME_HEADER + 13 +
+ * RAFT__CLUSTER_ID_MAX bytes) into frame: channel ch, node id, cluster[0..cluster_len), with
+ * 1 <= cluster_len <= RAFT__CLUSTER_ID_MAX. Returns its size. */
+size_t raft__hello_encode(uint8_t *frame, enum raft__channel ch, uint64_t id, const char *cluster,
+                          size_t cluster_len);
+
+/* Check a HELLO payload p[0..len) (layout, version, channel, flags, and that its cluster ID is
+ * cluster[0..cluster_len)). Returns 0 with the sender's claimed *id and *channel, or
+ * RAFT_EPROTO with the reason in err. Whether the id matches a certificate is the caller's. */
+int raft__hello_check(const uint8_t *p, uint32_t len, const char *cluster, size_t cluster_len,
+                      uint64_t *id, unsigned *channel, char *err, size_t errlen);
+
 /* The channel for a Raft message: BULK for appends that carry entries and for snapshot chunks,
  * CONTROL for everything else. */
 enum raft__channel raft__channel_for_msg(const struct raft_msg *m);

@@ -12,32 +12,6 @@ teardown() {
     teardown_cluster
 }
 
-# propose_many NODE PREFIX COUNT: propose PREFIX-1..COUNT on NODE, for 20 s at most; the names
-# acknowledged go to $D/acked (one per line). Failures are allowed (the cluster may be in an
-# election or a leadership transfer).
-propose_many() {
-    local end=$((SECONDS + 20))
-    for k in $(seq 1 "$3"); do
-        [ "$SECONDS" -lt "$end" ] || break
-        if ctl "$1" propose "$2-$k" >/dev/null 2>&1; then
-            echo "$2-$k" >>"$D/acked"
-        fi
-    done
-}
-
-# Every acknowledged name is on every node given.
-acked_everywhere() {
-    [ -s "$D/acked" ] || return 1
-    while read -r name; do
-        for i in "$@"; do
-            ctl "$i" lookup "$name" >/dev/null || {
-                echo "acknowledged $name missing on node $i" >&2
-                return 1
-            }
-        done
-    done <"$D/acked"
-}
-
 @test "a leader is elected; proposals on any node commit on all; digests match" {
     cluster_start
     l=$(leader)

@@ -10,7 +10,9 @@
  *
  * Commands: status; stats; digest; count; lookup NAME; propose NAME (create NAME exclusively in the
  * root directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
- * demote ID; transfer ID; snapshot. Answers are one line: "ok ..." or "error ...". */
+ * demote ID; transfer ID; snapshot; faults [SPEC]... (replace the transport's fault hooks:
+ * "drop:ID" and "delay:ID:MS" items, none to heal; raft_runtime_set_faults). Answers are one
+ * line: "ok ..." or "error ...". */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -256,11 +258,34 @@ static void answer_request(struct node *n, int kind, char **argv, int argc, char
         snprintf(out, len, "ok");
 }
 
+/* faults SPEC...: the words joined by spaces are one spec; no word heals. */
+static void answer_faults(struct node *n, char **argv, int argc, char *out, size_t len)
+{
+    char spec[1024] = "";
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        int w = snprintf(spec + off, sizeof spec - off, "%s%s", i > 0 ? " " : "", argv[i]);
+        if (w < 0 || (size_t)w >= sizeof spec - off) {
+            snprintf(out, len, "error fault spec too long");
+            return;
+        }
+        off += (size_t)w;
+    }
+    char err[256];
+    int rc = raft_runtime_set_faults(n->rt, spec, err, sizeof err);
+    if (rc != 0)
+        snprintf(out, len, "error %s", err);
+    else
+        snprintf(out, len, "ok faults=%s", off > 0 ? spec : "none");
+}
+
+#define MAX_ARGS 64
+
 static void execute(struct node *n, char *line, char *out, size_t len)
 {
-    char *argv[8];
+    char *argv[MAX_ARGS];
     int argc = 0;
-    for (char *tok = strtok(line, " \t\r\n"); tok != NULL && argc < 8;
+    for (char *tok = strtok(line, " \t\r\n"); tok != NULL && argc < MAX_ARGS;
          tok = strtok(NULL, " \t\r\n"))
         argv[argc++] = tok;
     if (argc == 0) {
@@ -294,6 +319,8 @@ static void execute(struct node *n, char *line, char *out, size_t len)
         answer_request(n, RAFT_CHANGE_REMOVE, argv + 1, argc - 1, out, len);
     else if (strcmp(cmd, "demote") == 0 && argc == 2)
         answer_request(n, RAFT_CHANGE_DEMOTE, argv + 1, argc - 1, out, len);
+    else if (strcmp(cmd, "faults") == 0)
+        answer_faults(n, argv + 1, argc - 1, out, len);
     else
         snprintf(out, len, "error unknown command or arguments: %s", cmd);
 }
