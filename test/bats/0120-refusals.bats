@@ -55,7 +55,7 @@ still_serving() {
     node_start 3 $PEERS --cluster-id other
     for i in 1 2; do
         wait_for 10 grep -q \
-            "cluster ID mismatch: the peer is in cluster 'other', we are in 'raftfs-test'" \
+            "cluster ID mismatch: the peer is in cluster 'other/0', we are in 'raftfs-test/0'" \
             "$D/n$i.log"
     done
     still_serving after-stranger

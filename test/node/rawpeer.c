@@ -3,7 +3,7 @@
  * one malformed frame and checks that the node closes the connection. Frames are built here from
  * docs/wire-format.md, independently of raft/transport.c. Not installed.
  *
- *   rawpeer --tls-dir DIR --id N --connect HOST:PORT --send WHAT [--cluster-id NAME]
+ *   rawpeer --tls-dir DIR --id N --connect HOST:PORT --send WHAT [--cluster-id NAME/EPOCH]
  *           [--timeout-ms MS]
  *
  * WHAT: bad-magic, bad-version, bad-crc, oversize (a header announcing 4 GiB - 1 of payload),
@@ -167,7 +167,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *tls_dir = NULL, *address = NULL, *what = NULL, *cluster = "raftfs-test";
+    const char *tls_dir = NULL, *address = NULL, *what = NULL, *cluster = "raftfs-test/0";
     uint64_t id = 0;
     long timeout_ms = 5000;
     static const struct option longopts[] = {
