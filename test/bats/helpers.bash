@@ -198,12 +198,20 @@ fsd_stop() {
     return 1
 }
 
-# Unmount every mount of this test (even if its daemon crashed), then kill the daemons.
+# Stop every daemon of this test (SIGTERM: it unmounts), then unmount whatever is left (a
+# crashed daemon's mount) before the daemons are killed and the directory removed.
 teardown_fs() {
+    for f in "$D"/n*.pid; do
+        [ -e "$f" ] || continue
+        local i=${f##*/n}
+        fsd_stop "${i%.pid}" || true
+    done
     for m in "$D"/m*; do
         [ -d "$m" ] || continue
         if grep -q " $m " /proc/mounts; then
-            fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+            echo "teardown: $m still mounted; unmounting" >&3
+            fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
+                echo "teardown: cannot unmount $m" >&3
         fi
     done
     teardown_cluster
