@@ -229,6 +229,7 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, const struct fs_opt
     argv[argc] = NULL;
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     fs->se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
+    fuse_opt_free_args(&args); /* libfuse may have copied them into memory of its own */
     if (fs->se == NULL) {
         snprintf(err, errlen, "cannot create the FUSE session (bad -o options?)");
         goto err_after_lock;
