@@ -110,10 +110,17 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
 
+# Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
+# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE.
+TOOL_LIBS_raftfsd   := $(LIBFS)
+TOOL_LDLIBS_raftfsd := -lfuse3
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
+$(FS_OBJ): ALL_CFLAGS += $(FUSE_CFLAGS)
+
 .SECONDEXPANSION:
-$(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $(LIBRAFT) $(LIBSTORE)
+$(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $$(TOOL_LIBS_$$*) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS) $(TOOL_LDLIBS_$*)
 
 # The end-to-end tests' node: runtime, transport and state machine without FUSE.
 $(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)

@@ -173,3 +173,72 @@ teardown_cluster() {
 # Conditions for wait_for (evaluated at every poll).
 field_is() { [ "$(field "$1" "$2")" = "$3" ]; }
 field_gt() { [ "$(field "$1" "$2")" -gt "$3" ]; }
+
+# --- raftfsd: FUSE daemons with a mount point each ($D/mI) ---------------------------------------
+
+RAFTFSD=$BATS_TEST_DIRNAME/../../$BUILD/raftfsd
+OP_TIMEOUT=${OP_TIMEOUT:-2}
+
+mnt() { echo "$D/m$1"; }
+
+is_mounted() { grep -q " $(mnt "$1") fuse.raftfs " /proc/mounts; }
+
+# fsd_start I [ARGS...]: start raftfsd I (log in $D/nI.log, pid in $D/nI.pid) and wait for its
+# mount.
+fsd_start() {
+    local i=$1
+    shift
+    mkdir -p "$(mnt "$i")"
+    "$RAFTFSD" --id "$i" --data-dir "$D/n$i" --listen "$(addr "$i")" --cluster-id raftfs-test \
+        --tls-ca "$D/tls/ca.crt" --tls-cert "$D/tls/$i.crt" --tls-key "$D/tls/$i.key" \
+        --op-timeout "$OP_TIMEOUT" "$@" "$(mnt "$i")" >>"$D/n$i.log" 2>&1 &
+    echo $! >"$D/n$i.pid"
+    wait_for 10 is_mounted "$i"
+}
+
+# fsd_cluster_start [ARGS...]: raftfsd 1..NODES, bootstrapped together, with a leader.
+fsd_cluster_start() {
+    for i in $(seq 1 "$NODES"); do
+        # shellcheck disable=SC2086
+        fsd_start "$i" $PEERS --bootstrap "$@"
+    done
+    wait_for 15 fs_writable 1
+}
+
+# The cluster takes a change through mount I.
+fs_writable() { touch "$(mnt "$1")/.probe-$1"; }
+
+# fsd_stop I: SIGTERM; the daemon must unmount and exit within 10 s.
+fsd_stop() {
+    local pid
+    pid=$(node_pid "$1")
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            is_mounted "$1" && { echo "node $1 exited but left its mount" >&2; return 1; }
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "node $1 did not stop within 10 s" >&2
+    return 1
+}
+
+# Stop every daemon of this test (SIGTERM: it unmounts), then unmount whatever is left (a
+# crashed daemon's mount) before the daemons are killed and the directory removed.
+teardown_fs() {
+    for f in "$D"/n*.pid; do
+        [ -e "$f" ] || continue
+        local i=${f##*/n}
+        fsd_stop "${i%.pid}" || true
+    done
+    for m in "$D"/m*; do
+        [ -d "$m" ] || continue
+        if grep -q " $m " /proc/mounts; then
+            echo "teardown: $m still mounted; unmounting" >&3
+            fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
+                echo "teardown: cannot unmount $m" >&3
+        fi
+    done
+    teardown_cluster
+}

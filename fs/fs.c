@@ -1,0 +1,299 @@
+/* The FUSE session of raftfsd: mount, the operation table, the multi-threaded loop, and the
+ * helpers shared by the operations (attributes, proposing, errno mapping). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/internal.h"
+#include "store/error.h"
+
+void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)a->size;
+    st->st_blocks = (blkcnt_t)a->blocks;
+    st->st_blksize = 4096;
+    st->st_atim.tv_sec = a->atime.sec;
+    st->st_atim.tv_nsec = a->atime.nsec;
+    st->st_mtim.tv_sec = a->mtime.sec;
+    st->st_mtim.tv_nsec = a->mtime.nsec;
+    st->st_ctim.tv_sec = a->ctime.sec;
+    st->st_ctim.tv_nsec = a->ctime.nsec;
+}
+
+void fs__entry(const struct store_fsm_attr *a, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = a->ino;
+    e->generation = a->generation;
+    fs__attr_to_stat(a, &e->attr);
+    e->attr_timeout = 0.0; /* see the note on kernel caches in fs/internal.h */
+    e->entry_timeout = 0.0;
+}
+
+int fs__read_errno(int rc)
+{
+    if (rc > 0 && rc < RFS_ERROR_BASE)
+        return rc;
+    return EIO;
+}
+
+int fs__proposal_errno(int status, const struct raft_apply_result *result)
+{
+    if (status == 0) {
+        if (result == NULL || result->status == 0)
+            return 0;
+        return result->status > 0 && result->status < RFS_ERROR_BASE ? result->status : EIO;
+    }
+    switch (status) {
+    /* The cluster cannot commit now: no leader, no quorum before the deadline, a leader change
+     * overwrote the entry, or this node is stopping. Writes are refused as on a read-only
+     * filesystem. After RAFT_ETIMEDOUT and RAFT_ELEADERSHIPLOST the change may still be applied
+     * later (the outcome is unknown). */
+    case RAFT_ENOTLEADER:
+    case RAFT_ETIMEDOUT:
+    case RAFT_ELEADERSHIPLOST:
+    case RAFT_ENOTAPPLIED:
+    case RAFT_ESHUTDOWN:
+        return EROFS;
+    case RAFT_ETOOBIG:
+        return EFBIG;
+    case RAFT_ENOMEM:
+        return ENOMEM;
+    default:
+        return EIO;
+    }
+}
+
+void fs__now(struct store_cmd *cmd)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    cmd->time_sec = ts.tv_sec;
+    cmd->time_nsec = (uint32_t)ts.tv_nsec;
+}
+
+int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg)
+{
+    size_t size = store_cmd_encoded_size(cmd);
+    if (size == 0)
+        return cmd->data_len > STORE_CMD_MAX_ENCODED ? EFBIG : EINVAL;
+    if (size > STORE_CMD_MAX_ENCODED)
+        return EFBIG;
+    uint8_t *buf = malloc(size);
+    if (buf == NULL)
+        return ENOMEM;
+    size_t len;
+    int rc = store_cmd_encode(cmd, buf, size, &len);
+    if (rc != 0) {
+        free(buf);
+        return EINVAL;
+    }
+    rc = raft_runtime_propose(fs->rt, buf, len, fs->opts.op_timeout_ms, done, arg);
+    free(buf);
+    return rc == 0 ? 0 : fs__proposal_errno(rc, NULL);
+}
+
+/* --- session ----------------------------------------------------------------------------- */
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* Step 1 keeps the kernel's caches short-lived: no writeback cache (every write reaches
+     * the handle's buffer), and O_TRUNC arrives as a separate setattr. */
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    /* Inode numbers are the state machine's and never reused: nothing to count. */
+    (void)ino;
+    (void)nlookup;
+    fuse_reply_none(req);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    /* Every directory change was committed before it was answered. */
+    (void)ino;
+    (void)datasync;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+/* Cluster-wide locks are not there yet: say so instead of granting node-local locks. */
+static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+    (void)ino;
+    (void)fi;
+    (void)lock;
+    fuse_reply_err(req, EOPNOTSUPP);
+}
+
+static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                     int sleep)
+{
+    (void)ino;
+    (void)fi;
+    (void)lock;
+    (void)sleep;
+    fuse_reply_err(req, EOPNOTSUPP);
+}
+
+static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+    (void)ino;
+    (void)fi;
+    (void)op;
+    fuse_reply_err(req, EOPNOTSUPP);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_init,
+    .lookup = fs__lookup,
+    .forget = fs_forget,
+    .getattr = fs__getattr,
+    .setattr = fs__setattr,
+    .readlink = fs__readlink,
+    .mknod = fs__mknod,
+    .mkdir = fs__mkdir,
+    .unlink = fs__unlink,
+    .rmdir = fs__rmdir,
+    .symlink = fs__symlink,
+    .rename = fs__rename,
+    .link = fs__link,
+    .open = fs__open,
+    .read = fs__read,
+    .write = fs__write,
+    .flush = fs__flush,
+    .release = fs__release,
+    .fsync = fs__fsync,
+    .opendir = fs__opendir,
+    .readdir = fs__readdir,
+    .readdirplus = fs__readdirplus,
+    .releasedir = fs_releasedir,
+    .fsyncdir = fs_fsyncdir,
+    .statfs = fs__statfs,
+    .setxattr = fs__setxattr,
+    .getxattr = fs__getxattr,
+    .listxattr = fs__listxattr,
+    .removexattr = fs__removexattr,
+    .create = fs__create,
+    .getlk = fs_getlk,
+    .setlk = fs_setlk,
+    .flock = fs_flock,
+};
+
+int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, const struct fs_options *opts,
+             struct fs **out, char *err, size_t errlen)
+{
+    struct fs *fs = calloc(1, sizeof *fs);
+    if (fs == NULL)
+        goto err_nomem;
+    fs->fsm = fsm;
+    fs->rt = rt;
+    fs->opts = *opts;
+    fs->mountpoint = strdup(opts->mountpoint);
+    fs->fuse_options = opts->fuse_options != NULL ? strdup(opts->fuse_options) : NULL;
+    if (fs->mountpoint == NULL || (opts->fuse_options != NULL && fs->fuse_options == NULL))
+        goto err_after_alloc;
+    fs->opts.mountpoint = fs->mountpoint;
+    fs->opts.fuse_options = fs->fuse_options;
+    pthread_mutex_init(&fs->lock, NULL);
+
+    char *argv[6];
+    int argc = 0;
+    argv[argc++] = "raftfsd";
+    argv[argc++] = "-o";
+    argv[argc++] = "default_permissions,allow_other,fsname=raftfs,subtype=raftfs";
+    if (fs->fuse_options != NULL) {
+        argv[argc++] = "-o";
+        argv[argc++] = fs->fuse_options;
+    }
+    argv[argc] = NULL;
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    fs->se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
+    fuse_opt_free_args(&args); /* libfuse may have copied them into memory of its own */
+    if (fs->se == NULL) {
+        snprintf(err, errlen, "cannot create the FUSE session (bad -o options?)");
+        goto err_after_lock;
+    }
+    if (fuse_set_signal_handlers(fs->se) != 0) {
+        snprintf(err, errlen, "cannot install the signal handlers");
+        goto err_after_session;
+    }
+    if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
+        snprintf(err, errlen, "cannot mount on %s (see the message above)", fs->mountpoint);
+        goto err_after_signals;
+    }
+    fs->is_mounted = true;
+    *out = fs;
+    return 0;
+
+err_after_signals:
+    fuse_remove_signal_handlers(fs->se);
+err_after_session:
+    fuse_session_destroy(fs->se);
+err_after_lock:
+    pthread_mutex_destroy(&fs->lock);
+    free(fs->fuse_options);
+    free(fs->mountpoint);
+    free(fs);
+    return RFS_EIO;
+err_after_alloc:
+    free(fs->fuse_options);
+    free(fs->mountpoint);
+    free(fs);
+err_nomem:
+    snprintf(err, errlen, "out of memory");
+    return RFS_ENOMEM;
+}
+
+int fs_run(struct fs *fs)
+{
+    struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 10};
+    /* 0 after an unmount, the signal's number after a signal, -errno on a failure. */
+    int rc = fuse_session_loop_mt(fs->se, &cfg);
+    return rc >= 0 ? 0 : RFS_EIO;
+}
+
+void fs_close(struct fs *fs)
+{
+    if (fs == NULL)
+        return;
+    if (fs->is_mounted)
+        fuse_session_unmount(fs->se);
+    fuse_remove_signal_handlers(fs->se);
+    fuse_session_destroy(fs->se);
+    /* Handles the kernel never released (unmounted while files were open). */
+    while (fs->handles != NULL) {
+        struct fs_handle *h = fs->handles;
+        fs->handles = h->next;
+        while (h->queued != NULL) {
+            struct fs_flush_req *q = h->queued;
+            h->queued = q->next;
+            free(q);
+        }
+        fs__handle_free(h);
+    }
+    pthread_mutex_destroy(&fs->lock);
+    free(fs->fuse_options);
+    free(fs->mountpoint);
+    free(fs);
+}

@@ -1,0 +1,372 @@
+/* Open files: each handle buffers its writes in memory (bounded by the maximum file size) and
+ * commits them on flush, fsync and release, one WRITE proposal per contiguous range, answering
+ * once every range is committed. A range is one log entry, so no node ever sees part of it.
+ *
+ * Invariants (all under fs->lock):
+ * 1. A handle's extents are sorted, and neither overlap nor touch: a range written in pieces is
+ *    committed as one.
+ * 2. At most one commit of a handle is in flight (is_flushing); flush/fsync/release requests
+ *    arriving meanwhile wait in `queued` and are answered by the next commit, which starts
+ *    when the current one completes. So commits of one handle apply in the order of the calls.
+ * 3. A handle is freed only after its release was answered, and its release is answered only
+ *    by the last commit (the kernel sends nothing on a handle after its release). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/internal.h"
+
+struct fs_handle *fs__handle_new(uint64_t ino)
+{
+    struct fs_handle *h = calloc(1, sizeof *h);
+    if (h != NULL)
+        h->ino = ino;
+    return h;
+}
+
+void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino)
+{
+    pthread_mutex_lock(&fs->lock);
+    h->ino = ino;
+    h->next = fs->handles;
+    fs->handles = h;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+static void free_extents(struct fs_extent *ext, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ext[i].data);
+    free(ext);
+}
+
+void fs__handle_free(struct fs_handle *h)
+{
+    if (h == NULL)
+        return;
+    free_extents(h->ext, h->n_ext);
+    free(h);
+}
+
+uint64_t fs__dirty_end(struct fs *fs, uint64_t ino)
+{
+    uint64_t end = 0;
+    pthread_mutex_lock(&fs->lock);
+    for (struct fs_handle *h = fs->handles; h != NULL; h = h->next)
+        if (h->ino == ino && h->n_ext > 0) {
+            struct fs_extent *last = &h->ext[h->n_ext - 1];
+            if (last->off + last->len > end)
+                end = last->off + last->len;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    return end;
+}
+
+void fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size)
+{
+    pthread_mutex_lock(&fs->lock);
+    for (struct fs_handle *h = fs->handles; h != NULL; h = h->next) {
+        if (h->ino != ino)
+            continue;
+        while (h->n_ext > 0 && h->ext[h->n_ext - 1].off >= size)
+            free(h->ext[--h->n_ext].data);
+        if (h->n_ext > 0) {
+            struct fs_extent *last = &h->ext[h->n_ext - 1];
+            if (last->off + last->len > size)
+                last->len = (size_t)(size - last->off);
+        }
+    }
+    pthread_mutex_unlock(&fs->lock);
+}
+
+size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint8_t *buf,
+                          size_t len)
+{
+    size_t end = 0;
+    if (h == NULL)
+        return 0;
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < h->n_ext; i++) {
+        const struct fs_extent *e = &h->ext[i];
+        uint64_t lo = e->off > off ? e->off : off;
+        uint64_t hi = e->off + e->len < off + len ? e->off + e->len : off + len;
+        if (lo >= hi)
+            continue;
+        memcpy(buf + (lo - off), e->data + (lo - e->off), (size_t)(hi - lo));
+        if (hi - off > end)
+            end = (size_t)(hi - off);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return end;
+}
+
+/* Merge [off, off + len) of data into h's extents (invariant 1). Under fs->lock. Returns 0 or
+ * ENOMEM (nothing changed). */
+static int buffer_write(struct fs_handle *h, uint64_t off, const char *data, size_t len)
+{
+    uint64_t end = off + len;
+    /* Extents [first, last) overlap or touch the new range. */
+    size_t first = 0;
+    while (first < h->n_ext && h->ext[first].off + h->ext[first].len < off)
+        first++;
+    size_t last = first;
+    while (last < h->n_ext && h->ext[last].off <= end)
+        last++;
+    uint64_t lo = off, hi = end;
+    if (last > first) {
+        if (h->ext[first].off < lo)
+            lo = h->ext[first].off;
+        struct fs_extent *l = &h->ext[last - 1];
+        if (l->off + l->len > hi)
+            hi = l->off + l->len;
+    }
+    uint8_t *merged = malloc(hi - lo ? (size_t)(hi - lo) : 1);
+    if (merged == NULL)
+        return ENOMEM;
+    if (last == first && h->n_ext == h->cap_ext) {
+        size_t cap = h->cap_ext ? 2 * h->cap_ext : 4;
+        struct fs_extent *ext = realloc(h->ext, cap * sizeof *ext);
+        if (ext == NULL) {
+            free(merged);
+            return ENOMEM;
+        }
+        h->ext = ext;
+        h->cap_ext = cap;
+    }
+    for (size_t i = first; i < last; i++) {
+        memcpy(merged + (h->ext[i].off - lo), h->ext[i].data, h->ext[i].len);
+        free(h->ext[i].data);
+    }
+    memcpy(merged + (off - lo), data, len);
+    struct fs_extent n = {.off = lo, .len = (size_t)(hi - lo), .data = merged};
+    if (last == first) {
+        memmove(&h->ext[first + 1], &h->ext[first], (h->n_ext - first) * sizeof *h->ext);
+        h->n_ext++;
+    } else {
+        memmove(&h->ext[first + 1], &h->ext[last], (h->n_ext - last) * sizeof *h->ext);
+        h->n_ext -= last - first - 1;
+    }
+    h->ext[first] = n;
+    return 0;
+}
+
+void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+               struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fs *fs = fs__of(req);
+    struct fs_handle *h = fs__handle_of(fi);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if ((uint64_t)off + size > fs->opts.max_file_size) {
+        fuse_reply_err(req, EFBIG);
+        return;
+    }
+    if (size == 0) {
+        fuse_reply_write(req, 0);
+        return;
+    }
+    pthread_mutex_lock(&fs->lock);
+    int err = buffer_write(h, (uint64_t)off, buf, size);
+    pthread_mutex_unlock(&fs->lock);
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_write(req, size);
+}
+
+/* --- commits ------------------------------------------------------------------------------ */
+
+/* One commit of a handle: its ranges, proposed together; the requests it answers. */
+struct commit {
+    struct fs *fs;
+    struct fs_handle *h;
+    struct fs_extent *ext;
+    size_t n_ext;
+    struct fs_flush_req *reqs;
+    pthread_mutex_t lock; /* pending and err */
+    size_t pending;
+    int err;
+};
+
+static void start_commit(struct fs *fs, struct fs_handle *h);
+
+/* Answer the commit's requests; start the next commit of the handle, or free the handle after
+ * its release. */
+static void finish_commit(struct commit *c)
+{
+    struct fs *fs = c->fs;
+    struct fs_handle *h = c->h;
+    bool is_release = false;
+    for (struct fs_flush_req *q = c->reqs; q != NULL; q = q->next)
+        is_release |= q->is_release;
+    pthread_mutex_lock(&fs->lock);
+    h->is_flushing = false;
+    if (is_release) {
+        /* Invariant 3: nothing can be queued after the release. */
+        struct fs_handle **p = &fs->handles;
+        while (*p != NULL && *p != h)
+            p = &(*p)->next;
+        if (*p == h)
+            *p = h->next;
+    } else if (h->queued != NULL) {
+        start_commit(fs, h); /* unlocks */
+        pthread_mutex_lock(&fs->lock);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    while (c->reqs != NULL) {
+        struct fs_flush_req *q = c->reqs;
+        c->reqs = q->next;
+        fuse_reply_err(q->req, c->err);
+        free(q);
+    }
+    if (is_release)
+        fs__handle_free(h);
+    free_extents(c->ext, c->n_ext);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* One range is done (status as for a raft_done_fn); the last one finishes the commit. */
+static void range_done(struct commit *c, int err)
+{
+    pthread_mutex_lock(&c->lock);
+    if (err != 0 && c->err == 0)
+        c->err = err;
+    bool is_last = --c->pending == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (is_last)
+        finish_commit(c);
+}
+
+struct range {
+    struct commit *commit;
+    size_t len;
+};
+
+static void write_done(void *arg, int status, struct raft_apply_result *result)
+{
+    struct range *r = arg;
+    int err = fs__proposal_errno(status, result);
+    if (err == 0 && result != NULL && result->data != NULL &&
+        result->len == sizeof(struct store_fsm_result)) {
+        const struct store_fsm_result *res = result->data;
+        if (res->written < r->len)
+            err = EFBIG; /* cut by the state machine's size limit */
+    }
+    if (result != NULL)
+        free(result->data);
+    struct commit *c = r->commit;
+    free(r);
+    range_done(c, err);
+}
+
+/* Take h's buffer and queued requests into a new commit and propose its ranges. Called with
+ * fs->lock held and h->is_flushing false; returns with it released. */
+static void start_commit(struct fs *fs, struct fs_handle *h)
+{
+    struct commit *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        /* Answer the queued requests with ENOMEM; the buffer stays for a later flush. */
+        struct fs_flush_req *q = h->queued;
+        h->queued = NULL;
+        bool is_release = false;
+        for (struct fs_flush_req *p = q; p != NULL; p = p->next)
+            is_release |= p->is_release;
+        if (is_release) {
+            struct fs_handle **p = &fs->handles;
+            while (*p != NULL && *p != h)
+                p = &(*p)->next;
+            if (*p == h)
+                *p = h->next;
+        }
+        pthread_mutex_unlock(&fs->lock);
+        while (q != NULL) {
+            struct fs_flush_req *next = q->next;
+            fuse_reply_err(q->req, ENOMEM);
+            free(q);
+            q = next;
+        }
+        if (is_release)
+            fs__handle_free(h);
+        return;
+    }
+    h->is_flushing = true;
+    c->fs = fs;
+    c->h = h;
+    c->ext = h->ext;
+    c->n_ext = h->n_ext;
+    c->reqs = h->queued;
+    h->ext = NULL;
+    h->n_ext = h->cap_ext = 0;
+    h->queued = NULL;
+    uint64_t ino = h->ino;
+    pthread_mutex_unlock(&fs->lock);
+
+    pthread_mutex_init(&c->lock, NULL);
+    c->pending = c->n_ext + 1; /* one for this function, so the commit cannot finish early */
+    for (size_t i = 0; i < c->n_ext; i++) {
+        struct range *r = malloc(sizeof *r);
+        if (r == NULL) {
+            range_done(c, ENOMEM);
+            continue;
+        }
+        r->commit = c;
+        r->len = c->ext[i].len;
+        struct store_cmd cmd = {.type = STORE_CMD_WRITE,
+                                .ino = ino,
+                                .offset = c->ext[i].off,
+                                .data = c->ext[i].data,
+                                .data_len = c->ext[i].len};
+        fs__now(&cmd);
+        int err = fs__propose(fs, &cmd, write_done, r);
+        if (err != 0) {
+            free(r);
+            range_done(c, err);
+        }
+    }
+    range_done(c, 0);
+}
+
+/* Queue req for the next commit of h, and start it unless one is in flight (invariant 2). */
+static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
+{
+    struct fs *fs = fs__of(req);
+    struct fs_handle *h = fs__handle_of(fi);
+    struct fs_flush_req *q = malloc(sizeof *q);
+    if (q == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    q->req = req;
+    q->is_release = is_release;
+    pthread_mutex_lock(&fs->lock);
+    q->next = h->queued;
+    h->queued = q;
+    if (h->is_flushing) {
+        pthread_mutex_unlock(&fs->lock);
+        return;
+    }
+    start_commit(fs, h);
+}
+
+void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    commit(req, fi, false);
+}
+
+void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    commit(req, fi, false);
+}
+
+void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    commit(req, fi, true);
+}

@@ -1,0 +1,154 @@
+/* Shared internals of fs/: the instance, open-file handles with their write buffers, and the
+ * helpers every operation uses (attribute conversion, proposing, errno mapping). */
+#ifndef FS_INTERNAL_H
+#define FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "fs/fs.h"
+#include "store/command.h"
+
+/* Threads. FUSE worker threads run the request handlers; the runtime's threads run the
+ * completion callbacks, which answer the requests (fuse_reply_* is allowed from any thread).
+ * Neither blocks on consensus: a handler either replies from the local state machine or hands
+ * its request to the runtime and returns.
+ *
+ * Kernel caches (step 1): entry and attribute timeouts are 0 and the page cache is dropped at
+ * every open (no FOPEN_KEEP_CACHE), so changes made on other nodes are seen without any
+ * invalidation. Invalidating from the apply thread (notify_inval_*) comes in a later step. */
+
+/* One buffered, not yet committed range of an open file. */
+struct fs_extent {
+    uint64_t off;
+    size_t len;
+    uint8_t *data;
+};
+
+/* A FUSE request (flush, fsync or release) waiting for the handle's buffer to be committed. */
+struct fs_flush_req {
+    fuse_req_t req;
+    bool is_release;
+    struct fs_flush_req *next;
+};
+
+/* An open file (fuse_file_info.fh). Created by open/create on a FUSE thread, freed when its
+ * release has been answered and no commit of its buffer is in flight. */
+struct fs_handle {
+    uint64_t ino;                /* set before the handle is listed in fs->handles */
+    struct fs_extent *ext;       /* sorted by off, neither overlapping nor adjacent */
+    size_t n_ext, cap_ext;       /* protected by fs->lock (as are all fields below) */
+    bool is_flushing;            /* a commit of this handle's buffer is in flight */
+    struct fs_flush_req *queued; /* flush/fsync/release requests for the next commit */
+    struct fs_handle *next;      /* in fs->handles */
+};
+
+struct fs {
+    struct store_fsm *fsm;
+    struct raft_runtime *rt;
+    struct fs_options opts;
+    char *mountpoint;
+    char *fuse_options;
+    struct fuse_session *se;
+    bool is_mounted;
+    pthread_mutex_t lock;
+    struct fs_handle *handles; /* open files of this node; protected by lock */
+};
+
+/* --- fs.c ------------------------------------------------------------------------------------ */
+
+/* Fill st from a state machine attribute record. */
+void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st);
+
+/* Entry reply parameters for a, with zero timeouts (see the note on kernel caches). */
+void fs__entry(const struct store_fsm_attr *a, struct fuse_entry_param *e);
+
+/* errno for the status of a state machine read: itself if it is an errno, EIO for a store
+ * failure (RFS_E*). */
+int fs__read_errno(int rc);
+
+/* errno for a completed proposal: the state machine's errno, or the mapping of a RAFT_E* code
+ * (no quorum, deadline, no leader, shutdown: EROFS; RAFT_ETOOBIG: EFBIG; others: EIO). result
+ * may be NULL. */
+int fs__proposal_errno(int status, const struct raft_apply_result *result);
+
+/* Fill cmd's time with the proposer's CLOCK_REALTIME. */
+void fs__now(struct store_cmd *cmd);
+
+/* Encode cmd and propose it with the op timeout. done(arg, ...) is called exactly once if this
+ * returns 0; otherwise it is not called and the return value is an errno (as
+ * fs__proposal_errno maps it). cmd is only read. */
+int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg);
+
+/* --- ops_read.c: lookup, getattr, readdir(plus), readlink, xattrs, statfs, open(dir) -------- */
+
+void fs__lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs__getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs__readlink(fuse_req_t req, fuse_ino_t ino);
+void fs__opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+void fs__readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi);
+void fs__getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs__listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs__statfs(fuse_req_t req, fuse_ino_t ino);
+void fs__open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs__read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+
+/* --- ops_write.c: namespace, attribute and xattr changes ---------------------------------- */
+
+void fs__create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi);
+void fs__mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fs__mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs__unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs__rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs__symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs__link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                const char *newname, unsigned int flags);
+void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                 struct fuse_file_info *fi);
+void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                  size_t size, int flags);
+void fs__removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* --- handle.c: open files and their write buffers ------------------------------------------ */
+
+/* A new handle of inode ino (0: not known yet, see fs__handle_attach), not yet listed. NULL
+ * when out of memory. */
+struct fs_handle *fs__handle_new(uint64_t ino);
+/* List h in fs->handles as a handle of ino. */
+void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino);
+/* Free an unlisted handle (creation failed). */
+void fs__handle_free(struct fs_handle *h);
+/* Largest end of the buffered ranges of ino's local handles, 0 if none. */
+uint64_t fs__dirty_end(struct fs *fs, uint64_t ino);
+/* Clip the buffered ranges of ino's local handles to size (a truncation is proposed). */
+void fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size);
+/* Copy h's buffered bytes that fall in [off, off + len) over buf; returns the end (relative to
+ * off) of the last byte copied, 0 if none. */
+size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint8_t *buf,
+                          size_t len);
+
+void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+               struct fuse_file_info *fi);
+void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+static inline struct fs *fs__of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static inline struct fs_handle *fs__handle_of(const struct fuse_file_info *fi)
+{
+    return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+#endif

@@ -1,0 +1,474 @@
+/* Read-type operations, served from the local state machine. Depending on the consistency mode
+ * they first wait for a ReadIndex barrier (raft_runtime_read_index) and then run from its
+ * completion callback, so a FUSE thread never waits for the cluster. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "fs/internal.h"
+
+enum read_op {
+    OP_LOOKUP,
+    OP_GETATTR,
+    OP_READLINK,
+    OP_OPENDIR,
+    OP_READDIR,
+    OP_READDIRPLUS,
+    OP_GETXATTR,
+    OP_LISTXATTR,
+    OP_STATFS,
+    OP_OPEN,
+    OP_READ,
+};
+
+/* One read request and its arguments, kept while it waits for the barrier. */
+struct read_req {
+    struct fs *fs;
+    fuse_req_t req;
+    enum read_op op;
+    fuse_ino_t ino;
+    size_t size;
+    off_t off;
+    struct fuse_file_info fi;
+    bool has_barrier;  /* a barrier completed before this run */
+    bool wants_barrier; /* the run asks to run again after a barrier */
+    char name[]; /* lookup name or xattr name */
+};
+
+static void run(struct read_req *r);
+
+/* Is this operation gated by a barrier in the current mode? open and opendir in "open" mode,
+ * everything in "strict" mode. */
+static bool needs_barrier(const struct fs *fs, enum read_op op)
+{
+    switch (fs->opts.consistency) {
+    case FS_CONSISTENCY_STRICT: return true;
+    case FS_CONSISTENCY_OPEN: return op == OP_OPEN || op == OP_OPENDIR;
+    default: return false;
+    }
+}
+
+static void barrier_done(void *arg, int status, struct raft_apply_result *result)
+{
+    struct read_req *r = arg;
+    if (result != NULL)
+        free(result->data);
+    /* Without a quorum, "open" mode serves the local state (DESIGN.md 5); "strict" fails. */
+    if (status != 0 && r->fs->opts.consistency == FS_CONSISTENCY_STRICT) {
+        if (r->op == OP_OPEN)
+            fs__handle_free(fs__handle_of(&r->fi));
+        fuse_reply_err(r->req, EIO);
+        free(r);
+        return;
+    }
+    r->has_barrier = true;
+    run(r);
+}
+
+/* Start r: run it now, or once the barrier completes. Takes ownership of r. */
+static void submit(struct read_req *r)
+{
+    if (!needs_barrier(r->fs, r->op)) {
+        run(r);
+        return;
+    }
+    if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
+        barrier_done(r, RAFT_ESHUTDOWN, NULL);
+}
+
+static struct read_req *new_req(fuse_req_t req, enum read_op op, fuse_ino_t ino, const char *name)
+{
+    size_t name_len = name != NULL ? strlen(name) : 0;
+    struct read_req *r = calloc(1, sizeof *r + name_len + 1);
+    if (r == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return NULL;
+    }
+    r->fs = fs__of(req);
+    r->req = req;
+    r->op = op;
+    r->ino = ino;
+    if (name != NULL)
+        memcpy(r->name, name, name_len + 1);
+    return r;
+}
+
+/* --- the operations, run locally --------------------------------------------------------- */
+
+/* Attributes as this node sees them: the size includes bytes still buffered by its handles. */
+static int local_attr(struct fs *fs, uint64_t ino, struct store_fsm_attr *a)
+{
+    int rc = store_fsm_getattr(fs->fsm, ino, a);
+    if (rc == 0 && S_ISREG(a->mode)) {
+        uint64_t end = fs__dirty_end(fs, ino);
+        if (end > a->size)
+            a->size = end;
+    }
+    return rc;
+}
+
+static void do_lookup(struct read_req *r)
+{
+    struct store_fsm_attr a;
+    int rc = store_fsm_lookup(r->fs->fsm, r->ino, r->name, strlen(r->name), &a);
+    if (rc == ENOENT && !r->has_barrier && r->fs->opts.consistency == FS_CONSISTENCY_OPEN) {
+        /* A name missing here may exist already: this node can lag behind the commit of a
+         * create made elsewhere, and open() must find a file closed on another node. A
+         * negative answer is given only once everything committed so far is applied (or
+         * without a quorum, after the barrier failed). */
+        r->wants_barrier = true;
+        return;
+    }
+    if (rc == 0 && S_ISREG(a.mode))
+        rc = local_attr(r->fs, a.ino, &a);
+    if (rc != 0) {
+        fuse_reply_err(r->req, fs__read_errno(rc));
+        return;
+    }
+    struct fuse_entry_param e;
+    fs__entry(&a, &e);
+    fuse_reply_entry(r->req, &e);
+}
+
+static void do_getattr(struct read_req *r)
+{
+    struct store_fsm_attr a;
+    int rc = local_attr(r->fs, r->ino, &a);
+    if (rc != 0) {
+        fuse_reply_err(r->req, fs__read_errno(rc));
+        return;
+    }
+    struct stat st;
+    fs__attr_to_stat(&a, &st);
+    fuse_reply_attr(r->req, &st, 0.0);
+}
+
+static void do_readlink(struct read_req *r)
+{
+    char buf[STORE_FSM_SYMLINK_MAX + 1];
+    size_t len;
+    int rc = store_fsm_readlink(r->fs->fsm, r->ino, buf, sizeof buf - 1, &len);
+    if (rc != 0) {
+        fuse_reply_err(r->req, fs__read_errno(rc));
+        return;
+    }
+    buf[len] = '\0';
+    fuse_reply_readlink(r->req, buf);
+}
+
+/* Filling one readdir reply buffer. */
+struct dirbuf {
+    struct fs *fs;
+    fuse_req_t req;
+    bool is_plus;
+    char *buf;
+    size_t size, used;
+    int err;
+};
+
+static int add_entry(void *arg, const char *name, size_t name_len, uint64_t ino, uint32_t type,
+                     uint64_t next)
+{
+    struct dirbuf *d = arg;
+    char cname[STORE_FSM_NAME_MAX + 1];
+    if (name_len > STORE_FSM_NAME_MAX)
+        name_len = STORE_FSM_NAME_MAX;
+    memcpy(cname, name, name_len);
+    cname[name_len] = '\0';
+    size_t want;
+    if (!d->is_plus) {
+        struct stat st = {.st_ino = ino, .st_mode = type};
+        want = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, cname, &st,
+                                 (off_t)next);
+    } else {
+        struct fuse_entry_param e;
+        bool is_dot = strcmp(cname, ".") == 0 || strcmp(cname, "..") == 0;
+        struct store_fsm_attr a;
+        if (is_dot || store_fsm_getattr(d->fs->fsm, ino, &a) != 0) {
+            /* ino 0: the kernel takes the name only and does not count a lookup. */
+            memset(&e, 0, sizeof e);
+            e.attr.st_ino = ino;
+            e.attr.st_mode = type;
+        } else {
+            fs__entry(&a, &e);
+        }
+        want = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, cname, &e,
+                                      (off_t)next);
+    }
+    if (want > d->size - d->used)
+        return 1; /* full: this entry is not consumed */
+    d->used += want;
+    return 0;
+}
+
+static void do_readdir(struct read_req *r, bool is_plus)
+{
+    struct dirbuf d = {.fs = r->fs, .req = r->req, .is_plus = is_plus, .size = r->size};
+    d.buf = malloc(r->size ? r->size : 1);
+    if (d.buf == NULL) {
+        fuse_reply_err(r->req, ENOMEM);
+        return;
+    }
+    int rc = store_fsm_readdir(r->fs->fsm, r->ino, (uint64_t)r->off, add_entry, &d);
+    if (rc != 0)
+        fuse_reply_err(r->req, fs__read_errno(rc));
+    else
+        fuse_reply_buf(r->req, d.buf, d.used);
+    free(d.buf);
+}
+
+static void do_getxattr(struct read_req *r)
+{
+    size_t len;
+    if (r->size == 0) {
+        int rc = store_fsm_getxattr(r->fs->fsm, r->ino, r->name, NULL, 0, &len);
+        if (rc != 0)
+            fuse_reply_err(r->req, fs__read_errno(rc));
+        else
+            fuse_reply_xattr(r->req, len);
+        return;
+    }
+    void *buf = malloc(r->size);
+    if (buf == NULL) {
+        fuse_reply_err(r->req, ENOMEM);
+        return;
+    }
+    int rc = store_fsm_getxattr(r->fs->fsm, r->ino, r->name, buf, r->size, &len);
+    if (rc != 0)
+        fuse_reply_err(r->req, fs__read_errno(rc));
+    else
+        fuse_reply_buf(r->req, buf, len);
+    free(buf);
+}
+
+static void do_listxattr(struct read_req *r)
+{
+    size_t len;
+    if (r->size == 0) {
+        int rc = store_fsm_listxattr(r->fs->fsm, r->ino, NULL, 0, &len);
+        if (rc != 0)
+            fuse_reply_err(r->req, fs__read_errno(rc));
+        else
+            fuse_reply_xattr(r->req, len);
+        return;
+    }
+    char *buf = malloc(r->size);
+    if (buf == NULL) {
+        fuse_reply_err(r->req, ENOMEM);
+        return;
+    }
+    int rc = store_fsm_listxattr(r->fs->fsm, r->ino, buf, r->size, &len);
+    if (rc != 0)
+        fuse_reply_err(r->req, fs__read_errno(rc));
+    else
+        fuse_reply_buf(r->req, buf, len);
+    free(buf);
+}
+
+static void do_statfs(struct read_req *r)
+{
+    struct store_fsm_statfs s;
+    int rc = store_fsm_statfs(r->fs->fsm, &s);
+    if (rc != 0) {
+        fuse_reply_err(r->req, fs__read_errno(rc));
+        return;
+    }
+    struct statvfs v = {
+        .f_bsize = s.bsize,
+        .f_frsize = s.bsize,
+        .f_blocks = s.blocks,
+        .f_bfree = s.bfree,
+        .f_bavail = s.bfree,
+        .f_files = s.files + s.ffree,
+        .f_ffree = s.ffree,
+        .f_favail = s.ffree,
+        .f_namemax = s.namemax,
+    };
+    fuse_reply_statfs(r->req, &v);
+}
+
+static void do_open(struct read_req *r)
+{
+    struct store_fsm_attr a;
+    int rc = store_fsm_getattr(r->fs->fsm, r->ino, &a);
+    if (rc != 0) {
+        /* The name the kernel resolved was removed or replaced meanwhile (by another node):
+         * ESTALE makes the kernel look the path up again once. */
+        fs__handle_free(fs__handle_of(&r->fi));
+        fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
+        return;
+    }
+    /* The page cache is dropped at every open (keep_cache 0): see fs/internal.h. */
+    r->fi.keep_cache = 0;
+    r->fi.direct_io = 0;
+    struct fs_handle *h = fs__handle_of(&r->fi);
+    fs__handle_attach(r->fs, h, r->ino);
+    if (fuse_reply_open(r->req, &r->fi) != 0) {
+        /* The opener was interrupted: the kernel will not release this handle. */
+        pthread_mutex_lock(&r->fs->lock);
+        struct fs_handle **p = &r->fs->handles;
+        while (*p != h)
+            p = &(*p)->next;
+        *p = h->next;
+        pthread_mutex_unlock(&r->fs->lock);
+        fs__handle_free(h);
+    }
+}
+
+static void do_read(struct read_req *r)
+{
+    uint8_t *buf = calloc(1, r->size ? r->size : 1);
+    if (buf == NULL) {
+        fuse_reply_err(r->req, ENOMEM);
+        return;
+    }
+    size_t n = 0;
+    int rc = store_fsm_read(r->fs->fsm, r->ino, (uint64_t)r->off, buf, r->size, &n);
+    if (rc == 0) {
+        /* This handle's own unflushed writes show through (read-your-writes per handle). */
+        size_t end = fs__handle_overlay(r->fs, fs__handle_of(&r->fi), (uint64_t)r->off, buf,
+                                        r->size);
+        if (end > n)
+            n = end;
+        fuse_reply_buf(r->req, (const char *)buf, n);
+    } else {
+        fuse_reply_err(r->req, fs__read_errno(rc));
+    }
+    free(buf);
+}
+
+static void run(struct read_req *r)
+{
+    switch (r->op) {
+    case OP_LOOKUP: do_lookup(r); break;
+    case OP_GETATTR: do_getattr(r); break;
+    case OP_READLINK: do_readlink(r); break;
+    case OP_OPENDIR: fuse_reply_open(r->req, &r->fi); break;
+    case OP_READDIR: do_readdir(r, false); break;
+    case OP_READDIRPLUS: do_readdir(r, true); break;
+    case OP_GETXATTR: do_getxattr(r); break;
+    case OP_LISTXATTR: do_listxattr(r); break;
+    case OP_STATFS: do_statfs(r); break;
+    case OP_OPEN: do_open(r); break;
+    case OP_READ: do_read(r); break;
+    }
+    if (r->wants_barrier) {
+        /* Last use of r here: the barrier owns it from now on. */
+        r->wants_barrier = false;
+        if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
+            barrier_done(r, RAFT_ESHUTDOWN, NULL);
+        return;
+    }
+    free(r);
+}
+
+/* --- FUSE entry points -------------------------------------------------------------------- */
+
+void fs__lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct read_req *r = new_req(req, OP_LOOKUP, parent, name);
+    if (r != NULL)
+        submit(r);
+}
+
+void fs__getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct read_req *r = new_req(req, OP_GETATTR, ino, NULL);
+    if (r != NULL)
+        submit(r);
+}
+
+void fs__readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct read_req *r = new_req(req, OP_READLINK, ino, NULL);
+    if (r != NULL)
+        submit(r);
+}
+
+void fs__opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct read_req *r = new_req(req, OP_OPENDIR, ino, NULL);
+    if (r == NULL)
+        return;
+    r->fi = *fi;
+    r->fi.fh = 0;
+    submit(r);
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           enum read_op op)
+{
+    struct read_req *r = new_req(req, op, ino, NULL);
+    if (r == NULL)
+        return;
+    r->size = size;
+    r->off = off;
+    submit(r);
+}
+
+void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)fi;
+    readdir_common(req, ino, size, off, OP_READDIR);
+}
+
+void fs__readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)fi;
+    readdir_common(req, ino, size, off, OP_READDIRPLUS);
+}
+
+void fs__getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct read_req *r = new_req(req, OP_GETXATTR, ino, name);
+    if (r == NULL)
+        return;
+    r->size = size;
+    submit(r);
+}
+
+void fs__listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct read_req *r = new_req(req, OP_LISTXATTR, ino, NULL);
+    if (r == NULL)
+        return;
+    r->size = size;
+    submit(r);
+}
+
+void fs__statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct read_req *r = new_req(req, OP_STATFS, ino, NULL);
+    if (r != NULL)
+        submit(r);
+}
+
+void fs__open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct read_req *r = new_req(req, OP_OPEN, ino, NULL);
+    if (r == NULL)
+        return;
+    struct fs_handle *h = fs__handle_new(ino);
+    if (h == NULL) {
+        free(r);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    r->fi = *fi;
+    r->fi.fh = (uint64_t)(uintptr_t)h;
+    submit(r);
+}
+
+void fs__read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct read_req *r = new_req(req, OP_READ, ino, NULL);
+    if (r == NULL)
+        return;
+    r->size = size;
+    r->off = off;
+    r->fi = *fi;
+    submit(r);
+}

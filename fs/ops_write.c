@@ -1,0 +1,285 @@
+/* Namespace, attribute and xattr changes: each becomes one store command, proposed to the
+ * cluster and answered from the proposal's completion callback (on a runtime thread), with the
+ * attributes the state machine returned. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "fs/internal.h"
+
+enum reply_kind {
+    REPLY_ERR,    /* fuse_reply_err(0) on success */
+    REPLY_ENTRY,  /* fuse_reply_entry with the new inode */
+    REPLY_ATTR,   /* fuse_reply_attr with the changed inode */
+    REPLY_CREATE, /* fuse_reply_create with the new handle */
+};
+
+/* One proposed change, owned by the runtime's completion from fs__propose on. */
+struct change {
+    struct fs *fs;
+    fuse_req_t req;
+    enum reply_kind kind;
+    struct fuse_file_info fi; /* REPLY_CREATE: its handle in fi.fh */
+};
+
+static void change_done(void *arg, int status, struct raft_apply_result *result)
+{
+    struct change *c = arg;
+    int err = fs__proposal_errno(status, result);
+    const struct store_fsm_result *res = NULL;
+    if (err == 0 && result != NULL && result->data != NULL &&
+        result->len == sizeof(struct store_fsm_result))
+        res = result->data;
+    if (err == 0 && res == NULL && c->kind != REPLY_ERR)
+        err = EIO; /* a success without the state machine's answer cannot be replied */
+    struct fuse_entry_param e;
+    struct stat st;
+    if (err != 0) {
+        if (c->kind == REPLY_CREATE)
+            fs__handle_free(fs__handle_of(&c->fi));
+        fuse_reply_err(c->req, err);
+    } else {
+        switch (c->kind) {
+        case REPLY_ERR: fuse_reply_err(c->req, 0); break;
+        case REPLY_ENTRY:
+            fs__entry(&res->attr, &e);
+            fuse_reply_entry(c->req, &e);
+            break;
+        case REPLY_ATTR:
+            fs__attr_to_stat(&res->attr, &st);
+            fuse_reply_attr(c->req, &st, 0.0);
+            break;
+        case REPLY_CREATE: {
+            struct fs_handle *h = fs__handle_of(&c->fi);
+            fs__handle_attach(c->fs, h, res->ino);
+            fs__entry(&res->attr, &e);
+            c->fi.keep_cache = 0;
+            c->fi.direct_io = 0;
+            if (fuse_reply_create(c->req, &e, &c->fi) != 0) {
+                /* Interrupted: the kernel will not release the handle. The file exists. */
+                pthread_mutex_lock(&c->fs->lock);
+                struct fs_handle **p = &c->fs->handles;
+                while (*p != h)
+                    p = &(*p)->next;
+                *p = h->next;
+                pthread_mutex_unlock(&c->fs->lock);
+                fs__handle_free(h);
+            }
+            break;
+        }
+        }
+    }
+    if (result != NULL)
+        free(result->data);
+    free(c);
+}
+
+/* Propose cmd and answer req from its completion. fi: the create's file info, or NULL. */
+static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
+                   const struct fuse_file_info *fi)
+{
+    struct change *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        if (kind == REPLY_CREATE)
+            fs__handle_free(fs__handle_of(fi));
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    c->fs = fs__of(req);
+    c->req = req;
+    c->kind = kind;
+    if (fi != NULL)
+        c->fi = *fi;
+    fs__now(cmd);
+    int err = fs__propose(c->fs, cmd, change_done, c);
+    if (err != 0) {
+        if (kind == REPLY_CREATE)
+            fs__handle_free(fs__handle_of(fi));
+        fuse_reply_err(req, err);
+        free(c);
+    }
+}
+
+/* Owner and mode of a new inode in parent: the caller's uid, and the caller's gid unless parent
+ * has the set-group-ID bit, whose group (and, for directories, the bit) the child inherits.
+ * The state machine stores mode, uid and gid as proposed (docs/fsm-format.md). */
+static void new_owner(fuse_req_t req, fuse_ino_t parent, bool is_dir, struct store_cmd *cmd)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    cmd->uid = ctx->uid;
+    cmd->gid = ctx->gid;
+    struct store_fsm_attr pa;
+    if (store_fsm_getattr(fs__of(req)->fsm, parent, &pa) == 0 && (pa.mode & S_ISGID)) {
+        cmd->gid = pa.gid;
+        if (is_dir)
+            cmd->mode |= S_ISGID;
+    }
+}
+
+static void set_name(struct store_cmd *cmd, const char *name)
+{
+    cmd->name = name;
+    cmd->name_len = strlen(name);
+}
+
+void fs__create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi)
+{
+    if (!S_ISREG(mode) && (mode & S_IFMT) != 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    struct fs_handle *h = fs__handle_new(0);
+    if (h == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct store_cmd cmd = {.type = STORE_CMD_CREATE, .ino = parent, .mode = mode & 07777};
+    if (fi->flags & O_EXCL)
+        cmd.flags |= STORE_CMD_EXCL;
+    set_name(&cmd, name);
+    new_owner(req, parent, false, &cmd);
+    struct fuse_file_info f = *fi;
+    f.fh = (uint64_t)(uintptr_t)h;
+    submit(req, &cmd, REPLY_CREATE, &f);
+}
+
+void fs__mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_MKNOD, .ino = parent, .mode = mode,
+                            .rdev = (uint32_t)rdev};
+    set_name(&cmd, name);
+    new_owner(req, parent, false, &cmd);
+    submit(req, &cmd, REPLY_ENTRY, NULL);
+}
+
+void fs__mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_MKDIR, .ino = parent, .mode = mode & 07777};
+    set_name(&cmd, name);
+    new_owner(req, parent, true, &cmd);
+    submit(req, &cmd, REPLY_ENTRY, NULL);
+}
+
+void fs__unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    /* Step 1: no KEEP_OPEN, so the last unlink deletes the inode even if it is open. */
+    struct store_cmd cmd = {.type = STORE_CMD_UNLINK, .ino = parent};
+    set_name(&cmd, name);
+    submit(req, &cmd, REPLY_ERR, NULL);
+}
+
+void fs__rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_RMDIR, .ino = parent};
+    set_name(&cmd, name);
+    submit(req, &cmd, REPLY_ERR, NULL);
+}
+
+void fs__symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_SYMLINK, .ino = parent};
+    set_name(&cmd, name);
+    cmd.data = (const uint8_t *)link;
+    cmd.data_len = strlen(link);
+    if (cmd.data_len > STORE_FSM_SYMLINK_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    new_owner(req, parent, false, &cmd);
+    submit(req, &cmd, REPLY_ENTRY, NULL);
+}
+
+void fs__link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_LINK, .ino = ino, .ino2 = newparent};
+    set_name(&cmd, newname);
+    submit(req, &cmd, REPLY_ENTRY, NULL);
+}
+
+void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                const char *newname, unsigned int flags)
+{
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
+        return;
+    }
+    struct store_cmd cmd = {.type = STORE_CMD_RENAME, .ino = parent, .ino2 = newparent};
+    if (flags & RENAME_NOREPLACE)
+        cmd.flags |= STORE_CMD_NOREPLACE;
+    if (flags & RENAME_EXCHANGE)
+        cmd.flags |= STORE_CMD_EXCHANGE;
+    set_name(&cmd, name);
+    cmd.name2 = newname;
+    cmd.name2_len = strlen(newname);
+    submit(req, &cmd, REPLY_ERR, NULL);
+}
+
+void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                 struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct store_cmd cmd = {.type = STORE_CMD_SETATTR, .ino = ino};
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        cmd.valid |= STORE_CMD_SET_MODE;
+        cmd.mode = attr->st_mode & 07777;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        cmd.valid |= STORE_CMD_SET_UID;
+        cmd.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        cmd.valid |= STORE_CMD_SET_GID;
+        cmd.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (attr->st_size < 0) {
+            fuse_reply_err(req, EINVAL);
+            return;
+        }
+        cmd.valid |= STORE_CMD_SET_SIZE;
+        cmd.size = (uint64_t)attr->st_size;
+        /* Bytes buffered by open handles of this node land after the truncation when they are
+         * committed: cut them to the new size so the order of the calls is kept. */
+        fs__dirty_truncate(fs__of(req), ino, cmd.size);
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        cmd.valid |= STORE_CMD_SET_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        cmd.valid |= STORE_CMD_SET_ATIME;
+        cmd.atime_sec = attr->st_atim.tv_sec;
+        cmd.atime_nsec = (uint32_t)attr->st_atim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        cmd.valid |= STORE_CMD_SET_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        cmd.valid |= STORE_CMD_SET_MTIME;
+        cmd.mtime_sec = attr->st_mtim.tv_sec;
+        cmd.mtime_nsec = (uint32_t)attr->st_mtim.tv_nsec;
+    }
+    submit(req, &cmd, REPLY_ATTR, NULL);
+}
+
+void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                  size_t size, int flags)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_SETXATTR, .ino = ino};
+    if (flags & XATTR_CREATE)
+        cmd.flags |= STORE_CMD_XATTR_CREATE;
+    if (flags & XATTR_REPLACE)
+        cmd.flags |= STORE_CMD_XATTR_REPLACE;
+    set_name(&cmd, name);
+    cmd.data = (const uint8_t *)value;
+    cmd.data_len = size;
+    submit(req, &cmd, REPLY_ERR, NULL);
+}
+
+void fs__removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_REMOVEXATTR, .ino = ino};
+    set_name(&cmd, name);
+    submit(req, &cmd, REPLY_ERR, NULL);
+}

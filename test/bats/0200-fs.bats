@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# The filesystem end to end: three raftfsd daemons on 127.0.0.1 (mutual TLS, real FUSE mounts in
+# the test's directory), changes made through one mount and checked through the others.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+# In the default mode ("open") stat and lookup read this node's state machine, which may lag
+# the commit by the replication delay: checks of another node's view poll for a while.
+output_is() {
+    local want=$1
+    shift
+    [ "$("$@" 2>&1)" = "$want" ]
+}
+
+setup() {
+    cluster_init 3
+}
+
+teardown() {
+    teardown_fs
+}
+
+@test "a file written and closed on node 1 reads the same on nodes 2 and 3" {
+    fsd_cluster_start
+    echo "hello from node 1" >"$(mnt 1)/f"
+    for i in 2 3; do
+        run cat "$(mnt "$i")/f"
+        assert_success
+        assert_output "hello from node 1"
+    done
+    # A larger file, written in many pieces, arrives whole.
+    head -c 300000 /dev/urandom >"$D/big"
+    cp "$D/big" "$(mnt 2)/big"
+    cmp "$D/big" "$(mnt 3)/big"
+    cmp "$D/big" "$(mnt 1)/big"
+    # Appending through another node keeps what was there.
+    echo "more" >>"$(mnt 3)/f"
+    run cat "$(mnt 1)/f"
+    assert_output "$(printf 'hello from node 1\nmore')"
+}
+
+@test "directories, rename over a file, symlinks and hard links agree across nodes" {
+    fsd_cluster_start
+    mkdir "$(mnt 1)/d"
+    [ -d "$(mnt 2)/d" ]
+    run rmdir "$(mnt 3)/d"
+    assert_success
+    run ls "$(mnt 1)"
+    refute_output --partial "d"
+    mkdir -p "$(mnt 1)/a/b/c"
+    run rmdir "$(mnt 2)/a"
+    assert_failure
+    assert_output --partial "Directory not empty"
+
+    echo old >"$(mnt 1)/target"
+    echo new >"$(mnt 1)/source"
+    mv "$(mnt 2)/source" "$(mnt 2)/target"
+    run cat "$(mnt 3)/target"
+    assert_output "new"
+    [ ! -e "$(mnt 3)/source" ]
+
+    ln -s "some/where" "$(mnt 1)/sym"
+    run readlink "$(mnt 3)/sym"
+    assert_output "some/where"
+
+    echo x >"$(mnt 1)/h1"
+    ln "$(mnt 1)/h1" "$(mnt 1)/h2"
+    ln "$(mnt 2)/h1" "$(mnt 2)/h3"
+    wait_for 10 output_is 3 stat -c %h "$(mnt 3)/h1"
+    rm "$(mnt 3)/h2"
+    wait_for 10 output_is 2 stat -c %h "$(mnt 1)/h3"
+    [ ! -e "$(mnt 3)/h2" ]
+    [ "$(stat -c %i "$(mnt 1)/h1")" = "$(stat -c %i "$(mnt 2)/h3")" ]
+}
+
+@test "chmod, nanosecond times, truncate and xattrs are seen on another node" {
+    fsd_cluster_start
+    echo "0123456789" >"$(mnt 1)/f"
+    chmod 640 "$(mnt 1)/f"
+    touch -m -d "2021-03-04 05:06:07.123456789 UTC" "$(mnt 1)/f"
+    wait_for 10 output_is "640 1614834367.2021-03-04 05:06:07.123456789 +0000" \
+        stat -c "%a %Y.%y" "$(mnt 2)/f"
+
+    truncate -s 4 "$(mnt 2)/f"
+    run cat "$(mnt 3)/f"
+    assert_output "0123"
+    truncate -s 8 "$(mnt 3)/f"
+    wait_for 10 output_is 8 stat -c %s "$(mnt 1)/f"
+    [ "$(od -An -c "$(mnt 1)/f" | tr -d ' \n')" = '0123\0\0\0\0' ]
+
+    python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.color", b"blue")' "$(mnt 1)/f"
+    run python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.color").decode())' \
+        "$(mnt 3)/f"
+    assert_output "blue"
+    run python3 -c 'import os, sys; print(os.listxattr(sys.argv[1]))' "$(mnt 2)/f"
+    assert_output "['user.color']"
+    python3 -c 'import os, sys; os.removexattr(sys.argv[1], "user.color")' "$(mnt 2)/f"
+    run python3 -c 'import os, sys; os.getxattr(sys.argv[1], "user.color")' "$(mnt 1)/f"
+    assert_failure
+    assert_output --partial "No data available"
+}
+
+# race NODE: create r-1..r-50 with O_CREAT|O_EXCL (bash's noclobber) through mount NODE;
+# the names won go to $D/won-NODE.
+race() {
+    set -o noclobber
+    for k in $(seq 1 50); do
+        if { echo "$1" >"$(mnt "$1")/r-$k"; } 2>/dev/null; then
+            echo "r-$k" >>"$D/won-$1"
+        fi
+    done
+}
+
+@test "O_EXCL: three nodes race to create the same 50 names; exactly one wins each" {
+    fsd_cluster_start
+    touch "$D/won-1" "$D/won-2" "$D/won-3"
+    race 1 &
+    p1=$!
+    race 2 &
+    p2=$!
+    race 3 &
+    p3=$!
+    wait $p1 $p2 $p3
+    total=$(cat "$D"/won-* | wc -l)
+    unique=$(cat "$D"/won-* | sort -u | wc -l)
+    echo "wins: node 1 $(wc -l <"$D/won-1"), node 2 $(wc -l <"$D/won-2"), node 3 $(wc -l <"$D/won-3")"
+    [ "$total" -eq 50 ]
+    [ "$unique" -eq 50 ]
+    # Each file holds its winner's number, on every node.
+    for i in 1 2 3; do
+        while read -r name; do
+            [ "$(cat "$(mnt 1)/$name")" = "$i" ]
+            [ "$(cat "$(mnt 2)/$name")" = "$i" ]
+        done <"$D/won-$i"
+    done
+}
+
+@test "quorum loss: writes fail with EROFS, reads still work; writes resume with a quorum" {
+    fsd_cluster_start
+    echo "kept" >"$(mnt 3)/f"
+    [ "$(cat "$(mnt 1)/f")" = kept ]
+    fsd_stop 2
+    fsd_stop 3
+    start=$SECONDS
+    run -1 timeout 15 bash -c "echo lost >'$(mnt 1)/new'"
+    assert_output --partial "Read-only file system"
+    run -1 timeout 15 mkdir "$(mnt 1)/dir"
+    assert_output --partial "Read-only file system"
+    run timeout 15 cat "$(mnt 1)/f"
+    assert_success
+    assert_output "kept"
+    echo "without a quorum: $((SECONDS - start)) s"
+    fsd_start 2 $PEERS
+    wait_for 20 fs_writable 1
+    echo "back" >"$(mnt 1)/new"
+    run cat "$(mnt 2)/new"
+    assert_output "back"
+}
+
+@test "consistency=strict: a change made on one node is at once visible to stat on another" {
+    fsd_cluster_start --consistency strict
+    echo x >"$(mnt 1)/f"
+    for k in $(seq 1 20); do
+        chmod "6$((k % 8))0" "$(mnt $((k % 3 + 1)))/f"
+        run stat -c %a "$(mnt $(((k + 1) % 3 + 1)))/f"
+        assert_output "6$((k % 8))0"
+    done
+}
+
+@test "raftfsd refuses bad options with status 2 and names the option" {
+    mkdir -p "$(mnt 1)"
+    base=(--id 1 --data-dir "$D/n1" --listen "$(addr 1)" --tls-ca "$D/tls/ca.crt"
+        --tls-cert "$D/tls/1.crt" --tls-key "$D/tls/1.key")
+    run -2 "$RAFTFSD" "${base[@]}" --consistency sometimes "$(mnt 1)"
+    assert_output --partial "--consistency sometimes"
+    run -2 "$RAFTFSD" "${base[@]}" --op-timeout 0 "$(mnt 1)"
+    assert_output --partial "--op-timeout 0: out of range"
+    run -2 "$RAFTFSD" "${base[@]}" --peer 2=nowhere "$(mnt 1)"
+    assert_output --partial "--peer nowhere"
+    run -2 "$RAFTFSD" "${base[@]}" --max-file-size 1G "$(mnt 1)"
+    assert_output --partial "--max-file-size 1G"
+    run -2 "$RAFTFSD" "${base[@]}" "$D/no-such-dir"
+    assert_output --partial "mount point"
+    run -2 "$RAFTFSD" "${base[@]}"
+    assert_output --partial "mount point is missing"
+    ! is_mounted 1
+}
