@@ -62,14 +62,10 @@ int fs__proposal_errno(int status, const struct raft_apply_result *result)
     case RAFT_ETIMEDOUT:
     case RAFT_ELEADERSHIPLOST:
     case RAFT_ENOTAPPLIED:
-    case RAFT_ESHUTDOWN:
-        return EROFS;
-    case RAFT_ETOOBIG:
-        return EFBIG;
-    case RAFT_ENOMEM:
-        return ENOMEM;
-    default:
-        return EIO;
+    case RAFT_ESHUTDOWN: return EROFS;
+    case RAFT_ETOOBIG: return EFBIG;
+    case RAFT_ENOMEM: return ENOMEM;
+    default: return EIO;
     }
 }
 

@@ -89,8 +89,7 @@ void fs__lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs__getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs__readlink(fuse_req_t req, fuse_ino_t ino);
 void fs__opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                 struct fuse_file_info *fi);
+void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs__readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi);
 void fs__getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
@@ -113,8 +112,8 @@ void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
                 const char *newname, unsigned int flags);
 void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                  struct fuse_file_info *fi);
-void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                  size_t size, int flags);
+void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                  int flags);
 void fs__removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* --- handle.c: open files and their write buffers ------------------------------------------ */

@@ -31,9 +31,9 @@ struct read_req {
     size_t size;
     off_t off;
     struct fuse_file_info fi;
-    bool has_barrier;  /* a barrier completed before this run */
+    bool has_barrier;   /* a barrier completed before this run */
     bool wants_barrier; /* the run asks to run again after a barrier */
-    char name[]; /* lookup name or xattr name */
+    char name[];        /* lookup name or xattr name */
 };
 
 static void run(struct read_req *r);
@@ -179,8 +179,8 @@ static int add_entry(void *arg, const char *name, size_t name_len, uint64_t ino,
     size_t want;
     if (!d->is_plus) {
         struct stat st = {.st_ino = ino, .st_mode = type};
-        want = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, cname, &st,
-                                 (off_t)next);
+        want =
+            fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, cname, &st, (off_t)next);
     } else {
         struct fuse_entry_param e;
         bool is_dot = strcmp(cname, ".") == 0 || strcmp(cname, "..") == 0;
@@ -327,8 +327,8 @@ static void do_read(struct read_req *r)
     int rc = store_fsm_read(r->fs->fsm, r->ino, (uint64_t)r->off, buf, r->size, &n);
     if (rc == 0) {
         /* This handle's own unflushed writes show through (read-your-writes per handle). */
-        size_t end = fs__handle_overlay(r->fs, fs__handle_of(&r->fi), (uint64_t)r->off, buf,
-                                        r->size);
+        size_t end =
+            fs__handle_overlay(r->fs, fs__handle_of(&r->fi), (uint64_t)r->off, buf, r->size);
         if (end > n)
             n = end;
         fuse_reply_buf(r->req, (const char *)buf, n);
@@ -397,8 +397,7 @@ void fs__opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     submit(r);
 }
 
-static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                           enum read_op op)
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, enum read_op op)
 {
     struct read_req *r = new_req(req, op, ino, NULL);
     if (r == NULL)

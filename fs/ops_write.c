@@ -149,8 +149,8 @@ void fs__create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
 void fs__mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-    struct store_cmd cmd = {.type = STORE_CMD_MKNOD, .ino = parent, .mode = mode,
-                            .rdev = (uint32_t)rdev};
+    struct store_cmd cmd = {
+        .type = STORE_CMD_MKNOD, .ino = parent, .mode = mode, .rdev = (uint32_t)rdev};
     set_name(&cmd, name);
     new_owner(req, parent, false, &cmd);
     submit(req, &cmd, REPLY_ENTRY, NULL);
@@ -263,8 +263,8 @@ void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     submit(req, &cmd, REPLY_ATTR, NULL);
 }
 
-void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                  size_t size, int flags)
+void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                  int flags)
 {
     struct store_cmd cmd = {.type = STORE_CMD_SETXATTR, .ino = ino};
     if (flags & XATTR_CREATE)

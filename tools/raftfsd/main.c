@@ -198,8 +198,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         const char *option;
         const void *value;
     } required[] = {
-        {"--id", a->id ? "" : NULL},   {"--data-dir", a->data_dir}, {"--listen", a->listen},
-        {"--tls-ca", a->tls_ca},       {"--tls-cert", a->tls_cert}, {"--tls-key", a->tls_key},
+        {"--id", a->id ? "" : NULL}, {"--data-dir", a->data_dir}, {"--listen", a->listen},
+        {"--tls-ca", a->tls_ca},     {"--tls-cert", a->tls_cert}, {"--tls-key", a->tls_key},
     };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (required[i].value == NULL)
@@ -233,8 +233,8 @@ static void log_cb(void *ctx, enum raft_log_level level, const char *text)
     const struct args *a = ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    fprintf(stderr, "%lld.%03ld raftfsd %llu %s: %s\n", (long long)ts.tv_sec,
-            ts.tv_nsec / 1000000, (unsigned long long)a->id, names[level], text);
+    fprintf(stderr, "%lld.%03ld raftfsd %llu %s: %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
+            (unsigned long long)a->id, names[level], text);
 }
 
 int main(int argc, char **argv)
