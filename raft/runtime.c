@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "raft/runtime_internal.h"
+#include "store/le.h"
 #include "store/error.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -22,34 +23,6 @@
  *   FORWARD_RESP  u64 request id | u32 status | u64 index | u64 term
  *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
  *   CTL_RESP      u64 request id | u32 status */
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
 
 /* --- logging -------------------------------------------------------------------------------- */
 
@@ -674,17 +647,17 @@ static void tick_cb(struct raft__timer *t)
 static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
 {
     uint8_t buf[12];
-    put_u64(buf, id);
-    put_u32(buf + 8, (uint32_t)status);
+    rfs_put_le64(buf, id);
+    rfs_put_le32(buf + 8, (uint32_t)status);
     raft__transport_send(rt->transport, to, RAFT__CHANNEL_CONTROL, RAFT__FRAME_CTL_RESP, buf,
                          sizeof buf);
 }
 
 static void recv_forward(struct raft_runtime *rt, uint64_t from, const uint8_t *p, uint32_t len)
 {
-    if (len < RT_ENVELOPE || get_u64(p) != from)
+    if (len < RT_ENVELOPE || rfs_get_le64(p) != from)
         return; /* a proposal names its proposer: no node proposes for another */
-    uint64_t id = get_u64(p + 8);
+    uint64_t id = rfs_get_le64(p + 8);
     uint8_t resp[28];
     int rv = RAFT_ENOTLEADER;
     uint64_t index = 0, term = 0;
@@ -700,10 +673,10 @@ static void recv_forward(struct raft_runtime *rt, uint64_t from, const uint8_t *
         index = probe.index;
         term = probe.term;
     }
-    put_u64(resp, id);
-    put_u32(resp + 8, (uint32_t)rv);
-    put_u64(resp + 12, index);
-    put_u64(resp + 20, term);
+    rfs_put_le64(resp, id);
+    rfs_put_le32(resp + 8, (uint32_t)rv);
+    rfs_put_le64(resp + 12, index);
+    rfs_put_le64(resp + 20, term);
     raft__transport_send(rt->transport, from, RAFT__CHANNEL_CONTROL, RAFT__FRAME_FORWARD_RESP, resp,
                          sizeof resp);
 }
@@ -712,8 +685,8 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
 {
     if (len != 28)
         return;
-    uint64_t id = get_u64(p);
-    int status = (int)get_u32(p + 8);
+    uint64_t id = rfs_get_le64(p);
+    int status = (int)rfs_get_le32(p + 8);
     if (status != 0) {
         rt__complete_id(rt, id, status, NULL);
         return;
@@ -724,8 +697,8 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
     struct rt_req *req = rt__find_locked(rt, id);
     bool is_gone = false;
     if (req != NULL) {
-        req->index = get_u64(p + 12);
-        req->term = get_u64(p + 20);
+        req->index = rfs_get_le64(p + 12);
+        req->term = rfs_get_le64(p + 20);
         if (atomic_load(&rt->applied) >= req->index) {
             unlink_locked(rt, req);
             is_gone = true;
@@ -740,7 +713,7 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
 {
     if (len < 27)
         return;
-    uint64_t id = get_u64(p);
+    uint64_t id = rfs_get_le64(p);
     size_t alen = p[26];
     if (len != 27 + alen || alen >= RAFT_ADDRESS_MAX)
         return;
@@ -749,8 +722,8 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
         return;
     req->kind = p[8] == RT_TRANSFER ? RT_TRANSFER : RT_CHANGE;
     req->op = p[9];
-    req->server = get_u64(p + 10);
-    req->expect_index = get_u64(p + 18);
+    req->server = rfs_get_le64(p + 10);
+    req->expect_index = rfs_get_le64(p + 18);
     memcpy(req->address, p + 27, alen);
     req->is_remote = true;
     req->origin = from;
@@ -800,7 +773,7 @@ static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t ty
     case RAFT__FRAME_CTL: recv_ctl(rt, from, payload, len); break;
     case RAFT__FRAME_CTL_RESP:
         if (len == 12)
-            rt__complete_id(rt, get_u64(payload), (int)get_u32(payload + 8), NULL);
+            rt__complete_id(rt, rfs_get_le64(payload), (int)rfs_get_le32(payload + 8), NULL);
         break;
     default: break;
     }
@@ -812,11 +785,11 @@ static void send_ctl(struct raft_runtime *rt, struct rt_req *req, uint64_t leade
 {
     uint8_t buf[27 + RAFT_ADDRESS_MAX];
     size_t alen = strnlen(req->address, RAFT_ADDRESS_MAX - 1);
-    put_u64(buf, req->id);
+    rfs_put_le64(buf, req->id);
     buf[8] = (uint8_t)req->kind;
     buf[9] = (uint8_t)req->op;
-    put_u64(buf + 10, req->server);
-    put_u64(buf + 18, req->expect_index);
+    rfs_put_le64(buf + 10, req->server);
+    rfs_put_le64(buf + 18, req->expect_index);
     buf[26] = (uint8_t)alen;
     memcpy(buf + 27, req->address, alen);
     raft__transport_send(rt->transport, leader, RAFT__CHANNEL_CONTROL, RAFT__FRAME_CTL, buf,

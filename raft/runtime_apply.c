@@ -7,26 +7,13 @@
 #include <string.h>
 
 #include "raft/runtime_internal.h"
+#include "store/le.h"
 #include "store/error.h"
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id)
 {
-    put_u64(buf, origin);
-    put_u64(buf + 8, id);
+    rfs_put_le64(buf, origin);
+    rfs_put_le64(buf + 8, id);
 }
 
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a)
@@ -154,8 +141,8 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             continue;
         }
         const uint8_t *p = view[i].data;
-        if (get_u64(p) == self)
-            ids[i] = get_u64(p + 8);
+        if (rfs_get_le64(p) == self)
+            ids[i] = rfs_get_le64(p + 8);
         view[i].data = (uint8_t *)view[i].data + RT_ENVELOPE;
         view[i].len -= RT_ENVELOPE;
         if (view[i].len == 0) {

@@ -33,6 +33,7 @@
 #include "store/crc32c.h"
 #include "store/error.h"
 #include "store/logstore.h"
+#include "store/le.h"
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
 
@@ -86,34 +87,6 @@ struct store_log_iter {
 };
 
 /* --- little helpers ------------------------------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static bool is_rfs_code(int rc)
 {
@@ -334,9 +307,9 @@ static int record_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const uint64_
 {
     uint8_t buf[8 * 4 + 4];
     for (int i = 0; i < n; i++)
-        put_le64(buf + 8 * i, fields[i]);
+        rfs_put_le64(buf + 8 * i, fields[i]);
     uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), buf, (size_t)(8 * n));
-    put_le32(buf + 8 * n, crc);
+    rfs_put_le32(buf + 8 * n, crc);
     MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
     MDB_val v = {.mv_size = (size_t)(8 * n + 4), .mv_data = buf};
     return mdb_put(txn, dbi, &k, &v, 0);
@@ -360,13 +333,13 @@ static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const ch
         return RFS_ECORRUPT;
     }
     uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), p, (size_t)(8 * n));
-    if (crc != get_le32(p + 8 * n)) {
+    if (crc != rfs_get_le32(p + 8 * n)) {
         set_err(log, "%s: record '%s' failed its checksum (stored %08x, computed %08x)", what, name,
-                get_le32(p + 8 * n), crc);
+                rfs_get_le32(p + 8 * n), crc);
         return RFS_ECORRUPT;
     }
     for (int i = 0; i < n; i++)
-        fields[i] = get_le64(p + 8 * i);
+        fields[i] = rfs_get_le64(p + 8 * i);
     return 0;
 }
 
@@ -375,7 +348,7 @@ static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const ch
 static uint32_t entry_crc(uint64_t index, const uint8_t *after_crc, size_t len)
 {
     uint8_t ib[8];
-    put_le64(ib, index);
+    rfs_put_le64(ib, index);
     return rfs_crc32c(rfs_crc32c(0, ib, sizeof ib), after_crc, len);
 }
 
@@ -383,10 +356,10 @@ static void entry_encode(uint8_t *dst, const struct store_log_entry *e)
 {
     dst[4] = e->type;
     dst[5] = dst[6] = dst[7] = 0;
-    put_le64(dst + 8, e->term);
+    rfs_put_le64(dst + 8, e->term);
     if (e->len > 0)
         memcpy(dst + ENTRY_HEADER, e->payload, e->len);
-    put_le32(dst, entry_crc(e->index, dst + 4, ENTRY_HEADER - 4 + e->len));
+    rfs_put_le32(dst, entry_crc(e->index, dst + 4, ENTRY_HEADER - 4 + e->len));
 }
 
 /* Check and decode a stored value; out->payload borrows v's memory. */
@@ -400,9 +373,9 @@ static int entry_decode(struct store_log *log, uint64_t index, const MDB_val *v,
         return RFS_ECORRUPT;
     }
     uint32_t crc = entry_crc(index, p + 4, v->mv_size - 4);
-    if (crc != get_le32(p)) {
+    if (crc != rfs_get_le32(p)) {
         set_err(log, "%s: entry %llu is corrupt: checksum mismatch (stored %08x, computed %08x)",
-                what, (unsigned long long)index, get_le32(p), crc);
+                what, (unsigned long long)index, rfs_get_le32(p), crc);
         return RFS_ECORRUPT;
     }
     if (p[5] | p[6] | p[7]) {
@@ -412,7 +385,7 @@ static int entry_decode(struct store_log *log, uint64_t index, const MDB_val *v,
     }
     out->index = index;
     out->type = p[4];
-    out->term = get_le64(p + 8);
+    out->term = rfs_get_le64(p + 8);
     out->len = v->mv_size - ENTRY_HEADER;
     out->payload = out->len > 0 ? p + ENTRY_HEADER : NULL;
     return 0;
@@ -1077,8 +1050,8 @@ static int open_dbs(struct store_log *log)
         if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &log->dbi_meta)) != 0)
             goto err_mdb;
         memcpy(fmt, LOG_MAGIC, 8);
-        put_le32(fmt + 8, LOG_FORMAT_VERSION);
-        put_le32(fmt + 12, rfs_crc32c(0, fmt, 12));
+        rfs_put_le32(fmt + 8, LOG_FORMAT_VERSION);
+        rfs_put_le32(fmt + 12, rfs_crc32c(0, fmt, 12));
         v = (MDB_val){.mv_size = sizeof fmt, .mv_data = fmt};
         if ((rc = mdb_put(txn, log->dbi_meta, &k, &v, 0)) != 0)
             goto err_mdb;
@@ -1099,16 +1072,16 @@ static int open_dbs(struct store_log *log)
             rc = RFS_EFORMAT;
             goto err;
         }
-        if (rfs_crc32c(0, p, 12) != get_le32(p + 12)) {
+        if (rfs_crc32c(0, p, 12) != rfs_get_le32(p + 12)) {
             set_err(log, "open %s: the format record failed its checksum", log->path);
             rc = RFS_ECORRUPT;
             goto err;
         }
-        if (get_le32(p + 8) != LOG_FORMAT_VERSION) {
+        if (rfs_get_le32(p + 8) != LOG_FORMAT_VERSION) {
             set_err(log,
                     "open %s: log format version %u is not supported (this build reads version "
                     "%u); use the raftfs release that wrote it",
-                    log->path, get_le32(p + 8), LOG_FORMAT_VERSION);
+                    log->path, rfs_get_le32(p + 8), LOG_FORMAT_VERSION);
             rc = RFS_EFORMAT;
             goto err;
         }

@@ -32,6 +32,7 @@
 #include "store/crc32c.h"
 #include "store/error.h"
 #include "store/snapshot.h"
+#include "store/le.h"
 
 #define SNAP_MAGIC      "RFSSNAP\0"
 #define SNAP_VERSION    1u
@@ -68,34 +69,6 @@ struct store_snapshot_receiver {
 };
 
 /* --- helpers -------------------------------------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 __attribute__((format(printf, 2, 3))) static void set_err(struct store_snapshot_dir *sd,
                                                           const char *fmt, ...)
@@ -216,16 +189,16 @@ static void header_encode(uint8_t *buf, const struct store_snapshot_meta *m, uin
 {
     size_t hlen = header_len_for(m->config_len);
     memcpy(buf, SNAP_MAGIC, 8);
-    put_le32(buf + 8, SNAP_VERSION);
-    put_le32(buf + 12, (uint32_t)hlen);
-    put_le64(buf + 16, m->index);
-    put_le64(buf + 24, m->term);
-    put_le64(buf + 32, payload_len);
-    put_le32(buf + 40, payload_crc);
-    put_le32(buf + 44, (uint32_t)m->config_len);
+    rfs_put_le32(buf + 8, SNAP_VERSION);
+    rfs_put_le32(buf + 12, (uint32_t)hlen);
+    rfs_put_le64(buf + 16, m->index);
+    rfs_put_le64(buf + 24, m->term);
+    rfs_put_le64(buf + 32, payload_len);
+    rfs_put_le32(buf + 40, payload_crc);
+    rfs_put_le32(buf + 44, (uint32_t)m->config_len);
     if (m->config_len > 0)
         memcpy(buf + SNAP_FIXED, m->config, m->config_len);
-    put_le32(buf + hlen - 4, rfs_crc32c(0, buf, hlen - 4));
+    rfs_put_le32(buf + hlen - 4, rfs_crc32c(0, buf, hlen - 4));
 }
 
 /* Check the fields every version keeps in place (magic, header length) and return the
@@ -240,7 +213,7 @@ static uint32_t header_peek(const uint8_t *p, size_t len, char *why, size_t wlen
         snprintf(why, wlen, "not a raftfs snapshot (bad magic)");
         return 0;
     }
-    uint32_t hlen = get_le32(p + 12);
+    uint32_t hlen = rfs_get_le32(p + 12);
     if (hlen < SNAP_FIXED + 4 || hlen > STORE_SNAPSHOT_MAX_HEADER) {
         snprintf(why, wlen, "header length %u out of range", hlen);
         return 0;
@@ -264,28 +237,28 @@ static int header_decode(const void *buf, size_t len, struct store_snapshot_head
         return RFS_ECORRUPT;
     }
     uint32_t crc = rfs_crc32c(0, p, hlen - 4);
-    if (crc != get_le32(p + hlen - 4)) {
+    if (crc != rfs_get_le32(p + hlen - 4)) {
         snprintf(why, wlen, "header checksum mismatch (stored %08x, computed %08x)",
-                 get_le32(p + hlen - 4), crc);
+                 rfs_get_le32(p + hlen - 4), crc);
         return RFS_ECORRUPT;
     }
-    uint32_t version = get_le32(p + 8);
+    uint32_t version = rfs_get_le32(p + 8);
     if (version != SNAP_VERSION) {
         snprintf(why, wlen, "snapshot format version %u is not supported (this build reads %u)",
                  version, SNAP_VERSION);
         return RFS_EFORMAT;
     }
-    uint32_t config_len = get_le32(p + 44);
+    uint32_t config_len = rfs_get_le32(p + 44);
     if (config_len > SNAP_MAX_CONFIG || header_len_for(config_len) != hlen) {
         snprintf(why, wlen, "configuration length %u does not match header length %u", config_len,
                  hlen);
         return RFS_ECORRUPT;
     }
     out->header_len = hlen;
-    out->meta.index = get_le64(p + 16);
-    out->meta.term = get_le64(p + 24);
-    out->payload_len = get_le64(p + 32);
-    out->payload_crc = get_le32(p + 40);
+    out->meta.index = rfs_get_le64(p + 16);
+    out->meta.term = rfs_get_le64(p + 24);
+    out->payload_len = rfs_get_le64(p + 32);
+    out->payload_crc = rfs_get_le32(p + 40);
     out->meta.config_len = config_len;
     out->meta.config = config_len > 0 ? p + SNAP_FIXED : NULL;
     return 0;
