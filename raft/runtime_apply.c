@@ -244,6 +244,25 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
     post_installed(rt, a->index, a->term, 0);
 }
 
+/* Fold the runs of committed entries queued behind a into it, so that one state machine
+ * transaction (and one sync) serves every commit the loop handed out meanwhile: under load the
+ * core advances the commit index one acknowledgement at a time. */
+static void merge_entries(struct rt_apply *a)
+{
+    while (a->next != NULL && a->next->kind == RT_APPLY_ENTRIES) {
+        struct rt_apply *b = a->next;
+        struct raft_entry *e = realloc(a->entries, (a->n + b->n) * sizeof *e);
+        if (e == NULL)
+            return; /* apply what we have; b follows on its own */
+        memcpy(e + a->n, b->entries, b->n * sizeof *e);
+        a->entries = e;
+        a->n += b->n;
+        a->next = b->next;
+        free(b->entries); /* the entries' data now belongs to a */
+        free(b);
+    }
+}
+
 static void *apply_main(void *arg)
 {
     struct raft_runtime *rt = arg;
@@ -259,6 +278,8 @@ static void *apply_main(void *arg)
         if (a == NULL && is_stopping)
             break;
         while (a != NULL) {
+            if (a->kind == RT_APPLY_ENTRIES)
+                merge_entries(a); /* before taking next: it frees what it folds in */
             struct rt_apply *next = a->next;
             if (!is_failed) {
                 switch (a->kind) {
