@@ -106,6 +106,22 @@ static bool file_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* Key and certificate files are never overwritten unless asked: losing a CA key strands every
+ * certificate it signed. */
+static int refuse_overwrite(const char *key_path, const char *cert_path, bool force, char *err,
+                            size_t errlen)
+{
+    if (force)
+        return 0;
+    const char *existing = file_exists(key_path)    ? key_path
+                           : file_exists(cert_path) ? cert_path
+                                                    : NULL;
+    if (existing == NULL)
+        return 0;
+    set_err(err, errlen, "%s exists; pass --force to overwrite it", existing);
+    return RAFT_EFILEEXISTS;
+}
+
 /* Write data to path through a synced temporary file. Without force, link(2) refuses an
  * existing path atomically; with force, rename(2) replaces it. */
 static int write_file(const char *path, const void *data, size_t len, mode_t mode, bool force,
@@ -276,17 +292,10 @@ int raft_tls_ca_create(const char *dir, bool force, char *err, size_t errlen)
         set_err(err, errlen, "create directory %s: %s", dir, strerror(errno));
         return RAFT_EIO;
     }
-    if (!force) {
-        const char *existing = file_exists(key_path)    ? key_path
-                               : file_exists(cert_path) ? cert_path
-                                                        : NULL;
-        if (existing != NULL) {
-            set_err(err, errlen, "%s exists; pass --force to overwrite it", existing);
-            return RAFT_EFILEEXISTS;
-        }
-    }
+    int rv = refuse_overwrite(key_path, cert_path, force, err, errlen);
+    if (rv != 0)
+        return rv;
     ERR_clear_error();
-    int rv;
     X509 *x = NULL;
     EVP_PKEY *key = EVP_EC_gen("P-256");
     if (key == NULL) {
@@ -417,15 +426,8 @@ int raft_tls_node_issue(const char *dir, uint64_t id, const struct raft_tls_issu
     if (rv != 0)
         return rv;
     bool force = opts != NULL && opts->force;
-    if (!force) {
-        const char *existing = file_exists(key_path)    ? key_path
-                               : file_exists(cert_path) ? cert_path
-                                                        : NULL;
-        if (existing != NULL) {
-            set_err(err, errlen, "%s exists; pass --force to overwrite it", existing);
-            return RAFT_EFILEEXISTS;
-        }
-    }
+    if ((rv = refuse_overwrite(key_path, cert_path, force, err, errlen)) != 0)
+        return rv;
     ERR_clear_error();
     X509 *ca;
     EVP_PKEY *ca_key;
