@@ -1,12 +1,14 @@
 /* Inode state machine: opening and creating the environment, the meta table, inode records,
  * and the read side (lookup, getattr, readdir, readlink, statfs, applied index). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/fsm_internal.h"
 
@@ -305,6 +307,122 @@ static int open_tables(struct store_fsm *fsm, MDB_txn *txn)
     return 0;
 }
 
+/* --- unsynced apply: the crash marker (docs/disk-format.md, "Unsynced apply") -------------- */
+
+#define MARKER             "unsynced"
+#define MARKER_TMP         "unsynced.tmp"
+#define MARKER_SYNC_FAILED "sync failed\n"
+
+/* This boot's identity, as the kernel makes it up at every boot; false if unreadable. */
+static bool boot_id(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(buf, (int)len, f) != NULL && buf[0] != '\0' && buf[0] != '\n';
+    fclose(f);
+    return ok;
+}
+
+static int marker_error(struct store_fsm *fsm, const char *what)
+{
+    snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s/%s: %s: %s", fsm->dir, MARKER, what,
+             strerror(errno));
+    return RFS_EIO;
+}
+
+static int sync_dir(struct store_fsm *fsm)
+{
+    int fd = open(fsm->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return marker_error(fsm, "open the directory");
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? 0 : marker_error(fsm, "sync the directory");
+}
+
+/* Make the marker say `content`, durably: write a new file, sync it, rename it over the
+ * marker, sync the directory (which also makes earlier unlinks in it durable). */
+static int marker_write(struct store_fsm *fsm, const char *content)
+{
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/%s", fsm->dir, MARKER_TMP);
+    snprintf(path, sizeof path, "%s/%s", fsm->dir, MARKER);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return marker_error(fsm, "create");
+    size_t len = strlen(content);
+    bool ok = write(fd, content, len) == (ssize_t)len && fsync(fd) == 0;
+    close(fd);
+    if (!ok)
+        return marker_error(fsm, "write");
+    if (rename(tmp, path) != 0)
+        return marker_error(fsm, "rename");
+    return sync_dir(fsm);
+}
+
+/* 1 and the marker's content in buf, 0 if there is no marker, or RFS_EIO. */
+static int marker_read(struct store_fsm *fsm, char *buf, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", fsm->dir, MARKER);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : marker_error(fsm, "open");
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return marker_error(fsm, "read");
+    buf[n] = '\0';
+    return 1;
+}
+
+/* Decide whether commits are synced and keep the crash marker. Unsynced commits survive the
+ * death of the process (the page cache keeps them) but not a crash of the machine, which may
+ * leave the environment torn: a marker of another boot, or of a failed sync, therefore
+ * empties the environment, to be rebuilt from the snapshot and the log by the runtime. */
+static int unsynced_begin(struct store_fsm *fsm)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char id[64], old[64];
+    fsm->is_unsynced = false;
+    if (!fsm->opts.unsynced_apply || fsm->opts.no_sync || !boot_id(id, sizeof id))
+        return 0;
+    int r = marker_read(fsm, old, sizeof old);
+    if (r < 0)
+        return r;
+    if (r == 1 && strcmp(old, id) != 0) {
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", fsm->dir, files[i]);
+            if (unlink(path) != 0 && errno != ENOENT)
+                return marker_error(fsm, "empty the environment");
+        }
+        fsm->was_emptied = true;
+    }
+    if (r == 0 || strcmp(old, id) != 0)
+        if ((r = marker_write(fsm, id)) != 0)
+            return r;
+    fsm->is_unsynced = true;
+    return 0;
+}
+
+/* Sync an unsynced environment and remove its marker; a failed sync leaves a marker that
+ * empties the environment at the next open, since the kernel may have dropped the pages. */
+static void unsynced_end(struct store_fsm *fsm)
+{
+    if (!fsm->is_unsynced || fsm->env == NULL)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", fsm->dir, MARKER);
+    if (mdb_env_sync(fsm->env, 1) != 0) {
+        marker_write(fsm, MARKER_SYNC_FAILED);
+        return;
+    }
+    if (unlink(path) == 0)
+        sync_dir(fsm);
+}
+
 /* Open fsm->dir's environment into fsm (creating it if new), with fsm->opts. On failure the
  * environment is closed again. Used at open and after a snapshot restore swapped the files. */
 int store__fsm_env_open(struct store_fsm *fsm)
@@ -319,6 +437,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
         snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
         return RFS_EIO;
     }
+    if ((r = unsynced_begin(fsm)) != 0)
+        return r;
     if ((rc = mdb_env_create(&fsm->env)) != 0)
         return store__fsm_mdb_error(fsm, rc, "create environment");
     mdb_env_set_maxdbs(fsm->env, 16);
@@ -327,7 +447,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
         r = store__fsm_mdb_error(fsm, rc, "set map size");
         goto err_after_env;
     }
-    rc = mdb_env_open(fsm->env, dir, MDB_NOTLS | (o->no_sync ? MDB_NOSYNC : 0), 0600);
+    rc = mdb_env_open(fsm->env, dir, MDB_NOTLS | (o->no_sync || fsm->is_unsynced ? MDB_NOSYNC : 0),
+                      0600);
     if (rc != 0) {
         r = store__fsm_mdb_error(fsm, rc, "open environment %s", dir);
         goto err_after_env;
@@ -405,10 +526,16 @@ void store_fsm_close(struct store_fsm *fsm)
 {
     if (fsm == NULL)
         return;
+    unsynced_end(fsm);
     mdb_env_close(fsm->env);
     pthread_rwlock_destroy(&fsm->lock);
     free(fsm->dir);
     free(fsm);
+}
+
+bool store_fsm_was_emptied(const struct store_fsm *fsm)
+{
+    return fsm->was_emptied;
 }
 
 /* --- apply: batches, no-ops, configuration ------------------------------------------------- */

@@ -58,7 +58,13 @@ struct store_fsm_options {
     uint64_t max_file_size; /* EFBIG past it; 0: 64 MiB. Only used when creating the env. */
     uint32_t max_links;     /* EMLINK at it; 0: 65000. Only used when creating the env. */
     struct store_fsm_time root_time; /* times of the root directory when creating the env */
-    bool no_sync;                    /* MDB_NOSYNC: for tests and benchmarks, never in production */
+    bool no_sync; /* MDB_NOSYNC and no crash marker: for tests and benchmarks only */
+    /* Commit applied batches without syncing them (the Raft log is the durable record) and
+     * keep a crash marker so that an environment a machine crash may have torn is emptied at
+     * the next open; the runtime then rebuilds it from the snapshot and the log. See
+     * docs/disk-format.md, "Unsynced apply". Falls back to synced commits where the boot id
+     * cannot be read. */
+    bool unsynced_apply;
 };
 
 /* Open the state machine in directory dir (created, mode 0700, if missing); create the
@@ -68,8 +74,14 @@ struct store_fsm_options {
  * version), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small for even the root). */
 int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out);
 
-/* Close and free fsm. No other call may be running or start afterwards. NULL is allowed. */
+/* Close and free fsm. With unsynced_apply, everything is synced first and the crash marker
+ * removed. No other call may be running or start afterwards. NULL is allowed. */
 void store_fsm_close(struct store_fsm *fsm);
+
+/* True when store_fsm_open found the crash marker of an earlier boot (or of a failed sync) and
+ * emptied the environment: the caller should say so, since everything applied is to be
+ * rebuilt from the snapshot and the log. */
+bool store_fsm_was_emptied(const struct store_fsm *fsm);
 
 /* Text describing the last store error of the apply thread, with context ("put block 7 of
  * inode 12: MDB_MAP_FULL"); "" if none. Borrowed until the next apply call. */

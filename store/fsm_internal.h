@@ -35,6 +35,8 @@ struct store_fsm {
     uint32_t max_links;
     uint32_t block_size;
     bool is_failed;   /* a commit failed: refuse writes until reopened (sticky) */
+    bool is_unsynced; /* commits are not synced: opts.unsynced_apply and a boot id is known */
+    bool was_emptied; /* the open found a stale crash marker and emptied the environment */
     char errmsg[256]; /* owned by the apply thread */
 };
 

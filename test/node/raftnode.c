@@ -531,11 +531,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftnode: %s: %s\n", data, strerror(errno));
         return 1;
     }
-    int rc = store_fsm_open(fsm_dir, NULL, &node.fsm);
+    struct store_fsm_options fo = {.unsynced_apply = true}; /* as raftfsd */
+    int rc = store_fsm_open(fsm_dir, &fo, &node.fsm);
     if (rc != 0) {
         fprintf(stderr, "raftnode: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
         return 1;
     }
+    if (store_fsm_was_emptied(node.fsm))
+        fprintf(stderr, "raftnode: state machine %s emptied after a machine crash\n", fsm_dir);
     struct raft_runtime_config cfg = {
         .id = node.id,
         .data_dir = data,

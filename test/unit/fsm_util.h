@@ -32,6 +32,8 @@ static void fx_rmdir(const char *dir)
     unlink(p);
     snprintf(p, sizeof p, "%s/lock.mdb", dir);
     unlink(p);
+    snprintf(p, sizeof p, "%s/unsynced", dir);
+    unlink(p);
     rmdir(dir);
 }
 

@@ -256,6 +256,7 @@ int main(int argc, char **argv)
     struct store_fsm_options fo = {
         .max_file_size = a.max_file_size,
         .root_time = {.sec = now.tv_sec, .nsec = (uint32_t)now.tv_nsec},
+        .unsynced_apply = true,
     };
     struct store_fsm *fsm;
     rc = store_fsm_open(fsm_dir, &fo, &fsm);
@@ -263,6 +264,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftfsd: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
         return 1;
     }
+    if (store_fsm_was_emptied(fsm))
+        log_cb(&a, RAFT_LOG_WARN,
+               "the state machine was open when the machine went down: emptied, to be rebuilt "
+               "from the snapshot and the log");
     /* The limit recorded when the state machine was created wins over the option. */
     struct store_fsm_statfs sf;
     uint64_t max_file = a.max_file_size;
