@@ -21,17 +21,22 @@ static void leave_leadership(struct raft *r)
     r->n_progress = 0;
 }
 
+/* Reads forwarded to a leader this server no longer follows (another one, a later term, or
+ * none while it campaigns) may never be answered: fail them, so the caller can ask again. */
+static void fail_forwarded_reads(struct raft *r)
+{
+    for (size_t i = 0; i < r->n_fwd_reads; i++)
+        raft__read_result(r, r->fwd_reads[i], 0, RAFT_ELEADERSHIPLOST);
+    r->n_fwd_reads = 0;
+}
+
 void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
     leave_leadership(r);
     bool is_new_term = term != r->term;
     raft__set_term(r, term);
-    if (leader != r->leader || is_new_term) {
-        /* Reads forwarded to the old leader, or to its previous term, will never be answered. */
-        for (size_t i = 0; i < r->n_fwd_reads; i++)
-            raft__read_result(r, r->fwd_reads[i], 0, RAFT_ELEADERSHIPLOST);
-        r->n_fwd_reads = 0;
-    }
+    if (leader != r->leader || is_new_term)
+        fail_forwarded_reads(r);
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->n_votes = 0;
@@ -89,6 +94,7 @@ void raft__campaign(struct raft *r, bool is_pre_vote, bool is_transfer)
     if (!raft__is_voter(r, r->opts.id))
         return; /* learners and servers outside the configuration never campaign */
     leave_leadership(r);
+    fail_forwarded_reads(r);
     r->n_votes = 0;
     r->leader = 0;
     raft__reset_election_timer(r);

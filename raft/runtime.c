@@ -379,7 +379,7 @@ static void resubmit_waiting(struct raft_runtime *rt)
         size_t n = 0;
         pthread_mutex_lock(&rt->lock);
         for (struct rt_req *r = rt->requests; r != NULL && n < 64; r = r->next)
-            if (!r->is_submitted) {
+            if (!r->is_submitted && !r->is_posted) {
                 r->is_submitted = true; /* claimed: submit() decides again */
                 list[n++] = r;
             }
@@ -391,6 +391,28 @@ static void resubmit_waiting(struct raft_runtime *rt)
         if (n < 64)
             return;
     }
+}
+
+/* A request refused because of a leadership change, with nothing done (a read, or a forward
+ * the receiver refused as not the leader), waits for a leader and is sent again until its
+ * deadline: an election is not a failure. True if it was put back; false if it is gone or past
+ * its deadline, and the caller completes it. */
+static bool retry_later(struct raft_runtime *rt, uint64_t id)
+{
+    bool is_back = false;
+    pthread_mutex_lock(&rt->lock);
+    struct rt_req *req = rt__find_locked(rt, id);
+    if (req != NULL && !req->is_remote && req->deadline > raft__loop_now(rt->loop)) {
+        req->is_submitted = false;
+        is_back = true;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return is_back;
+}
+
+static bool is_leadership_status(int status)
+{
+    return status == RAFT_ENOTLEADER || status == RAFT_ELEADERSHIPLOST || status == RAFT_EDISKSTALL;
 }
 
 static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
@@ -457,7 +479,8 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     for (size_t i = 0; i < u->n_reads; i++) {
         const struct raft_read_result *r = &u->reads[i];
         if (r->status != 0) {
-            rt__complete_id(rt, r->id, r->status, NULL);
+            if (!is_leadership_status(r->status) || !retry_later(rt, r->id))
+                rt__complete_id(rt, r->id, r->status, NULL);
             continue;
         }
         pthread_mutex_lock(&rt->lock);
@@ -607,7 +630,7 @@ static void expire(struct raft_runtime *rt)
     pthread_mutex_lock(&rt->lock);
     for (struct rt_req **p = &rt->requests; *p != NULL;) {
         struct rt_req *r = *p;
-        if (r->deadline > now || r->is_remote) {
+        if (r->deadline > now || r->is_remote || r->is_posted) {
             p = &r->next;
             continue;
         }
@@ -640,6 +663,10 @@ static void tick_cb(struct raft__timer *t)
     if (++rt->ticks % DEADLINE_EVERY == 0) {
         expire(rt);
         update_status(rt);
+        /* Requests put back by retry_later while a leader was known: this bounds how often
+         * one that a stale leader keeps refusing is sent. */
+        if (rt->error == 0 && raft_leader(rt->core) != 0)
+            resubmit_waiting(rt);
     }
 }
 
@@ -688,7 +715,9 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
     uint64_t id = rfs_get_le64(p);
     int status = (int)rfs_get_le32(p + 8);
     if (status != 0) {
-        rt__complete_id(rt, id, status, NULL);
+        /* RAFT_ENOTLEADER: the receiver appended nothing, so sending it again is safe. */
+        if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+            rt__complete_id(rt, id, status, NULL);
         return;
     }
     /* Accepted at (index, term). If this node already applied that index and the request is
@@ -772,8 +801,13 @@ static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t ty
     case RAFT__FRAME_FORWARD_RESP: recv_forward_resp(rt, payload, len); break;
     case RAFT__FRAME_CTL: recv_ctl(rt, from, payload, len); break;
     case RAFT__FRAME_CTL_RESP:
-        if (len == 12)
-            rt__complete_id(rt, rfs_get_le64(payload), (int)rfs_get_le32(payload + 8), NULL);
+        if (len == 12) {
+            uint64_t id = rfs_get_le64(payload);
+            int status = (int)rfs_get_le32(payload + 8);
+            /* Refused as not the leader: nothing was started there. */
+            if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+                rt__complete_id(rt, id, status, NULL);
+        }
         break;
     default: break;
     }
@@ -877,6 +911,9 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
 static void submit_cb(struct raft__work *w)
 {
     struct rt_req *req = w->data;
+    pthread_mutex_lock(&req->rt->lock);
+    req->is_posted = false;
+    pthread_mutex_unlock(&req->rt->lock);
     submit(req->rt, req);
 }
 
@@ -918,6 +955,7 @@ static int post(struct raft_runtime *rt, struct rt_req *req)
         free(req);
         return RAFT_ESHUTDOWN;
     }
+    req->is_posted = true;
     req->next = rt->requests;
     rt->requests = req;
     pthread_mutex_unlock(&rt->lock);

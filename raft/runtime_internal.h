@@ -63,6 +63,9 @@ struct rt_req {
     uint64_t index, term; /* where the entry went, once known */
     uint64_t read_index;  /* RT_READ: complete once applied >= this */
     uint64_t start_us;    /* when it was made, for the commit latency */
+    bool is_posted;       /* its first submit is queued to the loop: nothing else may touch
+                             it (a resubmit would send it twice, an expiry free it under the
+                             queued work); set by the caller under lock, cleared on the loop */
     bool is_submitted;    /* handed to the core or to the leader */
     bool is_read_waiting; /* RT_READ: waiting for apply */
     bool is_leadership_lost;

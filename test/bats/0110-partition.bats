@@ -51,6 +51,15 @@ follows() { field_is "$1" role follower && field_is "$1" leader "$2"; }
     assert_success
     run ctl "$b" faults "drop:$l"
     assert_success
+    # A read on a follower, forwarded to the cut-off leader before the others notice: the
+    # election that follows is not a failure, so the read is sent again to the new leader and
+    # succeeds within its deadline.
+    (
+        st=0
+        ctl "$a" read >"$D/read.out" 2>&1 || st=$?
+        echo "$st" >"$D/read.rc"
+    ) &
+    reader=$!
 
     # Check-quorum: no contact with a quorum for an election timeout, so it steps down. The
     # check runs once per election timeout, so two of them at most; the bound allows three of the
@@ -81,6 +90,10 @@ follows() { field_is "$1" role follower && field_is "$1" leader "$2"; }
     propose_many "$other" forwarded 3
     [ "$(wc -l <"$D/acked")" -eq 9 ]
     [ "$(field "$l" role)" != leader ]
+
+    wait "$reader"
+    echo "read on node $a across the election (leader now $l2): $(cat "$D/read.out")"
+    [ "$(cat "$D/read.rc")" -eq 0 ]
 
     wait "$isolated"
     read -r rc ms <"$D/isolated.rc"

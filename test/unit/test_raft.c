@@ -20,6 +20,7 @@ struct node {
     uint64_t last_applied;
     uint64_t reads[64];
     unsigned n_reads;
+    unsigned n_read_failures; /* reads answered with an error */
     int change_status, transfer_status;
     bool has_change, has_transfer;
     bool want_snapshot;
@@ -82,9 +83,12 @@ static void process(struct cluster *c, unsigned i, const struct raft_update *u)
         nd->applied[e->index] = e->term;
         nd->last_applied = e->index;
     }
-    for (size_t k = 0; k < u->n_reads; k++)
+    for (size_t k = 0; k < u->n_reads; k++) {
         if (u->reads[k].status == 0)
             nd->reads[nd->n_reads++] = u->reads[k].index;
+        else
+            nd->n_read_failures++;
+    }
     for (size_t k = 0; k < u->n_changes; k++) {
         nd->has_change = true;
         nd->change_status = u->changes[k].status;
@@ -330,6 +334,32 @@ static void read_index_waits_for_confirmation(void **state)
     struct raft_status s;
     raft_status(c->nodes[l].r, &s);
     assert_true(c->nodes[f].reads[0] <= s.commit && c->nodes[f].reads[0] >= 1);
+    cluster_free(c);
+}
+
+/* Reads that followers forwarded to a leader that then vanished must be answered (failed, for
+ * the caller to ask again), whether the follower ends up following another leader or leading
+ * itself: one of the two surviving followers does each. */
+static void forwarded_reads_are_answered_when_the_leader_vanishes(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(3, 3);
+    tick_all(c, 40);
+    int l = leader_of(c);
+    for (unsigned i = 1; i <= 3; i++) {
+        c->cut[l + 1][i] = true;
+        c->cut[i][l + 1] = true;
+    }
+    unsigned f[2] = {(unsigned)(l + 1) % 3, (unsigned)(l + 2) % 3};
+    for (unsigned k = 0; k < 2; k++) {
+        struct raft_event e = {.type = RAFT_EVENT_READ_INDEX, .read_index.id = 20 + k};
+        assert_int_equal(step_rv(c, f[k], &e), 0);
+    }
+    tick_all(c, 60);
+    int l2 = leader_of(c);
+    assert_true(l2 == (int)f[0] || l2 == (int)f[1]);
+    for (unsigned k = 0; k < 2; k++)
+        assert_int_equal(c->nodes[f[k]].n_reads + c->nodes[f[k]].n_read_failures, 1);
     cluster_free(c);
 }
 
@@ -640,6 +670,7 @@ int main(void)
         cmocka_unit_test(minority_cannot_commit_and_old_leader_steps_down),
         cmocka_unit_test(pre_vote_keeps_partitioned_server_from_raising_term),
         cmocka_unit_test(read_index_waits_for_confirmation),
+        cmocka_unit_test(forwarded_reads_are_answered_when_the_leader_vanishes),
         cmocka_unit_test(add_voter_catches_up_then_promotes),
         cmocka_unit_test(add_voter_that_never_answers_fails_and_stays_learner),
         cmocka_unit_test(transfer_moves_leadership),
