@@ -1375,6 +1375,7 @@ int raft__transport_peer_stats(const struct raft__transport *t, uint64_t id,
     for (int i = 0; i < RAFT__N_CHANNELS; i++) {
         s->queued_bytes[i] = p->ch[i].queued;
         s->is_connected[i] = p->ch[i].out != NULL && p->ch[i].out->state == CONN_READY;
+        s->backoff_ms[i] = p->ch[i].backoff;
     }
     return 0;
 }

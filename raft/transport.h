@@ -199,7 +199,8 @@ struct raft__peer_stats {
     uint64_t handshake_failures; /* TCP, TLS or HELLO failures while setting up, both ways */
     uint64_t protocol_errors;    /* connections closed for a malformed frame */
     size_t queued_bytes[RAFT__N_CHANNELS];
-    bool is_connected[RAFT__N_CHANNELS]; /* outbound connection ready */
+    bool is_connected[RAFT__N_CHANNELS];   /* outbound connection ready */
+    unsigned backoff_ms[RAFT__N_CHANNELS]; /* bound of the next reconnect delay (jittered) */
 };
 
 /* Counters of peer id. Returns 0 or RAFT_ENOTFOUND. */
