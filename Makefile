@@ -108,7 +108,10 @@ $(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS):
 
 $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) -lcmocka $(EXTERNAL_LIBS)
+
+# The parser of raftfs.conf is raftfsd's own module, tested on its own.
+$(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
 # TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE.
@@ -147,6 +150,7 @@ $(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 		-o $@ $^ $(EXTERNAL_LIBS)
+$(B)/fuzz/fuzz_config: tools/raftfsd/config.c
 
 # One mutant: the core and simulator rebuilt with one safety bug switched on.
 $(B)/mutant-%/raftsim: $(RAFT_CORE_SRC) $(SIM_SRC) test/sim/main.c $(wildcard raft/*.h test/sim/*.h)
