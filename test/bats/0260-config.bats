@@ -77,7 +77,8 @@ start_conf() {
     assert_output --partial "peer 1=$(addr 1): this node's own entry differs from listen"
     run -2 "$RAFTFSD" -c "$CONF" --listen "$(addr 2)" --peer "3=$(addr 3)" --op-timeout 0
     assert_output "raftfsd: --op-timeout 0: out of range (1 to 3600)"
-    ! is_mounted 1
+    run is_mounted 1
+    assert_failure
 }
 
 @test "every bad value in the file is refused with its file, line, key and reason" {
@@ -120,7 +121,8 @@ start_conf() {
     sed -i "\|^mountpoint = $(mnt 1)\$|d" "$CONF"
     run -2 "$RAFTFSD" -c "$CONF"
     assert_output --regexp "$CONF:[0-9]+: mountpoint = $CONF: not a directory"
-    ! is_mounted 1
+    run is_mounted 1
+    assert_failure
 }
 
 @test "unknown keys, repeated keys, a missing file and a directory are refused" {
@@ -137,5 +139,6 @@ start_conf() {
     # Without a file, the settings it would have given are required on the command line.
     run -2 "$RAFTFSD" "$(mnt 1)"
     assert_output "raftfsd: --id is required (or id in /etc/raftfs/raftfs.conf)"
-    ! is_mounted 1
+    run is_mounted 1
+    assert_failure
 }
