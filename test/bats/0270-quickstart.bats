@@ -47,7 +47,7 @@ teardown() {
     [ "$(running | wc -l)" -eq 3 ]
     assert_output --partial "a three-node raftfs cluster is running on 127.0.0.1:$RAFTFS_QS_PORT"
     assert_output --partial "mount points:  $D/mnt/1  $D/mnt/2  $D/mnt/3"
-    assert_output --partial "RAFTFS_QS_STATE=$D/state RAFTFS_QS_MOUNTS=$D/mnt"
+    assert_output --partial "stop:          RAFTFS_QS_STATE=$D/state RAFTFS_QS_MOUNTS=$D/mnt $QUICKSTART stop"
     for i in 1 2 3; do
         grep -q " $D/mnt/$i fuse.raftfs " /proc/mounts
     done
