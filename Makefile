@@ -240,7 +240,7 @@ install: $(B)/raftfsd $(B)/raftfs-ctl
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)$(SYSCONFDIR)/raftfs 2>/dev/null
+	rmdir $(DESTDIR)$(SYSCONFDIR)/raftfs 2>/dev/null || true
 
 # The quick start's local three-node cluster (tools/quickstart; README.md).
 run:
