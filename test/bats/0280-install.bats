@@ -73,6 +73,13 @@ setup() {
     run find "$R" -type f
     assert_output ""
     [ ! -e "$R/etc/raftfs" ]
+    # A node's own configuration is not the installer's to remove.
+    mk install DESTDIR="$R" >/dev/null
+    echo "id = 1" >"$R/etc/raftfs/raftfs.conf"
+    run mk uninstall DESTDIR="$R"
+    assert_success
+    run find "$R" -type f
+    assert_output "$R/etc/raftfs/raftfs.conf"
 }
 
 @test "PREFIX moves the programs, and the unit's ExecStart with them" {
