@@ -85,7 +85,8 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 .SECONDARY:
 
-.PHONY: all check check-unit check-sim check-mutants check-bats check-runtime lint fuzz clean
+.PHONY: all check check-unit check-sim check-mutants check-bats check-runtime lint fuzz clean \
+        install uninstall run stop
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
@@ -108,7 +109,10 @@ $(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS):
 
 $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(EXTERNAL_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) -lcmocka $(EXTERNAL_LIBS)
+
+# The parser of raftfs.conf is raftfsd's own module, tested on its own.
+$(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
 # TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE.
@@ -147,6 +151,7 @@ $(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 		-o $@ $^ $(EXTERNAL_LIBS)
+$(B)/fuzz/fuzz_config: tools/raftfsd/config.c
 
 # One mutant: the core and simulator rebuilt with one safety bug switched on.
 $(B)/mutant-%/raftsim: $(RAFT_CORE_SRC) $(SIM_SRC) test/sim/main.c $(wildcard raft/*.h test/sim/*.h)
@@ -207,6 +212,42 @@ fuzz: $(FUZZ_SRC:test/fuzz/%.c=$(B)/fuzz/%)
 
 lint: $(RAFT_CORE_OBJ)
 	$(Q)test/lint $(B) $(RAFT_CORE_OBJ)
+
+# --- installation -----------------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the programs, the manual pages, an example
+# configuration and the systemd unit (its ExecStart follows PREFIX). make uninstall removes them
+# and keeps /etc/raftfs/raftfs.conf.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALLED := $(BINDIR)/raftfsd $(BINDIR)/raftfs-ctl $(MANDIR)/man8/raftfsd.8 \
+             $(MANDIR)/man8/raftfs-ctl.8 $(MANDIR)/man5/raftfs.conf.5 \
+             $(SYSCONFDIR)/raftfs/raftfs.conf.example $(UNITDIR)/raftfsd.service
+
+install: $(B)/raftfsd $(B)/raftfs-ctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/raftfs $(DESTDIR)$(UNITDIR)
+	install -m 755 $(B)/raftfsd $(B)/raftfs-ctl $(DESTDIR)$(BINDIR)/
+	install -m 644 man/raftfsd.8 man/raftfs-ctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/raftfs.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 tools/raftfs.conf.example $(DESTDIR)$(SYSCONFDIR)/raftfs/raftfs.conf.example
+	sed 's|/usr/local/bin/raftfsd|$(BINDIR)/raftfsd|' tools/systemd/raftfsd.service \
+		>$(DESTDIR)$(UNITDIR)/raftfsd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/raftfsd.service
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(SYSCONFDIR)/raftfs 2>/dev/null || true
+
+# The quick start's local three-node cluster (tools/quickstart; README.md).
+run:
+	tools/quickstart start
+
+stop:
+	tools/quickstart stop
 
 clean:
 	rm -rf build build-*

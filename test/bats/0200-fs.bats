@@ -177,7 +177,7 @@ race() {
     run -2 "$RAFTFSD" "${base[@]}" --op-timeout 0 "$(mnt 1)"
     assert_output --partial "--op-timeout 0: out of range"
     run -2 "$RAFTFSD" "${base[@]}" --peer 2=nowhere "$(mnt 1)"
-    assert_output --partial "--peer nowhere"
+    assert_output --partial "--peer 2=nowhere: want HOST:PORT"
     run -2 "$RAFTFSD" "${base[@]}" --max-file-size 1G "$(mnt 1)"
     assert_output --partial "--max-file-size 1G"
     run -2 "$RAFTFSD" "${base[@]}" "$D/no-such-dir"

@@ -15,216 +15,84 @@
 #include "raft/raft.h"
 #include "store/error.h"
 #include "store/fsm.h"
+#include "tools/raftfsd/config.h"
 
 #define USAGE                                                                                      \
-    "usage: raftfsd --id ID --data-dir DIR --listen HOST:PORT [--peer ID=HOST:PORT]...\n"          \
-    "               [--bootstrap] [--cluster-id NAME] --tls-ca FILE --tls-cert FILE\n"             \
-    "               --tls-key FILE [--op-timeout SECONDS] [--consistency open|strict|local]\n"     \
-    "               [--max-file-size BYTES] [-f] [-o OPTIONS] MOUNTPOINT\n"
+    "usage: raftfsd [-c FILE] [--id ID] [--data-dir DIR] [--listen HOST:PORT]\n"                   \
+    "               [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"                  \
+    "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
+    "               [--op-timeout SECONDS] [--consistency open|strict|local]\n"                    \
+    "               [--max-file-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
 
-struct args {
-    uint64_t id;
-    const char *data_dir;
-    const char *listen;
-    const char *cluster_id;
-    const char *tls_ca, *tls_cert, *tls_key;
-    bool bootstrap;
-    struct raft_configuration peers;
-    unsigned op_timeout_ms;
-    enum fs_consistency consistency;
-    uint64_t max_file_size;
-    const char *fuse_options;
-    const char *mountpoint;
-};
+/* Options that are not settings: they get short codes; a setting gets 256 + its key. */
+enum { OPT_KEY_BASE = 256 };
 
-static int bad(const char *option, const char *value, const char *why)
-{
-    fprintf(stderr, "raftfsd: %s %s: %s\n", option, value != NULL ? value : "", why);
-    return 2;
-}
-
-/* A decimal unsigned integer in [min, max]; 0 or an exit status after a message. */
-static int parse_u64(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (s[0] < '0' || s[0] > '9')
-        return bad(option, s, "not a decimal number");
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return bad(option, s, "not a decimal number");
-    if (v < min || v > max) {
-        char why[96];
-        snprintf(why, sizeof why, "out of range (%llu to %llu)", (unsigned long long)min,
-                 (unsigned long long)max);
-        return bad(option, s, why);
-    }
-    *out = v;
-    return 0;
-}
-
-/* HOST:PORT with a non-empty host and a port in 1..65535. */
-static int check_address(const char *option, const char *s)
-{
-    const char *colon = strrchr(s, ':');
-    if (strlen(s) >= RAFT_ADDRESS_MAX)
-        return bad(option, s, "address too long");
-    if (colon == NULL || colon == s)
-        return bad(option, s, "want HOST:PORT");
-    uint64_t port;
-    char *end;
-    errno = 0;
-    port = strtoull(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || errno != 0 || port == 0 || port > 65535)
-        return bad(option, s, "the port must be a number from 1 to 65535");
-    return 0;
-}
-
-static int check_file(const char *option, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return bad(option, path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return bad(option, path, "not a regular file");
-    return 0;
-}
-
+/* Fill a from the defaults, the configuration file (-c FILE, or the default one if it exists)
+ * and the command line, which wins. Returns 0, or the exit status after a message. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    static const struct option longopts[] = {
-        {"id", required_argument, NULL, 'i'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"peer", required_argument, NULL, 'p'},
-        {"bootstrap", no_argument, NULL, 'b'},
-        {"cluster-id", required_argument, NULL, 'c'},
-        {"tls-ca", required_argument, NULL, 'A'},
-        {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"op-timeout", required_argument, NULL, 't'},
-        {"consistency", required_argument, NULL, 'n'},
-        {"max-file-size", required_argument, NULL, 'm'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    memset(a, 0, sizeof *a);
-    a->cluster_id = "raftfs";
-    a->op_timeout_ms = 5000;
-    a->consistency = FS_CONSISTENCY_OPEN;
-    a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
-    int ch, rc;
-    uint64_t v;
-    while ((ch = getopt_long(argc, argv, "fho:", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'i':
-            if ((rc = parse_u64("--id", optarg, 1, UINT64_MAX, &a->id)) != 0)
-                return rc;
-            break;
-        case 'd': a->data_dir = optarg; break;
-        case 'l':
-            if ((rc = check_address("--listen", optarg)) != 0)
-                return rc;
-            a->listen = optarg;
-            break;
-        case 'p': {
-            const char *eq = strchr(optarg, '=');
-            if (eq == NULL)
-                return bad("--peer", optarg, "want ID=HOST:PORT");
-            char id[32];
-            size_t n = (size_t)(eq - optarg);
-            if (n == 0 || n >= sizeof id)
-                return bad("--peer", optarg, "want ID=HOST:PORT with a numeric ID");
-            memcpy(id, optarg, n);
-            id[n] = '\0';
-            if ((rc = parse_u64("--peer", id, 1, UINT64_MAX, &v)) != 0)
-                return rc;
-            if ((rc = check_address("--peer", eq + 1)) != 0)
-                return rc;
-            if (raft_configuration_get(&a->peers, v) != NULL)
-                return bad("--peer", optarg, "this ID was already given");
-            if (a->peers.n >= RAFT_MAX_SERVERS)
-                return bad("--peer", optarg, "too many peers");
-            struct raft_server *s = &a->peers.servers[a->peers.n++];
-            s->id = v;
-            s->suffrage = RAFT_VOTER;
-            snprintf(s->address, sizeof s->address, "%s", eq + 1);
-            break;
-        }
-        case 'b': a->bootstrap = true; break;
-        case 'c':
-            if (optarg[0] == '\0' || strlen(optarg) > 64 || strchr(optarg, '/') != NULL)
-                return bad("--cluster-id", optarg, "want 1 to 64 characters, no '/'");
-            a->cluster_id = optarg;
-            break;
-        case 'A': a->tls_ca = optarg; break;
-        case 'C': a->tls_cert = optarg; break;
-        case 'K': a->tls_key = optarg; break;
-        case 't':
-            if ((rc = parse_u64("--op-timeout", optarg, 1, 3600, &v)) != 0)
-                return rc;
-            a->op_timeout_ms = (unsigned)v * 1000;
-            break;
-        case 'n':
-            if (strcmp(optarg, "open") == 0)
-                a->consistency = FS_CONSISTENCY_OPEN;
-            else if (strcmp(optarg, "strict") == 0)
-                a->consistency = FS_CONSISTENCY_STRICT;
-            else if (strcmp(optarg, "local") == 0)
-                a->consistency = FS_CONSISTENCY_LOCAL;
-            else
-                return bad("--consistency", optarg, "want open, strict or local");
-            break;
-        case 'm':
-            /* One file is committed as one log entry at most: the command format's limit. */
-            if ((rc = parse_u64("--max-file-size", optarg, 1, STORE_FSM_DEFAULT_FILE_MAX,
-                                &a->max_file_size)) != 0)
-                return rc;
-            break;
-        case 'o': a->fuse_options = optarg; break;
-        case 'f': break; /* the foreground is the only mode */
-        case 'h': fputs(USAGE, stdout); exit(0);
-        default: fputs(USAGE, stderr); return 2;
+    struct option longopts[CONFIG_N_KEYS + 4];
+    unsigned n = 0;
+    for (int k = 0; k < CONFIG_N_KEYS; k++)
+        if (k != CONFIG_MOUNTPOINT) /* the last argument */
+            longopts[n++] = (struct option){
+                config_key_name((enum config_key)k),
+                config_key_is_flag((enum config_key)k) ? no_argument : required_argument, NULL,
+                OPT_KEY_BASE + k};
+    longopts[n++] = (struct option){"config", required_argument, NULL, 'c'};
+    longopts[n++] = (struct option){"foreground", no_argument, NULL, 'f'};
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    static const char shortopts[] = "c:fho:";
+
+    config_init(a);
+    /* First pass: the configuration file, whose settings the command line then overrides. */
+    const char *file = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (ch == 'c')
+            file = optarg;
+        else if (ch == 'h') {
+            fputs(USAGE, stdout);
+            exit(0);
+        } else if (ch == '?') {
+            fputs(USAGE, stderr);
+            return 2;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "raftfsd: %s\n%s",
-                optind >= argc ? "the mount point is missing" : "only one mount point", USAGE);
+    char err[512];
+    int rc = file != NULL ? config_load(a, file, false, err, sizeof err)
+                          : config_load(a, CONFIG_DEFAULT_FILE, true, err, sizeof err);
+    if (rc != 0)
+        goto refused;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (ch >= OPT_KEY_BASE) {
+            enum config_key key = (enum config_key)(ch - OPT_KEY_BASE);
+            rc = config_set(a, key, config_key_is_flag(key) ? "yes" : optarg, NULL, 0, err,
+                            sizeof err);
+        } else if (ch == 'o') {
+            rc = config_set(a, CONFIG_FUSE_OPTIONS, optarg, NULL, 0, err, sizeof err);
+        }
+        /* -c was read in the first pass; -f: the foreground is the only mode. */
+        if (rc != 0)
+            goto refused;
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "raftfsd: only one mount point\n%s", USAGE);
         return 2;
     }
-    a->mountpoint = argv[optind];
-    struct {
-        const char *option;
-        const void *value;
-    } required[] = {
-        {"--id", a->id ? "" : NULL}, {"--data-dir", a->data_dir}, {"--listen", a->listen},
-        {"--tls-ca", a->tls_ca},     {"--tls-cert", a->tls_cert}, {"--tls-key", a->tls_key},
-    };
-    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
-        if (required[i].value == NULL)
-            return bad(required[i].option, NULL, "required");
-    if ((rc = check_file("--tls-ca", a->tls_ca)) != 0 ||
-        (rc = check_file("--tls-cert", a->tls_cert)) != 0 ||
-        (rc = check_file("--tls-key", a->tls_key)) != 0)
-        return rc;
-    struct stat st;
-    if (stat(a->mountpoint, &st) != 0)
-        return bad("mount point", a->mountpoint, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return bad("mount point", a->mountpoint, "not a directory");
-    const struct raft_server *self = raft_configuration_get(&a->peers, a->id);
-    if (self != NULL && strcmp(self->address, a->listen) != 0)
-        return bad("--peer", self->address, "this node's own entry differs from --listen");
-    if (a->bootstrap && self == NULL) {
-        if (a->peers.n >= RAFT_MAX_SERVERS)
-            return bad("--peer", NULL, "too many peers");
-        struct raft_server *s = &a->peers.servers[a->peers.n++];
-        s->id = a->id;
-        s->suffrage = RAFT_VOTER;
-        snprintf(s->address, sizeof s->address, "%s", a->listen);
-    }
+    if (optind < argc &&
+        (rc = config_set(a, CONFIG_MOUNTPOINT, argv[optind], NULL, 0, err, sizeof err)) != 0)
+        goto refused;
+    if ((rc = config_check(a, err, sizeof err)) != 0)
+        goto refused;
     return 0;
+
+refused:
+    fprintf(stderr, "raftfsd: %s\n", err);
+    return 2;
 }
 
 static void log_cb(void *ctx, enum raft_log_level level, const char *text)
@@ -242,15 +110,15 @@ int main(int argc, char **argv)
     struct args a;
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
-        return rc;
+        goto err_after_args;
 
+    rc = 1;
     if (mkdir(a.data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "raftfsd: --data-dir %s: %s\n", a.data_dir, strerror(errno));
-        return 1;
+        fprintf(stderr, "raftfsd: data-dir %s: %s\n", a.data_dir, strerror(errno));
+        goto err_after_args;
     }
-    char fsm_dir[4096];
-    if ((size_t)snprintf(fsm_dir, sizeof fsm_dir, "%s/fsm", a.data_dir) >= sizeof fsm_dir)
-        return bad("--data-dir", a.data_dir, "path too long");
+    char fsm_dir[4096]; /* config.c bounds a path to fewer than 4000 bytes */
+    snprintf(fsm_dir, sizeof fsm_dir, "%s/fsm", a.data_dir);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct store_fsm_options fo = {
@@ -262,7 +130,8 @@ int main(int argc, char **argv)
     rc = store_fsm_open(fsm_dir, &fo, &fsm);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
-        return 1;
+        rc = 1;
+        goto err_after_args;
     }
     if (store_fsm_was_emptied(fsm))
         log_cb(&a, RAFT_LOG_WARN,
@@ -326,11 +195,15 @@ int main(int argc, char **argv)
     raft_runtime_stop(rt);
     fs_close(fs);
     store_fsm_close(fsm);
+    config_free(&a);
     return rc == 0 ? 0 : 1;
 
 err_after_runtime:
     raft_runtime_stop(rt);
 err_after_fsm:
     store_fsm_close(fsm);
-    return 1;
+    rc = 1;
+err_after_args:
+    config_free(&a);
+    return rc;
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bats
+# raftfsd's configuration file (raftfs.conf(5)): a node configured by the file alone, the command
+# line overriding it, and every bad value, unknown key and missing file refused with status 2 and
+# a message that names the file, the line and the key.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    cluster_init 1
+    mkdir -p "$(mnt 1)"
+    CONF=$D/n1.conf
+}
+
+teardown() {
+    teardown_fs
+}
+
+# write_conf [EXTRA LINE]...: a complete configuration of node 1, then the extra lines.
+write_conf() {
+    {
+        echo "# node 1 of a one-node cluster"
+        echo "id = 1"
+        echo "data-dir = $D/n1"
+        echo "listen = $(addr 1)"
+        echo "peer = 1=$(addr 1)"
+        echo "bootstrap = yes"
+        echo "cluster-id = raftfs-test"
+        echo "   tls-ca   =  $D/tls/ca.crt  "
+        echo "tls-cert = $D/tls/1.crt"
+        echo "tls-key = $D/tls/1.key"
+        echo "ctl-socket = $D/n1.ctl"
+        echo "op-timeout = $OP_TIMEOUT"
+        echo "consistency = open"
+        echo "max-file-size = 1048576"
+        echo ""
+        echo "mountpoint = $(mnt 1)"
+        printf '%s\n' "$@"
+    } >"$CONF"
+}
+
+# start_conf [ARGS...]: raftfsd -c $CONF ARGS in the background, as fsd_start does.
+start_conf() {
+    "$RAFTFSD" -c "$CONF" "$@" >>"$D/n1.log" 2>&1 &
+    echo $! >"$D/n1.pid"
+}
+
+@test "a node configured by the file alone mounts and takes writes" {
+    write_conf
+    start_conf
+    wait_for 10 is_mounted 1
+    wait_for 15 fs_writable 1
+    echo "from the config" >"$(mnt 1)/f"
+    run cat "$(mnt 1)/f"
+    assert_output "from the config"
+    # max-file-size from the file is the limit (EFBIG past it).
+    run dd if=/dev/zero of="$(mnt 1)/big" bs=1M count=2 status=none
+    assert_failure
+    assert_output --partial "File too large"
+    fsd_stop 1
+}
+
+@test "the command line overrides the file" {
+    write_conf "fuse-options = ro"
+    mkdir -p "$D/other"
+    # The data directory, the mount point and the FUSE options of the file are all replaced.
+    start_conf --data-dir "$D/n1-cli" -o rw --op-timeout 1 "$(mnt 1)"
+    wait_for 10 is_mounted 1
+    wait_for 15 fs_writable 1
+    [ -d "$D/n1-cli/fsm" ]
+    [ ! -e "$D/n1" ]
+    fsd_stop 1
+    # The peers of the command line replace the file's: this node's entry in the file would
+    # clash with --listen otherwise.
+    write_conf "peer = 2=127.0.0.1:1"
+    run -2 "$RAFTFSD" -c "$CONF" --listen "$(addr 2)"
+    assert_output --partial "peer 1=$(addr 1): this node's own entry differs from listen"
+    run -2 "$RAFTFSD" -c "$CONF" --listen "$(addr 2)" --peer "3=$(addr 3)" --op-timeout 0
+    assert_output "raftfsd: --op-timeout 0: out of range (1 to 3600)"
+    run is_mounted 1
+    assert_failure
+}
+
+@test "every bad value in the file is refused with its file, line, key and reason" {
+    local bad=(
+        "id = 0|id = 0: out of range"
+        "listen = localhost|listen = localhost: want HOST:PORT"
+        "peer = 2=nowhere|peer = 2=nowhere: want HOST:PORT"
+        "peer = two=127.0.0.1:7|peer = two=127.0.0.1:7: the ID must be a number"
+        "bootstrap = perhaps|bootstrap = perhaps: want yes or no"
+        "cluster-id = a/b|cluster-id = a/b: want 1 to 64 characters"
+        "ctl-socket = /$(printf 'x%.0s' $(seq 1 120))|longer than a socket path may be"
+        "op-timeout = 0|op-timeout = 0: out of range (1 to 3600)"
+        "op-timeout = 5s|op-timeout = 5s: not a decimal number"
+        "consistency = sometimes|consistency = sometimes: want open, strict or local"
+        "max-file-size = 1G|max-file-size = 1G: not a decimal number"
+        "max-file-size = 999999999|max-file-size = 999999999: out of range (1 to 67108864)"
+        "data-dir =|data-dir = : an empty value"
+        "no equals sign|want KEY = VALUE"
+    )
+    for case in "${bad[@]}"; do
+        local line=${case%%|*} want=${case#*|}
+        # The bad line replaces the file's own setting of the key.
+        write_conf
+        grep -v "^${line%% *} =" "$CONF" >"$CONF.new" || true
+        echo "$line" >>"$CONF.new"
+        mv "$CONF.new" "$CONF"
+        local n
+        n=$(grep -c '' "$CONF")
+        run -2 "$RAFTFSD" -c "$CONF"
+        assert_output --partial "$CONF:$n: "
+        assert_output --partial "$want"
+    done
+    # Values checked once everything is read also name the line: a TLS file that is missing,
+    # a mount point that is not a directory.
+    write_conf "tls-key = $D/tls/none.key"
+    sed -i '/^tls-key = .*1.key$/d' "$CONF"
+    run -2 "$RAFTFSD" -c "$CONF"
+    assert_output --regexp "$CONF:[0-9]+: tls-key = $D/tls/none.key: No such file or directory"
+    write_conf "mountpoint = $CONF"
+    sed -i "\|^mountpoint = $(mnt 1)\$|d" "$CONF"
+    run -2 "$RAFTFSD" -c "$CONF"
+    assert_output --regexp "$CONF:[0-9]+: mountpoint = $CONF: not a directory"
+    run is_mounted 1
+    assert_failure
+}
+
+@test "unknown keys, repeated keys, a missing file and a directory are refused" {
+    write_conf "colour = blue"
+    run -2 "$RAFTFSD" -c "$CONF"
+    assert_output "raftfsd: $CONF:17: unknown key \"colour\" (see raftfs.conf(5))"
+    write_conf "id = 2"
+    run -2 "$RAFTFSD" --config "$CONF"
+    assert_output "raftfsd: $CONF:17: id: already set on line 2"
+    run -2 "$RAFTFSD" -c "$D/missing.conf" "$(mnt 1)"
+    assert_output "raftfsd: $D/missing.conf: No such file or directory"
+    run -2 "$RAFTFSD" -c "$D" "$(mnt 1)"
+    assert_output "raftfsd: $D: Is a directory"
+    # Without a file, the settings it would have given are required on the command line.
+    run -2 "$RAFTFSD" "$(mnt 1)"
+    assert_output "raftfsd: --id is required (or id in /etc/raftfs/raftfs.conf)"
+    run is_mounted 1
+    assert_failure
+}
