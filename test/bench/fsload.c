@@ -167,6 +167,7 @@ struct worker {
     const struct options *opt;
     pthread_barrier_t *start; /* shared: every thread's files are listed before the clock runs */
     const double *t0;         /* written by the main thread before the barrier releases */
+    const bool *is_go;        /* likewise: false if any thread's set-up failed */
     char dir[4096];           /* DIR/tK */
     char **names;             /* the regular files found in dir (stat, read, unlink); owned */
     size_t n_names;
@@ -328,7 +329,7 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(w->start);
     pthread_barrier_wait(w->start); /* the main thread has read the clock and checked errors */
     double t = *w->t0;
-    for (unsigned long i = 0; w->rc == 0 && !is_done(w, i, t); i++) {
+    for (unsigned long i = 0; *w->is_go && w->rc == 0 && !is_done(w, i, t); i++) {
         double begin = t;
         if (one_op(w, i, buf, rbuf) != 0) {
             w->rc = -1;
@@ -351,6 +352,7 @@ static int run_phase(const struct options *opt)
     pthread_t *ts = calloc(opt->threads, sizeof *ts);
     pthread_barrier_t start;
     double t0 = 0;
+    bool is_go = true;
     int rc = -1;
     if (ws == NULL || ts == NULL) {
         fprintf(stderr, "fsload: out of memory\n");
@@ -363,6 +365,7 @@ static int run_phase(const struct options *opt)
         w->opt = opt;
         w->start = &start;
         w->t0 = &t0;
+        w->is_go = &is_go;
         snprintf(w->dir, sizeof w->dir, "%s/t%u", opt->dir, started);
         if (pthread_create(&ts[started], NULL, worker_main, w) != 0) {
             fprintf(stderr, "fsload: cannot start thread %u\n", started);
@@ -375,13 +378,10 @@ static int run_phase(const struct options *opt)
         exit(1);
     }
     pthread_barrier_wait(&start);
-    bool is_ready = true;
     for (unsigned i = 0; i < opt->threads; i++)
         if (ws[i].rc != 0)
-            is_ready = false;
+            is_go = false;
     t0 = now();
-    if (!is_ready)
-        t0 -= opt->seconds + 1; /* every thread sees its time is up at once */
     pthread_barrier_wait(&start);
     for (unsigned i = 0; i < opt->threads; i++)
         pthread_join(ts[i], NULL);
@@ -390,7 +390,7 @@ static int run_phase(const struct options *opt)
     struct samples all = {0};
     unsigned long ops = 0;
     double end = t0;
-    rc = is_ready ? 0 : -1;
+    rc = is_go ? 0 : -1;
     for (unsigned i = 0; i < opt->threads; i++) {
         struct worker *w = &ws[i];
         if (w->rc != 0)
