@@ -66,6 +66,10 @@ LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
 BENCH_SRC := $(wildcard test/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
+# make bench: the small-file load generator, and libfuse's passthrough example to compare with.
+FSLOAD      := $(B)/test/bench/fsload
+PASSTHROUGH := $(B)/test/bench/passthrough_ll
+LIBFUSE_EXAMPLES ?= /usr/share/doc/libfuse3-dev/examples
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 
@@ -86,12 +90,12 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 .SECONDARY:
 
 .PHONY: all check check-unit check-sim check-mutants check-bats check-runtime lint fuzz clean \
-        install uninstall run stop
+        install uninstall run stop bench bench-scale
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
 all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
-     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER)
+     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER) $(FSLOAD)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -143,6 +147,23 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 $(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+$(FSLOAD): $(B)/test/bench/fsload.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+# libfuse's own passthrough_ll example, as the package ships it (Debian may gzip the examples),
+# built with its documented command line: third-party code, so without our warning flags.
+$(PASSTHROUGH):
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@ (from $(LIBFUSE_EXAMPLES))")
+	$(Q)for f in passthrough_ll.c passthrough_helpers.h; do \
+		if [ -f $(LIBFUSE_EXAMPLES)/$$f ]; then cp $(LIBFUSE_EXAMPLES)/$$f $(dir $@); \
+		elif [ -f $(LIBFUSE_EXAMPLES)/$$f.gz ]; then gzip -dc $(LIBFUSE_EXAMPLES)/$$f.gz >$(dir $@)$$f; \
+		else echo "bench: $(LIBFUSE_EXAMPLES)/$$f not found: install libfuse3-dev" \
+			"(tools/install-deps)" >&2; exit 1; fi; \
+	done
+	$(Q)$(CC) -Wall -O2 -g $(FUSE_CFLAGS) -o $@ $(dir $@)passthrough_ll.c -lfuse3 -lpthread
 
 # Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly: the core,
 # the store, and the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL).
@@ -200,6 +221,14 @@ $(BENCH_TARGETS): bench-%: $(B)/test/bench/bench_%
 
 # The storage benchmark covers both environments: the state machine's figures come first.
 bench-store: bench-fsm
+
+# The small-file workload on a raftfsd cluster, a local directory and passthrough_ll (about
+# three minutes), and the daemons' memory with 100,000 files.
+SMALLFILE_DEPS := $(B)/raftfsd $(B)/raftfs-ctl $(FSLOAD) $(PASSTHROUGH)
+bench: $(SMALLFILE_DEPS)
+	$(Q)test/bench/run-smallfile $(B)
+bench-scale: $(SMALLFILE_DEPS)
+	$(Q)test/bench/run-smallfile --scale 100000 $(B)
 
 # Each fuzzer runs FUZZ_SECONDS on its own corpus folder (kept under the build folder).
 fuzz: $(FUZZ_SRC:test/fuzz/%.c=$(B)/fuzz/%)
