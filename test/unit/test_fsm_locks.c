@@ -330,6 +330,24 @@ static void waiters_are_granted_in_order(void **state)
     fx_close(&f);
 }
 
+static void a_downgrade_lets_readers_in(void **state)
+{
+    (void)state;
+    struct fx f;
+    assert_int_equal(fx_open(&f), 0);
+    uint64_t ino = new_file(&f, "a"), s1 = open_session(&f, 1), s2 = open_session(&f, 2);
+    assert_int_equal(px(&f, ino, s1, 1, WR, 0, 10).err, 0);
+    assert_true(lock(&f, ino, s2, 2, PX, RD, 5, 10, WAIT).lock_queued);
+    assert_true(lock(&f, ino, s2, 3, PX, WR, 0, 1, WAIT).lock_queued);
+    struct store_fsm_result r = px(&f, ino, s1, 1, RD, 0, 10);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.n_wakeups, 1); /* the reader; the writer still conflicts */
+    assert_int_equal(r.wakeups[0].owner, 2);
+    assert_int_equal(r.wakeups[0].token, r.token);
+    assert_held(&f, ino, "1:R:0+10 2:R:5+10");
+    fx_close(&f);
+}
+
 static void cancel_and_deleted_file_answer_waiters(void **state)
 {
     (void)state;
@@ -640,6 +658,50 @@ static void the_lock_table_has_a_limit(void **state)
     fx_close(&f);
 }
 
+/* Several entries in one batch: each result points at its own wakeups. */
+static void one_batch_many_entries(void **state)
+{
+    (void)state;
+    struct fx f;
+    assert_int_equal(fx_open(&f), 0);
+    uint64_t ino = new_file(&f, "a"), s = open_session(&f, 1);
+    struct store_cmd c[5];
+    struct store_fsm_result res[5];
+    for (int i = 0; i < 5; i++) {
+        c[i] = cmd_base(&f, STORE_CMD_LOCK);
+        c[i].ino = ino;
+        c[i].session = s;
+        c[i].lock_kind = PX;
+        c[i].flags = STORE_CMD_LOCK_WAIT;
+        c[i].request = (uint64_t)i + 1;
+        c[i].index = f.index + 2 * (uint64_t)i + 1; /* no-op entries in between */
+    }
+    c[0].owner = 1, c[0].lock_type = WR;
+    c[1].owner = 2, c[1].lock_type = RD;
+    c[2].owner = 3, c[2].lock_type = RD;
+    c[3].owner = 1, c[3].lock_type = UN;
+    c[4].owner = 2, c[4].lock_type = UN;
+    uint64_t last = c[4].index + 1;
+    assert_int_equal(store_fsm_apply_batch(f.fsm, last, 1, c, 5, res), 0);
+    f.index = last;
+    assert_int_equal(res[0].token, c[0].index);
+    assert_true(res[1].lock_queued && res[2].lock_queued);
+    assert_int_equal(res[3].n_wakeups, 2); /* both readers */
+    assert_ptr_not_equal(res[3].wakeups, NULL);
+    assert_int_equal(res[3].wakeups[0].request, 2);
+    assert_int_equal(res[3].wakeups[1].request, 3);
+    assert_int_equal(res[3].wakeups[0].token, c[3].index);
+    assert_int_equal(res[4].n_wakeups, 0);
+    assert_null(res[4].wakeups);
+    assert_held(&f, ino, "3:R:0+0");
+    /* Indexes out of order are refused, nothing applied. */
+    c[0].index = last + 2;
+    c[1].index = last + 1;
+    assert_int_equal(store_fsm_apply_batch(f.fsm, last + 2, 1, c, 2, res), RFS_ERANGE);
+    assert_held(&f, ino, "3:R:0+0");
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +710,7 @@ int main(void)
         cmocka_unit_test(upgrade_and_downgrade_are_atomic),
         cmocka_unit_test(flock_and_posix_are_independent),
         cmocka_unit_test(waiters_are_granted_in_order),
+        cmocka_unit_test(a_downgrade_lets_readers_in),
         cmocka_unit_test(cancel_and_deleted_file_answer_waiters),
         cmocka_unit_test(deadlocks_are_refused),
         cmocka_unit_test(session_end_releases_everything),
@@ -656,6 +719,7 @@ int main(void)
         cmocka_unit_test(snapshot_keeps_locks_and_digest_covers_them),
         cmocka_unit_test(digest_changes_with_locks),
         cmocka_unit_test(the_lock_table_has_a_limit),
+        cmocka_unit_test(one_batch_many_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
