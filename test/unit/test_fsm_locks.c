@@ -76,14 +76,14 @@ static struct store_fsm_result px(struct fx *f, uint64_t ino, uint64_t s, uint64
 }
 
 struct collected {
-    struct store_fsm_lock locks[64];
+    struct store_fsm_lock locks[512];
     size_t n;
 };
 
 static int collect(void *arg, const struct store_fsm_lock *l)
 {
     struct collected *c = arg;
-    if (c->n < 64)
+    if (c->n < sizeof c->locks / sizeof c->locks[0])
         c->locks[c->n++] = *l;
     return 0;
 }
@@ -702,6 +702,129 @@ static void one_batch_many_entries(void **state)
     fx_close(&f);
 }
 
+/* Random blocking and non-blocking requests, unlocks, cancels, releases and session ends and
+ * reopens by several owners of three nodes on three files. After every command: no two held
+ * locks conflict, every waiter conflicts with a held lock or an earlier waiter (else it should
+ * have been granted), and the queue is what it was, plus the request just queued, minus exactly
+ * the waiters the command's wakeups reported. RAFTFS_SEED=N replays a seed. */
+struct waiter_key {
+    uint64_t session, request;
+};
+
+static bool lock_conflicts(const struct store_fsm_lock *a, const struct store_fsm_lock *b)
+{
+    uint64_t ae = a->len ? a->start + a->len - 1 : UINT64_MAX;
+    uint64_t be = b->len ? b->start + b->len - 1 : UINT64_MAX;
+    return a->ino == b->ino && a->kind == b->kind &&
+           !(a->session == b->session && a->owner == b->owner) && a->start <= be &&
+           b->start <= ae && (a->type == WR || b->type == WR);
+}
+
+static void check_queues(struct fx *f, uint64_t seed, unsigned step, struct waiter_key *expect,
+                         size_t n_expect)
+{
+    struct collected c = locks_of(f, 0);
+    size_t n_wait = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        const struct store_fsm_lock *a = &c.locks[i];
+        if (a->state == STORE_FSM_LOCK_WAITING) {
+            bool blocked = false, known = false;
+            for (size_t j = 0; j < c.n && !blocked; j++)
+                blocked = (j < i || c.locks[j].state != STORE_FSM_LOCK_WAITING) &&
+                          lock_conflicts(a, &c.locks[j]);
+            for (size_t k = 0; k < n_expect && !known; k++)
+                known = expect[k].session == a->session && expect[k].request == a->request;
+            if (!blocked || !known)
+                fail_msg("seed %llu step %u: waiter %llu/%llu %s", (unsigned long long)seed, step,
+                         (unsigned long long)a->session, (unsigned long long)a->request,
+                         !blocked ? "could be granted" : "is not expected");
+            n_wait++;
+            continue;
+        }
+        for (size_t j = i + 1; j < c.n; j++)
+            if (c.locks[j].state != STORE_FSM_LOCK_WAITING && lock_conflicts(a, &c.locks[j]))
+                fail_msg("seed %llu step %u: held locks conflict", (unsigned long long)seed, step);
+    }
+    if (n_wait != n_expect)
+        fail_msg("seed %llu step %u: %zu waiters, expected %zu", (unsigned long long)seed, step,
+                 n_wait, n_expect);
+}
+
+static void random_queues_keep_their_invariants(void **state)
+{
+    (void)state;
+    uint64_t seed0 = test_seed();
+    for (uint64_t seed = seed0; seed < seed0 + 6; seed++) {
+        struct fx f;
+        assert_int_equal(fx_open(&f), 0);
+        uint64_t files[3] = {new_file(&f, "a"), new_file(&f, "b"), new_file(&f, "c")};
+        uint64_t sessions[3];
+        for (int n = 0; n < 3; n++)
+            sessions[n] = open_session(&f, (uint64_t)n + 1);
+        struct waiter_key expect[64];
+        size_t n_expect = 0;
+        uint64_t rng = seed;
+        for (unsigned step = 0; step < 400; step++) {
+            int node = (int)(test_rand(&rng) % 3);
+            uint64_t s = sessions[node], owner = 1 + test_rand(&rng) % 3;
+            uint64_t ino = files[test_rand(&rng) % 3];
+            unsigned what = (unsigned)(test_rand(&rng) % 100);
+            struct store_fsm_result r;
+            if (what < 70 && n_expect < 60) {
+                uint8_t kind = test_rand(&rng) % 4 ? PX : FL;
+                uint8_t type = (uint8_t)(test_rand(&rng) % 3);
+                uint64_t start = kind == FL ? 0 : test_rand(&rng) % 20;
+                uint64_t len = kind == FL ? 0 : test_rand(&rng) % 8;
+                r = lock(&f, ino, s, owner, kind, type, start, len, test_rand(&rng) % 2);
+                if (r.lock_queued)
+                    expect[n_expect++] = (struct waiter_key){s, next_request - 1};
+            } else if (what < 80 && n_expect > 0) {
+                struct waiter_key w = expect[test_rand(&rng) % n_expect];
+                struct collected c = locks_of(&f, 0);
+                for (size_t i = 0; i < c.n; i++)
+                    if (c.locks[i].session == w.session && c.locks[i].request == w.request)
+                        ino = c.locks[i].ino;
+                struct store_cmd cmd = cmd_base(&f, STORE_CMD_LOCK_CANCEL);
+                cmd.ino = ino;
+                cmd.session = w.session;
+                cmd.request = w.request;
+                r = apply(&f, &cmd);
+            } else if (what < 92) {
+                struct store_cmd cmd = cmd_base(&f, STORE_CMD_LOCK_RELEASE);
+                cmd.ino = ino;
+                cmd.session = s;
+                cmd.owner = owner;
+                cmd.lock_kind = test_rand(&rng) % 2 ? PX : FL;
+                r = apply(&f, &cmd);
+            } else if (what < 96) {
+                r = end_session(&f, s, 0);
+                sessions[node] = open_session(&f, (uint64_t)node + 1);
+            } else {
+                struct store_cmd cmd = cmd_base(&f, STORE_CMD_SESSION_OPEN);
+                cmd.node = (uint64_t)node + 1;
+                r = apply(&f, &cmd);
+                sessions[node] = r.session;
+            }
+            if (r.err >= RFS_ERROR_BASE)
+                fail_msg("seed %llu step %u: store error %d", (unsigned long long)seed, step,
+                         r.err);
+            for (size_t k = 0; k < r.n_wakeups; k++) {
+                size_t at = n_expect;
+                for (size_t i = 0; i < n_expect; i++)
+                    if (expect[i].session == r.wakeups[k].session &&
+                        expect[i].request == r.wakeups[k].request)
+                        at = i;
+                if (at == n_expect)
+                    fail_msg("seed %llu step %u: wakeup of a request not waiting",
+                             (unsigned long long)seed, step);
+                expect[at] = expect[--n_expect];
+            }
+            check_queues(&f, seed, step, expect, n_expect);
+        }
+        fx_close(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +843,7 @@ int main(void)
         cmocka_unit_test(digest_changes_with_locks),
         cmocka_unit_test(the_lock_table_has_a_limit),
         cmocka_unit_test(one_batch_many_entries),
+        cmocka_unit_test(random_queues_keep_their_invariants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
