@@ -239,19 +239,22 @@ static bool owner_blocks(const struct lock_list *l, uint64_t session, uint64_t o
     return false;
 }
 
-/* Invariant 3. For the waiters before position upto, in order: does req's owner block it,
- * directly (it conflicts with a lock the owner holds) or through the queue (it conflicts with
- * an earlier waiter the owner blocks)? Such a waiter cannot go before req's owner changes its
- * locks anyway, so req need not queue behind it. */
-static void owner_blocks_queue(const struct lock_list *l, const struct lk *req, size_t upto,
-                               bool *blocked)
+/* Invariant 3. Does req's owner block waiter i, directly (it conflicts with a lock the owner
+ * holds) or through the queue (it conflicts with an earlier waiter the owner blocks)? Such a
+ * waiter cannot go before req's owner changes its locks anyway, so req need not queue behind
+ * it. blocked[0..*known) holds the answers so far; they are computed only as far as asked, so
+ * a request that conflicts with no waiter costs no pass over the queue. */
+static bool owner_blocks_waiter(const struct lock_list *l, const struct lk *req, size_t i,
+                                bool *blocked, size_t *known)
 {
-    for (size_t i = 0; i < upto; i++) {
-        const struct lk *w = &l->wait[i];
-        blocked[i] = owner_blocks(l, req->session, req->owner, w);
-        for (size_t j = 0; j < i && !blocked[i]; j++)
-            blocked[i] = blocked[j] && conflicts(w, &l->wait[j]);
+    for (; *known <= i; (*known)++) {
+        size_t k = *known;
+        const struct lk *w = &l->wait[k];
+        blocked[k] = owner_blocks(l, req->session, req->owner, w);
+        for (size_t j = 0; j < k && !blocked[k]; j++)
+            blocked[k] = blocked[j] && conflicts(w, &l->wait[j]);
     }
+    return blocked[i];
 }
 
 /* First of the waiters before position upto that req must wait behind, or -1. Calls fn (if
@@ -260,10 +263,10 @@ static long waiters_ahead(const struct lock_list *l, const struct lk *req, size_
                           int (*fn)(void *, const struct lk *), void *arg, int *err)
 {
     bool blocked[STORE_FSM_LOCKS_MAX];
-    owner_blocks_queue(l, req, upto, blocked);
+    size_t known = 0;
     long first = -1;
     for (size_t i = 0; i < upto; i++) {
-        if (blocked[i] || !conflicts(req, &l->wait[i]))
+        if (!conflicts(req, &l->wait[i]) || owner_blocks_waiter(l, req, i, blocked, &known))
             continue;
         if (fn == NULL)
             return (long)i;
@@ -389,6 +392,27 @@ static int wake(struct fsm_txn *t, const struct lock_list *l, const struct lk *w
     return store__wakeup_add(t, &up);
 }
 
+/* Can granting waiter i let an earlier waiter go? Only if the grant weakens its owner's locks
+ * (a read lock over the owner's write lock), or the owner has an earlier waiter, which its new
+ * lock may free from queueing behind others (invariant 3). Otherwise a grant only adds to what
+ * blocks the waiters before it. */
+static bool grant_may_free_earlier(const struct lock_list *l, size_t i)
+{
+    const struct lk *w = &l->wait[i];
+    for (size_t j = 0; j < i; j++)
+        if (same_owner(&l->wait[j], w->session, w->owner))
+            return true;
+    if (w->type != STORE_CMD_LOCK_READ)
+        return false;
+    for (size_t j = 0; j < l->n_held; j++) {
+        const struct lk *h = &l->held[j];
+        if (h->kind == w->kind && same_owner(h, w->session, w->owner) &&
+            h->type == STORE_CMD_LOCK_WRITE && overlaps(h, w->start, w->end))
+            return true;
+    }
+    return false;
+}
+
 /* Invariant 4: grant every waiter that may go, front first, until none may. */
 static int grant_waiters(struct fsm_txn *t, struct lock_list *l)
 {
@@ -398,15 +422,17 @@ static int grant_waiters(struct fsm_txn *t, struct lock_list *l)
             i++;
             continue;
         }
+        bool look_again = grant_may_free_earlier(l, i);
         w.token = t->index;
         w.time = t->now;
         int r = set_held(l, &w, 0);
         if (fsm_is_store_error(r))
             return r;
-        wait_remove(l, i);
+        wait_remove(l, i); /* the next waiter moves into slot i */
         if ((r = wake(t, l, &w, r == 0 ? w.token : 0, r)) != 0)
             return r;
-        i = 0; /* a grant may weaken the owner's own locks: look again from the front */
+        if (look_again)
+            i = 0;
     }
     return 0;
 }

@@ -348,6 +348,25 @@ static void a_downgrade_lets_readers_in(void **state)
     fx_close(&f);
 }
 
+/* A waiter's grant that downgrades its owner's own lock lets an earlier waiter in. */
+static void a_granted_downgrade_frees_an_earlier_waiter(void **state)
+{
+    (void)state;
+    struct fx f;
+    assert_int_equal(fx_open(&f), 0);
+    uint64_t ino = new_file(&f, "a"), s = open_session(&f, 1);
+    assert_int_equal(px(&f, ino, s, 1, WR, 0, 10).err, 0);
+    assert_int_equal(px(&f, ino, s, 3, WR, 20, 10).err, 0);
+    assert_true(lock(&f, ino, s, 2, PX, RD, 0, 10, WAIT).lock_queued); /* behind 1's write */
+    assert_true(lock(&f, ino, s, 1, PX, RD, 0, 30, WAIT).lock_queued); /* behind 3's write */
+    struct store_fsm_result r = px(&f, ino, s, 3, UN, 0, 0);
+    assert_int_equal(r.n_wakeups, 2);
+    assert_int_equal(r.wakeups[0].owner, 1);
+    assert_int_equal(r.wakeups[1].owner, 2);
+    assert_held(&f, ino, "1:R:0+30 2:R:0+10");
+    fx_close(&f);
+}
+
 static void cancel_and_deleted_file_answer_waiters(void **state)
 {
     (void)state;
@@ -834,6 +853,7 @@ int main(void)
         cmocka_unit_test(flock_and_posix_are_independent),
         cmocka_unit_test(waiters_are_granted_in_order),
         cmocka_unit_test(a_downgrade_lets_readers_in),
+        cmocka_unit_test(a_granted_downgrade_frees_an_earlier_waiter),
         cmocka_unit_test(cancel_and_deleted_file_answer_waiters),
         cmocka_unit_test(deadlocks_are_refused),
         cmocka_unit_test(session_end_releases_everything),
