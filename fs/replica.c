@@ -37,6 +37,8 @@ static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_resul
             r->data = malloc(sizeof res[i]);
             if (r->data == NULL)
                 return RFS_ENOMEM;
+            res[i].wakeups = NULL; /* borrowed from fsm: the proposer's copy cannot keep it */
+            res[i].n_wakeups = 0;
             memcpy(r->data, &res[i], sizeof res[i]);
             r->len = sizeof res[i];
         }
@@ -69,10 +71,12 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
         if (e->type == RAFT_ENTRY_COMMAND) {
             if (run->n == RUN_MAX && (rc = flush(fsm, run, results)) != 0)
                 break;
-            if (store_cmd_decode(e->data, e->len, &run->cmds[run->n]) != 0)
+            if (store_cmd_decode(e->data, e->len, &run->cmds[run->n]) != 0) {
                 results[i].status = EINVAL; /* the same verdict on every node */
-            else
+            } else {
+                run->cmds[run->n].index = e->index; /* session IDs and lock tokens */
                 run->slots[run->n++] = i;
+            }
         }
         run->index = e->index;
         run->term = e->term;

@@ -11,14 +11,25 @@
  *   R rdev u32     V valid u32    S size u64     O offset u64
  *   A atime i64 sec + u32 nsec    T mtime i64 sec + u32 nsec
  *   N name (u16 length + bytes)   n name2 (u16 length + bytes)
- *   L data (u16 length + bytes)   D data (u32 length + bytes) */
+ *   L data (u16 length + bytes)   D data (u32 length + bytes)
+ * version 2 (sessions and locks):
+ *   J node u64     X session u64  W owner u64    K request u64  B start u64   E len u64
+ *   Y pid u32      Z delay_ms u32 k lock_kind u8 t lock_type u8 */
 static const char *const bodies[STORE_CMD_TYPE_END] = {
-    [STORE_CMD_CREATE] = "PMUGFN",  [STORE_CMD_MKNOD] = "PMUGRN", [STORE_CMD_MKDIR] = "PMUGN",
-    [STORE_CMD_UNLINK] = "PFN",     [STORE_CMD_RMDIR] = "PFN",    [STORE_CMD_SYMLINK] = "PUGNL",
-    [STORE_CMD_LINK] = "PQN",       [STORE_CMD_RENAME] = "PQFNn", [STORE_CMD_SETATTR] = "PVMUGSAT",
-    [STORE_CMD_WRITE] = "POD",      [STORE_CMD_REPLACE] = "PD",   [STORE_CMD_SETXATTR] = "PFND",
-    [STORE_CMD_REMOVEXATTR] = "PN", [STORE_CMD_FORGET] = "P",
+    [STORE_CMD_CREATE] = "PMUGFN",     [STORE_CMD_MKNOD] = "PMUGRN",
+    [STORE_CMD_MKDIR] = "PMUGN",       [STORE_CMD_UNLINK] = "PFN",
+    [STORE_CMD_RMDIR] = "PFN",         [STORE_CMD_SYMLINK] = "PUGNL",
+    [STORE_CMD_LINK] = "PQN",          [STORE_CMD_RENAME] = "PQFNn",
+    [STORE_CMD_SETATTR] = "PVMUGSAT",  [STORE_CMD_WRITE] = "POD",
+    [STORE_CMD_REPLACE] = "PD",        [STORE_CMD_SETXATTR] = "PFND",
+    [STORE_CMD_REMOVEXATTR] = "PN",    [STORE_CMD_FORGET] = "P",
+    [STORE_CMD_SESSION_OPEN] = "J",    [STORE_CMD_SESSION_END] = "XZ",
+    [STORE_CMD_LOCK] = "PXWKYktBEF",   [STORE_CMD_LOCK_CANCEL] = "PXK",
+    [STORE_CMD_LOCK_RELEASE] = "PXWk",
 };
+
+/* The first type of version 2; every type before it is version 1. */
+#define FIRST_V2_TYPE STORE_CMD_SESSION_OPEN
 
 static const char *const type_names[STORE_CMD_TYPE_END] = {
     [STORE_CMD_CREATE] = "create",
@@ -35,6 +46,11 @@ static const char *const type_names[STORE_CMD_TYPE_END] = {
     [STORE_CMD_SETXATTR] = "setxattr",
     [STORE_CMD_REMOVEXATTR] = "removexattr",
     [STORE_CMD_FORGET] = "forget",
+    [STORE_CMD_SESSION_OPEN] = "session-open",
+    [STORE_CMD_SESSION_END] = "session-end",
+    [STORE_CMD_LOCK] = "lock",
+    [STORE_CMD_LOCK_CANCEL] = "lock-cancel",
+    [STORE_CMD_LOCK_RELEASE] = "lock-release",
 };
 
 #define HEADER_SIZE 14 /* version u8, type u8, time sec i64, time nsec u32 */
@@ -45,6 +61,13 @@ const char *store_cmd_type_name(unsigned type)
     if (type == 0 || type >= STORE_CMD_TYPE_END)
         return "unknown";
     return type_names[type];
+}
+
+unsigned store_cmd_version_of(unsigned type)
+{
+    if (type == 0 || type >= STORE_CMD_TYPE_END)
+        return 0;
+    return type < FIRST_V2_TYPE ? 1 : 2;
 }
 
 static const char *body_of(unsigned type)
@@ -61,13 +84,23 @@ static size_t field_size(char code, const struct store_cmd *cmd)
     case 'P':
     case 'Q':
     case 'S':
-    case 'O': return 8;
+    case 'O':
+    case 'J':
+    case 'X':
+    case 'W':
+    case 'K':
+    case 'B':
+    case 'E': return 8;
     case 'F':
     case 'M':
     case 'U':
     case 'G':
     case 'R':
-    case 'V': return 4;
+    case 'V':
+    case 'Y':
+    case 'Z': return 4;
+    case 'k':
+    case 't': return 1;
     case 'A': return cmd->atime_nsec < NSEC_LIMIT ? 12 : 0;
     case 'T': return cmd->mtime_nsec < NSEC_LIMIT ? 12 : 0;
     case 'N': return cmd->name_len <= UINT16_MAX ? 2 + cmd->name_len : 0;
@@ -129,7 +162,7 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
     if (cap < need)
         return RFS_ERANGE;
     uint8_t *p = buf;
-    *p++ = STORE_CMD_VERSION;
+    *p++ = (uint8_t)store_cmd_version_of(cmd->type);
     *p++ = cmd->type;
     p = put_u64(p, (uint64_t)cmd->time_sec);
     p = put_u32(p, cmd->time_nsec);
@@ -145,6 +178,16 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
         case 'G': p = put_u32(p, cmd->gid); break;
         case 'R': p = put_u32(p, cmd->rdev); break;
         case 'V': p = put_u32(p, cmd->valid); break;
+        case 'J': p = put_u64(p, cmd->node); break;
+        case 'X': p = put_u64(p, cmd->session); break;
+        case 'W': p = put_u64(p, cmd->owner); break;
+        case 'K': p = put_u64(p, cmd->request); break;
+        case 'B': p = put_u64(p, cmd->start); break;
+        case 'E': p = put_u64(p, cmd->len); break;
+        case 'Y': p = put_u32(p, cmd->pid); break;
+        case 'Z': p = put_u32(p, cmd->delay_ms); break;
+        case 'k': *p++ = cmd->lock_kind; break;
+        case 't': *p++ = cmd->lock_type; break;
         case 'A':
             p = put_u64(p, (uint64_t)cmd->atime_sec);
             p = put_u32(p, cmd->atime_nsec);
@@ -222,11 +265,10 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd)
     if (buf == NULL || len < HEADER_SIZE || len > STORE_CMD_MAX_ENCODED)
         return RFS_EDECODE;
     struct reader r = {.p = buf, .left = len, .bad = 0};
-    if (get_le(&r, 1) != STORE_CMD_VERSION)
-        return RFS_EDECODE;
+    unsigned version = (unsigned)get_le(&r, 1);
     unsigned type = (unsigned)get_le(&r, 1);
     const char *body = body_of(type);
-    if (body == NULL)
+    if (body == NULL || version != store_cmd_version_of(type))
         return RFS_EDECODE;
     cmd->type = (uint8_t)type;
     get_time(&r, &cmd->time_sec, &cmd->time_nsec);
@@ -242,6 +284,16 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd)
         case 'G': cmd->gid = (uint32_t)get_le(&r, 4); break;
         case 'R': cmd->rdev = (uint32_t)get_le(&r, 4); break;
         case 'V': cmd->valid = (uint32_t)get_le(&r, 4); break;
+        case 'J': cmd->node = get_le(&r, 8); break;
+        case 'X': cmd->session = get_le(&r, 8); break;
+        case 'W': cmd->owner = get_le(&r, 8); break;
+        case 'K': cmd->request = get_le(&r, 8); break;
+        case 'B': cmd->start = get_le(&r, 8); break;
+        case 'E': cmd->len = get_le(&r, 8); break;
+        case 'Y': cmd->pid = (uint32_t)get_le(&r, 4); break;
+        case 'Z': cmd->delay_ms = (uint32_t)get_le(&r, 4); break;
+        case 'k': cmd->lock_kind = (uint8_t)get_le(&r, 1); break;
+        case 't': cmd->lock_type = (uint8_t)get_le(&r, 1); break;
         case 'A': get_time(&r, &cmd->atime_sec, &cmd->atime_nsec); break;
         case 'T': get_time(&r, &cmd->mtime_sec, &cmd->mtime_nsec); break;
         case 'N':

@@ -7,8 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Version byte of every encoded command. A decoder refuses any other value. */
-#define STORE_CMD_VERSION 1
+/* Version byte of an encoded command: the version that introduced its type. Version 1 has the
+ * filesystem commands (CREATE..FORGET), version 2 adds node sessions and locks (SESSION_OPEN..
+ * LOCK_RELEASE). Each type is encoded under exactly one version byte and a decoder refuses any
+ * other, so an encoding stays canonical and a build that predates version 2 refuses its
+ * commands by their version byte. */
+#define STORE_CMD_VERSION 2 /* the newest version this build decodes */
 
 /* Largest encoded command the decoder accepts, whatever the buffer length (64 MiB of data
  * plus headers). Keeps a hostile length from describing more than a log entry may hold. */
@@ -29,6 +33,13 @@ enum store_cmd_type {
     STORE_CMD_SETXATTR,    /* ino, name, data=value, flags XATTR_CREATE/XATTR_REPLACE */
     STORE_CMD_REMOVEXATTR, /* ino, name */
     STORE_CMD_FORGET,      /* ino: the last open handle of an orphan is gone; delete it */
+    /* version 2: node sessions and locks (store/fsm_locks.c, store/fsm_session.c) */
+    STORE_CMD_SESSION_OPEN, /* node: open a session, ending the node's earlier one at once */
+    STORE_CMD_SESSION_END,  /* session, delay_ms: end it (lock-delay), or remove it once ended */
+    STORE_CMD_LOCK,         /* ino, session, owner, request, pid, lock_kind, lock_type, start,
+                               len, flags LOCK_WAIT */
+    STORE_CMD_LOCK_CANCEL,  /* ino, session, request: withdraw a waiting request (interrupt) */
+    STORE_CMD_LOCK_RELEASE, /* ino, session, owner, lock_kind: drop all the owner holds (close) */
     STORE_CMD_TYPE_END
 };
 
@@ -43,6 +54,20 @@ enum store_cmd_type {
 /* flags of SETXATTR (same meaning as Linux setxattr) */
 #define STORE_CMD_XATTR_CREATE  0x1u
 #define STORE_CMD_XATTR_REPLACE 0x2u
+
+/* flags of LOCK: wait in the inode's queue when the lock cannot be granted now (F_SETLKW,
+ * flock without LOCK_NB) instead of answering EAGAIN. */
+#define STORE_CMD_LOCK_WAIT 0x1u
+
+/* lock_kind of LOCK and LOCK_RELEASE. The two kinds never conflict with each other, as on
+ * Linux's local filesystems. */
+#define STORE_CMD_LOCK_FLOCK 1 /* flock(2): whole file, one lock per open file description */
+#define STORE_CMD_LOCK_POSIX 2 /* fcntl(2) byte ranges: classic POSIX and OFD locks */
+
+/* lock_type of LOCK: the values of Linux's F_RDLCK, F_WRLCK and F_UNLCK (asm-generic). */
+#define STORE_CMD_LOCK_READ   0
+#define STORE_CMD_LOCK_WRITE  1
+#define STORE_CMD_LOCK_UNLOCK 2
 
 /* valid bits of SETATTR. *_NOW means "the command's timestamp" and wins over the explicit
  * value bit of the same time. */
@@ -84,6 +109,20 @@ struct store_cmd {
     size_t name2_len;
     const uint8_t *data;
     size_t data_len;
+    /* sessions and locks (version 2) */
+    uint64_t node;     /* SESSION_OPEN: raft ID of the node */
+    uint64_t session;  /* the node session the lock command acts for */
+    uint64_t owner;    /* lock owner within the session (FUSE lock_owner) */
+    uint64_t request;  /* request ID, unique within the session: names a waiter */
+    uint64_t start;    /* LOCK: first byte */
+    uint64_t len;      /* LOCK: bytes; 0 means to the end of the file (and beyond) */
+    uint32_t pid;      /* LOCK: process asking, for F_GETLK and listings */
+    uint32_t delay_ms; /* SESSION_END: lock-delay */
+    uint8_t lock_kind; /* STORE_CMD_LOCK_FLOCK or STORE_CMD_LOCK_POSIX */
+    uint8_t lock_type; /* STORE_CMD_LOCK_READ, _WRITE or _UNLOCK */
+    /* Not encoded: the raft log index of the entry carrying the command, set by whoever
+     * applies it (store_fsm_apply_batch). Session IDs and fencing tokens are made from it. */
+    uint64_t index;
 };
 
 /* Bytes store_cmd_encode needs for cmd; 0 if cmd cannot be encoded (unknown type, a name
@@ -100,6 +139,9 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
  * RFS_EDECODE. Names are not validated here (apply decides ENAMETOOLONG etc.). On success
  * cmd's pointers borrow buf, which must outlive their use. */
 int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd);
+
+/* Version byte of type (see STORE_CMD_VERSION); 0 for an unknown type. */
+unsigned store_cmd_version_of(unsigned type);
 
 /* Name of a command type for messages ("create", ...); "unknown" otherwise. Static string. */
 const char *store_cmd_type_name(unsigned type);

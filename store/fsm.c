@@ -297,6 +297,8 @@ static int open_tables(struct store_fsm *fsm, MDB_txn *txn)
         {"symlinks", offsetof(struct store_fsm, symlinks)},
         {"xattrs", offsetof(struct store_fsm, xattrs)},
         {"orphans", offsetof(struct store_fsm, orphans)},
+        {"locks", offsetof(struct store_fsm, locks)},
+        {"sessions", offsetof(struct store_fsm, sessions)},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)fsm + tables[i].off);
@@ -473,10 +475,19 @@ int store__fsm_env_open(struct store_fsm *fsm)
             r = RFS_ECORRUPT;
             goto err_after_txn;
         }
-        if (fsm_get_le(val.mv_data, 4) != FSM_FORMAT_VERSION) {
+        uint32_t version = (uint32_t)fsm_get_le(val.mv_data, 4);
+        if (version == 1) {
+            /* Version 2 only adds the locks and sessions tables, which open_tables has just
+             * created empty: exactly the state of a version 1 store. */
+            struct fsm_txn t = {.fsm = fsm, .txn = txn};
+            uint8_t buf[4];
+            fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
+            if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0)
+                goto err_after_txn;
+        } else if (version != FSM_FORMAT_VERSION) {
             r = RFS_EFORMAT;
             snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s: format version %u, expected %u", dir,
-                     (unsigned)fsm_get_le(val.mv_data, 4), FSM_FORMAT_VERSION);
+                     (unsigned)version, FSM_FORMAT_VERSION);
             goto err_after_txn;
         }
     }
@@ -529,6 +540,7 @@ void store_fsm_close(struct store_fsm *fsm)
     unsynced_end(fsm);
     mdb_env_close(fsm->env);
     pthread_rwlock_destroy(&fsm->lock);
+    free(fsm->wakeups);
     free(fsm->dir);
     free(fsm);
 }
@@ -540,17 +552,47 @@ bool store_fsm_was_emptied(const struct store_fsm *fsm)
 
 /* --- apply: batches, no-ops, configuration ------------------------------------------------- */
 
+int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w)
+{
+    struct store_fsm *fsm = t->fsm;
+    if (fsm->n_wakeups == fsm->wakeups_cap) {
+        size_t cap = fsm->wakeups_cap ? 2 * fsm->wakeups_cap : 16;
+        struct store_fsm_wakeup *p = realloc(fsm->wakeups, cap * sizeof *p);
+        if (p == NULL) {
+            snprintf(fsm->errmsg, sizeof fsm->errmsg, "record %zu lock wakeups: out of memory",
+                     cap);
+            return RFS_ENOMEM;
+        }
+        fsm->wakeups = p;
+        fsm->wakeups_cap = cap;
+    }
+    fsm->wakeups[fsm->n_wakeups++] = *w;
+    return 0;
+}
+
+static bool is_lock_type(unsigned type)
+{
+    return type >= STORE_CMD_SESSION_OPEN && type < STORE_CMD_TYPE_END;
+}
+
 static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
 {
     int r;
+    size_t mark = t->fsm->n_wakeups;
     memset(res, 0, sizeof *res);
     t->now = (struct store_fsm_time){c->time_sec, c->time_nsec};
+    t->index = c->index;
     switch (c->type) {
     case STORE_CMD_WRITE: r = store__cmd_write(t, c, res); break;
     case STORE_CMD_REPLACE: r = store__cmd_replace(t, c, res); break;
     case STORE_CMD_SETATTR: r = store__cmd_setattr(t, c, res); break;
     case STORE_CMD_SETXATTR: r = store__cmd_setxattr(t, c, res); break;
     case STORE_CMD_REMOVEXATTR: r = store__cmd_removexattr(t, c, res); break;
+    case STORE_CMD_SESSION_OPEN:
+    case STORE_CMD_SESSION_END: r = store__cmd_session(t, c, res); break;
+    case STORE_CMD_LOCK:
+    case STORE_CMD_LOCK_CANCEL:
+    case STORE_CMD_LOCK_RELEASE: r = store__cmd_lock(t, c, res); break;
     default: r = store__cmd_namespace(t, c, res); break;
     }
     if (fsm_is_store_error(r))
@@ -558,11 +600,48 @@ static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_
     if (r != 0) {
         memset(res, 0, sizeof *res);
         res->err = r;
+        t->fsm->n_wakeups = mark; /* an errno answer changed nothing, so it woke nobody */
+    }
+    res->n_wakeups = t->fsm->n_wakeups - mark;
+    return 0;
+}
+
+/* Point each result at its wakeups, once the batch is done and the buffer stops moving. */
+static void link_wakeups(struct store_fsm *fsm, struct store_fsm_result *results, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        results[i].wakeups = results[i].n_wakeups ? fsm->wakeups + at : NULL;
+        at += results[i].n_wakeups;
+    }
+}
+
+/* The commands' own indexes: see store_fsm_apply_batch. */
+static int check_cmd_indexes(struct store_fsm *fsm, uint64_t applied, uint64_t index,
+                             const struct store_cmd *cmds, size_t n)
+{
+    uint64_t prev = applied;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t at = cmds[i].index;
+        if (at == 0 && is_lock_type(cmds[i].type)) {
+            snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply %s at index %llu: no entry index",
+                     store_cmd_type_name(cmds[i].type), (unsigned long long)index);
+            return RFS_EINVAL;
+        }
+        if (at == 0)
+            continue;
+        if (at <= prev || at > index) {
+            snprintf(fsm->errmsg, sizeof fsm->errmsg,
+                     "apply batch up to %llu: command index %llu after %llu",
+                     (unsigned long long)index, (unsigned long long)at, (unsigned long long)prev);
+            return RFS_ERANGE;
+        }
+        prev = at;
     }
     return 0;
 }
 
-static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index)
+static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index, uint64_t *out)
 {
     uint64_t applied;
     int r = meta_get_u64(fsm, txn, META_APPLIED, &applied, 0);
@@ -573,6 +652,8 @@ static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index)
                  (unsigned long long)index, (unsigned long long)applied);
         return RFS_ERANGE;
     }
+    if (out != NULL)
+        *out = applied;
     return 0;
 }
 
@@ -600,7 +681,9 @@ static int apply_one_by_one(struct store_fsm *fsm, uint64_t index, uint64_t term
     struct fsm_txn t = {.fsm = fsm, .txn = txn};
     if ((r = put_applied(&t, index, term)) != 0)
         goto err_after_txn;
+    fsm->n_wakeups = 0;
     for (size_t i = 0; i < n; i++) {
+        size_t mark = fsm->n_wakeups;
         if ((rc = mdb_txn_begin(fsm->env, txn, 0, &child)) != 0) {
             r = store__fsm_mdb_error(fsm, rc, "begin nested transaction");
             goto err_after_txn;
@@ -611,6 +694,7 @@ static int apply_one_by_one(struct store_fsm *fsm, uint64_t index, uint64_t term
             mdb_txn_abort(child);
             memset(&results[i], 0, sizeof results[i]);
             results[i].err = ENOSPC;
+            fsm->n_wakeups = mark;
             continue;
         }
         if (r != 0) {
@@ -622,7 +706,9 @@ static int apply_one_by_one(struct store_fsm *fsm, uint64_t index, uint64_t term
             goto err_after_txn;
         }
     }
-    return commit(fsm, txn, index);
+    if ((r = commit(fsm, txn, index)) == 0)
+        link_wakeups(fsm, results, n);
+    return r;
 
 err_after_txn:
     mdb_txn_abort(txn);
@@ -640,15 +726,21 @@ int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
     if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
         return store__fsm_mdb_error(fsm, rc, "begin transaction");
     struct fsm_txn t = {.fsm = fsm, .txn = txn};
-    if ((r = check_index(fsm, txn, index)) != 0)
+    uint64_t applied;
+    if ((r = check_index(fsm, txn, index, &applied)) != 0)
+        goto err_after_txn;
+    if ((r = check_cmd_indexes(fsm, applied, index, cmds, n)) != 0)
         goto err_after_txn;
     if ((r = put_applied(&t, index, term)) != 0)
         goto err_after_txn;
+    fsm->n_wakeups = 0;
     for (size_t i = 0; i < n; i++) {
         if ((r = apply_one(&t, &cmds[i], &results[i])) != 0)
             goto err_after_txn;
     }
-    return commit(fsm, txn, index);
+    if ((r = commit(fsm, txn, index)) == 0)
+        link_wakeups(fsm, results, n);
+    return r;
 
 err_after_txn:
     mdb_txn_abort(txn);
@@ -672,7 +764,7 @@ int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term,
     if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
         return store__fsm_mdb_error(fsm, rc, "begin transaction");
     struct fsm_txn t = {.fsm = fsm, .txn = txn};
-    if ((r = check_index(fsm, txn, index)) != 0)
+    if ((r = check_index(fsm, txn, index, NULL)) != 0)
         goto err_after_txn;
     if ((r = put_applied(&t, index, term)) != 0)
         goto err_after_txn;

@@ -29,6 +29,12 @@
 #define STORE_FSM_DEFAULT_MAP_SIZE  ((uint64_t)1024 * 1024 * 1024)
 #define STORE_FSM_DEFAULT_MAX_LINKS 65000
 #define STORE_FSM_DIGEST_SIZE       32
+#define STORE_FSM_LOCKS_MAX         1024 /* lock records (held and waiting) per inode: ENOLCK */
+
+/* Read-only extended attribute holding the fencing token of the newest lock held on a file,
+ * as decimal ASCII. Outside the user., trusted. and security. namespaces, so no user's own
+ * attribute can take the name; FUSE passes every name to getxattr. */
+#define STORE_FSM_XATTR_LOCK_TOKEN "raftfs.lock_token"
 
 struct store_fsm;
 
@@ -87,8 +93,22 @@ bool store_fsm_was_emptied(const struct store_fsm *fsm);
  * inode 12: MDB_MAP_FULL"); "" if none. Borrowed until the next apply call. */
 const char *store_fsm_errmsg(const struct store_fsm *fsm);
 
+/* A waiting lock request that a command answered: granted (err 0, with its token), or failed
+ * (err ENOLCK: its session ended; ENOENT: its file was deleted; EINTR: LOCK_CANCEL withdrew
+ * it). Every waiter leaves its queue exactly once, through one of these. */
+struct store_fsm_wakeup {
+    uint64_t ino;
+    uint64_t session;
+    uint64_t owner;
+    uint64_t request;
+    uint64_t token; /* granted: the fencing token (the granting entry's index); 0 otherwise */
+    int err;
+};
+
 /* Outcome of one command. err is 0 or a positive errno decided by the state machine; when it
- * is non-zero nothing was changed and the other fields are zero. */
+ * is non-zero nothing was changed and the other fields are zero, with one exception that
+ * follows Linux: a flock conversion refused with EAGAIN has already dropped the old lock, and
+ * its wakeups list the waiters that let in. */
 struct store_fsm_result {
     int err;
     uint64_t ino;               /* inode created or changed (rename: the moved inode) */
@@ -98,11 +118,22 @@ struct store_fsm_result {
     uint64_t dropped_ino;       /* UNLINK/RMDIR/RENAME: inode that lost a link, or 0 */
     uint32_t dropped_nlink;     /* its link count afterwards */
     bool dropped_is_orphan;     /* it reached 0 links and was kept as an orphan (KEEP_OPEN) */
+    uint64_t session;           /* SESSION_OPEN: the new session's ID (its entry's index) */
+    struct store_fsm_time delay_until; /* SESSION_END: lock-delay end, zero if removed now */
+    uint64_t token;                    /* LOCK granted now: its fencing token */
+    bool lock_queued;                  /* LOCK with WAIT: waiting; a wakeup will answer it */
+    /* Waiters this command granted or failed, in order. Borrowed from fsm until the next
+     * apply call: a copy of the result must not keep the pointer. */
+    const struct store_fsm_wakeup *wakeups;
+    size_t n_wakeups;
 };
 
 /* Apply cmds[0..n) in order, in one LMDB write transaction that also records index and term
  * as the last applied entry, and fill results[0..n). index must be greater than the applied
- * index (RFS_ERANGE otherwise, nothing applied). If the map fills up, the batch is applied
+ * index (RFS_ERANGE otherwise, nothing applied). cmds[i].index is the log index of the entry
+ * carrying cmds[i]: 0 (unknown) is allowed for filesystem commands; session and lock commands
+ * need it (RFS_EINVAL otherwise); the non-zero ones must increase strictly, exceed the applied
+ * index and not exceed index (RFS_ERANGE otherwise). If the map fills up, the batch is applied
  * again command by command (nested transactions) so that exactly the commands that do not
  * fit get ENOSPC and everything else applies. Errors: RFS_ESTICKY (an earlier commit failed:
  * reopen), RFS_ENOSPACE (not even the applied index fits), RFS_EIO, RFS_ECORRUPT: then nothing
@@ -161,8 +192,9 @@ int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *b
 int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len);
 
 /* Value of extended attribute name (NUL-terminated) of ino into buf (cap bytes); *len is the
- * value's size. cap 0 only asks for the size. Errors: ENOENT, ENODATA, ERANGE (cap too small),
- * EOPNOTSUPP (unknown namespace). */
+ * value's size. cap 0 only asks for the size. STORE_FSM_XATTR_LOCK_TOKEN gives the newest
+ * fencing token held on ino (ENODATA when no lock is held). Errors: ENOENT, ENODATA, ERANGE
+ * (cap too small), EOPNOTSUPP (unknown namespace). */
 int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, void *buf, size_t cap,
                        size_t *len);
 
@@ -183,10 +215,72 @@ struct store_fsm_statfs {
 int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out);
 
 /* SHA-256 over the logical contents (inode numbers and attributes, entries by name, file
- * bytes with holes and zeros alike, symlink targets, xattrs, orphans, the inode counter and
- * the limits), in a canonical order. Independent of LMDB layout, of readdir offsets and of
- * the applied index and configuration. Written to out. */
+ * bytes with holes and zeros alike, symlink targets, xattrs, orphans, locks and their queues,
+ * sessions, the inode counter and the limits), in a canonical order. Independent of LMDB layout, of
+ * readdir offsets and of the applied index and configuration. Written to out. */
 int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE]);
+
+/* --- sessions and locks (fsm_session.c, fsm_locks.c) ------------------------------------ */
+
+enum store_fsm_lock_state {
+    STORE_FSM_LOCK_HELD = 1,
+    STORE_FSM_LOCK_WAITING,
+    STORE_FSM_LOCK_DELAYED, /* held by an ended session whose lock-delay has not run out */
+};
+
+/* One lock record, held or waiting. */
+struct store_fsm_lock {
+    uint64_t ino;
+    uint64_t session;
+    uint64_t node; /* the session's node */
+    uint64_t owner;
+    uint64_t request; /* the request that asked for it */
+    uint64_t start;
+    uint64_t len;               /* 0: to the end of the file */
+    uint64_t token;             /* held: fencing token; waiting: 0 */
+    struct store_fsm_time time; /* held: when granted; waiting: when asked */
+    uint32_t pid;
+    uint8_t kind;  /* STORE_CMD_LOCK_FLOCK or _POSIX */
+    uint8_t type;  /* STORE_CMD_LOCK_READ or _WRITE (getlk: _UNLOCK when nothing conflicts) */
+    uint8_t state; /* enum store_fsm_lock_state */
+};
+
+/* What F_GETLK answers for (session, owner) asking for a lock of kind and type (read or write)
+ * on [start, start + len) (len 0: to the end): the conflicting lock held by another owner with
+ * the lowest start (ties: lowest session, then owner); if none, the earliest waiter this
+ * request would queue behind (state WAITING: raftfs grants in order, so it blocks as well);
+ * otherwise out->type is STORE_CMD_LOCK_UNLOCK. Errors: ENOENT (no such inode), EINVAL (bad
+ * kind or type), EOVERFLOW (the range passes the largest offset, 2^63 - 1). */
+int store_fsm_getlk(struct store_fsm *fsm, uint64_t ino, uint64_t session, uint64_t owner,
+                    uint8_t kind, uint8_t type, uint64_t start, uint64_t len,
+                    struct store_fsm_lock *out);
+
+/* Called for each lock record; lock is borrowed for the call. Return non-zero to stop. */
+typedef int (*store_fsm_lock_fn)(void *arg, const struct store_fsm_lock *lock);
+
+/* Every lock record of inode ino (0: of every inode, by inode number): held ones by kind and
+ * start, then waiters in queue order. fn runs inside a read transaction: it must not call
+ * fsm's apply functions. */
+int store_fsm_locks(struct store_fsm *fsm, uint64_t ino, store_fsm_lock_fn fn, void *arg);
+
+enum store_fsm_session_state {
+    STORE_FSM_SESSION_LIVE = 1,
+    STORE_FSM_SESSION_ENDED, /* its locks wait out the lock-delay; no new requests */
+};
+
+struct store_fsm_session {
+    uint64_t id; /* the index of the entry that opened it */
+    uint64_t node;
+    uint8_t state; /* enum store_fsm_session_state */
+    struct store_fsm_time opened;
+    struct store_fsm_time ended;       /* ENDED only */
+    struct store_fsm_time delay_until; /* ENDED only */
+};
+
+typedef int (*store_fsm_session_fn)(void *arg, const struct store_fsm_session *session);
+
+/* Every session, by ID. Same rules for fn as store_fsm_locks. */
+int store_fsm_sessions(struct store_fsm *fsm, store_fsm_session_fn fn, void *arg);
 
 /* --- snapshots (fsm_snapshot.c) --------------------------------------------------------- */
 

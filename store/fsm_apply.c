@@ -189,6 +189,8 @@ static int inode_destroy(struct fsm_txn *t, const struct fsm_inode *node)
                                     (unsigned long long)node->ino);
     if ((r = store__xattr_drop_all(t, node->ino)) != 0)
         return r;
+    if ((r = store__locks_drop_inode(t, node->ino)) != 0)
+        return r;
     rc = mdb_del(t->txn, t->fsm->orphans, &key, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store__fsm_mdb_error(t->fsm, rc, "delete orphan %llu",

@@ -11,6 +11,9 @@
  *     'L' len u32, target                                 symlinks
  *     'X' name_len u16, name, len u32, value              per xattr, by name bytes
  *     'O' len u32, the orphan value                       orphans
+ *     'K' len u32, the lock list value                    inodes with locks or waiters
+ *   'S' session u64, session record (48 bytes)            per session, ascending
+ * A store without locks or sessions has the digest it had before format 2.
  * Left out on purpose: the applied index and term, the configuration, readdir cookies (they
  * record the order entries were made, not what the tree holds) and nblocks (a block of
  * written zeros and a hole read the same). */
@@ -132,6 +135,31 @@ static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_ino
         add_value(w, 'O', &val);
     else if (rc != MDB_NOTFOUND)
         return store__fsm_mdb_error(NULL, rc, "digest");
+    /* The lock list value is canonical (store/fsm_locks.c, invariant 1). */
+    rc = mdb_get(w->txn, fsm->locks, &key, &val);
+    if (rc == 0)
+        add_value(w, 'K', &val);
+    else if (rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(NULL, rc, "digest");
+    return 0;
+}
+
+static int add_sessions(struct store_fsm *fsm, struct walk *w)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, fsm->sessions, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "digest cursor");
+    MDB_val key, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        add_tag(w, 'S');
+        rfs_sha256_update(&w->sha, key.mv_data, key.mv_size);
+        rfs_sha256_update(&w->sha, val.mv_data, val.mv_size);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(NULL, rc, "digest walk");
     return 0;
 }
 
@@ -172,6 +200,8 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
     if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
         r = store__fsm_mdb_error(NULL, rc, "digest walk");
     mdb_cursor_close(cur);
+    if (r == 0)
+        r = add_sessions(fsm, &w);
     if (r == 0)
         rfs_sha256_final(&w.sha, out);
 out:

@@ -11,7 +11,7 @@
 #include "store/error.h"
 #include "store/fsm.h"
 
-#define FSM_FORMAT_VERSION 1
+#define FSM_FORMAT_VERSION 2 /* 2: locks and sessions; a version 1 env is upgraded on open */
 #define FSM_BLOCK_SIZE     4096u
 #define FSM_DIRENT_SIZE    20u /* tmpfs's BOGO_DIRENT_SIZE: a directory's size grows by it */
 #define FSM_FIRST_COOKIE   3u  /* readdir offsets 1 and 2 are "." and ".." */
@@ -30,6 +30,8 @@ struct store_fsm {
     MDB_dbi symlinks;
     MDB_dbi xattrs;
     MDB_dbi orphans;
+    MDB_dbi locks;    /* ino -> the inode's lock list (fsm_locks.c) */
+    MDB_dbi sessions; /* session -> session record (fsm_session.c) */
     uint64_t map_size;
     uint64_t max_file_size; /* limits, read from meta on open */
     uint32_t max_links;
@@ -38,6 +40,9 @@ struct store_fsm {
     bool is_unsynced; /* commits are not synced: opts.unsynced_apply and a boot id is known */
     bool was_emptied; /* the open found a stale crash marker and emptied the environment */
     char errmsg[256]; /* owned by the apply thread */
+    /* Wakeups of the batch being applied; results point into it (owned by the apply thread). */
+    struct store_fsm_wakeup *wakeups;
+    size_t n_wakeups, wakeups_cap;
 };
 
 /* An inode as held in memory while applying (the record layout is in fsm.c). */
@@ -63,6 +68,7 @@ struct fsm_txn {
     struct store_fsm *fsm;
     MDB_txn *txn;
     struct store_fsm_time now;
+    uint64_t index; /* log index of the command being applied (0 when unknown) */
 };
 
 /* Open fsm->dir's environment with fsm->opts (fsm.c). */
@@ -149,6 +155,34 @@ int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino);
  * bytes (if from_be64 is true) are >= from. */
 int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_from, uint64_t from,
                          const char *what);
+
+/* --- sessions and locks (fsm_session.c, fsm_locks.c) --------------------------------------- */
+
+#define FSM_SESSION_RECORD 48u
+
+struct fsm_session {
+    uint64_t id;
+    uint64_t node;
+    uint8_t state; /* enum store_fsm_session_state */
+    struct store_fsm_time opened, ended, delay_until;
+};
+
+/* Session id in txn: 0, ENOENT, or a store error. fsm may be NULL (reader). */
+int store__session_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t id, struct fsm_session *out);
+void store__session_decode(uint64_t id, const uint8_t *rec, struct fsm_session *out);
+int store__cmd_session(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+
+int store__cmd_lock(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+/* Session ended or is being removed: its waiters go (wakeups with ENOLCK); with is_removed its
+ * held locks go too, and whoever waited for them is granted. Without is_removed the held locks
+ * stay (lock-delay) and *has_held (if not NULL) tells whether there are any. */
+int store__locks_drop_session(struct fsm_txn *t, uint64_t session, bool is_removed, bool *has_held);
+/* Inode ino is being destroyed: drop its lock list, failing its waiters with ENOENT. */
+int store__locks_drop_inode(struct fsm_txn *t, uint64_t ino);
+/* Newest token held on ino: 0, ENODATA (no lock held), or a store error. */
+int store__lock_token(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, uint64_t *token);
+/* Record a wakeup of the command being applied. Only store errors (RFS_ENOMEM). */
+int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w);
 
 /* --- namespace commands (fsm_apply.c) ------------------------------------------------------ */
 

@@ -2,6 +2,8 @@
  * namespace rules (user., trusted., security.; user.* only on regular files and
  * directories) and its order of checks. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -113,6 +115,25 @@ int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino)
     return store__delete_prefix(t, t->fsm->xattrs, ino, false, 0, "xattrs");
 }
 
+/* The read-only attribute STORE_FSM_XATTR_LOCK_TOKEN: the newest fencing token held on ino,
+ * in decimal. Same conventions as store_fsm_getxattr. */
+static int lock_token_value(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, void *buf,
+                            size_t cap, size_t *len)
+{
+    uint64_t token;
+    char text[24];
+    int r = store__lock_token(fsm, txn, ino, &token);
+    if (r != 0)
+        return r;
+    *len = (size_t)snprintf(text, sizeof text, "%" PRIu64, token);
+    if (cap == 0)
+        return 0;
+    if (cap < *len)
+        return ERANGE;
+    memcpy(buf, text, *len);
+    return 0;
+}
+
 int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, void *buf, size_t cap,
                        size_t *len)
 {
@@ -128,6 +149,10 @@ int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, vo
     int r = store__inode_get(fsm, txn, ino, &node);
     if (r != 0)
         goto out;
+    if (strcmp(name, STORE_FSM_XATTR_LOCK_TOKEN) == 0) {
+        r = lock_token_value(fsm, txn, ino, buf, cap, len);
+        goto out;
+    }
     int ns = namespace_check(name, name_len, &is_user);
     if (is_user && !S_ISREG(node.mode) && !S_ISDIR(node.mode)) {
         r = ENODATA;

@@ -49,11 +49,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         atexit(cleanup);
     }
-    /* Point inode fields at inodes that may exist, so commands get past ENOENT. */
+    /* Point inode and session fields at ones that may exist (session IDs are entry indexes),
+     * so commands get past ENOENT and ENOLCK. */
     cmd.ino = cmd.ino % (next_index + 3);
     cmd.ino2 = cmd.ino2 % (next_index + 3);
+    cmd.session = cmd.session % (next_index + 1);
+    cmd.index = ++next_index;
     struct store_fsm_result res;
-    r = store_fsm_apply_batch(fsm, ++next_index, 1, &cmd, 1, &res);
+    r = store_fsm_apply_batch(fsm, next_index, 1, &cmd, 1, &res);
     if (r != 0 || res.err < 0 || res.err >= 1000)
         abort();
     return 0;

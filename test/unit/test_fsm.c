@@ -877,7 +877,7 @@ static void reopen_refuses_other_format(void **state)
     assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t v[4] = {2, 0, 0, 0};
+    uint8_t v[4] = {3, 0, 0, 0};
     MDB_val key = {6, "format"}, val = {4, v};
     assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
@@ -885,6 +885,32 @@ static void reopen_refuses_other_format(void **state)
     struct store_fsm *fsm = NULL;
     assert_int_equal(store_fsm_open(f->dir, NULL, &fsm), RFS_EFORMAT);
     assert_null(fsm);
+    /* Format 1 (before locks and sessions) is upgraded to 2 in place. */
+    v[0] = 1;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, STORE_FSM_DEFAULT_MAP_SIZE);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(store_fsm_open(f->dir, NULL, &fsm), 0);
+    assert_int_equal(store_fsm_getattr(fsm, STORE_FSM_ROOT_INO, &(struct store_fsm_attr){0}), 0);
+    store_fsm_close(fsm);
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
+    assert_int_equal(val.mv_size, 4);
+    assert_int_equal(((const uint8_t *)val.mv_data)[0], 2);
+    assert_int_equal(mdb_dbi_open(txn, "locks", 0, &dbi), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions", 0, &dbi), 0);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
     /* A fresh store for teardown. */
     fx_rmdir(f->dir);
     assert_int_equal(fx_open(f), 0);

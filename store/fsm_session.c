@@ -1,0 +1,226 @@
+/* Node sessions of the inode state machine: every node holds one while it is in contact with
+ * the leader; locks belong to a session and go when it ends. The leader decides when a session
+ * has timed out; this file only applies the decision (SESSION_END) and the node's own
+ * SESSION_OPEN, from the command and the stored state alone.
+ *
+ * Lifecycle: SESSION_OPEN(node) makes session <entry index> LIVE and removes the node's
+ * earlier session at once (the node restarted: its old holders are gone). SESSION_END of a LIVE
+ * session fails its waiters and, if it holds locks and the command asks for a lock-delay,
+ * leaves it ENDED until command time + delay: its locks keep blocking others, so a holder that
+ * was only paused cannot have its lock handed on at once. SESSION_END of an ENDED session whose
+ * delay has passed (by the command's time) removes it and its locks. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/fsm_internal.h"
+
+/* Record (48 bytes, LE): node u64, opened sec i64, ended sec i64, delay-until sec i64, opened
+ * nsec u32, ended nsec u32, delay-until nsec u32, state u8, 3 reserved bytes. */
+static void session_encode(const struct fsm_session *s, uint8_t *rec)
+{
+    memset(rec, 0, FSM_SESSION_RECORD);
+    fsm_put_le(rec, s->node, 8);
+    fsm_put_le(rec + 8, (uint64_t)s->opened.sec, 8);
+    fsm_put_le(rec + 16, (uint64_t)s->ended.sec, 8);
+    fsm_put_le(rec + 24, (uint64_t)s->delay_until.sec, 8);
+    fsm_put_le(rec + 32, s->opened.nsec, 4);
+    fsm_put_le(rec + 36, s->ended.nsec, 4);
+    fsm_put_le(rec + 40, s->delay_until.nsec, 4);
+    rec[44] = s->state;
+}
+
+void store__session_decode(uint64_t id, const uint8_t *rec, struct fsm_session *s)
+{
+    s->id = id;
+    s->node = fsm_get_le(rec, 8);
+    s->opened.sec = (int64_t)fsm_get_le(rec + 8, 8);
+    s->ended.sec = (int64_t)fsm_get_le(rec + 16, 8);
+    s->delay_until.sec = (int64_t)fsm_get_le(rec + 24, 8);
+    s->opened.nsec = (uint32_t)fsm_get_le(rec + 32, 4);
+    s->ended.nsec = (uint32_t)fsm_get_le(rec + 36, 4);
+    s->delay_until.nsec = (uint32_t)fsm_get_le(rec + 40, 4);
+    s->state = rec[44];
+}
+
+static bool record_ok(const MDB_val *v)
+{
+    if (v->mv_size != FSM_SESSION_RECORD)
+        return false;
+    uint8_t state = ((const uint8_t *)v->mv_data)[44];
+    return state == STORE_FSM_SESSION_LIVE || state == STORE_FSM_SESSION_ENDED;
+}
+
+int store__session_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t id, struct fsm_session *out)
+{
+    uint8_t k[8];
+    fsm_put_be64(k, id);
+    MDB_val key = {8, k}, val;
+    int rc = mdb_get(txn, fsm->sessions, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "get session %llu", (unsigned long long)id);
+    if (!record_ok(&val))
+        return RFS_ECORRUPT;
+    store__session_decode(id, val.mv_data, out);
+    return 0;
+}
+
+static int session_put(struct fsm_txn *t, const struct fsm_session *s)
+{
+    uint8_t k[8], rec[FSM_SESSION_RECORD];
+    fsm_put_be64(k, s->id);
+    session_encode(s, rec);
+    MDB_val key = {8, k}, val = {sizeof rec, rec};
+    int rc = mdb_put(t->txn, t->fsm->sessions, &key, &val, 0);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "put session %llu", (unsigned long long)s->id);
+    return 0;
+}
+
+/* Remove session id and every lock and waiter it has. */
+static int session_remove(struct fsm_txn *t, uint64_t id)
+{
+    int r = store__locks_drop_session(t, id, true, NULL);
+    if (r != 0)
+        return r;
+    uint8_t k[8];
+    fsm_put_be64(k, id);
+    MDB_val key = {8, k};
+    int rc = mdb_del(t->txn, t->fsm->sessions, &key, NULL);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "delete session %llu", (unsigned long long)id);
+    return 0;
+}
+
+static int time_cmp(struct store_fsm_time a, struct store_fsm_time b)
+{
+    if (a.sec != b.sec)
+        return a.sec < b.sec ? -1 : 1;
+    return a.nsec < b.nsec ? -1 : a.nsec > b.nsec;
+}
+
+static struct store_fsm_time time_add_ms(struct store_fsm_time t, uint32_t ms)
+{
+    uint64_t nsec = t.nsec + (uint64_t)(ms % 1000) * 1000000u;
+    t.sec += ms / 1000 + (int64_t)(nsec / 1000000000u);
+    t.nsec = (uint32_t)(nsec % 1000000000u);
+    return t;
+}
+
+static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
+                            struct store_fsm_result *res)
+{
+    struct fsm_session s;
+    if (c->node == 0)
+        return EINVAL; /* raft IDs are non-zero */
+    int r = store__session_get(t->fsm, t->txn, t->index, &s);
+    if (r == 0) {
+        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
+                 "open session %llu: the ID is taken (commands need their own entry's index)",
+                 (unsigned long long)t->index);
+        return RFS_ERANGE;
+    }
+    if (r != ENOENT)
+        return r;
+    /* The node's earlier session (at most one, live or ended): find it, then remove it, so the
+     * cursor does not walk a table being changed. */
+    uint64_t old = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->txn, t->fsm->sessions, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "open cursor on sessions");
+    MDB_val key, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 8 || !record_ok(&val) ||
+            (fsm_get_le(val.mv_data, 8) == c->node && old != 0)) {
+            mdb_cursor_close(cur);
+            return RFS_ECORRUPT;
+        }
+        if (fsm_get_le(val.mv_data, 8) == c->node)
+            old = fsm_get_be64(key.mv_data);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(t->fsm, rc, "list sessions");
+    if (old != 0 && (r = session_remove(t, old)) != 0)
+        return r;
+    s = (struct fsm_session){
+        .id = t->index, .node = c->node, .state = STORE_FSM_SESSION_LIVE, .opened = t->now};
+    if ((r = session_put(t, &s)) != 0)
+        return r;
+    res->session = s.id;
+    return 0;
+}
+
+static int cmd_session_end(struct fsm_txn *t, const struct store_cmd *c,
+                           struct store_fsm_result *res)
+{
+    struct fsm_session s;
+    int r = store__session_get(t->fsm, t->txn, c->session, &s);
+    if (r != 0)
+        return r;
+    res->session = s.id;
+    if (s.state == STORE_FSM_SESSION_ENDED) {
+        if (time_cmp(t->now, s.delay_until) < 0)
+            return EBUSY; /* the lock-delay still runs */
+        return session_remove(t, s.id);
+    }
+    bool has_held = false;
+    if (c->delay_ms > 0 && (r = store__locks_drop_session(t, s.id, false, &has_held)) != 0)
+        return r;
+    if (!has_held)
+        return session_remove(t, s.id);
+    s.state = STORE_FSM_SESSION_ENDED;
+    s.ended = t->now;
+    s.delay_until = time_add_ms(t->now, c->delay_ms);
+    res->delay_until = s.delay_until;
+    return session_put(t, &s);
+}
+
+int store__cmd_session(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    if (c->type == STORE_CMD_SESSION_OPEN)
+        return cmd_session_open(t, c, res);
+    return cmd_session_end(t, c, res);
+}
+
+int store_fsm_sessions(struct store_fsm *fsm, store_fsm_session_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int r = store__fsm_read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    int rc = mdb_cursor_open(txn, fsm->sessions, &cur);
+    if (rc != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "sessions cursor");
+        goto out;
+    }
+    MDB_val key, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 8 || !record_ok(&val)) {
+            r = RFS_ECORRUPT;
+            break;
+        }
+        struct fsm_session s;
+        store__session_decode(fsm_get_be64(key.mv_data), val.mv_data, &s);
+        struct store_fsm_session out = {.id = s.id,
+                                        .node = s.node,
+                                        .state = s.state,
+                                        .opened = s.opened,
+                                        .ended = s.ended,
+                                        .delay_until = s.delay_until};
+        if (fn(arg, &out))
+            break;
+    }
+    if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(NULL, rc, "list sessions");
+    mdb_cursor_close(cur);
+out:
+    store__fsm_read_end(fsm, txn);
+    return r;
+}
