@@ -11,16 +11,18 @@
 #include <time.h>
 
 #include "fs/fs.h"
+#include "ctl/proto.h"
 #include "fs/replica.h"
 #include "raft/raft.h"
 #include "store/error.h"
 #include "store/fsm.h"
+#include "tools/raftfsd/ctl_server.h"
 
 #define USAGE                                                                                      \
     "usage: raftfsd --id ID --data-dir DIR --listen HOST:PORT [--peer ID=HOST:PORT]...\n"          \
     "               [--bootstrap] [--cluster-id NAME] --tls-ca FILE --tls-cert FILE\n"             \
     "               --tls-key FILE [--op-timeout SECONDS] [--consistency open|strict|local]\n"     \
-    "               [--max-file-size BYTES] [-f] [-o OPTIONS] MOUNTPOINT\n"
+    "               [--max-file-size BYTES] [--ctl-socket PATH] [-f] [-o OPTIONS] MOUNTPOINT\n"
 
 struct args {
     uint64_t id;
@@ -35,6 +37,7 @@ struct args {
     uint64_t max_file_size;
     const char *fuse_options;
     const char *mountpoint;
+    const char *ctl_socket;
 };
 
 static int bad(const char *option, const char *value, const char *why)
@@ -105,6 +108,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"op-timeout", required_argument, NULL, 't'},
         {"consistency", required_argument, NULL, 'n'},
         {"max-file-size", required_argument, NULL, 'm'},
+        {"ctl-socket", required_argument, NULL, 'S'},
         {"foreground", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -114,6 +118,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     a->op_timeout_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
+    a->ctl_socket = CTL_SOCKET_DEFAULT;
     int ch, rc;
     uint64_t v;
     while ((ch = getopt_long(argc, argv, "fho:", longopts, NULL)) != -1) {
@@ -182,6 +187,7 @@ static int parse_args(int argc, char **argv, struct args *a)
                                 &a->max_file_size)) != 0)
                 return rc;
             break;
+        case 'S': a->ctl_socket = optarg; break;
         case 'o': a->fuse_options = optarg; break;
         case 'f': break; /* the foreground is the only mode */
         case 'h': fputs(USAGE, stdout); exit(0);
@@ -251,11 +257,11 @@ int main(int argc, char **argv)
     char fsm_dir[4096];
     if ((size_t)snprintf(fsm_dir, sizeof fsm_dir, "%s/fsm", a.data_dir) >= sizeof fsm_dir)
         return bad("--data-dir", a.data_dir, "path too long");
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    /* Every replica must create the same root (docs/disk-format.md): its times start at the
+     * epoch, not at this node's clock, or no two nodes' state digests would ever agree. */
     struct store_fsm_options fo = {
         .max_file_size = a.max_file_size,
-        .root_time = {.sec = now.tv_sec, .nsec = (uint32_t)now.tv_nsec},
+        .root_time = {.sec = 0, .nsec = 0},
     };
     struct store_fsm *fsm;
     rc = store_fsm_open(fsm_dir, &fo, &fsm);
@@ -301,6 +307,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_fsm;
     }
+    struct ctl_server *ctl;
+    if (ctl_server_start(a.ctl_socket, rt, &ctl, err, sizeof err) != 0) {
+        fprintf(stderr, "raftfsd: %s\n", err);
+        goto err_after_runtime;
+    }
     struct fs_options opts = {
         .mountpoint = a.mountpoint,
         .fuse_options = a.fuse_options,
@@ -312,17 +323,20 @@ int main(int argc, char **argv)
     rc = fs_mount(fsm, rt, &opts, &fs, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
-        goto err_after_runtime;
+        goto err_after_ctl;
     }
     log_cb(&a, RAFT_LOG_INFO, "mounted; serving until SIGTERM or SIGINT");
     rc = fs_run(fs);
     log_cb(&a, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
+    ctl_server_stop(ctl);
     /* Requests waiting for the cluster are answered (EROFS) while the session still exists. */
     raft_runtime_stop(rt);
     fs_close(fs);
     store_fsm_close(fsm);
     return rc == 0 ? 0 : 1;
 
+err_after_ctl:
+    ctl_server_stop(ctl);
 err_after_runtime:
     raft_runtime_stop(rt);
 err_after_fsm:
