@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl/proto.h"
@@ -268,8 +269,13 @@ static void *accept_main(void *arg)
             return NULL;
         }
         if (fd < 0) {
+            int e = errno;
             pthread_mutex_unlock(&srv->lock);
-            continue; /* a client that left before accept, or EINTR */
+            /* Out of descriptors or memory: give the process a moment instead of spinning.
+             * Anything else is a client that left before accept, or EINTR. */
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+            continue;
         }
         reap_locked(srv);
         struct conn *c = NULL;
