@@ -100,10 +100,11 @@ const char *ctl_type_name(unsigned type);
  * kept; a peer that went away included). */
 int ctl_send(int fd, const struct ctl_msg *m);
 
-/* Read one frame from fd into *m, header first, then exactly the payload it announces.
+/* Read one frame from fd into *m, header first, then exactly the payload it announces; the
+ * socket's SO_RCVTIMEO, if set, bounds the whole frame (and is restored for the next one).
  * Returns 0; RFS_ENOTFOUND for an end of stream before the first byte (the peer closed);
- * RFS_EIO for a read error or a timeout (the socket's SO_RCVTIMEO) or a stream cut inside a
- * frame; RFS_EDECODE for a frame that fails its checks. err (errlen bytes) says which. */
+ * RFS_EIO for a read error, a timeout or a stream cut inside a frame; RFS_EDECODE for a frame
+ * that fails its checks. err (errlen bytes) says which. */
 int ctl_recv(int fd, struct ctl_msg *m, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -262,13 +264,56 @@ static void socket_io(void **state)
     close(sv[1]);
 }
 
+/* A peer that sends one byte every 60 ms never completes a frame within a 200 ms receive
+ * timeout: the timeout bounds the whole frame, not each byte. */
+static void slow_peer_times_out(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    struct ctl_msg m = {.type = CTL_REQ_STATUS}, back;
+    uint8_t frame[CTL_HEADER];
+    assert_int_equal(ctl_encode(&m, frame, sizeof frame), CTL_HEADER);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[1]);
+        for (unsigned i = 0; i < CTL_HEADER; i++) {
+            struct timespec ts = {.tv_nsec = 60 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            if (write(sv[0], frame + i, 1) != 1)
+                _exit(0);
+        }
+        _exit(0);
+    }
+    close(sv[0]);
+    char err[256];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(ctl_recv(sv[1], &back, err, sizeof err), RFS_EIO);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_non_null(strstr(err, "timed out"));
+    /* Well before the 720 ms the whole header takes to arrive. */
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 600);
+    /* The socket's timeout is the same for the next frame. */
+    struct timeval after;
+    socklen_t len = sizeof after;
+    assert_int_equal(getsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &after, &len), 0);
+    assert_int_equal(after.tv_sec, 0);
+    assert_int_equal(after.tv_usec, 200000);
+    close(sv[1]);
+    waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(round_trip_every_type),
-        cmocka_unit_test(header_refusals),
-        cmocka_unit_test(field_refusals),
-        cmocka_unit_test(socket_io),
+        cmocka_unit_test(round_trip_every_type), cmocka_unit_test(header_refusals),
+        cmocka_unit_test(field_refusals),        cmocka_unit_test(socket_io),
+        cmocka_unit_test(slow_peer_times_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
