@@ -12,6 +12,7 @@
  *  3. A conn slot is reused only after its thread has been joined. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,7 +389,14 @@ int ctl_server_start(const char *path, struct raft_runtime *rt, struct ctl_serve
         goto err_after_bind;
     }
     pthread_mutex_init(&srv->lock, NULL);
-    if (pthread_create(&srv->accept_thread, NULL, accept_main, srv) != 0) {
+    /* The server's threads (the connection threads inherit it from the accept thread) take no
+     * signals: SIGTERM and SIGINT must reach the FUSE session's threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(&srv->accept_thread, NULL, accept_main, srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         snprintf(err, errlen, "cannot start the control server's thread");
         pthread_mutex_destroy(&srv->lock);
         goto err_after_bind;
