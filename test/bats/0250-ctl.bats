@@ -169,7 +169,7 @@ agreed_leader() {
     # A member that does not answer makes verify fail, and says which.
     fsd_stop 3
     run -1 rctl 1 verify
-    assert_line --regexp "^  node 3 +no digest: the operation did not complete in time$"
+    assert_line --regexp "^  node 3 +no digest: no answer in time \(down, cut off, or far behind\)$"
     assert_output --partial "MISMATCH"
     [ "$(echo "$output" | grep -c '^  node [12] \+[0-9a-f]\{64\}$')" = 2 ]
 }
@@ -224,6 +224,7 @@ print(data[12 + 5:].decode())
     assert_success
     # A stale socket is replaced when the daemon starts again; a live one is refused.
     fsd_stop 2
+    [ ! -e "$(ctl_sock 2)" ]
     python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$(ctl_sock 2)"
     fsd_start 2 $PEERS
     run rctl 2 status
@@ -233,6 +234,15 @@ print(data[12 + 5:].decode())
         --tls-cert "$D/tls/3.crt" --tls-key "$D/tls/3.key" --ctl-socket "$(ctl_sock 1)" "$D/m9"
     assert_output --partial "another daemon is serving it"
     ! grep -q " $D/m9 " /proc/mounts
+    # A missing directory for the socket is made, root-only; the socket goes when the daemon does.
+    fsd_stop 3
+    fsd_start 3 $PEERS --ctl-socket "$D/run/ctl.sock"
+    [ "$(stat -c %a "$D/run")" = 700 ]
+    run "$RAFTFS_CTL" --socket "$D/run/ctl.sock" status --json
+    assert_success
+    [ "$(echo "$output" | jq .id)" = 3 ]
+    fsd_stop 3
+    [ ! -e "$D/run/ctl.sock" ]
 }
 
 @test "recover: the survivor of a cluster whose two peers are gone for good accepts writes" {

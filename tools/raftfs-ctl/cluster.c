@@ -191,6 +191,19 @@ int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
     return CTL_OK;
 }
 
+/* Why a member has no digest, in the words of raft_runtime_verify's contract. */
+static const char *digest_error(int status)
+{
+    switch (status) {
+    case RAFT_ETIMEDOUT: return "no answer in time (down, cut off, or far behind)";
+    case RAFT_ESTALE:
+        return "it skipped the checkpoint (installed a snapshot past it) or forgot it "
+               "(restarted); run verify again";
+    case RAFT_EINVAL: return "its state machine keeps no digest";
+    default: return raft_strerror(status);
+    }
+}
+
 static void hex(const uint8_t *d, char *out)
 {
     for (unsigned i = 0; i < CTL_DIGEST_SIZE; i++)
@@ -226,13 +239,13 @@ int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
                 printf("\"%s\",\"error\":null}", text);
             else {
                 printf("null,\"error\":");
-                ctl_json_string(stdout, raft_strerror(d->status));
+                ctl_json_string(stdout, digest_error(d->status));
                 printf("}");
             }
         } else if (d->status == 0) {
             printf("  node %-6" PRIu64 " %s\n", d->id, text);
         } else {
-            printf("  node %-6" PRIu64 " no digest: %s\n", d->id, raft_strerror(d->status));
+            printf("  node %-6" PRIu64 " no digest: %s\n", d->id, digest_error(d->status));
         }
     }
     if (json)

@@ -40,8 +40,8 @@ void ctl_print_table(FILE *f, const char *prefix, const struct ctl_command *tabl
     if (*prefix == '\0')
         fprintf(f, MAIN_USAGE);
     for (unsigned i = 0; i < n; i++)
-        fprintf(f, "usage: raftfs-ctl %s%s%s %s\n", prefix, *prefix ? " " : "", table[i].name,
-                table[i].usage);
+        fprintf(f, "usage: raftfs-ctl %s%s%s%s%s\n", prefix, *prefix ? " " : "", table[i].name,
+                *table[i].usage ? " " : "", table[i].usage);
     fprintf(f, "\n");
     for (unsigned i = 0; i < n; i++)
         fprintf(f, "  %-16s %s\n", table[i].name, table[i].description);
@@ -68,7 +68,8 @@ int ctl_usage(const char *name, FILE *f)
 {
     for (unsigned i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].name, name) == 0) {
-            fprintf(f, "usage: raftfs-ctl [--socket PATH] %s %s\n", name, commands[i].usage);
+            fprintf(f, "usage: raftfs-ctl [--socket PATH] %s%s%s\n", name,
+                    *commands[i].usage ? " " : "", commands[i].usage);
             if (f == stdout)
                 fprintf(f, "\n%s.\n", commands[i].description);
         }
