@@ -79,7 +79,8 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
 {
     if (rt__is_entry_req(req->kind)) {
         atomic_fetch_sub(&rt->pending_bytes, req->len);
-        if (status == 0)
+        /* A verify's time includes asking the members for digests: not a commit latency. */
+        if (status == 0 && req->kind != RT_VERIFY)
             rt__hist_add(&rt->stats.commit, rt__now_us() - req->start_us);
         else
             atomic_fetch_add(&rt->stats.proposals_failed, 1);
