@@ -8,7 +8,8 @@
 #
 # Sources are discovered by folder, so adding a file needs no edit here: raft/*.c is the
 # consensus core (plus the runtime files listed below), store/*.c the storage layer,
-# test/unit/test_*.c one cmocka program each, test/sim/*.c the simulator.
+# tools/ctl/*.c the control protocol shared by raftfsd and raftfs-ctl, test/unit/test_*.c one
+# cmocka program each, test/sim/*.c the simulator.
 
 CC       ?= cc
 SANITIZE ?=
@@ -47,6 +48,7 @@ RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c frame.c transport.c tls.
 RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
 STORE_SRC        := $(wildcard store/*.c)
 FS_SRC           := $(wildcard fs/*.c)
+CTL_SRC          := $(wildcard tools/ctl/*.c)
 SIM_SRC          := $(filter-out test/sim/main.c,$(wildcard test/sim/*.c))
 UNIT_SRC         := $(wildcard test/unit/test_*.c)
 
@@ -54,12 +56,14 @@ RAFT_CORE_OBJ := $(RAFT_CORE_SRC:%.c=$(B)/%.o)
 RAFT_RUNTIME_OBJ := $(RAFT_RUNTIME_SRC:%.c=$(B)/%.o)
 STORE_OBJ     := $(STORE_SRC:%.c=$(B)/%.o)
 FS_OBJ        := $(FS_SRC:%.c=$(B)/%.o)
+CTL_OBJ       := $(CTL_SRC:%.c=$(B)/%.o)
 SIM_OBJ       := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:%.c=$(B)/%)
 
 LIBRAFT  := $(B)/libraft.a
 LIBSTORE := $(B)/libstore.a
 LIBFS    := $(B)/libfs.a
+LIBCTL   := $(B)/libctl.a
 RAFTNODE := $(B)/test/raftnode
 RAWPEER  := $(B)/test/rawpeer
 LIBSIM   := $(B)/libsim.a
@@ -94,7 +98,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
-all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
+all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(LIBCTL) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
      $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER) $(FSLOAD)
 
 $(B)/%.o: %.c
@@ -105,13 +109,14 @@ $(B)/%.o: %.c
 $(LIBRAFT): $(RAFT_CORE_OBJ) $(RAFT_RUNTIME_OBJ)
 $(LIBSTORE): $(STORE_OBJ)
 $(LIBFS): $(FS_OBJ)
+$(LIBCTL): $(CTL_OBJ)
 $(LIBSIM): $(SIM_OBJ)
-$(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS):
+$(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS) $(LIBCTL):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
+$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) -lcmocka $(EXTERNAL_LIBS)
 
@@ -119,8 +124,9 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBRAFT) $(LIBSTORE)
 $(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
-# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE.
-TOOL_LIBS_raftfsd   := $(LIBFS)
+# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE; both talk the control protocol.
+TOOL_LIBS_raftfsd   := $(LIBFS) $(LIBCTL)
+TOOL_LIBS_raftfs-ctl := $(LIBCTL)
 TOOL_LDLIBS_raftfsd := -lfuse3
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
 $(FS_OBJ): ALL_CFLAGS += $(FUSE_CFLAGS)
@@ -166,8 +172,9 @@ $(PASSTHROUGH):
 	$(Q)$(CC) -Wall -O2 -g $(FUSE_CFLAGS) -o $@ $(dir $@)passthrough_ll.c -lfuse3 -lpthread
 
 # Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly: the core,
-# the store, and the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL).
-$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c
+# the store, the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL) and the
+# control protocol's codec (tools/ctl/proto.c).
+$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c tools/ctl/proto.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \

@@ -102,6 +102,12 @@ static int restore(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uin
     return store_fsm_restore(ctx, sd, index, term);
 }
 
+static int digest(void *ctx, uint8_t out[RAFT_DIGEST_SIZE])
+{
+    _Static_assert(RAFT_DIGEST_SIZE == STORE_FSM_DIGEST_SIZE, "one digest size");
+    return store_fsm_digest(ctx, out);
+}
+
 void fs_replica_fsm(struct store_fsm *fsm, struct raft_fsm *out)
 {
     out->ctx = fsm;
@@ -109,4 +115,5 @@ void fs_replica_fsm(struct store_fsm *fsm, struct raft_fsm *out)
     out->applied = applied;
     out->snapshot = snapshot;
     out->restore = restore;
+    out->digest = digest;
 }

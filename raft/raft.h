@@ -550,6 +550,8 @@ struct raft_apply_result {
     size_t len;
 };
 
+#define RAFT_DIGEST_SIZE 32 /* bytes of a state digest (raft_fsm.digest) */
+
 /* The state machine. apply and restore run on the apply thread, snapshot on the snapshot thread
  * (concurrently with apply: it must copy a consistent state, e.g. from one LMDB transaction). */
 struct raft_fsm {
@@ -568,6 +570,10 @@ struct raft_fsm {
     int (*snapshot)(void *ctx, struct store_snapshot_dir *sd, struct store_snapshot_info *out);
     /* Replace the state with the snapshot (index, term) in sd (already verified). */
     int (*restore)(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uint64_t term);
+    /* Optional (NULL: checkpoints report RAFT_EINVAL). A digest of the logical state as applied
+     * so far, equal on two nodes exactly when they hold the same state. Called on the apply
+     * thread between two applies, when a checkpoint entry was applied (raft_runtime_verify). */
+    int (*digest)(void *ctx, uint8_t out[RAFT_DIGEST_SIZE]);
 };
 
 enum raft_log_level {
@@ -655,6 +661,28 @@ int raft_runtime_transfer(struct raft_runtime *rt, uint64_t server, unsigned tim
 /* Take a snapshot now. */
 int raft_runtime_snapshot(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                           void *arg);
+
+/* Compare the state of every member (docs/runtime.md, "Checkpoints and verify"): a checkpoint
+ * entry is committed like a barrier; every node that applies it records the state machine's
+ * digest at its index; then this node asks each member of the configuration for its digest at
+ * that index over the transport. done gets status 0 and result->data, a malloc'd struct
+ * raft_runtime_verify the callee frees, once every member answered or at the deadline
+ * (members that did not answer by then have RAFT_ETIMEDOUT); or an error, as for a barrier,
+ * when the checkpoint itself did not commit. */
+int raft_runtime_verify(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done, void *arg);
+
+struct raft_runtime_verify {
+    uint64_t index; /* of the checkpoint */
+    unsigned n;
+    struct {
+        uint64_t id;
+        /* 0, or why there is no digest: RAFT_ETIMEDOUT (no answer), RAFT_ESTALE (the node
+         * skipped the checkpoint: it installed a snapshot past it, or recorded too many
+         * checkpoints since), RAFT_EINVAL (its state machine has no digest). */
+        int status;
+        uint8_t digest[RAFT_DIGEST_SIZE];
+    } nodes[RAFT_MAX_SERVERS];
+};
 
 struct raft_runtime_peer {
     uint64_t id;

@@ -22,7 +22,8 @@
  *   FORWARD       the proposal as the leader should append it (envelope + command)
  *   FORWARD_RESP  u64 request id | u32 status | u64 index | u64 term
  *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
- *   CTL_RESP      u64 request id | u32 status */
+ *   CTL_RESP      u64 request id | u32 status
+ *   DIGEST, DIGEST_RESP: see runtime_verify.c */
 
 /* --- logging -------------------------------------------------------------------------------- */
 
@@ -60,7 +61,7 @@ struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id)
     return NULL;
 }
 
-static bool unlink_locked(struct raft_runtime *rt, struct rt_req *req)
+bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req)
 {
     for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
         if (*p == req) {
@@ -76,9 +77,10 @@ static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result)
 {
-    if (req->kind == RT_PROPOSE || req->kind == RT_BARRIER) {
+    if (rt__is_entry_req(req->kind)) {
         atomic_fetch_sub(&rt->pending_bytes, req->len);
-        if (status == 0)
+        /* A verify's time includes asking the members for digests: not a commit latency. */
+        if (status == 0 && req->kind != RT_VERIFY)
             rt__hist_add(&rt->stats.commit, rt__now_us() - req->start_us);
         else
             atomic_fetch_add(&rt->stats.proposals_failed, 1);
@@ -92,6 +94,7 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
     } else if (result != NULL) {
         free(result->data);
     }
+    free(req->verify);
     free(req->buf);
     free(req);
 }
@@ -102,7 +105,7 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
     pthread_mutex_lock(&rt->lock);
     struct rt_req *req = rt__find_locked(rt, id);
     if (req != NULL)
-        unlink_locked(rt, req);
+        rt__unlink_locked(rt, req);
     pthread_mutex_unlock(&rt->lock);
     if (req != NULL)
         rt__complete(rt, req, status, result);
@@ -422,7 +425,7 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
          * be overwritten: their outcome comes from apply, or is "unknown" at the deadline. */
         pthread_mutex_lock(&rt->lock);
         for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
-            if (r->is_submitted && (r->kind == RT_PROPOSE || r->kind == RT_BARRIER))
+            if (r->is_submitted && rt__is_entry_req(r->kind))
                 r->is_leadership_lost = true;
         pthread_mutex_unlock(&rt->lock);
     }
@@ -643,6 +646,13 @@ static void expire(struct raft_runtime *rt)
         struct rt_req *r = expired;
         expired = r->next;
         int status;
+        if (r->verify != NULL) {
+            /* The checkpoint was applied: answer with the digests gathered so far. */
+            struct raft_apply_result result = {.data = r->verify, .len = sizeof *r->verify};
+            r->verify = NULL;
+            rt__complete(rt, r, 0, &result);
+            continue;
+        }
         if (!r->is_submitted)
             status = RAFT_ENOTLEADER; /* never sent anywhere: no leader was known */
         else if (r->is_leadership_lost)
@@ -662,6 +672,7 @@ static void tick_cb(struct raft__timer *t)
     }
     if (++rt->ticks % DEADLINE_EVERY == 0) {
         expire(rt);
+        rt__verify_retry(rt);
         update_status(rt);
         /* Requests put back by retry_later while a leader was known: this bounds how often
          * one that a stale leader keeps refusing is sent. */
@@ -729,7 +740,7 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
         req->index = rfs_get_le64(p + 12);
         req->term = rfs_get_le64(p + 20);
         if (atomic_load(&rt->applied) >= req->index) {
-            unlink_locked(rt, req);
+            rt__unlink_locked(rt, req);
             is_gone = true;
         }
     }
@@ -809,6 +820,8 @@ static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t ty
                 rt__complete_id(rt, id, status, NULL);
         }
         break;
+    case RAFT__FRAME_DIGEST:
+    case RAFT__FRAME_DIGEST_RESP: rt__verify_recv(rt, from, type, payload, len); break;
     default: break;
     }
 }
@@ -860,6 +873,7 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
     switch (req->kind) {
     case RT_PROPOSE:
     case RT_BARRIER:
+    case RT_VERIFY:
         if (is_leader) {
             struct raft_buf b = {.data = req->buf, .len = (uint32_t)req->len};
             struct raft_event e = {.type = RAFT_EVENT_PROPOSE};
@@ -963,8 +977,8 @@ static int post(struct raft_runtime *rt, struct rt_req *req)
     return 0;
 }
 
-static int propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
-                   unsigned timeout_ms, raft_done_fn done, void *arg)
+int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
+                unsigned timeout_ms, raft_done_fn done, void *arg)
 {
     if (rt->error != 0)
         return rt->error;
@@ -999,14 +1013,14 @@ static int propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *d
 int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, unsigned timeout_ms,
                          raft_done_fn done, void *arg)
 {
-    if (len == 0)
-        return RAFT_EINVAL; /* an empty command is how barriers look */
-    return propose(rt, RT_PROPOSE, data, len, timeout_ms, done, arg);
+    if (len == 0 || rt__is_checkpoint(data, len))
+        return RAFT_EINVAL; /* how barriers and checkpoints look */
+    return rt__propose(rt, RT_PROPOSE, data, len, timeout_ms, done, arg);
 }
 
 int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done, void *arg)
 {
-    return propose(rt, RT_BARRIER, NULL, 0, timeout_ms, done, arg);
+    return rt__propose(rt, RT_BARRIER, NULL, 0, timeout_ms, done, arg);
 }
 
 int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,

@@ -47,15 +47,6 @@ struct done_list {
     struct done_list *next;
 };
 
-static void unlink_req(struct raft_runtime *rt, struct rt_req *req)
-{
-    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
-        if (*p == req) {
-            *p = req->next;
-            return;
-        }
-}
-
 static void defer(struct done_list **list, struct rt_req *req, int status,
                   struct raft_apply_result *result)
 {
@@ -81,7 +72,7 @@ static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct don
         int status = -1;
         if (req->kind == RT_READ && req->is_read_waiting && req->read_index <= applied)
             status = 0;
-        else if ((req->kind == RT_PROPOSE || req->kind == RT_BARRIER) && req->index != 0 &&
+        else if (rt__is_entry_req(req->kind) && req->verify == NULL && req->index != 0 &&
                  req->index <= applied)
             status = RAFT_ENOTAPPLIED;
         if (status < 0) {
@@ -115,6 +106,12 @@ static void fatal(struct raft_runtime *rt, const char *what, int rc)
     rt__post_event(rt, e);
 }
 
+static bool is_checkpoint_entry(const struct raft_entry *e)
+{
+    return e->type == RAFT_ENTRY_COMMAND && e->len > RT_ENVELOPE &&
+           rt__is_checkpoint((const uint8_t *)e->data + RT_ENVELOPE, e->len - RT_ENVELOPE);
+}
+
 static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
 {
     uint64_t self = rt->cfg.id;
@@ -129,7 +126,8 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
         return RFS_ENOMEM;
     }
     /* The state machine sees the proposer's bytes without the envelope; an entry with nothing
-     * after its envelope is a barrier, which only advances the applied index. */
+     * after its envelope is a barrier, which only advances the applied index, and so is a
+     * checkpoint. */
     for (size_t i = 0; i < a->n; i++) {
         view[i] = a->entries[i];
         if (view[i].type != RAFT_ENTRY_COMMAND)
@@ -145,13 +143,25 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             ids[i] = rfs_get_le64(p + 8);
         view[i].data = (uint8_t *)view[i].data + RT_ENVELOPE;
         view[i].len -= RT_ENVELOPE;
-        if (view[i].len == 0) {
+        if (view[i].len == 0 || is_checkpoint_entry(&a->entries[i])) {
             view[i].type = RAFT_ENTRY_NOOP;
+            view[i].len = 0;
             view[i].data = NULL;
         }
     }
+    /* A checkpoint ends a state machine transaction: its digest is taken right after it, so it
+     * describes the state at exactly its index on every node. */
     uint64_t start = rt__now_us();
-    int rc = rt->cfg.fsm.apply(rt->cfg.fsm.ctx, view, a->n, results);
+    int rc = 0;
+    for (size_t from = 0, i = 0; i < a->n && rc == 0; i++) {
+        bool is_checkpoint = is_checkpoint_entry(&a->entries[i]);
+        if (!is_checkpoint && i + 1 < a->n)
+            continue;
+        rc = rt->cfg.fsm.apply(rt->cfg.fsm.ctx, view + from, i + 1 - from, results + from);
+        if (rc == 0 && is_checkpoint)
+            rt__checkpoint_record(rt, a->entries[i].index);
+        from = i + 1;
+    }
     rt__hist_add(&rt->stats.apply, rt__now_us() - start);
     atomic_fetch_add(&rt->stats.applied_entries, a->n);
     atomic_fetch_add(&rt->stats.apply_batches, 1);
@@ -173,7 +183,11 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             free(results[i].data); /* proposed elsewhere, or its proposer gave up */
             continue;
         }
-        unlink_req(rt, req);
+        if (req->kind == RT_VERIFY) {
+            rt__verify_begin_locked(rt, req, a->entries[i].index);
+            continue;
+        }
+        rt__unlink_locked(rt, req);
         defer(&done, req, 0, &results[i]);
     }
     /* Completions by envelope come first, so a proposal applied in this batch is never taken
@@ -319,7 +333,7 @@ void rt__read_wait(struct raft_runtime *rt, struct rt_req *req)
         return;
     }
     if (atomic_load(&rt->applied) >= req->read_index) {
-        unlink_req(rt, req);
+        rt__unlink_locked(rt, req);
         pthread_mutex_unlock(&rt->lock);
         rt__complete(rt, req, 0, NULL);
         return;

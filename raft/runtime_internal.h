@@ -34,6 +34,9 @@
  * completes its request when it applies the entry (docs/runtime.md, "Entry envelope"). */
 #define RT_ENVELOPE 16
 
+/* Digests of this many recent checkpoints are kept for peers that ask (runtime_verify.c). */
+#define RT_CHECKPOINTS 16
+
 enum rt_req_kind {
     RT_PROPOSE = 1,
     RT_BARRIER,
@@ -41,7 +44,14 @@ enum rt_req_kind {
     RT_CHANGE,
     RT_TRANSFER,
     RT_SNAPSHOT,
+    RT_VERIFY, /* a checkpoint entry, then the members' digests (runtime_verify.c) */
 };
+
+/* Requests that propose an entry (and count toward the pending bytes). */
+static inline bool rt__is_entry_req(enum rt_req_kind kind)
+{
+    return kind == RT_PROPOSE || kind == RT_BARRIER || kind == RT_VERIFY;
+}
 
 /* A request from the API, alive from submission to completion. */
 struct rt_req {
@@ -69,9 +79,13 @@ struct rt_req {
     bool is_submitted;    /* handed to the core or to the leader */
     bool is_read_waiting; /* RT_READ: waiting for apply */
     bool is_leadership_lost;
-    bool is_remote;      /* a peer's change request executed here: answer with CTL_RESP */
-    uint64_t origin;     /* is_remote: the peer */
-    uint64_t peer_req;   /* is_remote: its request id */
+    bool is_remote;    /* a peer's change request executed here: answer with CTL_RESP */
+    uint64_t origin;   /* is_remote: the peer */
+    uint64_t peer_req; /* is_remote: its request id */
+    /* RT_VERIFY once its checkpoint is applied here: the answers so far (owned), and which
+     * members still owe one (bit i for verify->nodes[i]); protected by rt->lock */
+    struct raft_runtime_verify *verify;
+    uint32_t verify_waiting;
     struct rt_req *next; /* in rt->requests */
 };
 
@@ -210,6 +224,14 @@ struct raft_runtime {
     struct rt_apply *applies, *applies_tail;
     bool is_apply_stopping;
 
+    /* digests recorded at the last checkpoints applied (runtime_verify.c), protected by lock */
+    struct rt_checkpoint {
+        uint64_t index; /* 0: unused */
+        int status;
+        uint8_t digest[RAFT_DIGEST_SIZE];
+    } checkpoints[RT_CHECKPOINTS];
+    unsigned checkpoint_next;
+
     /* snapshot thread */
     pthread_t snapshot_thread;
     bool has_snapshot_thread;
@@ -225,6 +247,27 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
 struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
+/* Remove req from rt->requests (rt->lock held); false if it was not there. */
+bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req);
+
+/* The common part of raft_runtime_propose, _barrier and _verify: data (len bytes, copied)
+ * after the envelope. */
+int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
+                unsigned timeout_ms, raft_done_fn done, void *arg);
+
+/* runtime_verify.c */
+/* Whether a COMMAND entry's payload after the envelope (len bytes) is a checkpoint. */
+bool rt__is_checkpoint(const void *data, size_t len);
+/* Apply thread, after applying a checkpoint at index: record the state machine's digest. */
+void rt__checkpoint_record(struct raft_runtime *rt, uint64_t index);
+/* With rt->lock held, on the apply thread: the checkpoint of RT_VERIFY request req was applied
+ * here at index; ask the members for theirs (on the loop thread). */
+void rt__verify_begin_locked(struct raft_runtime *rt, struct rt_req *req, uint64_t index);
+/* Loop thread: a DIGEST or DIGEST_RESP frame from a peer. */
+void rt__verify_recv(struct raft_runtime *rt, uint64_t from, uint8_t type, const uint8_t *p,
+                     uint32_t len);
+/* Loop thread, now and then: ask again the members that had not applied the checkpoint yet. */
+void rt__verify_retry(struct raft_runtime *rt);
 
 /* runtime_stats.c */
 uint64_t rt__now_us(void);

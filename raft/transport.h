@@ -49,8 +49,10 @@ enum raft__frame_type {
     RAFT__FRAME_FORWARD_RESP = 4, /* runtime: the outcome of a forwarded proposal */
     RAFT__FRAME_CTL = 5,          /* runtime: an administrative request forwarded to a peer */
     RAFT__FRAME_CTL_RESP = 6,     /* runtime: its answer */
+    RAFT__FRAME_DIGEST = 7,       /* runtime: a peer's digest at a checkpoint, please */
+    RAFT__FRAME_DIGEST_RESP = 8,  /* runtime: the digest, or why there is none */
 };
-#define RAFT__FRAME_TYPE_MAX RAFT__FRAME_CTL_RESP
+#define RAFT__FRAME_TYPE_MAX RAFT__FRAME_DIGEST_RESP
 
 enum raft__channel {
     RAFT__CHANNEL_CONTROL = 0,

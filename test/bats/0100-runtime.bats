@@ -114,6 +114,28 @@ machine_crash() {
     [ "$(field "$f" snapshot)" -eq 0 ]
 }
 
+@test "verify: a member that installs a snapshot past the checkpoint says it skipped it" {
+    cluster_start --snapshot-threshold 20 --snapshot-trailing 5
+    l=$(leader)
+    f=$(seq 1 3 | grep -vx "$l" | head -n 1)
+    node_stop "$f"
+    before=$(field "$l" applied)
+    ctl "$l" verify >"$D/verify" 3>&- &
+    verifier=$!
+    wait_for 10 field_gt "$l" applied "$before"
+    checkpoint=$(field "$l" applied)
+    # The log moves on and is compacted past the checkpoint: f can only catch up by snapshot.
+    propose_many "$l" after 60
+    wait_for 10 field_gt "$l" snapshot $((checkpoint + 5))
+    node_start "$f" $PEERS --bootstrap --snapshot-threshold 20 --snapshot-trailing 5
+    wait "$verifier"
+    run cat "$D/verify"
+    assert_output --regexp "^ok index=[0-9]+ equal=no nodes="
+    assert_output --partial "$f:the snapshot or message is older than the local state"
+    [ "$(grep -o ':ok' "$D/verify" | wc -l)" = 2 ]
+    grep -q "installed snapshot" "$D/n$f.log"
+}
+
 @test "membership under load: add a voter, transfer leadership to it, demote, remove" {
     cluster_start
     l=$(leader)

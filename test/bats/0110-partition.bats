@@ -123,3 +123,28 @@ follows() { field_is "$1" role follower && field_is "$1" leader "$2"; }
     run ctl 1 count
     assert_output "ok count=12" # the 10 names, "." and ".."
 }
+
+@test "verify waits for a cut-off member to apply the checkpoint, then compares its digest" {
+    cluster_start
+    l=$(leader)
+    f=$(seq 1 3 | grep -vx "$l" | head -n 1)
+    o=$(seq 1 3 | grep -vx "$l" | tail -n 1)
+    propose_many "$l" before 3
+    # Cut f off; the other two still commit, so the checkpoint commits without f.
+    ctl "$l" faults "drop:$f" >/dev/null
+    ctl "$o" faults "drop:$f" >/dev/null
+    ctl "$f" faults "drop:$l" "drop:$o" >/dev/null
+    before=$(field "$l" applied)
+    ctl "$l" verify >"$D/verify" 3>&- &
+    verifier=$!
+    # The checkpoint is applied on the leader while f cannot have it: f is asked, and asked
+    # again, until it answers with its digest at that index.
+    wait_for 10 field_gt "$l" applied "$before"
+    [ "$(field "$f" applied)" -le "$before" ]
+    for i in 1 2 3; do ctl "$i" faults >/dev/null; done
+    wait "$verifier"
+    run cat "$D/verify"
+    assert_output --regexp "^ok index=[0-9]+ equal=yes nodes=[0-9]:ok,[0-9]:ok,[0-9]:ok$"
+    index=$(sed 's/.*index=\([0-9]*\).*/\1/' "$D/verify")
+    [ "$index" -gt "$before" ]
+}

@@ -182,18 +182,27 @@ RAFTFSD=$BATS_TEST_DIRNAME/../../$BUILD/raftfsd
 OP_TIMEOUT=${OP_TIMEOUT:-2}
 
 mnt() { echo "$D/m$1"; }
+ctl_sock() { echo "$D/n$1.ctl"; }
+
+# rctl I ARGS...: raftfs-ctl against raftfsd I.
+rctl() {
+    local i=$1
+    shift
+    "$RAFTFS_CTL" --socket "$(ctl_sock "$i")" "$@"
+}
 
 is_mounted() { grep -q " $(mnt "$1") fuse.raftfs " /proc/mounts; }
 
-# fsd_start I [ARGS...]: start raftfsd I (log in $D/nI.log, pid in $D/nI.pid) and wait for its
-# mount.
+# fsd_start I [ARGS...]: start raftfsd I (log in $D/nI.log, pid in $D/nI.pid, control socket
+# $D/nI.ctl) and wait for its mount.
 fsd_start() {
     local i=$1
     shift
     mkdir -p "$(mnt "$i")"
     "$RAFTFSD" --id "$i" --data-dir "$D/n$i" --listen "$(addr "$i")" --cluster-id raftfs-test \
         --tls-ca "$D/tls/ca.crt" --tls-cert "$D/tls/$i.crt" --tls-key "$D/tls/$i.key" \
-        --op-timeout "$OP_TIMEOUT" "$@" "$(mnt "$i")" >>"$D/n$i.log" 2>&1 &
+        --op-timeout "$OP_TIMEOUT" --ctl-socket "$(ctl_sock "$i")" "$@" "$(mnt "$i")" \
+        >>"$D/n$i.log" 2>&1 &
     echo $! >"$D/n$i.pid"
     wait_for 10 is_mounted "$i"
 }

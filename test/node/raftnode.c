@@ -10,7 +10,8 @@
  *
  * Commands: status; stats; digest; count; lookup NAME; propose NAME (create NAME exclusively in the
  * root directory); read (a ReadIndex barrier); add-voter ID ADDR; add-learner ID ADDR; remove ID;
- * demote ID; transfer ID; snapshot; faults [SPEC]... (replace the transport's fault hooks:
+ * demote ID; transfer ID; snapshot; verify (raft_runtime_verify: "ok index=I equal=yes|no
+ * nodes=ID:ok|ERROR,..."); faults [SPEC]... (replace the transport's fault hooks:
  * "drop:ID" and "delay:ID:MS" items, none to heal; raft_runtime_set_faults). Answers are one
  * line: "ok ..." or "error ...". */
 #include <errno.h>
@@ -57,6 +58,7 @@ struct waiter {
     int status;
     struct store_fsm_result result;
     bool has_result;
+    struct raft_runtime_verify *verify; /* verify_done_cb's result, malloc'd */
 };
 
 static void done_cb(void *arg, int status, struct raft_apply_result *result)
@@ -71,6 +73,20 @@ static void done_cb(void *arg, int status, struct raft_apply_result *result)
     }
     if (result != NULL)
         free(result->data);
+    w->is_done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void verify_done_cb(void *arg, int status, struct raft_apply_result *result)
+{
+    struct waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->status = status;
+    if (status == 0) {
+        w->verify = result->data;
+        result->data = NULL;
+    }
     w->is_done = true;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
@@ -235,6 +251,32 @@ static void answer_propose(struct node *n, const char *name, char *out, size_t l
         snprintf(out, len, "ok ino=%llu", (unsigned long long)w.result.ino);
 }
 
+static void answer_verify(struct node *n, char *out, size_t len)
+{
+    struct waiter w;
+    waiter_init(&w);
+    int rc = raft_runtime_verify(n->rt, 30000, verify_done_cb, &w);
+    if (rc == 0)
+        rc = waiter_wait(&w);
+    if (rc != 0) {
+        snprintf(out, len, "error %s", status_text(rc));
+        return;
+    }
+    const struct raft_runtime_verify *v = w.verify;
+    bool is_equal = v->n > 0;
+    for (unsigned i = 0; i < v->n; i++)
+        if (v->nodes[i].status != 0 ||
+            memcmp(v->nodes[i].digest, v->nodes[0].digest, RAFT_DIGEST_SIZE) != 0)
+            is_equal = false;
+    int off = snprintf(out, len, "ok index=%llu equal=%s nodes=", (unsigned long long)v->index,
+                       is_equal ? "yes" : "no");
+    for (unsigned i = 0; i < v->n && off < (int)len; i++)
+        off += snprintf(out + off, len - (size_t)off, "%s%llu:%s", i ? "," : "",
+                        (unsigned long long)v->nodes[i].id,
+                        v->nodes[i].status == 0 ? "ok" : status_text(v->nodes[i].status));
+    free(w.verify);
+}
+
 static void answer_request(struct node *n, int kind, char **argv, int argc, char *out, size_t len)
 {
     struct waiter w;
@@ -319,6 +361,8 @@ static void execute(struct node *n, char *line, char *out, size_t len)
         answer_request(n, RAFT_CHANGE_REMOVE, argv + 1, argc - 1, out, len);
     else if (strcmp(cmd, "demote") == 0 && argc == 2)
         answer_request(n, RAFT_CHANGE_DEMOTE, argv + 1, argc - 1, out, len);
+    else if (strcmp(cmd, "verify") == 0)
+        answer_verify(n, out, len);
     else if (strcmp(cmd, "faults") == 0)
         answer_faults(n, argv + 1, argc - 1, out, len);
     else

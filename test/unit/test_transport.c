@@ -947,7 +947,9 @@ static void send_errors(void **state)
     assert_int_equal(raft__transport_peer_set(a.t, 2, "127.0.0.1:1"), 0);
     assert_int_equal(raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, RAFT__FRAME_HELLO, "x", 1),
                      RAFT_EINVAL);
-    assert_int_equal(raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, 7, "x", 1), RAFT_EINVAL);
+    assert_int_equal(
+        raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, RAFT__FRAME_TYPE_MAX + 1, "x", 1),
+        RAFT_EINVAL);
     assert_int_equal(
         raft__transport_send(a.t, 2, RAFT__CHANNEL_CONTROL, RAFT__FRAME_RAFT, "x", (64u << 20) + 1),
         RAFT_ETOOBIG);

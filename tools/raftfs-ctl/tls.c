@@ -13,8 +13,8 @@
 
 #define MAX_NAMES 32
 
-static int tls_init(int argc, char **argv);
-static int tls_issue(int argc, char **argv);
+static int tls_init(const struct ctl_opts *o, int argc, char **argv);
+static int tls_issue(const struct ctl_opts *opts, int argc, char **argv);
 
 static const struct ctl_command tls_commands[] = {
     {"init", tls_init, "DIR [--force]",
@@ -23,10 +23,10 @@ static const struct ctl_command tls_commands[] = {
      "issue the key and certificate of node ID: DIR/ID.crt and DIR/ID.key"},
 };
 
-int ctl_tls(int argc, char **argv)
+int ctl_tls(const struct ctl_opts *o, int argc, char **argv)
 {
-    return ctl_dispatch("tls", tls_commands, sizeof tls_commands / sizeof tls_commands[0], argc - 1,
-                        argv + 1);
+    return ctl_dispatch(o, "tls", tls_commands, sizeof tls_commands / sizeof tls_commands[0],
+                        argc - 1, argv + 1);
 }
 
 static int usage(int i, FILE *f)
@@ -35,8 +35,9 @@ static int usage(int i, FILE *f)
     return f == stdout ? CTL_OK : CTL_USAGE;
 }
 
-static int tls_init(int argc, char **argv)
+static int tls_init(const struct ctl_opts *o, int argc, char **argv)
 {
+    (void)o;
     static const struct option options[] = {
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -72,21 +73,9 @@ static int tls_init(int argc, char **argv)
     return CTL_OK;
 }
 
-static int parse_id(const char *s, uint64_t *id)
+static int tls_issue(const struct ctl_opts *opts, int argc, char **argv)
 {
-    char *end;
-    errno = 0;
-    if (*s < '1' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno != 0 || v == 0)
-        return -1;
-    *id = v;
-    return 0;
-}
-
-static int tls_issue(int argc, char **argv)
-{
+    (void)opts;
     static const struct option options[] = {
         {"ip", required_argument, NULL, 'i'},
         {"dns", required_argument, NULL, 'd'},
@@ -129,7 +118,7 @@ static int tls_issue(int argc, char **argv)
         return usage(1, stderr);
     const char *dir = argv[optind];
     uint64_t id;
-    if (parse_id(argv[optind + 1], &id) != 0) {
+    if (ctl_parse_id(argv[optind + 1], &id) != 0) {
         fprintf(stderr, "raftfs-ctl: tls issue: '%s' is not a node ID (a decimal number > 0)\n",
                 argv[optind + 1]);
         return CTL_USAGE;

@@ -11,6 +11,7 @@
 
 #include "store/error.h"
 #include "store/fsm.h"
+#include "tools/ctl/proto.h"
 #include "tools/raftfsd/config.h"
 
 /* A setter checks value and stores it, or writes the reason to why and returns RFS_EINVAL. */
@@ -242,7 +243,7 @@ void config_init(struct args *a)
 {
     memset(a, 0, sizeof *a);
     a->cluster_id = "raftfs";
-    a->ctl_socket = CONFIG_DEFAULT_CTL_SOCKET;
+    a->ctl_socket = CTL_SOCKET_DEFAULT;
     a->op_timeout_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;

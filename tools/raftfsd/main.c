@@ -11,11 +11,13 @@
 #include <time.h>
 
 #include "fs/fs.h"
+#include "tools/ctl/proto.h"
 #include "fs/replica.h"
 #include "raft/raft.h"
 #include "store/error.h"
 #include "store/fsm.h"
 #include "tools/raftfsd/config.h"
+#include "tools/raftfsd/ctl_server.h"
 
 #define USAGE                                                                                      \
     "usage: raftfsd [-c FILE] [--id ID] [--data-dir DIR] [--listen HOST:PORT]\n"                   \
@@ -119,11 +121,11 @@ int main(int argc, char **argv)
     }
     char fsm_dir[4096]; /* config.c bounds a path to fewer than 4000 bytes */
     snprintf(fsm_dir, sizeof fsm_dir, "%s/fsm", a.data_dir);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    /* Every replica must create the same root (docs/disk-format.md): its times start at the
+     * epoch, not at this node's clock, or no two nodes' state digests would ever agree. */
     struct store_fsm_options fo = {
         .max_file_size = a.max_file_size,
-        .root_time = {.sec = now.tv_sec, .nsec = (uint32_t)now.tv_nsec},
+        .root_time = {.sec = 0, .nsec = 0},
         .unsynced_apply = true,
     };
     struct store_fsm *fsm;
@@ -175,6 +177,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_fsm;
     }
+    struct ctl_server *ctl;
+    if (ctl_server_start(a.ctl_socket, rt, &ctl, err, sizeof err) != 0) {
+        fprintf(stderr, "raftfsd: %s\n", err);
+        goto err_after_runtime;
+    }
     struct fs_options opts = {
         .mountpoint = a.mountpoint,
         .fuse_options = a.fuse_options,
@@ -186,11 +193,12 @@ int main(int argc, char **argv)
     rc = fs_mount(fsm, rt, &opts, &fs, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
-        goto err_after_runtime;
+        goto err_after_ctl;
     }
     log_cb(&a, RAFT_LOG_INFO, "mounted; serving until SIGTERM or SIGINT");
     rc = fs_run(fs);
     log_cb(&a, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
+    ctl_server_stop(ctl);
     /* Requests waiting for the cluster are answered (EROFS) while the session still exists. */
     raft_runtime_stop(rt);
     fs_close(fs);
@@ -198,6 +206,8 @@ int main(int argc, char **argv)
     config_free(&a);
     return rc == 0 ? 0 : 1;
 
+err_after_ctl:
+    ctl_server_stop(ctl);
 err_after_runtime:
     raft_runtime_stop(rt);
 err_after_fsm:

@@ -1,0 +1,273 @@
+#!/usr/bin/env bats
+# raftfs-ctl against a cluster of raftfsd daemons with mounts: status and members, membership
+# changes under a writer, leadership transfer, snapshot, verify, stats, recovery, and the
+# refusals (usage, unreachable daemon, non-root user, malformed frames).
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    cluster_init 3
+}
+
+teardown() {
+    [ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null
+    teardown_fs
+}
+
+# jq_is I FILTER VALUE: `status --json` of node I gives VALUE for FILTER.
+jq_is() { [ "$(rctl "$1" status --json | jq -r "$2")" = "$3" ]; }
+
+# The node every live node given names as leader, once they agree.
+agreed_leader() {
+    local l="" x
+    for i in "$@"; do
+        x=$(rctl "$i" status --json | jq -r .leader) || return 1
+        [ "$x" != 0 ] || return 1
+        [ -z "$l" ] || [ "$x" = "$l" ] || return 1
+        l=$x
+    done
+    jq_is "$l" .role leader && echo "$l"
+}
+
+@test "status and members on every node, in human form and as JSON" {
+    fsd_cluster_start
+    wait_for 10 agreed_leader 1 2 3
+    l=$(agreed_leader 1 2 3)
+    touch "$(mnt 2)/x"
+    for i in 1 2 3; do
+        run rctl "$i" status --json
+        assert_success
+        echo "$output" | jq -e . >/dev/null
+        [ "$(echo "$output" | jq .id)" = "$i" ]
+        [ "$(echo "$output" | jq .leader)" = "$l" ]
+        [ "$(echo "$output" | jq .term)" -ge 1 ]
+        [ "$(echo "$output" | jq .commit_index)" -ge 2 ]
+        [ "$(echo "$output" | jq .applied_index)" -le "$(echo "$output" | jq .commit_index)" ]
+        [ "$(echo "$output" | jq '.members | length')" = 3 ]
+        [ "$(echo "$output" | jq -r '[.members[].suffrage] | unique | join(",")')" = voter ]
+        if [ "$i" = "$l" ]; then
+            [ "$(echo "$output" | jq -r .role)" = leader ]
+        else
+            [ "$(echo "$output" | jq -r .role)" = follower ]
+        fi
+        run rctl "$i" status
+        assert_success
+        assert_output --partial "id:             $i"
+        assert_output --partial "leader:         $l ($(addr "$l"))"
+        run rctl "$i" members
+        assert_success
+        for j in 1 2 3; do
+            assert_line --regexp "^$j +voter +$(addr "$j") "
+        done
+        run rctl "$i" members --json
+        assert_success
+        [ "$(echo "$output" | jq -r 'map(.id) | sort | join(",")')" = "1,2,3" ]
+    done
+    # Only the leader knows its followers' match index and last contact.
+    run rctl "$l" status --json
+    [ "$(echo "$output" | jq "[.members[] | select(.match_index >= 2)] | length")" = 3 ]
+}
+
+@test "a fourth node added with add-voter under a writer mounts the whole tree; verify agrees" {
+    fsd_cluster_start
+    mkdir "$(mnt 1)/w"
+    (
+        for k in $(seq 1 400); do
+            [ -e "$D/stop" ] && break
+            echo "file $k" >"$(mnt 1)/w/f$k" && echo "f$k" >>"$D/written"
+        done
+    ) 3>&- &
+    WRITER=$!
+    # Node 4 starts without state: it waits to be added. The change goes through a follower.
+    fsd_start 4 $PEERS --peer "4=$(addr 4)"
+    f=1
+    [ "$(rctl 1 status --json | jq -r .role)" = leader ] && f=2
+    wait_for 10 test -s "$D/written"
+    run rctl "$f" add-voter 4 "$(addr 4)"
+    assert_success
+    assert_output "node 4 added as a voter"
+    touch "$D/stop"
+    wait "$WRITER"
+    WRITER=
+    [ "$(wc -l <"$D/written")" -ge 2 ]
+    run rctl 1 members --json
+    [ "$(echo "$output" | jq -r '.[] | select(.id == 4) | .suffrage')" = voter ]
+    # Everything written, before and during the change, is on the new node's mount.
+    while read -r name; do
+        run cat "$(mnt 4)/w/$name"
+        assert_output "file ${name#f}"
+    done <"$D/written"
+    [ "$(ls "$(mnt 4)/w" | wc -l)" = "$(ls "$(mnt 1)/w" | wc -l)" ]
+    # Every member holds the same state at one index.
+    run rctl 4 verify
+    assert_success
+    assert_line --regexp "^checkpoint at log index [0-9]+$"
+    assert_output --partial "all 4 digests are equal"
+    run rctl 2 verify --json
+    assert_success
+    [ "$(echo "$output" | jq .equal)" = true ]
+    [ "$(echo "$output" | jq '[.nodes[].digest] | unique | length')" = 1 ]
+    [ "$(echo "$output" | jq '.nodes | length')" = 4 ]
+}
+
+@test "transfer-leader moves leadership; demote and remove change the members" {
+    fsd_cluster_start
+    wait_for 10 agreed_leader 1 2 3
+    l=$(agreed_leader 1 2 3)
+    t=$((l % 3 + 1))
+    o=$((t % 3 + 1))
+    [ "$o" != "$l" ] || o=$((o % 3 + 1))
+    run rctl "$o" transfer-leader "$t"
+    assert_success
+    assert_output "leadership transferred to node $t"
+    wait_for 10 jq_is "$t" .role leader
+    wait_for 10 jq_is "$l" .leader "$t"
+
+    # An expected configuration index that is not the current one changes nothing.
+    run -1 rctl "$l" demote "$o" --expect-index 1000
+    assert_output --partial "the configuration changed since the expected index"
+    conf=$(rctl "$t" status --json | jq .conf_index)
+    run rctl "$l" demote "$o" --expect-index "$conf"
+    assert_success
+    assert_output "node $o demoted to non-voter"
+    wait_for 10 jq_is "$l" ".members[] | select(.id == $o) | .suffrage" nonvoter
+    run rctl "$t" remove "$o"
+    assert_success
+    assert_output "node $o removed"
+    wait_for 10 jq_is "$l" ".members | length" 2
+    run rctl "$t" members
+    refute_output --partial "$(addr "$o")"
+    fsd_stop "$o"
+    # The two that remain still commit changes.
+    echo after >"$(mnt "$l")/after-remove"
+    run cat "$(mnt "$t")/after-remove"
+    assert_output after
+    run -1 rctl "$t" remove 99
+    assert_output --partial "no such server in the configuration"
+}
+
+@test "snapshot, stats, and verify with a member down" {
+    fsd_cluster_start
+    for k in 1 2 3; do echo "$k" >"$(mnt 1)/s$k"; done
+    run rctl 2 snapshot
+    assert_success
+    assert_output "snapshot taken"
+    [ "$(rctl 2 status --json | jq .snapshot_index)" -ge 4 ]
+    run rctl 2 status
+    assert_output --regexp "last snapshot:  index [1-9][0-9]*, term [1-9]"
+    run rctl 1 stats --json
+    assert_success
+    [ "$(echo "$output" | jq .proposals)" -ge 3 ]
+    [ "$(echo "$output" | jq .commit.count)" -ge 3 ]
+    [ "$(echo "$output" | jq .commit.p99_us)" -ge "$(echo "$output" | jq .commit.p50_us)" ]
+    [ "$(echo "$output" | jq .commit.p50_us)" -gt 0 ]
+    run rctl 2 stats
+    assert_success
+    assert_line --regexp "^snapshots_taken +1$"
+    assert_line --regexp "^fsync +[1-9][0-9]* +[0-9]+ +[0-9]+ +[0-9]+$"
+    # A member that does not answer makes verify fail, and says which.
+    fsd_stop 3
+    run -1 rctl 1 verify
+    assert_line --regexp "^  node 3 +no digest: no answer in time \(down, cut off, or far behind\)$"
+    assert_output --partial "MISMATCH"
+    [ "$(echo "$output" | grep -c '^  node [12] \+[0-9a-f]\{64\}$')" = 2 ]
+}
+
+@test "refusals: usage, an unreachable daemon, a non-root user, malformed frames" {
+    fsd_cluster_start
+    run -2 rctl 1 status extra
+    assert_output --partial "too many arguments"
+    run -2 rctl 1 add-voter 0 127.0.0.1:1
+    assert_output --partial "'0' is not a node ID"
+    run -2 rctl 1 add-voter 5 nowhere
+    assert_output --partial "is not HOST:PORT"
+    run -2 rctl 1 remove 2 --expect-index x
+    run -2 rctl 1 frobnicate
+    assert_output --partial "unknown command 'frobnicate'"
+    run -2 "$RAFTFS_CTL" --socket
+    run -3 "$RAFTFS_CTL" --socket "$D/nothing-here" status
+    assert_output --partial "cannot reach raftfsd at $D/nothing-here"
+    # The socket is root-only...
+    [ "$(stat -c %a "$(ctl_sock 1)")" = 600 ]
+    run -4 setpriv --reuid=65534 --regid=65534 --clear-groups "$RAFTFS_CTL" \
+        --socket "$(ctl_sock 1)" status
+    assert_output --partial "root-only"
+    # ...and the daemon checks the caller too, should the mode be loosened.
+    chmod 0666 "$(ctl_sock 1)"
+    d=$D
+    while [ "$d" != / ]; do
+        chmod o+x "$d"
+        d=$(dirname "$d")
+    done
+    run -4 setpriv --reuid=65534 --regid=65534 --clear-groups "$RAFTFS_CTL" \
+        --socket "$(ctl_sock 1)" status
+    assert_output --partial "permission denied: raftfs-ctl must run as root"
+    # A malformed frame is answered with the reason and the connection closed; the daemon goes
+    # on serving.
+    run python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<IBBHI", 0x4c544352, 1, 1, 0, 1 << 20))
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+print(data[12 + 5:].decode())
+' "$(ctl_sock 1)"
+    assert_success
+    assert_output "bad control frame: payload of 1048576 bytes, at most 16384 allowed"
+    run rctl 1 status --json
+    assert_success
+    # A stale socket is replaced when the daemon starts again; a live one is refused.
+    fsd_stop 2
+    [ ! -e "$(ctl_sock 2)" ]
+    python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$(ctl_sock 2)"
+    fsd_start 2 $PEERS
+    run rctl 2 status
+    assert_success
+    mkdir -p "$D/m9"
+    run -1 "$RAFTFSD" --id 9 --data-dir "$D/n9" --listen "$(addr 9)" --tls-ca "$D/tls/ca.crt" \
+        --tls-cert "$D/tls/3.crt" --tls-key "$D/tls/3.key" --ctl-socket "$(ctl_sock 1)" "$D/m9"
+    assert_output --partial "another daemon is serving it"
+    ! grep -q " $D/m9 " /proc/mounts
+    # A missing directory for the socket is made, root-only; the socket goes when the daemon does.
+    fsd_stop 3
+    fsd_start 3 $PEERS --ctl-socket "$D/run/ctl.sock"
+    [ "$(stat -c %a "$D/run")" = 700 ]
+    run "$RAFTFS_CTL" --socket "$D/run/ctl.sock" status --json
+    assert_success
+    [ "$(echo "$output" | jq .id)" = 3 ]
+    fsd_stop 3
+    [ ! -e "$D/run/ctl.sock" ]
+}
+
+@test "recover: the survivor of a cluster whose two peers are gone for good accepts writes" {
+    fsd_cluster_start
+    echo "before" >"$(mnt 1)/kept"
+    wait_for 10 test -e "$(mnt 3)/kept"
+    fsd_stop 2
+    fsd_stop 3
+    # Recovery is offline: refused while the daemon answers.
+    run -1 rctl 1 recover --data-dir "$D/n1" --peer "1=$(addr 1)"
+    assert_output --partial "stop it first"
+    # Alone, node 1 has no leader (check-quorum makes a leader step down).
+    wait_for 15 jq_is 1 .leader 0
+    fsd_stop 1
+    run -2 rctl 1 recover --data-dir "$D/n1"
+    run rctl 1 recover --data-dir "$D/n1" --peer "1=$(addr 1)"
+    assert_success
+    assert_output --partial "recovered $D/n1 as a cluster of 1 voter; cluster epoch is now 1"
+    fsd_start 1 --peer "1=$(addr 1)"
+    wait_for 15 fs_writable 1
+    echo "after" >"$(mnt 1)/new"
+    run cat "$(mnt 1)/kept" "$(mnt 1)/new"
+    assert_output "$(printf 'before\nafter')"
+    run rctl 1 status --json
+    [ "$(echo "$output" | jq -r .role)" = leader ]
+    [ "$(echo "$output" | jq .epoch)" = 1 ]
+    [ "$(echo "$output" | jq '.members | length')" = 1 ]
+}

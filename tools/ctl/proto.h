@@ -1,0 +1,110 @@
+/* The control protocol between raftfsd and raftfs-ctl (docs/ctl-protocol.md): versioned,
+ * length-checked binary messages over a root-only UNIX stream socket. One request, one
+ * response. This module is the codec (pure: no I/O) and the blocking frame I/O both ends use;
+ * it depends only on the plain types of raft/raft.h. */
+#ifndef CTL_PROTO_H
+#define CTL_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+#define CTL_MAGIC       0x4c544352u /* the bytes "RCTL", read as a little-endian u32 */
+#define CTL_VERSION     1
+#define CTL_HEADER      12
+#define CTL_PAYLOAD_MAX 16384u /* larger frames are refused before anything is allocated */
+#define CTL_FRAME_MAX   (CTL_HEADER + CTL_PAYLOAD_MAX)
+#define CTL_TEXT_MAX    256 /* error text, NUL included */
+#define CTL_DIGEST_SIZE 32
+
+/* The default socket of raftfsd, and so of raftfs-ctl. */
+#define CTL_SOCKET_DEFAULT "/run/raftfs/ctl.sock"
+
+enum ctl_type {
+    /* requests */
+    CTL_REQ_STATUS = 1,
+    CTL_REQ_STATS = 2,
+    CTL_REQ_CHANGE = 3,   /* a membership change: forwarded to the leader */
+    CTL_REQ_TRANSFER = 4, /* a leadership transfer: forwarded to the leader */
+    CTL_REQ_SNAPSHOT = 5, /* a snapshot of this node now */
+    CTL_REQ_VERIFY = 6,   /* a checkpoint, then every member's digest at its index */
+    /* responses */
+    CTL_RESP_ERROR = 64,
+    CTL_RESP_OK = 65,
+    CTL_RESP_STATUS = 66,
+    CTL_RESP_STATS = 67,
+    CTL_RESP_VERIFY = 68,
+};
+
+/* One member's answer to a verify. */
+struct ctl_digest {
+    uint64_t id;
+    int status; /* 0, or a RAFT_E* code: no digest from this member */
+    uint8_t digest[CTL_DIGEST_SIZE];
+};
+
+struct ctl_verify {
+    uint64_t index; /* the checkpoint's log index */
+    unsigned n;
+    struct ctl_digest nodes[RAFT_MAX_SERVERS];
+};
+
+/* A decoded message; type says which member of the union is meaningful (none for STATUS,
+ * STATS, SNAPSHOT and VERIFY requests and for OK). */
+struct ctl_msg {
+    enum ctl_type type;
+    union {
+        struct {
+            enum raft_change_op op;
+            uint64_t server;
+            uint64_t expect_index;          /* 0: no check */
+            char address[RAFT_ADDRESS_MAX]; /* ADD_VOTER, ADD_LEARNER: "HOST:PORT"; else "" */
+        } change;
+        struct {
+            uint64_t server; /* 0: the most up-to-date voter */
+        } transfer;
+        struct {
+            int code; /* a RAFT_E* or RFS_E* code, or 0 when only the text applies */
+            char text[CTL_TEXT_MAX];
+        } error;
+        struct raft_runtime_status status;
+        struct raft_runtime_stats stats;
+        struct ctl_verify verify;
+    };
+};
+
+/* Encode m as one frame (header and payload) into buf (cap bytes; CTL_FRAME_MAX always
+ * suffices). Returns the frame's size, or 0 when m cannot be encoded (an unknown type or op, an
+ * address or text without a NUL in its array, too many peers or nodes). */
+size_t ctl_encode(const struct ctl_msg *m, uint8_t *buf, size_t cap);
+
+/* Check a frame header (CTL_HEADER bytes): magic, version, reserved bytes, a known type and a
+ * payload length of at most CTL_PAYLOAD_MAX. Returns 0 with *type and *len set, or RFS_EDECODE
+ * with the reason in err (errlen bytes). */
+int ctl_header_check(const uint8_t *h, enum ctl_type *type, uint32_t *len, char *err,
+                     size_t errlen);
+
+/* Decode the payload p[0..len) of a frame of type into *m. Every length and value is checked:
+ * anything but the exact layout of docs/ctl-protocol.md gives RFS_EDECODE with the reason in
+ * err; nothing is allocated. */
+int ctl_decode(enum ctl_type type, const uint8_t *p, uint32_t len, struct ctl_msg *m, char *err,
+               size_t errlen);
+
+/* Name of a message type for messages ("status", ...); "unknown" otherwise. */
+const char *ctl_type_name(unsigned type);
+
+/* --- blocking I/O on a connected socket (ctl/io.c) ------------------------------------------ */
+
+/* Write m as one frame to fd. Returns 0, RFS_EINVAL (m cannot be encoded) or RFS_EIO (errno
+ * kept; a peer that went away included). */
+int ctl_send(int fd, const struct ctl_msg *m);
+
+/* Read one frame from fd into *m, header first, then exactly the payload it announces; the
+ * socket's SO_RCVTIMEO, if set, bounds the whole frame (and is restored for the next one).
+ * Returns 0; RFS_ENOTFOUND for an end of stream before the first byte (the peer closed);
+ * RFS_EIO for a read error, a timeout or a stream cut inside a frame; RFS_EDECODE for a frame
+ * that fails its checks. err (errlen bytes) says which. */
+int ctl_recv(int fd, struct ctl_msg *m, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,259 @@
+/* `raftfs-ctl status|members|stats|verify`: the commands that read the state of the node and of
+ * the cluster, in human form or as JSON (--json). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/raftfs-ctl/ctl.h"
+
+/* Options and the daemon's answer of a read command; returns an exit status. */
+static int read_cmd(const struct ctl_opts *o, int argc, char **argv, enum ctl_type type,
+                    enum ctl_type want, bool *json, struct ctl_msg *resp)
+{
+    int n;
+    int rc = ctl_options(argc, argv, json, NULL, 0, 0, &n);
+    if (rc != CTL_OK)
+        return rc < 0 ? CTL_OK : rc;
+    struct ctl_msg req = {.type = type};
+    rc = ctl_call(o, argv[0], &req, resp);
+    if (rc == CTL_OK && resp->type != want) {
+        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", argv[0],
+                ctl_type_name(resp->type));
+        return CTL_ERROR;
+    }
+    return rc;
+}
+
+static const char *suffrage_name(enum raft_suffrage s)
+{
+    return s == RAFT_VOTER ? "voter" : "nonvoter";
+}
+
+static void members_json(const struct raft_runtime_status *s)
+{
+    bool is_leader = s->role == RAFT_LEADER;
+    printf("[");
+    for (unsigned i = 0; i < s->n_peers; i++) {
+        const struct raft_runtime_peer *p = &s->peers[i];
+        printf("%s{\"id\":%" PRIu64 ",\"suffrage\":\"%s\",\"address\":", i ? "," : "", p->id,
+               suffrage_name(p->suffrage));
+        ctl_json_string(stdout, p->address);
+        if (is_leader)
+            printf(",\"match_index\":%" PRIu64 ",\"last_contact_ms\":%" PRIu64, p->match,
+                   p->id == s->id ? 0 : p->last_contact_ms);
+        else
+            printf(",\"match_index\":null,\"last_contact_ms\":null");
+        printf(",\"connected\":%s}", p->is_connected ? "true" : "false");
+    }
+    printf("]");
+}
+
+static void members_table(const struct raft_runtime_status *s)
+{
+    bool is_leader = s->role == RAFT_LEADER;
+    printf("%-6s %-9s %-24s %12s %13s  %s\n", "ID", "SUFFRAGE", "ADDRESS", "MATCH", "LAST CONTACT",
+           "CONNECTED");
+    for (unsigned i = 0; i < s->n_peers; i++) {
+        const struct raft_runtime_peer *p = &s->peers[i];
+        char match[24] = "-", contact[24] = "-";
+        if (is_leader) {
+            snprintf(match, sizeof match, "%" PRIu64, p->match);
+            if (p->id == s->id)
+                snprintf(contact, sizeof contact, "self");
+            else
+                snprintf(contact, sizeof contact, "%" PRIu64 " ms", p->last_contact_ms);
+        }
+        printf("%-6" PRIu64 " %-9s %-24s %12s %13s  %s\n", p->id, suffrage_name(p->suffrage),
+               p->address, match, contact,
+               p->id == s->id    ? "self"
+               : p->is_connected ? "yes"
+                                 : "no");
+    }
+}
+
+int ctl_status(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct raft_runtime_status *s = &resp.status;
+    if (json) {
+        printf("{\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
+               ",\"leader_address\":",
+               s->id, raft_role_name(s->role), s->term, s->leader);
+        ctl_json_string(stdout, s->leader_address);
+        printf(",\"commit_index\":%" PRIu64 ",\"applied_index\":%" PRIu64 ",\"last_index\":%" PRIu64
+               ",\"snapshot_index\":%" PRIu64 ",\"snapshot_term\":%" PRIu64
+               ",\"conf_index\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"error\":",
+               s->commit, s->applied, s->last_index, s->snapshot_index, s->snapshot_term,
+               s->conf_index, s->epoch);
+        if (s->error != 0)
+            ctl_json_string(stdout, raft_strerror(s->error));
+        else
+            printf("null");
+        printf(",\"members\":");
+        members_json(s);
+        printf("}\n");
+        return CTL_OK;
+    }
+    printf("id:             %" PRIu64 "\n", s->id);
+    printf("role:           %s\n", raft_role_name(s->role));
+    printf("term:           %" PRIu64 "\n", s->term);
+    if (s->leader != 0)
+        printf("leader:         %" PRIu64 " (%s)\n", s->leader, s->leader_address);
+    else
+        printf("leader:         none known\n");
+    printf("commit index:   %" PRIu64 "\n", s->commit);
+    printf("applied index:  %" PRIu64 "\n", s->applied);
+    printf("last index:     %" PRIu64 "\n", s->last_index);
+    printf("last snapshot:  index %" PRIu64 ", term %" PRIu64 "\n", s->snapshot_index,
+           s->snapshot_term);
+    printf("configuration:  index %" PRIu64 ", epoch %" PRIu64 "\n", s->conf_index, s->epoch);
+    if (s->error != 0)
+        printf("error:          %s\n", raft_strerror(s->error));
+    printf("members:\n");
+    members_table(s);
+    return CTL_OK;
+}
+
+int ctl_members(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    if (json) {
+        members_json(&resp.status);
+        printf("\n");
+    } else {
+        members_table(&resp.status);
+    }
+    return CTL_OK;
+}
+
+static const struct {
+    const char *name;
+    size_t offset;
+} counters[] = {
+#define COUNTER(f)                                                                                 \
+    {                                                                                              \
+#f, offsetof(struct raft_runtime_stats, f)                                                 \
+    }
+    COUNTER(proposals),           COUNTER(proposals_failed), COUNTER(reads),
+    COUNTER(log_commits),         COUNTER(log_entries),      COUNTER(log_bytes),
+    COUNTER(applied_entries),     COUNTER(apply_batches),    COUNTER(snapshots_taken),
+    COUNTER(snapshots_installed),
+#undef COUNTER
+};
+
+int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_STATS, CTL_RESP_STATS, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct raft_runtime_stats *s = &resp.stats;
+    const struct {
+        const char *name;
+        const struct raft_histogram *h;
+    } hists[] = {{"commit", &s->commit}, {"fsync", &s->fsync}, {"apply", &s->apply}};
+    unsigned n_counters = sizeof counters / sizeof counters[0];
+    if (json)
+        printf("{");
+    for (unsigned i = 0; i < n_counters; i++) {
+        uint64_t v = *(const uint64_t *)((const char *)s + counters[i].offset);
+        if (json)
+            printf("%s\"%s\":%" PRIu64, i ? "," : "", counters[i].name, v);
+        else
+            printf("%-22s %" PRIu64 "\n", counters[i].name, v);
+    }
+    if (!json)
+        printf("\n%-8s %10s %10s %10s %10s  (microseconds; p50 and p99 are bucket upper bounds)\n",
+               "LATENCY", "COUNT", "MEAN", "P50", "P99");
+    for (unsigned i = 0; i < 3; i++) {
+        const struct raft_histogram *h = hists[i].h;
+        uint64_t mean = h->count ? h->sum_us / h->count : 0;
+        uint64_t p50 = raft_histogram_percentile(h, 50), p99 = raft_histogram_percentile(h, 99);
+        if (json)
+            printf(",\"%s\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64 ",\"mean_us\":%" PRIu64
+                   ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 "}",
+                   hists[i].name, h->count, h->sum_us, mean, p50, p99);
+        else
+            printf("%-8s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", hists[i].name,
+                   h->count, mean, p50, p99);
+    }
+    if (json)
+        printf("}\n");
+    return CTL_OK;
+}
+
+/* Why a member has no digest, in the words of raft_runtime_verify's contract. */
+static const char *digest_error(int status)
+{
+    switch (status) {
+    case RAFT_ETIMEDOUT: return "no answer in time (down, cut off, or far behind)";
+    case RAFT_ESTALE:
+        return "it skipped the checkpoint (installed a snapshot past it) or forgot it "
+               "(restarted); run verify again";
+    case RAFT_EINVAL: return "its state machine keeps no digest";
+    default: return raft_strerror(status);
+    }
+}
+
+static void hex(const uint8_t *d, char *out)
+{
+    for (unsigned i = 0; i < CTL_DIGEST_SIZE; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct ctl_verify *v = &resp.verify;
+    bool is_equal = v->n > 0;
+    for (unsigned i = 0; i < v->n; i++)
+        if (v->nodes[i].status != 0 ||
+            memcmp(v->nodes[i].digest, v->nodes[0].digest, CTL_DIGEST_SIZE) != 0)
+            is_equal = false;
+    if (json)
+        printf("{\"index\":%" PRIu64 ",\"equal\":%s,\"nodes\":[", v->index,
+               is_equal ? "true" : "false");
+    else
+        printf("checkpoint at log index %" PRIu64 "\n", v->index);
+    for (unsigned i = 0; i < v->n; i++) {
+        const struct ctl_digest *d = &v->nodes[i];
+        char text[2 * CTL_DIGEST_SIZE + 1] = "";
+        if (d->status == 0)
+            hex(d->digest, text);
+        if (json) {
+            printf("%s{\"id\":%" PRIu64 ",\"digest\":", i ? "," : "", d->id);
+            if (d->status == 0)
+                printf("\"%s\",\"error\":null}", text);
+            else {
+                printf("null,\"error\":");
+                ctl_json_string(stdout, digest_error(d->status));
+                printf("}");
+            }
+        } else if (d->status == 0) {
+            printf("  node %-6" PRIu64 " %s\n", d->id, text);
+        } else {
+            printf("  node %-6" PRIu64 " no digest: %s\n", d->id, digest_error(d->status));
+        }
+    }
+    if (json)
+        printf("]}\n");
+    else
+        printf(is_equal ? "all %u digests are equal\n"
+                        : "MISMATCH: the %u nodes differ or did "
+                          "not all answer\n",
+               v->n);
+    return is_equal ? CTL_OK : CTL_ERROR;
+}

@@ -1,0 +1,24 @@
+/* raftfsd's control server: the root-only UNIX socket raftfs-ctl talks to
+ * (docs/ctl-protocol.md). */
+#ifndef RAFTFSD_CTL_SERVER_H
+#define RAFTFSD_CTL_SERVER_H
+
+#include <stddef.h>
+
+#include "raft/raft.h"
+
+struct ctl_server;
+
+/* Create the socket at path (mode 0600; the parent directory is made with mode 0700 if it is
+ * missing; a stale socket is replaced, a live one or any other file is not) and serve it on a
+ * thread of its own. rt is borrowed until ctl_server_stop; path is copied. On failure writes
+ * what failed to err (errlen bytes) and returns an RFS_E* code; nothing is left behind. */
+int ctl_server_start(const char *path, struct raft_runtime *rt, struct ctl_server **out, char *err,
+                     size_t errlen);
+
+/* Stop accepting, disconnect every client, wait for the server's threads, unlink the socket and
+ * free srv. Requests still waiting for the runtime are abandoned (their completions, which the
+ * runtime still owes, free what they use). Call before raft_runtime_stop. NULL is allowed. */
+void ctl_server_stop(struct ctl_server *srv);
+
+#endif
