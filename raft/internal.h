@@ -61,6 +61,7 @@ struct raft_progress {
     bool is_recent_active;  /* heard from within the current check-quorum period */
     unsigned since_contact; /* ticks since the last response */
     uint64_t read_seq;      /* highest ReadIndex round it confirmed */
+    uint64_t commit_sent;   /* highest commit index a message sent to it let it learn */
     /* snapshot streaming */
     uint64_t snap_index;
     uint64_t snap_size;

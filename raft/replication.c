@@ -106,6 +106,8 @@ void raft__send_append(struct raft *r, struct raft_progress *pr)
     m->append.prev_term = prev_term;
     m->append.commit = r->commit;
     m->append.n_entries = n; /* entries are pointed at when the step ends */
+    /* It takes the commit index only as far as the entries it holds after this one. */
+    pr->commit_sent = max_u64(pr->commit_sent, min_u64(r->commit, prev + n));
     if (pr->state == PROGRESS_PROBE)
         pr->is_probe_sent = true;
     else
@@ -126,6 +128,7 @@ static void send_heartbeat(struct raft *r, struct raft_progress *pr)
     /* Never past what the follower is known to hold: its log beyond match may still differ. */
     m->heartbeat.commit = min_u64(r->commit, pr->match);
     m->heartbeat.read_seq = r->read_seq;
+    pr->commit_sent = max_u64(pr->commit_sent, m->heartbeat.commit);
 }
 
 void raft__broadcast_heartbeat(struct raft *r)
@@ -467,12 +470,21 @@ void raft__recv_append_resp(struct raft *r, const struct raft_msg *m)
         raft__transfer_check(r, pr);
         raft__change_progress(r);
         raft__send_append(r, pr);
+        /* A quorum without this follower may have committed the entries it acknowledges only
+         * now: commit_advanced then told it the commit index capped at its old match, and the
+         * append above (if any) carries it only up to its last entry. Nothing else would tell
+         * it before the next heartbeat, and a proposal this follower forwarded completes only
+         * when it applies the entry: a heartbeat interval per change made through it. */
+        if (min_u64(r->commit, pr->match) > pr->commit_sent)
+            send_heartbeat(r, pr);
         return;
     }
 
     if (pr->state == PROGRESS_SNAPSHOT || a->reject_index < pr->match ||
         a->reject_index >= pr->next)
         return; /* stale: about an older message */
+    /* The refused append taught it nothing: it can have learned the commit only up to match. */
+    pr->commit_sent = min_u64(pr->commit_sent, pr->match);
     if (a->conflict_term == 0 && a->conflict_index <= pr->match) {
         /* The follower's log is shorter than what it acknowledged: its disk lost acknowledged
          * entries, which the protocol assumes never happens. Believe it rather than probe at

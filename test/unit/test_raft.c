@@ -144,6 +144,21 @@ static void deliver_all(struct cluster *c)
     }
 }
 
+/* Deliver the oldest message in flight; returns its type (0 if none was in flight). */
+static enum raft_msg_type deliver_one(struct cluster *c)
+{
+    if (c->head == c->tail)
+        return 0;
+    struct raft_msg m = c->queue[c->head++ % QUEUE_MAX];
+    enum raft_msg_type type = m.type;
+    if (!c->cut[m.from][m.to]) {
+        struct raft_event e = {.type = RAFT_EVENT_RECEIVE, .receive.msg = &m};
+        step(c, (unsigned)m.to - 1, &e);
+    }
+    free_msg(&m);
+    return type;
+}
+
 static void tick_all(struct cluster *c, unsigned ticks)
 {
     for (unsigned t = 0; t < ticks; t++) {
@@ -247,6 +262,44 @@ static void elects_one_leader_and_replicates(void **state)
     }
     unsigned f = (unsigned)(l + 1) % 3;
     assert_int_equal(propose(c, f, "nope"), RAFT_ENOTLEADER);
+    cluster_free(c);
+}
+
+/* A follower that acknowledges an entry after a quorum without it has committed the entry
+ * learns the commit index at once, not at the next heartbeat: a proposal forwarded by that
+ * follower completes only when the follower applies it, so every such proposal would wait up
+ * to a heartbeat interval (with raftfsd's ticks, the 80-100 ms a close through a follower
+ * took). Lock-step, no ticks: any delay shows as an entry never applied. */
+static void late_acknowledger_learns_commit_without_a_tick(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(3, 3);
+    tick_all(c, 40);
+    int l = leader_of(c);
+    assert_true(l >= 0);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(propose(c, (unsigned)l, "x"), 0);
+        struct raft_status s;
+        raft_status(c->nodes[l].r, &s);
+        uint64_t index = s.last_index;
+        /* The appends to both followers, then the first acknowledgement: it commits the entry
+         * while the other follower's acknowledgement is still in flight. */
+        assert_int_equal(deliver_one(c), RAFT_MSG_APPEND);
+        assert_int_equal(deliver_one(c), RAFT_MSG_APPEND);
+        assert_int_equal(deliver_one(c), RAFT_MSG_APPEND_RESP);
+        raft_status(c->nodes[l].r, &s);
+        assert_int_equal(s.commit, index);
+        uint64_t late = 0;
+        for (unsigned k = 0; k < s.n_progress; k++)
+            if (s.progress[k].match < index)
+                late = s.progress[k].id;
+        assert_int_not_equal(late, 0);
+        assert_true(c->nodes[late - 1].last_applied < index);
+        /* Everything in flight now, and no tick: the late follower applies the entry too. */
+        deliver_all(c);
+        for (unsigned i = 0; i < 3; i++)
+            assert_int_equal(c->nodes[i].last_applied, index);
+    }
     cluster_free(c);
 }
 
@@ -667,6 +720,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(elects_one_leader_and_replicates),
+        cmocka_unit_test(late_acknowledger_learns_commit_without_a_tick),
         cmocka_unit_test(minority_cannot_commit_and_old_leader_steps_down),
         cmocka_unit_test(pre_vote_keeps_partitioned_server_from_raising_term),
         cmocka_unit_test(read_index_waits_for_confirmation),
