@@ -1,0 +1,254 @@
+#!/usr/bin/env bats
+# Kernel caches kept coherent across nodes (docs/fs.md, "Kernel caches"), O_TRUNC committed with
+# the new data, interrupted waits, statfs and fsyncdir: three raftfsd daemons on 127.0.0.1.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    cluster_init 3
+}
+
+teardown() {
+    # A daemon stopped by a test must be able to take SIGTERM.
+    for f in "$D"/n*.pid; do
+        [ -e "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null
+    done
+    teardown_fs
+}
+
+# synced I: node I has applied everything committed before the call (open() waits for a
+# ReadIndex barrier in the default mode, and for the invalidations the barrier covered).
+synced() { : <"$(mnt "$1")/.sync"; }
+
+start3() {
+    fsd_cluster_start "$@"
+    echo >"$(mnt 1)/.sync"
+    wait_for 10 test -e "$(mnt 2)/.sync"
+    wait_for 10 test -e "$(mnt 3)/.sync"
+}
+
+# blocked_in PID SYSCALL...: PID is asleep inside one of the system calls (numbers, x86-64).
+blocked_in() {
+    local s
+    s=$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null) || return 1
+    shift
+    for n in "$@"; do
+        [ "$s" = "$n" ] && return 0
+    done
+    return 1
+}
+
+@test "a change on node 2 is seen on node 1 once applied there, though node 1 caches it" {
+    start3
+    m1=$(mnt 1) m2=$(mnt 2)
+    echo old >"$m2/f"
+    synced 1
+    [ "$(cat "$m1/f")" = old ]
+    [ "$(stat -c %a-%s "$m1/f")" = 644-4 ] # now in node 1's kernel caches
+    chmod 600 "$m2/f"
+    echo newer >"$m2/f"
+    # close-to-open: the open waits for node 1 to apply, the pages cached are dropped
+    run cat "$m1/f"
+    assert_output newer
+    run stat -c %a-%s "$m1/f"
+    assert_output 600-6
+    # a name renamed away, then a name replaced by a rename
+    mv "$m2/f" "$m2/g"
+    synced 1
+    run -1 stat "$m1/f"
+    assert_output --partial "No such file"
+    echo third >"$m2/tmp"
+    mv "$m2/tmp" "$m2/g"
+    run cat "$m1/g"
+    assert_output third
+    # a directory and a file removed; a hard link seen with its count
+    mkdir "$m2/d"
+    synced 1
+    stat "$m1/d" >/dev/null
+    rmdir "$m2/d"
+    ln "$m2/g" "$m2/h"
+    synced 1
+    run -1 stat "$m1/d"
+    assert_output --partial "No such file"
+    run stat -c %h "$m1/g"
+    assert_output 2
+    rm "$m2/h"
+    synced 1
+    run stat -c %h "$m1/g"
+    assert_output 1
+    run -1 stat "$m1/h"
+}
+
+@test "stat in a loop on node 1 sees each mode and size node 2 sets, once node 1 applied it" {
+    start3
+    m1=$(mnt 1) m2=$(mnt 2)
+    echo x >"$m1/f"
+    synced 2
+    (while :; do stat -c %a-%s "$m1/f" >/dev/null 2>&1; done) &
+    loop=$!
+    for k in $(seq 1 15); do
+        chmod "6$((k % 8))0" "$m2/f"
+        truncate -s "$k" "$m2/f"
+        synced 1
+        run stat -c %a-%s "$m1/f"
+        [ "$output" = "6$((k % 8))0-$k" ] || {
+            kill "$loop"
+            echo "round $k: node 1 shows $output" >&2
+            return 1
+        }
+    done
+    kill "$loop"
+    wait "$loop" || true
+}
+
+@test "names, attributes and pages are served from the kernel's caches while nothing changes" {
+    start3
+    m1=$(mnt 1)
+    head -c 100000 /dev/urandom >"$D/data"
+    cp "$D/data" "$m1/f"
+    cmp "$D/data" "$m1/f"
+    stat "$m1/f" >/dev/null
+    # With the daemon stopped, only the kernel can answer: stat of a name just looked at, and
+    # a read of a file whose pages were kept across opens.
+    run timeout 20 python3 - "$m1/f" "$(node_pid 1)" "$D/data" <<'EOF'
+import os, signal, sys
+path, pid, ref = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
+fd = os.open(path, os.O_RDONLY)  # answered by the daemon; the pages stay (FOPEN_KEEP_CACHE)
+os.kill(pid, signal.SIGSTOP)
+try:
+    st = os.stat(path)
+    data = os.pread(fd, len(ref) + 1, 0)
+finally:
+    os.kill(pid, signal.SIGCONT)
+print(st.st_size, data == ref)
+EOF
+    kill -CONT "$(node_pid 1)"
+    assert_success
+    assert_output "100000 True"
+}
+
+@test "O_TRUNC and the new data are one change: readers on node 2 never see the file empty or torn" {
+    start3
+    m1=$(mnt 1) m2=$(mnt 2)
+    # Each version fits in one read request (128 KiB), so no read() spans two commits; each
+    # is written in 1000-byte writes after the O_TRUNC.
+    head -c 60000 /dev/zero | tr '\0' a >"$D/a"
+    head -c 40000 /dev/zero | tr '\0' b >"$D/b"
+    cp "$D/a" "$m1/f"
+    synced 2
+    (
+        for k in $(seq 1 30); do
+            if [ $((k % 2)) = 0 ]; then v=a; else v=b; fi
+            dd if="$D/$v" of="$m1/f" bs=1000 status=none
+        done
+        echo done >"$m1/writer-done"
+    ) &
+    writer=$!
+    seen=0
+    while [ ! -e "$m2/writer-done" ]; do
+        cat "$m2/f" >"$D/read"
+        sum=$(md5sum <"$D/read" | cut -d' ' -f1)
+        case $sum in
+        "$(md5sum <"$D/a" | cut -d' ' -f1)" | "$(md5sum <"$D/b" | cut -d' ' -f1)") ;;
+        *)
+            kill "$writer" 2>/dev/null
+            echo "node 2 read $(wc -c <"$D/read") bytes that are neither version:" \
+                "$(uniq -c <"$D/read" | head -c 300)" >&2
+            return 1
+            ;;
+        esac
+        seen=$((seen + 1))
+    done
+    wait "$writer"
+    echo "reads on node 2: $seen"
+    [ "$seen" -gt 0 ]
+    cmp "$D/a" "$m2/f" # the last version written
+}
+
+@test "O_TRUNC: the writing node sees the new size at once, other nodes the old file until close" {
+    start3
+    m1=$(mnt 1) m2=$(mnt 2)
+    echo "old contents" >"$m1/f"
+    synced 2
+    run python3 - "$m1/f" "$m2/f" <<'EOF'
+import os, sys
+mine, other = sys.argv[1], sys.argv[2]
+fd = os.open(mine, os.O_WRONLY | os.O_TRUNC)
+print(os.stat(mine).st_size, open(other).read().strip())
+os.ftruncate(fd, 50)
+os.pwrite(fd, b"new", 0)
+print(os.stat(mine).st_size, open(other).read().strip())
+os.close(fd)
+EOF
+    assert_success
+    assert_line -n 0 "0 old contents"
+    assert_line -n 1 "50 old contents"
+    synced 2
+    run stat -c %s "$m2/f"
+    assert_output 50
+    [ "$(head -c 3 "$m2/f")" = new ]
+    [ "$(tail -c 47 "$m2/f" | tr -d '\0' | wc -c)" = 0 ]
+}
+
+@test "a signal ends a wait for the cluster at once (EINTR); the change may still commit" {
+    start3 --op-timeout 60
+    m1=$(mnt 1)
+    fsd_stop 2
+    fsd_stop 3
+    # A signal with a handler: the call fails with EINTR (Python raises from the handler).
+    run timeout 30 python3 - "$m1/d" "$m1/.sync" <<'EOF'
+import os, signal, sys, threading, time
+class Interrupted(Exception):
+    pass
+def handler(sig, frame):
+    raise Interrupted()
+signal.signal(signal.SIGUSR1, handler)
+for what in ("mkdir", "open"):
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    start = time.monotonic()
+    try:
+        os.mkdir(sys.argv[1]) if what == "mkdir" else os.open(sys.argv[2], os.O_RDONLY)
+        print(what, "returned")
+    except Interrupted:
+        print(what, "interrupted after", "%.0f" % (time.monotonic() - start), "s")
+EOF
+    assert_success
+    assert_line -n 0 "mkdir interrupted after 1 s"
+    assert_line -n 1 "open interrupted after 1 s"
+    # A fatal signal: the process does not sleep uninterruptibly until the op timeout.
+    mkdir "$m1/e" &
+    pid=$!
+    wait_for 10 blocked_in "$pid" 83 258 # mkdir or mkdirat
+    start=$SECONDS
+    kill -TERM "$pid"
+    status=0
+    wait "$pid" || status=$?
+    echo "mkdir ended $((SECONDS - start)) s after SIGTERM, status $status"
+    [ "$status" = 143 ]
+    [ $((SECONDS - start)) -lt 10 ]
+    # The proposals stayed in the leader's log: with a quorum again they commit.
+    fsd_start 2 $PEERS --op-timeout 60
+    wait_for 30 fs_writable 1
+    echo "after the quorum returned: d $(test -d "$m1/d" && echo exists || echo missing)," \
+        "e $(test -d "$m1/e" && echo exists || echo missing)"
+}
+
+@test "statfs reports the limits and the use; fsyncdir succeeds" {
+    start3
+    m1=$(mnt 1)
+    run stat -f -c "%l %S %b" "$m1"
+    assert_success
+    assert_output "255 4096 262144" # 1 GiB map in 4 KiB blocks
+    use() { python3 -c "import os,sys; v=os.statvfs(sys.argv[1]); print(v.f_files - v.f_ffree, v.f_blocks - v.f_bfree)" "$m1"; }
+    read -r files blocks < <(use)
+    mkdir "$m1/d"
+    for k in $(seq 1 20); do head -c 40000 /dev/urandom >"$m1/d/f$k"; done
+    read -r files2 blocks2 < <(use)
+    echo "inodes $files -> $files2, blocks used $blocks -> $blocks2"
+    [ "$files2" = $((files + 21)) ]
+    [ "$blocks2" -gt $((blocks + 20 * 40000 / 4096)) ]
+    run python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); print('ok')" "$m1/d"
+    assert_output ok
+}
