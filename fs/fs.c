@@ -214,6 +214,9 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
     /* strict: every read must reach the daemon (and its barrier). Otherwise invalidation keeps
      * the caches coherent; the timeout only bounds a lost invalidation. */
     fs->cache_timeout = opts->consistency == FS_CONSISTENCY_STRICT ? 0.0 : FS_CACHE_TIMEOUT;
+    struct raft_runtime_status st;
+    raft_runtime_status(rt, &st);
+    fs->self_bit = st.id >= 1 && st.id <= 64 ? (uint64_t)1 << (st.id - 1) : 0;
     fs->mountpoint = strdup(opts->mountpoint);
     fs->fuse_options = opts->fuse_options != NULL ? strdup(opts->fuse_options) : NULL;
     if (fs->mountpoint == NULL || (opts->fuse_options != NULL && fs->fuse_options == NULL))
@@ -252,6 +255,7 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
         snprintf(err, errlen, "cannot start the invalidation thread");
         goto err_after_mount;
     }
+    fs__orphan_scan(fs); /* nothing is open yet */
     *out = fs;
     return 0;
 

@@ -255,8 +255,10 @@ static void finish_commit(struct commit *c)
         fuse_reply_err(q->req, c->err);
         free(q);
     }
-    if (is_release)
+    if (is_release) {
         fs__handle_free(h);
+        fs__orphan_released(fs, c->ino);
+    }
     free_extents(c->ext, c->n_ext);
     pthread_mutex_destroy(&c->lock);
     free(c);

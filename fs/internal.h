@@ -62,6 +62,7 @@ struct fs {
     struct raft_runtime *rt;
     struct fs_replica *rep;
     struct fs_options opts;
+    uint64_t self_bit;    /* this node in a set of holders (fs/orphan.c); 0: ID above 64 */
     double cache_timeout; /* entry and attribute timeout in replies, seconds */
     char *mountpoint;
     char *fuse_options;
@@ -120,6 +121,20 @@ bool fs__wait_start(struct fs_wait *w, fuse_req_t req);
  * false if it was answered EINTR (the caller only releases its resources). Either way no
  * interrupt callback touches w any more. Call exactly once per successful fs__wait_start. */
 bool fs__wait_claim(struct fs_wait *w);
+
+/* --- orphan.c: open-but-unlinked files ------------------------------------------------------ */
+
+/* Holders for a removal that may orphan an inode: every server of the configuration; 0 if one
+ * cannot be named (then the removal is proposed without KEEP_OPEN). */
+uint64_t fs__orphan_holders(struct fs *fs);
+/* Propose that this node no longer holds orphan ino open. */
+void fs__orphan_forget(struct fs *fs, uint64_t ino);
+/* Forget every orphan naming this node (at mount, when nothing is open). */
+void fs__orphan_scan(struct fs *fs);
+/* Does this node have a handle open on ino? */
+bool fs__is_open(struct fs *fs, uint64_t ino);
+/* A handle of ino was released: forget ino if it is an orphan no other local handle holds. */
+void fs__orphan_released(struct fs *fs, uint64_t ino);
 
 /* --- notify.c: kernel cache invalidation --------------------------------------------------- */
 

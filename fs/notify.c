@@ -138,6 +138,9 @@ static void applied(void *arg, const struct store_cmd *cmds, const struct store_
         const struct store_fsm_result *r = &res[i];
         if (r->err != 0)
             continue; /* nothing changed */
+        /* An orphan this node does not hold open: say so (fs/orphan.c, note 2). */
+        if (r->dropped_is_orphan && (c->holders & fs->self_bit) && !fs__is_open(fs, r->dropped_ino))
+            fs__orphan_forget(fs, r->dropped_ino);
         switch (c->type) {
         case STORE_CMD_CREATE:
         case STORE_CMD_MKNOD:

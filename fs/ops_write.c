@@ -188,10 +188,19 @@ void fs__mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     submit(req, &cmd, REPLY_ENTRY, NULL);
 }
 
+/* A removal that may take a file's last name keeps it as an orphan while any node may hold it
+ * open (fs/orphan.c). */
+static void keep_open(fuse_req_t req, struct store_cmd *cmd)
+{
+    cmd->holders = fs__orphan_holders(fs__of(req));
+    if (cmd->holders != 0)
+        cmd->flags |= STORE_CMD_KEEP_OPEN;
+}
+
 void fs__unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    /* Step 1: no KEEP_OPEN, so the last unlink deletes the inode even if it is open. */
     struct store_cmd cmd = {.type = STORE_CMD_UNLINK, .ino = parent};
+    keep_open(req, &cmd);
     set_name(&cmd, name);
     submit(req, &cmd, REPLY_ERR, NULL);
 }
@@ -236,6 +245,8 @@ void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         cmd.flags |= STORE_CMD_NOREPLACE;
     if (flags & RENAME_EXCHANGE)
         cmd.flags |= STORE_CMD_EXCHANGE;
+    else
+        keep_open(req, &cmd);
     set_name(&cmd, name);
     cmd.name2 = newname;
     cmd.name2_len = strlen(newname);

@@ -8,16 +8,16 @@
 
 /* Field codes (all little-endian):
  *   P ino u64      Q ino2 u64     F flags u32    M mode u32     U uid u32     G gid u32
- *   R rdev u32     V valid u32    S size u64     O offset u64
+ *   R rdev u32     V valid u32    S size u64     O offset u64   H holders u64
  *   A atime i64 sec + u32 nsec    T mtime i64 sec + u32 nsec
  *   N name (u16 length + bytes)   n name2 (u16 length + bytes)
  *   L data (u16 length + bytes)   D data (u32 length + bytes) */
 static const char *const bodies[STORE_CMD_TYPE_END] = {
-    [STORE_CMD_CREATE] = "PMUGFN",  [STORE_CMD_MKNOD] = "PMUGRN", [STORE_CMD_MKDIR] = "PMUGN",
-    [STORE_CMD_UNLINK] = "PFN",     [STORE_CMD_RMDIR] = "PFN",    [STORE_CMD_SYMLINK] = "PUGNL",
-    [STORE_CMD_LINK] = "PQN",       [STORE_CMD_RENAME] = "PQFNn", [STORE_CMD_SETATTR] = "PVMUGSAT",
-    [STORE_CMD_WRITE] = "POD",      [STORE_CMD_REPLACE] = "PD",   [STORE_CMD_SETXATTR] = "PFND",
-    [STORE_CMD_REMOVEXATTR] = "PN", [STORE_CMD_FORGET] = "P",
+    [STORE_CMD_CREATE] = "PMUGFN",  [STORE_CMD_MKNOD] = "PMUGRN",  [STORE_CMD_MKDIR] = "PMUGN",
+    [STORE_CMD_UNLINK] = "PFHN",    [STORE_CMD_RMDIR] = "PFHN",    [STORE_CMD_SYMLINK] = "PUGNL",
+    [STORE_CMD_LINK] = "PQN",       [STORE_CMD_RENAME] = "PQFHNn", [STORE_CMD_SETATTR] = "PVMUGSAT",
+    [STORE_CMD_WRITE] = "POD",      [STORE_CMD_REPLACE] = "PD",    [STORE_CMD_SETXATTR] = "PFND",
+    [STORE_CMD_REMOVEXATTR] = "PN", [STORE_CMD_FORGET] = "PH",
 };
 
 static const char *const type_names[STORE_CMD_TYPE_END] = {
@@ -61,7 +61,8 @@ static size_t field_size(char code, const struct store_cmd *cmd)
     case 'P':
     case 'Q':
     case 'S':
-    case 'O': return 8;
+    case 'O':
+    case 'H': return 8;
     case 'F':
     case 'M':
     case 'U':
@@ -139,6 +140,7 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
         case 'Q': p = put_u64(p, cmd->ino2); break;
         case 'S': p = put_u64(p, cmd->size); break;
         case 'O': p = put_u64(p, cmd->offset); break;
+        case 'H': p = put_u64(p, cmd->holders); break;
         case 'F': p = put_u32(p, cmd->flags); break;
         case 'M': p = put_u32(p, cmd->mode); break;
         case 'U': p = put_u32(p, cmd->uid); break;
@@ -236,6 +238,7 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd)
         case 'Q': cmd->ino2 = get_le(&r, 8); break;
         case 'S': cmd->size = get_le(&r, 8); break;
         case 'O': cmd->offset = get_le(&r, 8); break;
+        case 'H': cmd->holders = get_le(&r, 8); break;
         case 'F': cmd->flags = (uint32_t)get_le(&r, 4); break;
         case 'M': cmd->mode = (uint32_t)get_le(&r, 4); break;
         case 'U': cmd->uid = (uint32_t)get_le(&r, 4); break;

@@ -235,6 +235,78 @@ EOF
         "e $(test -d "$m1/e" && echo exists || echo missing)"
 }
 
+# inodes_used I: inodes in the state machine of node I (statfs), orphans included.
+inodes_used() {
+    python3 -c "import os,sys; v=os.statvfs(sys.argv[1]); print(v.f_files - v.f_ffree)" "$(mnt "$1")"
+}
+
+inodes_used_is() { [ "$(inodes_used "$1")" = "$2" ]; }
+
+@test "an open file removed on this node or another stays usable through its descriptor; closed, it is freed" {
+    start3
+    head -c 50000 /dev/urandom >"$D/ref"
+    for remover in 1 2; do
+        cp "$D/ref" "$(mnt 1)/f"
+        for i in 1 2 3; do synced "$i"; done
+        before=$(inodes_used 3)
+        rm -f "$D/ready" "$D/close"
+        # Node 1 holds the file open while node $remover removes its name.
+        python3 - "$(mnt 1)/f" "$D" >"$D/out" 2>&1 <<'EOF' &
+import os, sys, time
+path, d = sys.argv[1], sys.argv[2]
+ref = open(d + "/ref", "rb").read()
+fd = os.open(path, os.O_RDWR)
+open(d + "/ready", "w").close()
+end = time.monotonic() + 30
+while os.path.exists(path) and time.monotonic() < end:
+    time.sleep(0.02)
+print("name gone:", not os.path.exists(path))
+print("read same:", os.pread(fd, len(ref) + 10, 0) == ref)
+os.pwrite(fd, b"appended", len(ref))
+os.fsync(fd)
+print("size, links:", os.fstat(fd).st_size, os.fstat(fd).st_nlink)
+print("read back:", os.pread(fd, 8, len(ref)).decode())
+sys.stdout.flush()
+while not os.path.exists(d + "/close") and time.monotonic() < end:
+    time.sleep(0.02)
+os.close(fd)
+EOF
+        py=$!
+        wait_for 10 test -e "$D/ready"
+        rm "$(mnt "$remover")/f"
+        wait_for 20 grep -q "read back" "$D/out"
+        run cat "$D/out"
+        assert_line "name gone: True"
+        assert_line "read same: True"
+        assert_line "size, links: 50008 0"
+        assert_line "read back: appended"
+        # Still there everywhere while open; freed everywhere once closed.
+        for i in 1 2 3; do synced "$i"; done
+        [ "$(inodes_used 3)" = "$before" ]
+        touch "$D/close"
+        wait "$py"
+        for i in 1 2 3; do wait_for 20 inodes_used_is "$i" $((before - 1)); done
+    done
+}
+
+@test "a file replaced by a rename while open on another node keeps its contents for the reader" {
+    start3
+    echo "version one" >"$(mnt 1)/cfg"
+    synced 2
+    exec 4<"$(mnt 2)/cfg"
+    before=$(inodes_used 2)
+    echo "version two" >"$(mnt 1)/cfg.new"
+    mv "$(mnt 1)/cfg.new" "$(mnt 1)/cfg"
+    synced 2
+    [ "$(cat "$(mnt 2)/cfg")" = "version two" ]
+    run cat <&4
+    assert_output "version one"
+    [ "$(inodes_used 2)" = $((before + 1)) ] # the new file, and the old one as an orphan
+    exec 4<&-
+    wait_for 20 inodes_used_is 2 "$before"
+    wait_for 20 inodes_used_is 1 "$before"
+}
+
 @test "statfs reports the limits and the use; fsyncdir succeeds" {
     start3
     m1=$(mnt 1)
