@@ -224,6 +224,14 @@ struct commit {
 
 static void start_commit(struct fs *fs, struct fs_handle *h);
 
+/* Answer q with err, unless it was interrupted and answered EINTR already; free it. */
+static void answer(struct fs_flush_req *q, int err)
+{
+    if (q->is_release || fs__wait_claim(&q->wait))
+        fuse_reply_err(q->req, err);
+    free(q);
+}
+
 /* Answer the commit's requests; start the next commit of the handle, or free the handle after
  * its release. */
 static void finish_commit(struct commit *c)
@@ -252,8 +260,7 @@ static void finish_commit(struct commit *c)
     while (c->reqs != NULL) {
         struct fs_flush_req *q = c->reqs;
         c->reqs = q->next;
-        fuse_reply_err(q->req, c->err);
-        free(q);
+        answer(q, c->err);
     }
     if (is_release) {
         fs__handle_free(h);
@@ -357,8 +364,7 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
         pthread_mutex_unlock(&fs->lock);
         while (q != NULL) {
             struct fs_flush_req *next = q->next;
-            fuse_reply_err(q->req, ENOMEM);
-            free(q);
+            answer(q, ENOMEM);
             q = next;
         }
         if (is_release)
@@ -404,6 +410,11 @@ static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
     }
     q->req = req;
     q->is_release = is_release;
+    if (!is_release && !fs__wait_start(&q->wait, req)) {
+        fuse_reply_err(req, EINTR);
+        free(q);
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     q->next = h->queued;
     h->queued = q;

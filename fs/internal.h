@@ -22,6 +22,14 @@
  * opens; every applied command invalidates what it changed (the design note in fs/notify.c).
  * strict mode caches nothing, so that every read reaches the daemon and its barrier. */
 
+/* A request waiting for a proposal or a barrier; embedded in the waiting operation's state. */
+struct fs_wait {
+    fuse_req_t req;
+    pthread_mutex_t lock;
+    bool is_answered;          /* protected by lock: EINTR sent, or claimed by the completion */
+    bool is_interrupted_early; /* interrupted before the callback was registered */
+};
+
 /* One buffered, not yet committed range of an open file. */
 struct fs_extent {
     uint64_t off;
@@ -33,6 +41,7 @@ struct fs_extent {
 struct fs_flush_req {
     fuse_req_t req;
     bool is_release;
+    struct fs_wait wait; /* flush and fsync are interruptible (release is never interrupted) */
     struct fs_flush_req *next;
 };
 
@@ -104,14 +113,6 @@ void fs__now(struct store_cmd *cmd);
 int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg);
 
 /* --- wait.c: interruptible waits for the cluster ------------------------------------------- */
-
-/* A request waiting for a proposal or a barrier; embedded in the waiting operation's state. */
-struct fs_wait {
-    fuse_req_t req;
-    pthread_mutex_t lock;
-    bool is_answered;          /* protected by lock: EINTR sent, or claimed by the completion */
-    bool is_interrupted_early; /* interrupted before the callback was registered */
-};
 
 /* Make req interruptible while it waits (w must stay valid until fs__wait_claim). Returns
  * false if req was interrupted already: the caller answers EINTR and does not start the wait

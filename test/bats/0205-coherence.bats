@@ -194,32 +194,52 @@ EOF
 @test "a signal ends a wait for the cluster at once (EINTR); the change may still commit" {
     start3 --op-timeout 60
     m1=$(mnt 1)
-    fsd_stop 2
-    fsd_stop 3
+    echo old >"$m1/w"
     # A signal with a handler: the call fails with EINTR (Python raises from the handler).
-    # (A wait for a barrier is interruptible the same way, but without a quorum the leader
-    # steps down and barriers then fail at once, so only proposals wait long enough here.)
-    run timeout 30 python3 - "$m1/d" "$m1/.sync" "$m1/renamed" <<'EOF'
+    # The file to fsync is opened while there is a quorum; then nodes 2 and 3 stop. (A wait
+    # for a barrier is interruptible the same way, but without a quorum the leader steps down
+    # and barriers then fail at once, so only commits wait long enough here.)
+    timeout 60 python3 - "$m1/d" "$m1/.sync" "$m1/renamed" "$m1/w" "$D" >"$D/out" 2>&1 <<'EOF' &
 import os, signal, sys, threading, time
 class Interrupted(Exception):
     pass
 def handler(sig, frame):
     raise Interrupted()
 signal.signal(signal.SIGUSR1, handler)
-for what in ("mkdir", "rename"):
+fd = os.open(sys.argv[4], os.O_WRONLY)
+os.write(fd, b"new")
+open(sys.argv[5] + "/ready", "w").close()
+while not os.path.exists(sys.argv[5] + "/go"):
+    time.sleep(0.02)
+for what in ("mkdir", "rename", "fsync", "close"):
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1))
     timer.start()
     start = time.monotonic()
     try:
-        os.mkdir(sys.argv[1]) if what == "mkdir" else os.rename(sys.argv[2], sys.argv[3])
+        if what == "mkdir":
+            os.mkdir(sys.argv[1])
+        elif what == "rename":
+            os.rename(sys.argv[2], sys.argv[3])
+        elif what == "fsync":
+            os.fsync(fd)
+        else:
+            os.close(fd)  # the descriptor is gone either way
         print(what, "returned")
     except Interrupted:
         took = time.monotonic() - start
         print(what, "interrupted", "within 10 s" if took < 10 else "after %.0f s" % took)
 EOF
-    assert_success
+    py=$!
+    wait_for 20 test -e "$D/ready"
+    fsd_stop 2
+    fsd_stop 3
+    touch "$D/go"
+    wait "$py"
+    run cat "$D/out"
     assert_line -n 0 "mkdir interrupted within 10 s"
     assert_line -n 1 "rename interrupted within 10 s"
+    assert_line -n 2 "fsync interrupted within 10 s"
+    assert_line -n 3 "close interrupted within 10 s"
     # A fatal signal: the process does not sleep uninterruptibly until the op timeout.
     mkdir "$m1/e" &
     pid=$!
@@ -231,12 +251,13 @@ EOF
     echo "mkdir ended $((SECONDS - start)) s after SIGTERM, status $status"
     [ "$status" = 143 ]
     [ $((SECONDS - start)) -lt 10 ]
-    # The proposals stayed in the leader's log: with a quorum again they commit.
+    # The proposals stayed in the leader's log: with a quorum again they may commit.
     fsd_start 2 $PEERS --op-timeout 60
     wait_for 30 fs_writable 1
     echo "after the quorum returned: d $(test -d "$m1/d" && echo exists || echo missing)," \
         "e $(test -d "$m1/e" && echo exists || echo missing)," \
-        "renamed $(test -e "$m1/renamed" && echo exists || echo missing)"
+        "renamed $(test -e "$m1/renamed" && echo exists || echo missing)," \
+        "w holds $(cat "$m1/w")"
 }
 
 # inodes_used I: inodes in the state machine of node I (statfs), orphans included.
