@@ -332,6 +332,33 @@ EOF
     wait_for 20 inodes_used_is 1 "$before"
 }
 
+@test "a node that dies holding a removed file open releases it when it mounts again" {
+    start3
+    m1=$(mnt 1) m2=$(mnt 2)
+    echo data >"$m1/f"
+    for i in 1 2 3; do synced "$i"; done
+    before=$(inodes_used 1)
+    exec 4<"$m2/f"
+    rm "$m1/f"
+    synced 2
+    [ "$(cat <&4)" = data ]
+    exec 4<&-
+    # Node 2 holds g open when it is killed: its bit stays in the orphan until it mounts again.
+    echo again >"$m1/g"
+    synced 2
+    exec 4<"$m2/g"
+    rm "$m1/g"
+    synced 1
+    wait_for 20 inodes_used_is 1 "$before" # f freed; g kept while node 2 holds it
+    kill -9 "$(node_pid 2)"
+    exec 4<&-
+    wait_for 10 bash -c "! grep -q ' $m2 ' /proc/mounts || fusermount3 -u '$m2'"
+    [ "$(inodes_used 1)" = "$before" ]
+    fsd_start 2 $PEERS
+    wait_for 20 inodes_used_is 1 $((before - 1))
+    wait_for 20 inodes_used_is 2 $((before - 1))
+}
+
 @test "statfs reports the limits and the use; fsyncdir succeeds" {
     start3
     m1=$(mnt 1)
