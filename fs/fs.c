@@ -29,14 +29,14 @@ void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st)
     st->st_ctim.tv_nsec = a->ctime.nsec;
 }
 
-void fs__entry(const struct store_fsm_attr *a, struct fuse_entry_param *e)
+void fs__entry(const struct fs *fs, const struct store_fsm_attr *a, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
     e->ino = a->ino;
     e->generation = a->generation;
     fs__attr_to_stat(a, &e->attr);
-    e->attr_timeout = 0.0; /* see the note on kernel caches in fs/internal.h */
-    e->entry_timeout = 0.0;
+    e->attr_timeout = fs->cache_timeout;
+    e->entry_timeout = fs->cache_timeout;
 }
 
 int fs__read_errno(int rc)
@@ -103,10 +103,15 @@ int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, v
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
     (void)userdata;
-    /* Step 1 keeps the kernel's caches short-lived: no writeback cache (every write reaches
-     * the handle's buffer), and O_TRUNC arrives as a separate setattr. */
+    /* No writeback cache: every write reaches the handle's buffer at once. O_TRUNC arrives
+     * with open, so the truncation and the new data can be one change (REPLACE). The kernel
+     * drops a file's pages when fresh attributes show another size or mtime: a bound on
+     * staleness should an invalidation be lost (no memory, snapshot install). */
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-    conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -196,15 +201,22 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .flock = fs_flock,
 };
 
-int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, const struct fs_options *opts,
-             struct fs **out, char *err, size_t errlen)
+int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *rep,
+             const struct fs_options *opts, struct fs **out, char *err, size_t errlen)
 {
     struct fs *fs = calloc(1, sizeof *fs);
     if (fs == NULL)
         goto err_nomem;
     fs->fsm = fsm;
     fs->rt = rt;
+    fs->rep = rep;
     fs->opts = *opts;
+    /* strict: every read must reach the daemon (and its barrier). Otherwise invalidation keeps
+     * the caches coherent; the timeout only bounds a lost invalidation. */
+    fs->cache_timeout = opts->consistency == FS_CONSISTENCY_STRICT ? 0.0 : FS_CACHE_TIMEOUT;
+    struct raft_runtime_status st;
+    raft_runtime_status(rt, &st);
+    fs->self_bit = st.id >= 1 && st.id <= 64 ? (uint64_t)1 << (st.id - 1) : 0;
     fs->mountpoint = strdup(opts->mountpoint);
     fs->fuse_options = opts->fuse_options != NULL ? strdup(opts->fuse_options) : NULL;
     if (fs->mountpoint == NULL || (opts->fuse_options != NULL && fs->fuse_options == NULL))
@@ -239,9 +251,16 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, const struct fs_opt
         goto err_after_signals;
     }
     fs->is_mounted = true;
+    if (fs__notify_start(fs) != 0) {
+        snprintf(err, errlen, "cannot start the invalidation thread");
+        goto err_after_mount;
+    }
+    fs__orphan_scan(fs); /* nothing is open yet */
     *out = fs;
     return 0;
 
+err_after_mount:
+    fuse_session_unmount(fs->se);
 err_after_signals:
     fuse_remove_signal_handlers(fs->se);
 err_after_session:
@@ -273,6 +292,7 @@ void fs_close(struct fs *fs)
 {
     if (fs == NULL)
         return;
+    fs__notify_stop(fs); /* before the unmount closes the session's descriptor */
     if (fs->is_mounted)
         fuse_session_unmount(fs->se);
     fuse_remove_signal_handlers(fs->se);

@@ -27,12 +27,16 @@ struct fs_options {
 
 struct fs;
 
+struct fs_replica;
+
 /* Mount fsm at opts->mountpoint (default_permissions, allow_other) and install the SIGTERM,
- * SIGINT and SIGHUP handlers that end fs_run. fsm and rt are borrowed until fs_close; opts is
- * copied (its strings too). On failure writes a message to err (errlen bytes) and returns
- * RFS_EIO or RFS_ENOMEM; nothing is left mounted. */
-int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, const struct fs_options *opts,
-             struct fs **out, char *err, size_t errlen);
+ * SIGINT and SIGHUP handlers that end fs_run. rep is the runtime's state machine adapter for
+ * fsm: the filesystem observes it to invalidate the kernel's caches when commands are applied.
+ * fsm, rt and rep are borrowed until fs_close; opts is copied (its strings too). On failure
+ * writes a message to err (errlen bytes) and returns RFS_EIO or RFS_ENOMEM; nothing is left
+ * mounted. */
+int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *rep,
+             const struct fs_options *opts, struct fs **out, char *err, size_t errlen);
 
 /* Serve FUSE requests on a pool of threads until a signal or an unmount. Returns 0, or RFS_EIO
  * if the session loop failed. Requests still waiting for the runtime are answered when it

@@ -9,7 +9,10 @@
  *    arriving meanwhile wait in `queued` and are answered by the next commit, which starts
  *    when the current one completes. So commits of one handle apply in the order of the calls.
  * 3. A handle is freed only after its release was answered, and its release is answered only
- *    by the last commit (the kernel sends nothing on a handle after its release). */
+ *    by the last commit (the kernel sends nothing on a handle after its release).
+ * 4. A handle opened with O_TRUNC (is_replace) commits its first buffer as one REPLACE of the
+ *    whole file, so no node ever sees the file empty or half written; until then this node
+ *    shows the file as the buffer alone. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,26 +51,41 @@ void fs__handle_free(struct fs_handle *h)
     free(h);
 }
 
-uint64_t fs__dirty_end(struct fs *fs, uint64_t ino)
+/* End of h's buffered ranges (invariant 1: the last one ends last), or of its replacement. */
+static uint64_t handle_end(const struct fs_handle *h)
 {
-    uint64_t end = 0;
-    pthread_mutex_lock(&fs->lock);
-    for (struct fs_handle *h = fs->handles; h != NULL; h = h->next)
-        if (h->ino == ino && h->n_ext > 0) {
-            struct fs_extent *last = &h->ext[h->n_ext - 1];
-            if (last->off + last->len > end)
-                end = last->off + last->len;
-        }
-    pthread_mutex_unlock(&fs->lock);
+    uint64_t end = h->is_replace ? h->replace_size : 0;
+    if (h->n_ext > 0 && h->ext[h->n_ext - 1].off + h->ext[h->n_ext - 1].len > end)
+        end = h->ext[h->n_ext - 1].off + h->ext[h->n_ext - 1].len;
     return end;
 }
 
-void fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size)
+uint64_t fs__local_size(struct fs *fs, uint64_t ino, uint64_t committed)
 {
+    uint64_t end = 0;
+    bool is_replaced = false;
+    pthread_mutex_lock(&fs->lock);
+    for (struct fs_handle *h = fs->handles; h != NULL; h = h->next)
+        if (h->ino == ino) {
+            is_replaced |= h->is_replace;
+            if (handle_end(h) > end)
+                end = handle_end(h);
+        }
+    pthread_mutex_unlock(&fs->lock);
+    return is_replaced || end > committed ? end : committed;
+}
+
+bool fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size)
+{
+    bool is_taken = false;
     pthread_mutex_lock(&fs->lock);
     for (struct fs_handle *h = fs->handles; h != NULL; h = h->next) {
         if (h->ino != ino)
             continue;
+        if (h->is_replace) {
+            h->replace_size = size;
+            is_taken = true;
+        }
         while (h->n_ext > 0 && h->ext[h->n_ext - 1].off >= size)
             free(h->ext[--h->n_ext].data);
         if (h->n_ext > 0) {
@@ -77,6 +95,18 @@ void fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size)
         }
     }
     pthread_mutex_unlock(&fs->lock);
+    return is_taken;
+}
+
+bool fs__handle_replaced(struct fs *fs, struct fs_handle *h, uint64_t *end)
+{
+    if (h == NULL)
+        return false;
+    pthread_mutex_lock(&fs->lock);
+    bool is_replace = h->is_replace;
+    *end = handle_end(h);
+    pthread_mutex_unlock(&fs->lock);
+    return is_replace;
 }
 
 size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint8_t *buf,
@@ -183,6 +213,7 @@ void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off
 struct commit {
     struct fs *fs;
     struct fs_handle *h;
+    uint64_t ino;
     struct fs_extent *ext;
     size_t n_ext;
     struct fs_flush_req *reqs;
@@ -193,6 +224,14 @@ struct commit {
 
 static void start_commit(struct fs *fs, struct fs_handle *h);
 
+/* Answer q with err, unless it was interrupted and answered EINTR already; free it. */
+static void answer(struct fs_flush_req *q, int err)
+{
+    if (q->is_release || fs__wait_claim(&q->wait))
+        fuse_reply_err(q->req, err);
+    free(q);
+}
+
 /* Answer the commit's requests; start the next commit of the handle, or free the handle after
  * its release. */
 static void finish_commit(struct commit *c)
@@ -202,6 +241,8 @@ static void finish_commit(struct commit *c)
     bool is_release = false;
     for (struct fs_flush_req *q = c->reqs; q != NULL; q = q->next)
         is_release |= q->is_release;
+    if (c->err != 0)
+        fs__notify_data(fs, c->ino); /* the kernel's pages hold bytes that were not committed */
     pthread_mutex_lock(&fs->lock);
     h->is_flushing = false;
     if (is_release) {
@@ -219,11 +260,12 @@ static void finish_commit(struct commit *c)
     while (c->reqs != NULL) {
         struct fs_flush_req *q = c->reqs;
         c->reqs = q->next;
-        fuse_reply_err(q->req, c->err);
-        free(q);
+        answer(q, c->err);
     }
-    if (is_release)
+    if (is_release) {
         fs__handle_free(h);
+        fs__orphan_released(fs, c->ino);
+    }
     free_extents(c->ext, c->n_ext);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -263,6 +305,43 @@ static void write_done(void *arg, int status, struct raft_apply_result *result)
     range_done(c, err);
 }
 
+/* Propose one command of commit c: a WRITE of len bytes of data at off, or a REPLACE of the
+ * file by them (off 0). The range counts in c->pending already. */
+static void propose_range(struct commit *c, uint8_t type, uint64_t off, const uint8_t *data,
+                          size_t len)
+{
+    struct range *r = malloc(sizeof *r);
+    if (r == NULL) {
+        range_done(c, ENOMEM);
+        return;
+    }
+    r->commit = c;
+    r->len = len;
+    struct store_cmd cmd = {
+        .type = type, .ino = c->ino, .offset = off, .data = data, .data_len = len};
+    fs__now(&cmd);
+    int err = fs__propose(c->fs, &cmd, write_done, r);
+    if (err != 0) {
+        free(r);
+        range_done(c, err);
+    }
+}
+
+/* The first commit of a handle opened with O_TRUNC: the whole file, size bytes, is the buffer
+ * with zeros between its ranges. */
+static void propose_replace(struct commit *c, uint64_t size)
+{
+    uint8_t *data = calloc(1, size ? (size_t)size : 1);
+    if (data == NULL) {
+        range_done(c, ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < c->n_ext; i++)
+        memcpy(data + c->ext[i].off, c->ext[i].data, c->ext[i].len);
+    propose_range(c, STORE_CMD_REPLACE, 0, data, (size_t)size);
+    free(data); /* fs__propose copied it */
+}
+
 /* Take h's buffer and queued requests into a new commit and propose its ranges. Called with
  * fs->lock held and h->is_flushing false; returns with it released. */
 static void start_commit(struct fs *fs, struct fs_handle *h)
@@ -285,8 +364,7 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
         pthread_mutex_unlock(&fs->lock);
         while (q != NULL) {
             struct fs_flush_req *next = q->next;
-            fuse_reply_err(q->req, ENOMEM);
-            free(q);
+            answer(q, ENOMEM);
             q = next;
         }
         if (is_release)
@@ -299,33 +377,23 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
     c->ext = h->ext;
     c->n_ext = h->n_ext;
     c->reqs = h->queued;
+    bool is_replace = h->is_replace;
+    uint64_t replace_end = handle_end(h);
+    h->is_replace = false; /* invariant 4: later commits write ranges */
     h->ext = NULL;
     h->n_ext = h->cap_ext = 0;
     h->queued = NULL;
-    uint64_t ino = h->ino;
+    c->ino = h->ino;
     pthread_mutex_unlock(&fs->lock);
 
     pthread_mutex_init(&c->lock, NULL);
-    c->pending = c->n_ext + 1; /* one for this function, so the commit cannot finish early */
-    for (size_t i = 0; i < c->n_ext; i++) {
-        struct range *r = malloc(sizeof *r);
-        if (r == NULL) {
-            range_done(c, ENOMEM);
-            continue;
-        }
-        r->commit = c;
-        r->len = c->ext[i].len;
-        struct store_cmd cmd = {.type = STORE_CMD_WRITE,
-                                .ino = ino,
-                                .offset = c->ext[i].off,
-                                .data = c->ext[i].data,
-                                .data_len = c->ext[i].len};
-        fs__now(&cmd);
-        int err = fs__propose(fs, &cmd, write_done, r);
-        if (err != 0) {
-            free(r);
-            range_done(c, err);
-        }
+    if (is_replace) {
+        c->pending = 2; /* the REPLACE, and this function */
+        propose_replace(c, replace_end);
+    } else {
+        c->pending = c->n_ext + 1; /* one for this function, so the commit cannot finish early */
+        for (size_t i = 0; i < c->n_ext; i++)
+            propose_range(c, STORE_CMD_WRITE, c->ext[i].off, c->ext[i].data, c->ext[i].len);
     }
     range_done(c, 0);
 }
@@ -342,6 +410,11 @@ static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
     }
     q->req = req;
     q->is_release = is_release;
+    if (!is_release && !fs__wait_start(&q->wait, req)) {
+        fuse_reply_err(req, EINTR);
+        free(q);
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     q->next = h->queued;
     h->queued = q;
@@ -355,7 +428,18 @@ static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
 void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    commit(req, fi, false);
+    struct fs *fs = fs__of(req);
+    struct fs_handle *h = fs__handle_of(fi);
+    /* A shell redirection opens with O_TRUNC, moves the descriptor and closes the original
+     * (a flush) before anything is written: committing the truncation then would show the
+     * file empty. It waits for data, fsync or the release (invariant 4). */
+    pthread_mutex_lock(&fs->lock);
+    bool is_deferred = h->is_replace && h->n_ext == 0 && !h->is_flushing;
+    pthread_mutex_unlock(&fs->lock);
+    if (is_deferred)
+        fuse_reply_err(req, 0);
+    else
+        commit(req, fi, false);
 }
 
 void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

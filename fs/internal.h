@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "fs/fs.h"
+#include "fs/replica.h"
 #include "store/command.h"
 
 /* Threads. FUSE worker threads run the request handlers; the runtime's threads run the
@@ -17,9 +18,17 @@
  * Neither blocks on consensus: a handler either replies from the local state machine or hands
  * its request to the runtime and returns.
  *
- * Kernel caches (step 1): entry and attribute timeouts are 0 and the page cache is dropped at
- * every open (no FOPEN_KEEP_CACHE), so changes made on other nodes are seen without any
- * invalidation. Invalidating from the apply thread (notify_inval_*) comes in a later step. */
+ * Kernel caches: names and attributes are cached for fs->cache_timeout seconds and pages across
+ * opens; every applied command invalidates what it changed (the design note in fs/notify.c).
+ * strict mode caches nothing, so that every read reaches the daemon and its barrier. */
+
+/* A request waiting for a proposal or a barrier; embedded in the waiting operation's state. */
+struct fs_wait {
+    fuse_req_t req;
+    pthread_mutex_t lock;
+    bool is_answered;          /* protected by lock: EINTR sent, or claimed by the completion */
+    bool is_interrupted_early; /* interrupted before the callback was registered */
+};
 
 /* One buffered, not yet committed range of an open file. */
 struct fs_extent {
@@ -32,6 +41,7 @@ struct fs_extent {
 struct fs_flush_req {
     fuse_req_t req;
     bool is_release;
+    struct fs_wait wait; /* flush and fsync are interruptible (release is never interrupted) */
     struct fs_flush_req *next;
 };
 
@@ -42,20 +52,39 @@ struct fs_handle {
     struct fs_extent *ext;       /* sorted by off, neither overlapping nor adjacent */
     size_t n_ext, cap_ext;       /* protected by fs->lock (as are all fields below) */
     bool is_flushing;            /* a commit of this handle's buffer is in flight */
+    bool is_replace;             /* opened with O_TRUNC, not committed yet: the next commit is
+                                    one REPLACE of the whole file (the buffer, zeros elsewhere) */
+    uint64_t replace_size;       /* is_replace: the size before the buffered writes (0, or an
+                                    ftruncate's since the open) */
     struct fs_flush_req *queued; /* flush/fsync/release requests for the next commit */
     struct fs_handle *next;      /* in fs->handles */
 };
 
+struct fs_notify_item;
+
+/* Entry and attribute timeout outside strict mode, seconds: how long a lost invalidation can
+ * leave the kernel with a stale name or attributes. */
+#define FS_CACHE_TIMEOUT 5.0
+
 struct fs {
     struct store_fsm *fsm;
     struct raft_runtime *rt;
+    struct fs_replica *rep;
     struct fs_options opts;
+    uint64_t self_bit;    /* this node in a set of holders (fs/orphan.c); 0: ID above 64 */
+    double cache_timeout; /* entry and attribute timeout in replies, seconds */
     char *mountpoint;
     char *fuse_options;
     struct fuse_session *se;
     bool is_mounted;
     pthread_mutex_t lock;
     struct fs_handle *handles; /* open files of this node; protected by lock */
+    /* The notify thread (fs/notify.c) and its queue. */
+    pthread_t notify_thread;
+    pthread_mutex_t notify_lock;
+    pthread_cond_t notify_cond;
+    struct fs_notify_item *notify_head, *notify_tail; /* protected by notify_lock */
+    bool is_notify_stopping;                          /* protected by notify_lock */
 };
 
 /* --- fs.c ------------------------------------------------------------------------------------ */
@@ -63,8 +92,8 @@ struct fs {
 /* Fill st from a state machine attribute record. */
 void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st);
 
-/* Entry reply parameters for a, with zero timeouts (see the note on kernel caches). */
-void fs__entry(const struct store_fsm_attr *a, struct fuse_entry_param *e);
+/* Entry reply parameters for a, with fs's cache timeouts. */
+void fs__entry(const struct fs *fs, const struct store_fsm_attr *a, struct fuse_entry_param *e);
 
 /* errno for the status of a state machine read: itself if it is an errno, EIO for a store
  * failure (RFS_E*). */
@@ -82,6 +111,46 @@ void fs__now(struct store_cmd *cmd);
  * returns 0; otherwise it is not called and the return value is an errno (as
  * fs__proposal_errno maps it). cmd is only read. */
 int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg);
+
+/* --- wait.c: interruptible waits for the cluster ------------------------------------------- */
+
+/* Make req interruptible while it waits (w must stay valid until fs__wait_claim). Returns
+ * false if req was interrupted already: the caller answers EINTR and does not start the wait
+ * (w needs no claim). */
+bool fs__wait_start(struct fs_wait *w, fuse_req_t req);
+/* The wait is over (from the completion): returns true if the caller must now answer w->req,
+ * false if it was answered EINTR (the caller only releases its resources). Either way no
+ * interrupt callback touches w any more. Call exactly once per successful fs__wait_start. */
+bool fs__wait_claim(struct fs_wait *w);
+
+/* --- orphan.c: open-but-unlinked files ------------------------------------------------------ */
+
+/* Holders for a removal that may orphan an inode: every server of the configuration; 0 if one
+ * cannot be named (then the removal is proposed without KEEP_OPEN). */
+uint64_t fs__orphan_holders(struct fs *fs);
+/* Propose that this node no longer holds orphan ino open. */
+void fs__orphan_forget(struct fs *fs, uint64_t ino);
+/* Forget every orphan naming this node (at mount, when nothing is open). */
+void fs__orphan_scan(struct fs *fs);
+/* Does this node have a handle open on ino? */
+bool fs__is_open(struct fs *fs, uint64_t ino);
+/* A handle of ino was released: forget ino if it is an orphan no other local handle holds. */
+void fs__orphan_released(struct fs *fs, uint64_t ino);
+
+/* --- notify.c: kernel cache invalidation --------------------------------------------------- */
+
+/* Start the notify thread and observe fs->rep. Returns 0 or -1 (no thread). */
+int fs__notify_start(struct fs *fs);
+/* Stop observing, answer the continuations still queued and join the thread. */
+void fs__notify_stop(struct fs *fs);
+/* Call fn(arg) on the notify thread once every invalidation queued so far is done (never for a
+ * request that holds a directory or page lock: see the design note). */
+void fs__notify_after(struct fs *fs, void (*fn)(void *arg), void *arg);
+/* Is an invalidation of ino's pages queued and not done yet? */
+bool fs__notify_has_data(struct fs *fs, uint64_t ino);
+/* Queue an invalidation of all of ino's pages (a local commit failed: the pages hold bytes the
+ * state machine does not have). */
+void fs__notify_data(struct fs *fs, uint64_t ino);
 
 /* --- ops_read.c: lookup, getattr, readdir(plus), readlink, xattrs, statfs, open(dir) -------- */
 
@@ -125,10 +194,16 @@ struct fs_handle *fs__handle_new(uint64_t ino);
 void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino);
 /* Free an unlisted handle (creation failed). */
 void fs__handle_free(struct fs_handle *h);
-/* Largest end of the buffered ranges of ino's local handles, 0 if none. */
-uint64_t fs__dirty_end(struct fs *fs, uint64_t ino);
-/* Clip the buffered ranges of ino's local handles to size (a truncation is proposed). */
-void fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size);
+/* Size of file ino as this node sees it, given its committed size: the buffered ranges of the
+ * node's handles extend it, and a handle opened with O_TRUNC replaces it. */
+uint64_t fs__local_size(struct fs *fs, uint64_t ino, uint64_t committed);
+/* A truncation of ino to size: clip the buffered ranges of the node's handles to it. Returns
+ * true if a handle opened with O_TRUNC takes it over (its REPLACE will carry the size), so the
+ * truncation must not be proposed on its own. */
+bool fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size);
+/* Was h opened with O_TRUNC and its REPLACE not proposed yet? Then *end is the size it gives
+ * the file so far. h may be NULL (false). */
+bool fs__handle_replaced(struct fs *fs, struct fs_handle *h, uint64_t *end);
 /* Copy h's buffered bytes that fall in [off, off + len) over buf; returns the end (relative to
  * off) of the last byte copied, 0 if none. */
 size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint8_t *buf,

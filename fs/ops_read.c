@@ -2,6 +2,7 @@
  * they first wait for a ReadIndex barrier (raft_runtime_read_index) and then run from its
  * completion callback, so a FUSE thread never waits for the cluster. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -31,9 +32,10 @@ struct read_req {
     size_t size;
     off_t off;
     struct fuse_file_info fi;
-    bool has_barrier;   /* a barrier completed before this run */
-    bool wants_barrier; /* the run asks to run again after a barrier */
-    char name[];        /* lookup name or xattr name */
+    struct fs_wait wait; /* interruptible while waiting for the barrier */
+    bool has_barrier;    /* a barrier completed before this run */
+    bool wants_barrier;  /* the run asks to run again after a barrier */
+    char name[];         /* lookup name or xattr name */
 };
 
 static void run(struct read_req *r);
@@ -49,32 +51,62 @@ static bool needs_barrier(const struct fs *fs, enum read_op op)
     }
 }
 
+static void run_after_invalidations(void *arg)
+{
+    run(arg);
+}
+
+/* Give up r: answer err (0: it was answered already) and free it. */
+static void drop(struct read_req *r, int err)
+{
+    if (r->op == OP_OPEN)
+        fs__handle_free(fs__handle_of(&r->fi));
+    if (err != 0)
+        fuse_reply_err(r->req, err);
+    free(r);
+}
+
 static void barrier_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct read_req *r = arg;
     if (result != NULL)
         free(result->data);
+    if (!fs__wait_claim(&r->wait)) {
+        drop(r, 0); /* interrupted: answered EINTR */
+        return;
+    }
     /* Without a quorum, "open" mode serves the local state (DESIGN.md 5); "strict" fails. */
     if (status != 0 && r->fs->opts.consistency == FS_CONSISTENCY_STRICT) {
-        if (r->op == OP_OPEN)
-            fs__handle_free(fs__handle_of(&r->fi));
-        fuse_reply_err(r->req, EIO);
-        free(r);
+        drop(r, EIO);
         return;
     }
     r->has_barrier = true;
-    run(r);
+    /* open and opendir hold no directory or page lock: they may wait for the invalidations
+     * of what the barrier covered (fs/notify.c, design note 3). */
+    if (r->op == OP_OPEN || r->op == OP_OPENDIR)
+        fs__notify_after(r->fs, run_after_invalidations, r);
+    else
+        run(r);
+}
+
+/* Run r again once a barrier completes (interruptible meanwhile). Takes ownership of r. */
+static void wait_barrier(struct read_req *r)
+{
+    if (!fs__wait_start(&r->wait, r->req)) {
+        drop(r, EINTR);
+        return;
+    }
+    if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
+        barrier_done(r, RAFT_ESHUTDOWN, NULL);
 }
 
 /* Start r: run it now, or once the barrier completes. Takes ownership of r. */
 static void submit(struct read_req *r)
 {
-    if (!needs_barrier(r->fs, r->op)) {
+    if (needs_barrier(r->fs, r->op))
+        wait_barrier(r);
+    else
         run(r);
-        return;
-    }
-    if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
-        barrier_done(r, RAFT_ESHUTDOWN, NULL);
 }
 
 static struct read_req *new_req(fuse_req_t req, enum read_op op, fuse_ino_t ino, const char *name)
@@ -100,11 +132,8 @@ static struct read_req *new_req(fuse_req_t req, enum read_op op, fuse_ino_t ino,
 static int local_attr(struct fs *fs, uint64_t ino, struct store_fsm_attr *a)
 {
     int rc = store_fsm_getattr(fs->fsm, ino, a);
-    if (rc == 0 && S_ISREG(a->mode)) {
-        uint64_t end = fs__dirty_end(fs, ino);
-        if (end > a->size)
-            a->size = end;
-    }
+    if (rc == 0 && S_ISREG(a->mode))
+        a->size = fs__local_size(fs, ino, a->size);
     return rc;
 }
 
@@ -127,7 +156,7 @@ static void do_lookup(struct read_req *r)
         return;
     }
     struct fuse_entry_param e;
-    fs__entry(&a, &e);
+    fs__entry(r->fs, &a, &e);
     fuse_reply_entry(r->req, &e);
 }
 
@@ -136,12 +165,14 @@ static void do_getattr(struct read_req *r)
     struct store_fsm_attr a;
     int rc = local_attr(r->fs, r->ino, &a);
     if (rc != 0) {
-        fuse_reply_err(r->req, fs__read_errno(rc));
+        /* The inode is gone: removed on another node while the kernel still had a name for
+         * it. ESTALE makes stat(2) look the path up again instead of failing. */
+        fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
         return;
     }
     struct stat st;
     fs__attr_to_stat(&a, &st);
-    fuse_reply_attr(r->req, &st, 0.0);
+    fuse_reply_attr(r->req, &st, r->fs->cache_timeout);
 }
 
 static void do_readlink(struct read_req *r)
@@ -191,7 +222,7 @@ static int add_entry(void *arg, const char *name, size_t name_len, uint64_t ino,
             e.attr.st_ino = ino;
             e.attr.st_mode = type;
         } else {
-            fs__entry(&a, &e);
+            fs__entry(d->fs, &a, &e);
         }
         want = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, cname, &e,
                                       (off_t)next);
@@ -299,10 +330,15 @@ static void do_open(struct read_req *r)
         fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
         return;
     }
-    /* The page cache is dropped at every open (keep_cache 0): see fs/internal.h. */
-    r->fi.keep_cache = 0;
+    /* The kernel's pages of the file are current unless an invalidation of them is still
+     * queued (in open mode this runs after every invalidation the barrier covered). strict
+     * mode drops them at every open. */
+    r->fi.keep_cache =
+        r->fs->opts.consistency != FS_CONSISTENCY_STRICT && !fs__notify_has_data(r->fs, r->ino);
     r->fi.direct_io = 0;
     struct fs_handle *h = fs__handle_of(&r->fi);
+    /* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC): it is committed with the new data. */
+    h->is_replace = S_ISREG(a.mode) && (r->fi.flags & O_TRUNC);
     fs__handle_attach(r->fs, h, r->ino);
     if (fuse_reply_open(r->req, &r->fi) != 0) {
         /* The opener was interrupted: the kernel will not release this handle. */
@@ -324,11 +360,22 @@ static void do_read(struct read_req *r)
         return;
     }
     size_t n = 0;
-    int rc = store_fsm_read(r->fs->fsm, r->ino, (uint64_t)r->off, buf, r->size, &n);
+    struct fs_handle *h = fs__handle_of(&r->fi);
+    uint64_t replaced_end;
+    int rc;
+    if (fs__handle_replaced(r->fs, h, &replaced_end)) {
+        /* Opened with O_TRUNC and not committed yet: the old contents are gone for it. */
+        rc = 0;
+        if (replaced_end > (uint64_t)r->off)
+            n = replaced_end - (uint64_t)r->off < r->size
+                    ? (size_t)(replaced_end - (uint64_t)r->off)
+                    : r->size;
+    } else {
+        rc = store_fsm_read(r->fs->fsm, r->ino, (uint64_t)r->off, buf, r->size, &n);
+    }
     if (rc == 0) {
         /* This handle's own unflushed writes show through (read-your-writes per handle). */
-        size_t end =
-            fs__handle_overlay(r->fs, fs__handle_of(&r->fi), (uint64_t)r->off, buf, r->size);
+        size_t end = fs__handle_overlay(r->fs, h, (uint64_t)r->off, buf, r->size);
         if (end > n)
             n = end;
         fuse_reply_buf(r->req, (const char *)buf, n);
@@ -356,8 +403,7 @@ static void run(struct read_req *r)
     if (r->wants_barrier) {
         /* Last use of r here: the barrier owns it from now on. */
         r->wants_barrier = false;
-        if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
-            barrier_done(r, RAFT_ESHUTDOWN, NULL);
+        wait_barrier(r);
         return;
     }
     free(r);

@@ -21,6 +21,7 @@ enum reply_kind {
 struct change {
     struct fs *fs;
     fuse_req_t req;
+    struct fs_wait wait; /* interruptible until the completion */
     enum reply_kind kind;
     struct fuse_file_info fi; /* REPLY_CREATE: its handle in fi.fh */
 };
@@ -28,6 +29,15 @@ struct change {
 static void change_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct change *c = arg;
+    if (!fs__wait_claim(&c->wait)) {
+        /* Answered EINTR already; the change may have been applied all the same. */
+        if (c->kind == REPLY_CREATE)
+            fs__handle_free(fs__handle_of(&c->fi));
+        if (result != NULL)
+            free(result->data);
+        free(c);
+        return;
+    }
     int err = fs__proposal_errno(status, result);
     const struct store_fsm_result *res = NULL;
     if (err == 0 && result != NULL && result->data != NULL &&
@@ -45,17 +55,23 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
         switch (c->kind) {
         case REPLY_ERR: fuse_reply_err(c->req, 0); break;
         case REPLY_ENTRY:
-            fs__entry(&res->attr, &e);
+            fs__entry(c->fs, &res->attr, &e);
             fuse_reply_entry(c->req, &e);
             break;
         case REPLY_ATTR:
             fs__attr_to_stat(&res->attr, &st);
-            fuse_reply_attr(c->req, &st, 0.0);
+            if (S_ISREG(res->attr.mode))
+                st.st_size = (off_t)fs__local_size(c->fs, res->ino, res->attr.size);
+            fuse_reply_attr(c->req, &st, c->fs->cache_timeout);
             break;
         case REPLY_CREATE: {
             struct fs_handle *h = fs__handle_of(&c->fi);
+            /* The file existed (made meanwhile by another node): O_TRUNC is committed with
+             * the new data, as for open. */
+            h->is_replace = res->existed && (c->fi.flags & O_TRUNC);
             fs__handle_attach(c->fs, h, res->ino);
-            fs__entry(&res->attr, &e);
+            fs__entry(c->fs, &res->attr, &e);
+            e.attr.st_size = (off_t)fs__local_size(c->fs, res->ino, res->attr.size);
             c->fi.keep_cache = 0;
             c->fi.direct_io = 0;
             if (fuse_reply_create(c->req, &e, &c->fi) != 0) {
@@ -93,12 +109,20 @@ static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
     c->kind = kind;
     if (fi != NULL)
         c->fi = *fi;
+    if (!fs__wait_start(&c->wait, req)) {
+        if (kind == REPLY_CREATE)
+            fs__handle_free(fs__handle_of(fi));
+        fuse_reply_err(req, EINTR); /* interrupted before anything was proposed */
+        free(c);
+        return;
+    }
     fs__now(cmd);
     int err = fs__propose(c->fs, cmd, change_done, c);
     if (err != 0) {
         if (kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(fi));
-        fuse_reply_err(req, err);
+        if (fs__wait_claim(&c->wait))
+            fuse_reply_err(req, err);
         free(c);
     }
 }
@@ -164,10 +188,19 @@ void fs__mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     submit(req, &cmd, REPLY_ENTRY, NULL);
 }
 
+/* A removal that may take a file's last name keeps it as an orphan while any node may hold it
+ * open (fs/orphan.c). */
+static void keep_open(fuse_req_t req, struct store_cmd *cmd)
+{
+    cmd->holders = fs__orphan_holders(fs__of(req));
+    if (cmd->holders != 0)
+        cmd->flags |= STORE_CMD_KEEP_OPEN;
+}
+
 void fs__unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    /* Step 1: no KEEP_OPEN, so the last unlink deletes the inode even if it is open. */
     struct store_cmd cmd = {.type = STORE_CMD_UNLINK, .ino = parent};
+    keep_open(req, &cmd);
     set_name(&cmd, name);
     submit(req, &cmd, REPLY_ERR, NULL);
 }
@@ -212,6 +245,8 @@ void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         cmd.flags |= STORE_CMD_NOREPLACE;
     if (flags & RENAME_EXCHANGE)
         cmd.flags |= STORE_CMD_EXCHANGE;
+    else
+        keep_open(req, &cmd);
     set_name(&cmd, name);
     cmd.name2 = newname;
     cmd.name2_len = strlen(newname);
@@ -240,11 +275,13 @@ void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             fuse_reply_err(req, EINVAL);
             return;
         }
-        cmd.valid |= STORE_CMD_SET_SIZE;
-        cmd.size = (uint64_t)attr->st_size;
         /* Bytes buffered by open handles of this node land after the truncation when they are
-         * committed: cut them to the new size so the order of the calls is kept. */
-        fs__dirty_truncate(fs__of(req), ino, cmd.size);
+         * committed: cut them to the new size so the order of the calls is kept. A handle
+         * opened with O_TRUNC carries the size in its REPLACE instead. */
+        if (!fs__dirty_truncate(fs__of(req), ino, (uint64_t)attr->st_size)) {
+            cmd.valid |= STORE_CMD_SET_SIZE;
+            cmd.size = (uint64_t)attr->st_size;
+        }
     }
     if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
         cmd.valid |= STORE_CMD_SET_ATIME_NOW;
@@ -259,6 +296,20 @@ void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         cmd.valid |= STORE_CMD_SET_MTIME;
         cmd.mtime_sec = attr->st_mtim.tv_sec;
         cmd.mtime_nsec = (uint32_t)attr->st_mtim.tv_nsec;
+    }
+    if (cmd.valid == 0) {
+        /* Only a size, taken by a pending REPLACE: nothing to commit yet. */
+        struct store_fsm_attr a;
+        int rc = store_fsm_getattr(fs__of(req)->fsm, ino, &a);
+        if (rc != 0) {
+            fuse_reply_err(req, fs__read_errno(rc));
+            return;
+        }
+        struct stat st;
+        fs__attr_to_stat(&a, &st);
+        st.st_size = (off_t)fs__local_size(fs__of(req), ino, a.size);
+        fuse_reply_attr(req, &st, fs__of(req)->cache_timeout);
+        return;
     }
     submit(req, &cmd, REPLY_ATTR, NULL);
 }

@@ -20,8 +20,9 @@ struct run {
     uint64_t recorded;
 };
 
-static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_result *results)
+static int flush(struct fs_replica *rep, struct run *run, struct raft_apply_result *results)
 {
+    struct store_fsm *fsm = rep->fsm;
     if (run->index <= run->recorded)
         return 0;
     int rc;
@@ -34,13 +35,20 @@ static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_resul
         for (size_t i = 0; rc == 0 && i < run->n; i++) {
             struct raft_apply_result *r = &results[run->slots[i]];
             r->status = res[i].err;
-            r->data = malloc(sizeof res[i]);
-            if (r->data == NULL)
+            struct store_fsm_result *copy = malloc(sizeof *copy);
+            if (copy == NULL)
                 return RFS_ENOMEM;
-            res[i].wakeups = NULL; /* borrowed from fsm: the proposer's copy cannot keep it */
-            res[i].n_wakeups = 0;
-            memcpy(r->data, &res[i], sizeof res[i]);
-            r->len = sizeof res[i];
+            *copy = res[i];
+            copy->wakeups = NULL; /* borrowed from fsm: the proposer's copy cannot keep it */
+            copy->n_wakeups = 0;
+            r->data = copy;
+            r->len = sizeof *copy;
+        }
+        if (rc == 0) {
+            pthread_mutex_lock(&rep->lock);
+            if (rep->observer != NULL)
+                rep->observer(rep->observer_arg, run->cmds, res, run->n);
+            pthread_mutex_unlock(&rep->lock);
         }
     }
     run->n = 0;
@@ -52,7 +60,7 @@ static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_resul
 static int apply(void *ctx, const struct raft_entry *entries, size_t n,
                  struct raft_apply_result *results)
 {
-    struct store_fsm *fsm = ctx;
+    struct fs_replica *rep = ctx;
     struct run *run = malloc(sizeof *run);
     if (run == NULL)
         return RFS_ENOMEM;
@@ -62,14 +70,14 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct raft_entry *e = &entries[i];
         if (e->type == RAFT_ENTRY_CONFIG) {
-            if ((rc = flush(fsm, run, results)) != 0)
+            if ((rc = flush(rep, run, results)) != 0)
                 break;
-            rc = store_fsm_apply_config(fsm, e->index, e->term, e->data, e->len);
+            rc = store_fsm_apply_config(rep->fsm, e->index, e->term, e->data, e->len);
             run->recorded = run->index = e->index;
             continue;
         }
         if (e->type == RAFT_ENTRY_COMMAND) {
-            if (run->n == RUN_MAX && (rc = flush(fsm, run, results)) != 0)
+            if (run->n == RUN_MAX && (rc = flush(rep, run, results)) != 0)
                 break;
             if (store_cmd_decode(e->data, e->len, &run->cmds[run->n]) != 0) {
                 results[i].status = EINVAL; /* the same verdict on every node */
@@ -82,35 +90,60 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
         run->term = e->term;
     }
     if (rc == 0)
-        rc = flush(fsm, run, results);
+        rc = flush(rep, run, results);
     free(run);
     return rc;
 }
 
 static int applied(void *ctx, uint64_t *index, uint64_t *term)
 {
-    return store_fsm_applied(ctx, index, term);
+    struct fs_replica *rep = ctx;
+    return store_fsm_applied(rep->fsm, index, term);
 }
 
 static int snapshot(void *ctx, struct store_snapshot_dir *sd, struct store_snapshot_info *out)
 {
-    return store_fsm_snapshot(ctx, sd, out);
+    struct fs_replica *rep = ctx;
+    return store_fsm_snapshot(rep->fsm, sd, out);
 }
 
 static int restore(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uint64_t term)
 {
-    return store_fsm_restore(ctx, sd, index, term);
+    struct fs_replica *rep = ctx;
+    return store_fsm_restore(rep->fsm, sd, index, term);
 }
 
 static int digest(void *ctx, uint8_t out[RAFT_DIGEST_SIZE])
 {
     _Static_assert(RAFT_DIGEST_SIZE == STORE_FSM_DIGEST_SIZE, "one digest size");
-    return store_fsm_digest(ctx, out);
+    struct fs_replica *rep = ctx;
+    return store_fsm_digest(rep->fsm, out);
 }
 
-void fs_replica_fsm(struct store_fsm *fsm, struct raft_fsm *out)
+void fs_replica_init(struct fs_replica *rep, struct store_fsm *fsm)
 {
-    out->ctx = fsm;
+    rep->fsm = fsm;
+    pthread_mutex_init(&rep->lock, NULL);
+    rep->observer = NULL;
+    rep->observer_arg = NULL;
+}
+
+void fs_replica_destroy(struct fs_replica *rep)
+{
+    pthread_mutex_destroy(&rep->lock);
+}
+
+void fs_replica_observe(struct fs_replica *rep, fs_replica_observer_fn fn, void *arg)
+{
+    pthread_mutex_lock(&rep->lock);
+    rep->observer = fn;
+    rep->observer_arg = arg;
+    pthread_mutex_unlock(&rep->lock);
+}
+
+void fs_replica_fsm(struct fs_replica *rep, struct raft_fsm *out)
+{
+    out->ctx = rep;
     out->apply = apply;
     out->applied = applied;
     out->snapshot = snapshot;

@@ -8,7 +8,7 @@
 
 /* Field codes (all little-endian):
  *   P ino u64      Q ino2 u64     F flags u32    M mode u32     U uid u32     G gid u32
- *   R rdev u32     V valid u32    S size u64     O offset u64
+ *   R rdev u32     V valid u32    S size u64     O offset u64   H holders u64
  *   A atime i64 sec + u32 nsec    T mtime i64 sec + u32 nsec
  *   N name (u16 length + bytes)   n name2 (u16 length + bytes)
  *   L data (u16 length + bytes)   D data (u32 length + bytes)
@@ -17,12 +17,12 @@
  *   Y pid u32      Z delay_ms u32 k lock_kind u8 t lock_type u8 */
 static const char *const bodies[STORE_CMD_TYPE_END] = {
     [STORE_CMD_CREATE] = "PMUGFN",     [STORE_CMD_MKNOD] = "PMUGRN",
-    [STORE_CMD_MKDIR] = "PMUGN",       [STORE_CMD_UNLINK] = "PFN",
-    [STORE_CMD_RMDIR] = "PFN",         [STORE_CMD_SYMLINK] = "PUGNL",
-    [STORE_CMD_LINK] = "PQN",          [STORE_CMD_RENAME] = "PQFNn",
+    [STORE_CMD_MKDIR] = "PMUGN",       [STORE_CMD_UNLINK] = "PFHN",
+    [STORE_CMD_RMDIR] = "PFHN",        [STORE_CMD_SYMLINK] = "PUGNL",
+    [STORE_CMD_LINK] = "PQN",          [STORE_CMD_RENAME] = "PQFHNn",
     [STORE_CMD_SETATTR] = "PVMUGSAT",  [STORE_CMD_WRITE] = "POD",
     [STORE_CMD_REPLACE] = "PD",        [STORE_CMD_SETXATTR] = "PFND",
-    [STORE_CMD_REMOVEXATTR] = "PN",    [STORE_CMD_FORGET] = "P",
+    [STORE_CMD_REMOVEXATTR] = "PN",    [STORE_CMD_FORGET] = "PH",
     [STORE_CMD_SESSION_OPEN] = "J",    [STORE_CMD_SESSION_END] = "XZ",
     [STORE_CMD_LOCK] = "PXWKYktBEF",   [STORE_CMD_LOCK_CANCEL] = "PXK",
     [STORE_CMD_LOCK_RELEASE] = "PXWk",
@@ -85,6 +85,7 @@ static size_t field_size(char code, const struct store_cmd *cmd)
     case 'Q':
     case 'S':
     case 'O':
+    case 'H':
     case 'J':
     case 'X':
     case 'W':
@@ -172,6 +173,7 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
         case 'Q': p = put_u64(p, cmd->ino2); break;
         case 'S': p = put_u64(p, cmd->size); break;
         case 'O': p = put_u64(p, cmd->offset); break;
+        case 'H': p = put_u64(p, cmd->holders); break;
         case 'F': p = put_u32(p, cmd->flags); break;
         case 'M': p = put_u32(p, cmd->mode); break;
         case 'U': p = put_u32(p, cmd->uid); break;
@@ -278,6 +280,7 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd)
         case 'Q': cmd->ino2 = get_le(&r, 8); break;
         case 'S': cmd->size = get_le(&r, 8); break;
         case 'O': cmd->offset = get_le(&r, 8); break;
+        case 'H': cmd->holders = get_le(&r, 8); break;
         case 'F': cmd->flags = (uint32_t)get_le(&r, 4); break;
         case 'M': cmd->mode = (uint32_t)get_le(&r, 4); break;
         case 'U': cmd->uid = (uint32_t)get_le(&r, 4); break;

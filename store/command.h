@@ -22,17 +22,18 @@ enum store_cmd_type {
     STORE_CMD_CREATE = 1,  /* ino=parent, name, mode (permission bits), uid, gid, flags EXCL */
     STORE_CMD_MKNOD,       /* ino=parent, name, mode (S_IFREG or S_IFIFO | perms), uid, gid, rdev */
     STORE_CMD_MKDIR,       /* ino=parent, name, mode (permission bits), uid, gid */
-    STORE_CMD_UNLINK,      /* ino=parent, name, flags KEEP_OPEN */
-    STORE_CMD_RMDIR,       /* ino=parent, name, flags KEEP_OPEN */
+    STORE_CMD_UNLINK,      /* ino=parent, name, flags KEEP_OPEN, holders */
+    STORE_CMD_RMDIR,       /* ino=parent, name, flags KEEP_OPEN, holders */
     STORE_CMD_SYMLINK,     /* ino=parent, name, data=target, uid, gid */
     STORE_CMD_LINK,        /* ino=existing inode, ino2=new parent, name=new name */
-    STORE_CMD_RENAME,      /* ino=old parent, name, ino2=new parent, name2, flags */
+    STORE_CMD_RENAME,      /* ino=old parent, name, ino2=new parent, name2, flags, holders */
     STORE_CMD_SETATTR,     /* ino, valid bits, mode, uid, gid, size, atime, mtime */
     STORE_CMD_WRITE,       /* ino, offset, data */
     STORE_CMD_REPLACE,     /* ino, data: truncate to zero and write data, as one change */
     STORE_CMD_SETXATTR,    /* ino, name, data=value, flags XATTR_CREATE/XATTR_REPLACE */
     STORE_CMD_REMOVEXATTR, /* ino, name */
-    STORE_CMD_FORGET,      /* ino: the last open handle of an orphan is gone; delete it */
+    STORE_CMD_FORGET,      /* ino, holders: these nodes no longer hold the orphan open; it is
+                              deleted once no holder is left */
     /* version 2: node sessions and locks (store/fsm_locks.c, store/fsm_session.c) */
     STORE_CMD_SESSION_OPEN, /* node: open a session, ending the node's earlier one at once */
     STORE_CMD_SESSION_END,  /* session, delay_ms: end it (lock-delay), or remove it once ended */
@@ -46,7 +47,8 @@ enum store_cmd_type {
 /* flags of CREATE */
 #define STORE_CMD_EXCL 0x1u
 /* flags of UNLINK, RMDIR and RENAME: if this removes the last link, keep the inode as an
- * orphan (it is open somewhere) instead of deleting it; FORGET deletes it later. */
+ * orphan (it may be open somewhere) instead of deleting it, with the command's `holders` as the
+ * nodes that may hold it open; FORGET removes holders and deletes it when none is left. */
 #define STORE_CMD_KEEP_OPEN 0x100u
 /* flags of RENAME (same meaning as Linux renameat2) */
 #define STORE_CMD_NOREPLACE 0x1u
@@ -99,6 +101,9 @@ struct store_cmd {
     uint32_t valid;  /* SETATTR */
     uint64_t size;   /* SETATTR */
     uint64_t offset; /* WRITE */
+    /* UNLINK, RMDIR, RENAME (with KEEP_OPEN) and FORGET: a set of nodes, bit i - 1 for node
+     * ID i (IDs 1 to 64) */
+    uint64_t holders;
     int64_t atime_sec;
     uint32_t atime_nsec;
     int64_t mtime_sec;

@@ -1005,6 +1005,36 @@ out:
     return r;
 }
 
+int store_fsm_orphans(struct store_fsm *fsm, store_fsm_orphan_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int r = store__fsm_read_begin(fsm, &txn);
+    if (r != 0)
+        return r;
+    int rc = mdb_cursor_open(txn, fsm->orphans, &cur);
+    if (rc != 0) {
+        r = store__fsm_mdb_error(NULL, rc, "orphans cursor");
+        goto out;
+    }
+    MDB_val key, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 8 || val.mv_size != 8) {
+            r = RFS_ECORRUPT;
+            break;
+        }
+        if (fn(arg, fsm_get_be64(key.mv_data), fsm_get_le(val.mv_data, 8)))
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(NULL, rc, "orphans");
+    mdb_cursor_close(cur);
+out:
+    store__fsm_read_end(fsm, txn);
+    return r;
+}
+
 int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
 {
     MDB_envinfo info;

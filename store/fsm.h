@@ -115,7 +115,8 @@ struct store_fsm_result {
     struct store_fsm_attr attr; /* its attributes after the command */
     uint64_t written;           /* WRITE: bytes written (short when the size limit cuts it) */
     bool existed;               /* CREATE without EXCL found an existing regular file */
-    uint64_t dropped_ino;       /* UNLINK/RMDIR/RENAME: inode that lost a link, or 0 */
+    uint64_t dropped_ino;       /* UNLINK/RMDIR/RENAME: inode that lost a link, or 0; FORGET:
+                                   the orphan deleted (0 while holders remain) */
     uint32_t dropped_nlink;     /* its link count afterwards */
     bool dropped_is_orphan;     /* it reached 0 links and was kept as an orphan (KEEP_OPEN) */
     uint64_t session;           /* SESSION_OPEN: the new session's ID (its entry's index) */
@@ -201,6 +202,14 @@ int store_fsm_getxattr(struct store_fsm *fsm, uint64_t ino, const char *name, vo
 /* Names of the extended attributes of ino, each NUL-terminated, in byte order, into buf (cap
  * bytes); *len is the total size. cap 0 only asks for the size. Errors: ENOENT, ERANGE. */
 int store_fsm_listxattr(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len);
+
+/* Called by store_fsm_orphans for each orphan (an inode without links kept while open): its
+ * number and the nodes that may still hold it open (store/command.h, `holders`). Return
+ * non-zero to stop. Called inside a read transaction: no apply calls. */
+typedef int (*store_fsm_orphan_fn)(void *arg, uint64_t ino, uint64_t holders);
+
+/* List the orphans in inode order. Errors: RFS_ECORRUPT, RFS_EIO. */
+int store_fsm_orphans(struct store_fsm *fsm, store_fsm_orphan_fn fn, void *arg);
 
 struct store_fsm_statfs {
     uint32_t bsize;   /* block size of file data */

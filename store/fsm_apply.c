@@ -201,9 +201,9 @@ static int inode_destroy(struct fsm_txn *t, const struct fsm_inode *node)
     return 0;
 }
 
-/* node lost one link (a directory: its only one). Write it back, keep it as an orphan, or
- * destroy it, and report it in res. */
-static int drop_link(struct fsm_txn *t, struct fsm_inode *node, bool keep_open,
+/* node lost one link (a directory: its only one). Write it back, keep it as an orphan held by
+ * the nodes in holders, or destroy it, and report it in res. */
+static int drop_link(struct fsm_txn *t, struct fsm_inode *node, bool keep_open, uint64_t holders,
                      struct store_fsm_result *res)
 {
     node->nlink = S_ISDIR(node->mode) ? 0 : node->nlink - 1;
@@ -216,7 +216,7 @@ static int drop_link(struct fsm_txn *t, struct fsm_inode *node, bool keep_open,
         return inode_destroy(t, node);
     uint8_t k[8], v[8];
     fsm_put_be64(k, node->ino);
-    memset(v, 0, sizeof v); /* reserved: the fs layer may record who holds it open */
+    fsm_put_le(v, holders, 8);
     MDB_val key = {8, k}, val = {8, v};
     int rc = mdb_put(t->txn, t->fsm->orphans, &key, &val, 0);
     if (rc != 0)
@@ -356,7 +356,7 @@ static int cmd_unlink(struct fsm_txn *t, const struct store_cmd *c, struct store
     touch_dir(t, &dir);
     if ((r = store__inode_put(t, &dir)) != 0)
         return r;
-    if ((r = drop_link(t, &node, c->flags & STORE_CMD_KEEP_OPEN, res)) != 0)
+    if ((r = drop_link(t, &node, c->flags & STORE_CMD_KEEP_OPEN, c->holders, res)) != 0)
         return r;
     result_of(res, &dir);
     return 0;
@@ -529,7 +529,8 @@ static int cmd_rename(struct fsm_txn *t, const struct store_cmd *c, struct store
             return r;
         if (src_dir)
             src.parent = np->ino;
-        if (has_target && (r = drop_link(t, &dst, c->flags & STORE_CMD_KEEP_OPEN, res)) != 0)
+        if (has_target &&
+            (r = drop_link(t, &dst, c->flags & STORE_CMD_KEEP_OPEN, c->holders, res)) != 0)
             return r;
     }
     src.ctime = t->now;
@@ -555,10 +556,22 @@ static int cmd_forget(struct fsm_txn *t, const struct store_cmd *c, struct store
         return ENOENT; /* not an orphan: nothing to forget */
     if (rc != 0)
         return store__fsm_mdb_error(t->fsm, rc, "get orphan %llu", (unsigned long long)c->ino);
+    if (val.mv_size != 8)
+        return RFS_ECORRUPT;
+    uint64_t left = fsm_get_le(val.mv_data, 8) & ~c->holders;
+    res->ino = c->ino;
+    if (left != 0) { /* other nodes may still hold it open */
+        uint8_t v[8];
+        fsm_put_le(v, left, 8);
+        MDB_val nval = {8, v};
+        rc = mdb_put(t->txn, t->fsm->orphans, &key, &nval, 0);
+        if (rc != 0)
+            return store__fsm_mdb_error(t->fsm, rc, "put orphan %llu", (unsigned long long)c->ino);
+        return 0;
+    }
     int r = store__inode_get(t->fsm, t->txn, c->ino, &node);
     if (r != 0)
         return r == ENOENT ? RFS_ECORRUPT : r;
-    res->ino = c->ino;
     res->dropped_ino = c->ino;
     return inode_destroy(t, &node);
 }

@@ -264,6 +264,7 @@ struct node {
     uint64_t id;
     char dir[512];
     struct store_fsm *fsm;
+    struct fs_replica rep;
     struct raft_runtime *rt;
 };
 
@@ -326,8 +327,10 @@ static void cluster_stop(struct cluster *c)
     atomic_store(&c->is_up, false);
     for (size_t i = 0; i < N_NODES; i++) {
         struct node *n = &c->nodes[i];
-        if (n->rt != NULL)
+        if (n->rt != NULL) {
             raft_runtime_stop(n->rt);
+            fs_replica_destroy(&n->rep);
+        }
         n->rt = NULL;
         store_fsm_close(n->fsm);
         n->fsm = NULL;
@@ -400,7 +403,8 @@ static int cluster_start(struct cluster *c)
             .log_ctx = n,
         };
         raft_options_default(&cfg.options, n->id);
-        fs_replica_fsm(n->fsm, &cfg.fsm);
+        fs_replica_init(&n->rep, n->fsm);
+        fs_replica_fsm(&n->rep, &cfg.fsm);
         rc = raft_runtime_start(&cfg, &n->rt, err, sizeof err);
         if (rc != 0) {
             fprintf(stderr, "bench-raft: node %llu: %s\n", (unsigned long long)n->id, err);

@@ -46,6 +46,7 @@ static void on_signal(int sig)
 struct node {
     struct raft_runtime *rt;
     struct store_fsm *fsm;
+    struct fs_replica rep;
     uint64_t id;
 };
 
@@ -598,7 +599,8 @@ int main(int argc, char **argv)
         .log = log_cb,
         .log_ctx = &node,
     };
-    fs_replica_fsm(node.fsm, &cfg.fsm);
+    fs_replica_init(&node.rep, node.fsm);
+    fs_replica_fsm(&node.rep, &cfg.fsm);
     char err[512];
     rc = raft_runtime_start(&cfg, &node.rt, err, sizeof err);
     if (rc != 0) {
@@ -643,5 +645,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < 500 && atomic_load(&active_conns) > 0; i++)
         usleep(10000);
     store_fsm_close(node.fsm);
+    fs_replica_destroy(&node.rep);
     return 0;
 }

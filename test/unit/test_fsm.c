@@ -802,6 +802,21 @@ static void map_full_fails_only_what_does_not_fit(void **state)
     fx_close(&f);
 }
 
+struct orphan_list {
+    size_t n;
+    uint64_t ino[4], holders[4];
+};
+
+static int list_orphan(void *arg, uint64_t ino, uint64_t holders)
+{
+    struct orphan_list *l = arg;
+    if (l->n == 4)
+        return 1;
+    l->ino[l->n] = ino;
+    l->holders[l->n++] = holders;
+    return 0;
+}
+
 static void orphans_live_until_forgotten(void **state)
 {
     struct fx *f = *state;
@@ -827,6 +842,31 @@ static void orphans_live_until_forgotten(void **state)
     assert_int_equal(fx_apply(f, &c).err, 0);
     assert_int_equal(attr_of(f, a).ino, 0);
     assert_int_equal(fx_apply(f, &c).err, ENOENT);
+    /* Held by nodes 1 and 3: deleted when both forgot it, in any order, repeats allowed. */
+    uint64_t h = do_create(f, R, "h", 0600, 0).ino;
+    struct store_cmd u = c_named(f, STORE_CMD_UNLINK, R, "h");
+    u.flags = STORE_CMD_KEEP_OPEN;
+    u.holders = 0x5;
+    assert_true(fx_apply(f, &u).dropped_is_orphan);
+    struct orphan_list ol = {0};
+    assert_int_equal(store_fsm_orphans(f->fsm, list_orphan, &ol), 0);
+    assert_int_equal(ol.n, 1);
+    assert_int_equal(ol.ino[0], h);
+    assert_int_equal(ol.holders[0], 0x5);
+    c.ino = h;
+    c.holders = 0x4;
+    res = fx_apply(f, &c);
+    assert_int_equal(res.err, 0);
+    assert_int_equal(res.dropped_ino, 0);
+    assert_int_equal(fx_apply(f, &c).dropped_ino, 0);
+    assert_int_equal(attr_of(f, h).ino, h);
+    c.holders = 0x1;
+    assert_int_equal(fx_apply(f, &c).dropped_ino, h);
+    assert_int_equal(attr_of(f, h).ino, 0);
+    ol.n = 0;
+    assert_int_equal(store_fsm_orphans(f->fsm, list_orphan, &ol), 0);
+    assert_int_equal(ol.n, 0);
+    c.holders = 0;
     c.ino = R;
     assert_int_equal(fx_apply(f, &c).err, ENOENT);
     /* A directory removed while open: no new entries in it. */

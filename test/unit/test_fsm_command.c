@@ -28,6 +28,7 @@ static struct store_cmd sample(uint8_t type)
         .valid = 0xff,
         .size = 1ull << 40,
         .offset = 12345,
+        .holders = 0x8000000000000005ull,
         .atime_sec = 1,
         .atime_nsec = 2,
         .mtime_sec = INT64_MIN,
@@ -77,6 +78,9 @@ static void assert_same(uint8_t type, const struct store_cmd *a, const struct st
     }
     if (type == STORE_CMD_WRITE)
         assert_int_equal(a->offset, b->offset);
+    if (type == STORE_CMD_UNLINK || type == STORE_CMD_RMDIR || type == STORE_CMD_RENAME ||
+        type == STORE_CMD_FORGET)
+        assert_int_equal(a->holders, b->holders);
     if (type == STORE_CMD_MKNOD)
         assert_int_equal(a->rdev, b->rdev);
     if (type == STORE_CMD_SESSION_OPEN)
@@ -143,12 +147,14 @@ static void round_trip_every_type(void **state)
 static void known_bytes(void **state)
 {
     (void)state;
-    /* unlink(parent 1, "ab", KEEP_OPEN) at 2:3, byte by byte as docs/fsm-format.md says. */
+    /* unlink(parent 1, "ab", KEEP_OPEN, holders nodes 1 and 3) at 2:3, byte by byte as
+     * docs/fsm-format.md says. */
     static const uint8_t want[] = {
         1, 4,                                   /* version, type UNLINK */
         2, 0, 0,   0,   0, 0, 0, 0, 3, 0, 0, 0, /* time */
         1, 0, 0,   0,   0, 0, 0, 0,             /* parent */
         0, 1, 0,   0,                           /* flags */
+        5, 0, 0,   0,   0, 0, 0, 0,             /* holders */
         2, 0, 'a', 'b',                         /* name */
     };
     struct store_cmd c = {.type = STORE_CMD_UNLINK,
@@ -156,6 +162,7 @@ static void known_bytes(void **state)
                           .time_nsec = 3,
                           .ino = 1,
                           .flags = STORE_CMD_KEEP_OPEN,
+                          .holders = 5,
                           .name = "ab",
                           .name_len = 2};
     uint8_t buf[64];

@@ -169,7 +169,9 @@ int main(int argc, char **argv)
         .log = log_cb,
         .log_ctx = &a,
     };
-    fs_replica_fsm(fsm, &cfg.fsm);
+    struct fs_replica rep;
+    fs_replica_init(&rep, fsm);
+    fs_replica_fsm(&rep, &cfg.fsm);
     struct raft_runtime *rt;
     char err[512];
     rc = raft_runtime_start(&cfg, &rt, err, sizeof err);
@@ -190,7 +192,7 @@ int main(int argc, char **argv)
         .max_file_size = max_file,
     };
     struct fs *fs;
-    rc = fs_mount(fsm, rt, &opts, &fs, err, sizeof err);
+    rc = fs_mount(fsm, rt, &rep, &opts, &fs, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_ctl;
@@ -202,6 +204,7 @@ int main(int argc, char **argv)
     /* Requests waiting for the cluster are answered (EROFS) while the session still exists. */
     raft_runtime_stop(rt);
     fs_close(fs);
+    fs_replica_destroy(&rep);
     store_fsm_close(fsm);
     config_free(&a);
     return rc == 0 ? 0 : 1;
@@ -211,6 +214,7 @@ err_after_ctl:
 err_after_runtime:
     raft_runtime_stop(rt);
 err_after_fsm:
+    fs_replica_destroy(&rep);
     store_fsm_close(fsm);
     rc = 1;
 err_after_args:

@@ -1,0 +1,90 @@
+/* Open-but-unlinked files (DESIGN.md 5): a file whose last name is removed while a node may
+ * still have it open lives on as an orphan of the state machine, readable and writable through
+ * the handles open on it, until every node that may hold it has said it does not.
+ *
+ * 1. The removal (UNLINK, RENAME over a file) carries KEEP_OPEN and, as holders, every server
+ *    of the configuration the proposer knows: it cannot know which nodes have the file open.
+ * 2. Each node that applies the orphan's creation without holding the inode open proposes
+ *    FORGET with its own bit at once; a node holding it proposes FORGET when its last handle is
+ *    released. The state machine deletes the orphan when no holder is left.
+ * 3. Both checks look at fs->handles after the state machine changed (the observer runs after
+ *    the commit; the release removes its handle before it reads the link count), so at least
+ *    one of them sees the other's effect: a node never holds an orphan without its bit, and a
+ *    second FORGET of a bit is harmless.
+ * 4. At mount the node holds nothing: it forgets every orphan still naming it (a crash, a
+ *    failed FORGET, creations applied while it was not mounted).
+ * Limits: node IDs above 64 cannot be named (removal then deletes at once, as before); a node
+ * removed from the cluster while named keeps its orphans until it is named no more (sessions,
+ * with the cluster-wide locks, will release them). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fs/internal.h"
+
+uint64_t fs__orphan_holders(struct fs *fs)
+{
+    if (fs->self_bit == 0)
+        return 0;
+    struct raft_runtime_status *st = malloc(sizeof *st);
+    if (st == NULL)
+        return 0;
+    raft_runtime_status(fs->rt, st);
+    uint64_t mask = fs->self_bit;
+    for (unsigned i = 0; i < st->n_peers; i++) {
+        if (st->peers[i].id == 0 || st->peers[i].id > 64) {
+            mask = 0;
+            break;
+        }
+        mask |= (uint64_t)1 << (st->peers[i].id - 1);
+    }
+    free(st);
+    return mask;
+}
+
+static void forget_done(void *arg, int status, struct raft_apply_result *result)
+{
+    (void)arg;
+    (void)status; /* a failed FORGET leaves the orphan for the next mount's scan (note 4) */
+    if (result != NULL)
+        free(result->data);
+}
+
+void fs__orphan_forget(struct fs *fs, uint64_t ino)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_FORGET, .ino = ino, .holders = fs->self_bit};
+    fs__now(&cmd);
+    fs__propose(fs, &cmd, forget_done, NULL);
+}
+
+static int forget_mine(void *arg, uint64_t ino, uint64_t holders)
+{
+    struct fs *fs = arg;
+    if (holders & fs->self_bit)
+        fs__orphan_forget(fs, ino);
+    return 0;
+}
+
+void fs__orphan_scan(struct fs *fs)
+{
+    if (fs->self_bit != 0)
+        store_fsm_orphans(fs->fsm, forget_mine, fs);
+}
+
+bool fs__is_open(struct fs *fs, uint64_t ino)
+{
+    bool is_open = false;
+    pthread_mutex_lock(&fs->lock);
+    for (struct fs_handle *h = fs->handles; h != NULL && !is_open; h = h->next)
+        is_open = h->ino == ino;
+    pthread_mutex_unlock(&fs->lock);
+    return is_open;
+}
+
+void fs__orphan_released(struct fs *fs, uint64_t ino)
+{
+    struct store_fsm_attr a;
+    if (!fs__is_open(fs, ino) && store_fsm_getattr(fs->fsm, ino, &a) == 0 && a.nlink == 0 &&
+        S_ISREG(a.mode))
+        fs__orphan_forget(fs, ino);
+}
