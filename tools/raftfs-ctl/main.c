@@ -177,11 +177,12 @@ int ctl_call(const struct ctl_opts *o, const char *cmd, const struct ctl_msg *re
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     char err[256];
-    int rc = ctl_send(fd, req);
-    if (rc == 0)
-        rc = ctl_recv(fd, resp, err, sizeof err);
-    else
-        snprintf(err, sizeof err, "sending the request: %s", strerror(errno));
+    /* Read an answer even when the send failed: a daemon that refuses the caller answers and
+     * closes at once, and the request may then find the connection closed. */
+    int send_errno = ctl_send(fd, req) != 0 ? errno : 0;
+    int rc = ctl_recv(fd, resp, err, sizeof err);
+    if (rc != 0 && send_errno != 0)
+        snprintf(err, sizeof err, "sending the request: %s", strerror(send_errno));
     close(fd);
     if (rc == RFS_EDECODE) {
         fprintf(stderr, "raftfs-ctl: %s: the daemon's answer is malformed: %s\n", cmd, err);

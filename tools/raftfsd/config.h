@@ -11,7 +11,7 @@
 #include "fs/fs.h"
 #include "raft/raft.h"
 
-#define CONFIG_DEFAULT_FILE "/etc/raftfs/raftfs.conf"
+#define CONFIG_DEFAULT_FILE   "/etc/raftfs/raftfs.conf"
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a larger configuration file is refused */
 
 /* Every key of the file; each but CONFIG_MOUNTPOINT is also the long option --NAME (the mount
