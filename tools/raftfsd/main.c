@@ -20,7 +20,7 @@
     "usage: raftfsd --id ID --data-dir DIR --listen HOST:PORT [--peer ID=HOST:PORT]...\n"          \
     "               [--bootstrap] [--cluster-id NAME] --tls-ca FILE --tls-cert FILE\n"             \
     "               --tls-key FILE [--op-timeout SECONDS] [--consistency open|strict|local]\n"     \
-    "               [--max-file-size BYTES] [-f] [-o OPTIONS] MOUNTPOINT\n"
+    "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] MOUNTPOINT\n"
 
 struct args {
     uint64_t id;
@@ -33,6 +33,7 @@ struct args {
     unsigned op_timeout_ms;
     enum fs_consistency consistency;
     uint64_t max_file_size;
+    uint64_t max_size; /* the state machine's LMDB map size */
     const char *fuse_options;
     const char *mountpoint;
 };
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"op-timeout", required_argument, NULL, 't'},
         {"consistency", required_argument, NULL, 'n'},
         {"max-file-size", required_argument, NULL, 'm'},
+        {"max-size", required_argument, NULL, 's'},
         {"foreground", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -114,6 +116,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     a->op_timeout_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
+    a->max_size = STORE_FSM_DEFAULT_MAP_SIZE;
     int ch, rc;
     uint64_t v;
     while ((ch = getopt_long(argc, argv, "fho:", longopts, NULL)) != -1) {
@@ -180,6 +183,12 @@ static int parse_args(int argc, char **argv, struct args *a)
             /* One file is committed as one log entry at most: the command format's limit. */
             if ((rc = parse_u64("--max-file-size", optarg, 1, STORE_FSM_DEFAULT_FILE_MAX,
                                 &a->max_file_size)) != 0)
+                return rc;
+            break;
+        case 's':
+            /* At least room for the tables and the root; at most what a 64-bit map can take. */
+            if ((rc = parse_u64("--max-size", optarg, 1 << 20, (uint64_t)1 << 44, &a->max_size)) !=
+                0)
                 return rc;
             break;
         case 'o': a->fuse_options = optarg; break;
@@ -254,6 +263,7 @@ int main(int argc, char **argv)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct store_fsm_options fo = {
+        .map_size = a.max_size,
         .max_file_size = a.max_file_size,
         .root_time = {.sec = now.tv_sec, .nsec = (uint32_t)now.tv_nsec},
     };
