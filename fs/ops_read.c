@@ -31,20 +31,24 @@ struct read_req {
     size_t size;
     off_t off;
     struct fuse_file_info fi;
-    bool has_barrier;   /* a barrier completed before this run */
-    bool wants_barrier; /* the run asks to run again after a barrier */
-    char name[];        /* lookup name or xattr name */
+    char name[]; /* lookup name or xattr name */
 };
 
 static void run(struct read_req *r);
 
-/* Is this operation gated by a barrier in the current mode? open and opendir in "open" mode,
- * everything in "strict" mode. */
-static bool needs_barrier(const struct fs *fs, enum read_op op)
+/* Is this operation gated by a barrier in the current mode? Lookups, open and opendir in
+ * "open" mode, everything in "strict" mode. Lookups wait because the kernel decides on their
+ * answers alone: a name this node still has but the cluster removed or renamed would make a
+ * mkdir fail with EEXIST, or an open() open the file that used to have the name. Without a
+ * quorum (fs->is_degraded) "open" mode lets lookups through at once, so that reading a path
+ * costs one op_timeout (its open) rather than one per component. */
+static bool needs_barrier(struct fs *fs, enum read_op op)
 {
     switch (fs->opts.consistency) {
     case FS_CONSISTENCY_STRICT: return true;
-    case FS_CONSISTENCY_OPEN: return op == OP_OPEN || op == OP_OPENDIR;
+    case FS_CONSISTENCY_OPEN:
+        return op == OP_OPEN || op == OP_OPENDIR ||
+               (op == OP_LOOKUP && !atomic_load(&fs->is_degraded));
     default: return false;
     }
 }
@@ -54,6 +58,7 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
     struct read_req *r = arg;
     if (result != NULL)
         free(result->data);
+    atomic_store(&r->fs->is_degraded, status != 0);
     /* Without a quorum, "open" mode serves the local state (DESIGN.md 5); "strict" fails. */
     if (status != 0 && r->fs->opts.consistency == FS_CONSISTENCY_STRICT) {
         if (r->op == OP_OPEN)
@@ -62,7 +67,6 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
         free(r);
         return;
     }
-    r->has_barrier = true;
     run(r);
 }
 
@@ -112,14 +116,6 @@ static void do_lookup(struct read_req *r)
 {
     struct store_fsm_attr a;
     int rc = store_fsm_lookup(r->fs->fsm, r->ino, r->name, strlen(r->name), &a);
-    if (rc == ENOENT && !r->has_barrier && r->fs->opts.consistency == FS_CONSISTENCY_OPEN) {
-        /* A name missing here may exist already: this node can lag behind the commit of a
-         * create made elsewhere, and open() must find a file closed on another node. A
-         * negative answer is given only once everything committed so far is applied (or
-         * without a quorum, after the barrier failed). */
-        r->wants_barrier = true;
-        return;
-    }
     if (rc == 0 && S_ISREG(a.mode))
         rc = local_attr(r->fs, a.ino, &a);
     if (rc != 0) {
@@ -352,13 +348,6 @@ static void run(struct read_req *r)
     case OP_STATFS: do_statfs(r); break;
     case OP_OPEN: do_open(r); break;
     case OP_READ: do_read(r); break;
-    }
-    if (r->wants_barrier) {
-        /* Last use of r here: the barrier owns it from now on. */
-        r->wants_barrier = false;
-        if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
-            barrier_done(r, RAFT_ESHUTDOWN, NULL);
-        return;
     }
     free(r);
 }
