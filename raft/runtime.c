@@ -1041,6 +1041,13 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
+static void free_entries(struct raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
 static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
                     size_t errlen)
 {
@@ -1076,6 +1083,10 @@ static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n,
     store_log_iter_close(it);
     if (rc == RFS_ENOTFOUND && k == last - first + 1)
         rc = 0;
+    if (rc != 0) {
+        free_entries(e, k); /* a damaged entry: nothing loaded is handed out */
+        goto done;
+    }
     *out = e;
     *n = k;
 done:
@@ -1086,13 +1097,6 @@ done:
         return RAFT_ESTORAGE;
     }
     return 0;
-}
-
-static void free_entries(struct raft_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(e[i].data);
-    free(e);
 }
 
 /* Gather the node's durable state, restore the state machine if it is behind the snapshot,
