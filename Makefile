@@ -66,6 +66,9 @@ LIBFS    := $(B)/libfs.a
 LIBCTL   := $(B)/libctl.a
 RAFTNODE := $(B)/test/raftnode
 RAWPEER  := $(B)/test/rawpeer
+# Stand-alone helpers of the filesystem's end-to-end tests (test/node/NAME.c -> $(B)/test/NAME):
+# fsdiff (differential test against tmpfs), rename2 (renameat2 flags from the shell).
+FS_TEST_BIN := $(B)/test/fsdiff $(B)/test/rename2
 LIBSIM   := $(B)/libsim.a
 SIM_BIN  := $(B)/test/sim/raftsim
 BENCH_SRC := $(wildcard test/bench/bench_*.c)
@@ -99,7 +102,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 HAVE_SIM := $(wildcard test/sim/main.c)
 
 all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(LIBCTL) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
-     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER) $(FSLOAD)
+     $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER) $(FSLOAD) $(FS_TEST_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -145,6 +148,10 @@ $(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)
 $(RAWPEER): $(B)/test/node/rawpeer.o $(LIBRAFT) $(LIBSTORE)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
+
+$(FS_TEST_BIN): $(B)/test/%: $(B)/test/node/%.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
 $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
@@ -208,7 +215,7 @@ check-sim: $(SIM_BIN)
 	$(Q)test/run-sim $(B) $(SIM_BIN) $(SEEDS) $(SEED_START)
 
 # End-to-end: real processes, TLS and disks (test/bats/*.bats), against this build's programs.
-check-bats: $(RAFTNODE) $(RAWPEER) $(TOOLS_BIN)
+check-bats: $(RAFTNODE) $(RAWPEER) $(TOOLS_BIN) $(FS_TEST_BIN)
 	$(Q)test/run-bats $(B)
 
 # The threaded runtime's own tests, for `make SANITIZE=thread check-runtime`: a data race stops

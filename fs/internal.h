@@ -6,6 +6,7 @@
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 
@@ -77,6 +78,10 @@ struct fs {
     char *fuse_options;
     struct fuse_session *se;
     bool is_mounted;
+    /* The last read barrier failed (no quorum) and none succeeded since: in "open" mode
+     * lookups then answer from the local state at once instead of each waiting op_timeout;
+     * open and opendir still wait, and the first that gets a barrier clears it. */
+    atomic_bool is_degraded;
     pthread_mutex_t lock;
     struct fs_handle *handles; /* open files of this node; protected by lock */
     /* The notify thread (fs/notify.c) and its queue. */

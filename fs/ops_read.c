@@ -33,20 +33,24 @@ struct read_req {
     off_t off;
     struct fuse_file_info fi;
     struct fs_wait wait; /* interruptible while waiting for the barrier */
-    bool has_barrier;    /* a barrier completed before this run */
-    bool wants_barrier;  /* the run asks to run again after a barrier */
     char name[];         /* lookup name or xattr name */
 };
 
 static void run(struct read_req *r);
 
-/* Is this operation gated by a barrier in the current mode? open and opendir in "open" mode,
- * everything in "strict" mode. */
-static bool needs_barrier(const struct fs *fs, enum read_op op)
+/* Is this operation gated by a barrier in the current mode? Lookups, open and opendir in
+ * "open" mode, everything in "strict" mode. Lookups wait because the kernel decides on their
+ * answers alone: a name this node still has but the cluster removed or renamed would make a
+ * mkdir fail with EEXIST, or an open() open the file that used to have the name. Without a
+ * quorum (fs->is_degraded) "open" mode lets lookups through at once, so that reading a path
+ * costs one op_timeout (its open) rather than one per component. */
+static bool needs_barrier(struct fs *fs, enum read_op op)
 {
     switch (fs->opts.consistency) {
     case FS_CONSISTENCY_STRICT: return true;
-    case FS_CONSISTENCY_OPEN: return op == OP_OPEN || op == OP_OPENDIR;
+    case FS_CONSISTENCY_OPEN:
+        return op == OP_OPEN || op == OP_OPENDIR ||
+               (op == OP_LOOKUP && !atomic_load(&fs->is_degraded));
     default: return false;
     }
 }
@@ -75,12 +79,12 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
         drop(r, 0); /* interrupted: answered EINTR */
         return;
     }
+    atomic_store(&r->fs->is_degraded, status != 0);
     /* Without a quorum, "open" mode serves the local state (DESIGN.md 5); "strict" fails. */
     if (status != 0 && r->fs->opts.consistency == FS_CONSISTENCY_STRICT) {
         drop(r, EIO);
         return;
     }
-    r->has_barrier = true;
     /* open and opendir hold no directory or page lock: they may wait for the invalidations
      * of what the barrier covered (fs/notify.c, design note 3). */
     if (r->op == OP_OPEN || r->op == OP_OPENDIR)
@@ -89,7 +93,7 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
         run(r);
 }
 
-/* Run r again once a barrier completes (interruptible meanwhile). Takes ownership of r. */
+/* Run r once a barrier completes (interruptible meanwhile). Takes ownership of r. */
 static void wait_barrier(struct read_req *r)
 {
     if (!fs__wait_start(&r->wait, r->req)) {
@@ -141,14 +145,6 @@ static void do_lookup(struct read_req *r)
 {
     struct store_fsm_attr a;
     int rc = store_fsm_lookup(r->fs->fsm, r->ino, r->name, strlen(r->name), &a);
-    if (rc == ENOENT && !r->has_barrier && r->fs->opts.consistency == FS_CONSISTENCY_OPEN) {
-        /* A name missing here may exist already: this node can lag behind the commit of a
-         * create made elsewhere, and open() must find a file closed on another node. A
-         * negative answer is given only once everything committed so far is applied (or
-         * without a quorum, after the barrier failed). */
-        r->wants_barrier = true;
-        return;
-    }
     if (rc == 0 && S_ISREG(a.mode))
         rc = local_attr(r->fs, a.ino, &a);
     if (rc != 0) {
@@ -399,12 +395,6 @@ static void run(struct read_req *r)
     case OP_STATFS: do_statfs(r); break;
     case OP_OPEN: do_open(r); break;
     case OP_READ: do_read(r); break;
-    }
-    if (r->wants_barrier) {
-        /* Last use of r here: the barrier owns it from now on. */
-        r->wants_barrier = false;
-        wait_barrier(r);
-        return;
     }
     free(r);
 }

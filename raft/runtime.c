@@ -1093,6 +1093,13 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
+static void free_entries(struct raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
 static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
                     size_t errlen)
 {
@@ -1128,6 +1135,10 @@ static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n,
     store_log_iter_close(it);
     if (rc == RFS_ENOTFOUND && k == last - first + 1)
         rc = 0;
+    if (rc != 0) {
+        free_entries(e, k); /* a damaged entry: nothing loaded is handed out */
+        goto done;
+    }
     *out = e;
     *n = k;
 done:
@@ -1138,13 +1149,6 @@ done:
         return RAFT_ESTORAGE;
     }
     return 0;
-}
-
-static void free_entries(struct raft_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(e[i].data);
-    free(e);
 }
 
 /* Gather the node's durable state, restore the state machine if it is behind the snapshot,
@@ -1264,6 +1268,33 @@ static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
     return 0;
 }
 
+/* A data directory serves one cluster: its name is recorded at the first start (or the first
+ * start of a build that knows the record), and a start under another name is refused before
+ * anything is written, so two clusters never mix their logs by a mistyped --data-dir. */
+static int check_cluster_id(struct raft_runtime *rt, char *err, size_t errlen)
+{
+    char recorded[STORE_LOG_CLUSTER_ID_MAX + 1];
+    int rc = store_log_get_cluster_id(rt->log, recorded);
+    if (rc == RFS_ENOTFOUND) {
+        if ((rc = store_log_set_cluster_id(rt->log, rt->cluster_id)) == 0)
+            return 0;
+        snprintf(err, errlen, "recording the cluster ID in %s: %s", rt->data_dir, rfs_strerror(rc));
+        return rc == RFS_EINVAL ? RAFT_EINVAL : RAFT_ESTORAGE;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "reading the cluster ID of %s: %s", rt->data_dir, rfs_strerror(rc));
+        return RAFT_ESTORAGE;
+    }
+    if (strcmp(recorded, rt->cluster_id) != 0) {
+        snprintf(err, errlen,
+                 "the data directory %s belongs to cluster '%s', not to cluster '%s': start it "
+                 "with its own cluster ID or use another data directory",
+                 rt->data_dir, recorded, rt->cluster_id);
+        return RAFT_EINVAL;
+    }
+    return 0;
+}
+
 static void *loop_main(void *arg)
 {
     struct raft_runtime *rt = arg;
@@ -1366,6 +1397,8 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
         snprintf(err, errlen, "%s", msg);
         goto err;
     }
+    if ((rv = check_cluster_id(rt, err, errlen)) != 0)
+        goto err;
     if ((rv = open_state(rt, err, errlen)) != 0)
         goto err;
 

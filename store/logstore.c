@@ -303,21 +303,33 @@ static int run_write(struct store_log *log, enum write_kind kind, write_body bod
 /* --- small CRC-protected records (meta and stable sub-dbs) ---------------------------------- */
 
 /* Value: n little-endian u64 fields, then CRC32C over the key bytes and the fields. */
-static int record_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const uint64_t *fields, int n)
+#define RECORD_MAX 128 /* largest record body: 4 u64 fields, or a cluster ID */
+
+/* A record: body bytes (len <= RECORD_MAX), then CRC32C(key bytes || body). */
+static int record_put_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, const uint8_t *body,
+                            size_t len)
 {
-    uint8_t buf[8 * 4 + 4];
-    for (int i = 0; i < n; i++)
-        rfs_put_le64(buf + 8 * i, fields[i]);
-    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), buf, (size_t)(8 * n));
-    rfs_put_le32(buf + 8 * n, crc);
+    uint8_t buf[RECORD_MAX + 4];
+    memcpy(buf, body, len);
+    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), buf, len);
+    rfs_put_le32(buf + len, crc);
     MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
-    MDB_val v = {.mv_size = (size_t)(8 * n + 4), .mv_data = buf};
+    MDB_val v = {.mv_size = len + 4, .mv_data = buf};
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
-/* Returns 0, RFS_ENOTFOUND, RFS_ECORRUPT or RFS_EIO (explained). */
-static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const char *name,
-                      uint64_t *fields, int n, const char *what)
+static int record_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const uint64_t *fields, int n)
+{
+    uint8_t buf[8 * 4];
+    for (int i = 0; i < n; i++)
+        rfs_put_le64(buf + 8 * i, fields[i]);
+    return record_put_bytes(txn, dbi, name, buf, (size_t)(8 * n));
+}
+
+/* The body of record name into body (cap bytes), its length in *len; want, if not 0, is the
+ * only length accepted. Returns 0, RFS_ENOTFOUND, RFS_ECORRUPT or RFS_EIO (explained). */
+static int record_get_bytes(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const char *name,
+                            uint8_t *body, size_t cap, size_t want, size_t *len, const char *what)
 {
     MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
     MDB_val v;
@@ -327,19 +339,34 @@ static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const ch
     if (rc != 0)
         return from_mdb(log, rc, what);
     const uint8_t *p = v.mv_data;
-    if (v.mv_size != (size_t)(8 * n + 4)) {
-        set_err(log, "%s: record '%s' has %zu bytes, expected %d", what, name, v.mv_size,
-                8 * n + 4);
+    if (v.mv_size < 4 || v.mv_size - 4 > cap || (want != 0 && v.mv_size != want + 4)) {
+        set_err(log, "%s: record '%s' has %zu bytes, expected %zu", what, name, v.mv_size,
+                want != 0 ? want + 4 : cap + 4);
         return RFS_ECORRUPT;
     }
-    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), p, (size_t)(8 * n));
-    if (crc != rfs_get_le32(p + 8 * n)) {
+    size_t n = v.mv_size - 4;
+    uint32_t crc = rfs_crc32c(rfs_crc32c(0, name, strlen(name)), p, n);
+    if (crc != rfs_get_le32(p + n)) {
         set_err(log, "%s: record '%s' failed its checksum (stored %08x, computed %08x)", what, name,
-                rfs_get_le32(p + 8 * n), crc);
+                rfs_get_le32(p + n), crc);
         return RFS_ECORRUPT;
     }
+    memcpy(body, p, n);
+    *len = n;
+    return 0;
+}
+
+/* Returns 0, RFS_ENOTFOUND, RFS_ECORRUPT or RFS_EIO (explained). */
+static int record_get(struct store_log *log, MDB_txn *txn, MDB_dbi dbi, const char *name,
+                      uint64_t *fields, int n, const char *what)
+{
+    uint8_t buf[8 * 4];
+    size_t len;
+    int rc = record_get_bytes(log, txn, dbi, name, buf, sizeof buf, (size_t)(8 * n), &len, what);
+    if (rc != 0)
+        return rc;
     for (int i = 0; i < n; i++)
-        fields[i] = rfs_get_le64(p + 8 * i);
+        fields[i] = rfs_get_le64(buf + 8 * i);
     return 0;
 }
 
@@ -957,6 +984,28 @@ int store_log_set_epoch(struct store_log *log, uint64_t epoch)
     return stable_set(log, "epoch", epoch, 0, 1);
 }
 
+struct cluster_id_args {
+    const char *id;
+};
+
+static int cluster_id_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
+{
+    (void)what;
+    const char *id = ((struct cluster_id_args *)arg)->id;
+    return record_put_bytes(txn, log->dbi_stable, "cluster", (const uint8_t *)id, strlen(id));
+}
+
+int store_log_set_cluster_id(struct store_log *log, const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > STORE_LOG_CLUSTER_ID_MAX) {
+        set_err(log, "set cluster ID: %zu bytes, want 1 to %d", len, STORE_LOG_CLUSTER_ID_MAX);
+        return RFS_EINVAL;
+    }
+    struct cluster_id_args args = {.id = id};
+    return run_write(log, WRITE_MAINTENANCE, cluster_id_body, &args, "set cluster ID");
+}
+
 int store_log_set_snapshot_meta(struct store_log *log, uint64_t index, uint64_t term)
 {
     return stable_set(log, "snapshot", index, term, 2);
@@ -1005,6 +1054,24 @@ int store_log_get_vote(struct store_log *log, uint64_t *node_id)
 int store_log_get_epoch(struct store_log *log, uint64_t *epoch)
 {
     return stable_get_u64(log, "epoch", epoch);
+}
+
+int store_log_get_cluster_id(struct store_log *log, char id[STORE_LOG_CLUSTER_ID_MAX + 1])
+{
+    MDB_txn *txn;
+    size_t len;
+    int rc = read_begin(log, &txn, "read cluster ID");
+    if (rc != 0)
+        return rc;
+    rc = record_get_bytes(log, txn, log->dbi_stable, "cluster", (uint8_t *)id,
+                          STORE_LOG_CLUSTER_ID_MAX, 0, &len, "read cluster ID");
+    read_end(log, txn);
+    if (rc == 0 && len == 0) {
+        set_err(log, "read cluster ID: the record is empty");
+        rc = RFS_ECORRUPT;
+    }
+    id[rc == 0 ? len : 0] = '\0';
+    return rc;
 }
 
 int store_log_get_snapshot_meta(struct store_log *log, uint64_t *index, uint64_t *term)

@@ -179,6 +179,15 @@ int store_log_get_term(struct store_log *log, uint64_t *term);
 int store_log_get_vote(struct store_log *log, uint64_t *node_id);
 int store_log_get_epoch(struct store_log *log, uint64_t *epoch);
 
+/* The name of the cluster this log belongs to, recorded when the node first starts so that a
+ * data directory is never used by another cluster (docs/disk-format.md). Set: 1 to
+ * STORE_LOG_CLUSTER_ID_MAX bytes (RFS_EINVAL otherwise), durable when it returns; errors as
+ * the other setters. Get: NUL-terminated into id; RFS_ENOTFOUND (id "") if none was recorded
+ * (a log made before the record existed), RFS_ECORRUPT, RFS_EIO. */
+#define STORE_LOG_CLUSTER_ID_MAX 96
+int store_log_set_cluster_id(struct store_log *log, const char *id);
+int store_log_get_cluster_id(struct store_log *log, char id[STORE_LOG_CLUSTER_ID_MAX + 1]);
+
 /* Index and term of the last snapshot raft installed or took (for restart). Get returns
  * RFS_ENOTFOUND if none was ever set. */
 int store_log_set_snapshot_meta(struct store_log *log, uint64_t index, uint64_t term);

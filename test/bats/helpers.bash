@@ -253,3 +253,30 @@ teardown_fs() {
     done
     teardown_cluster
 }
+
+# fsd_leader_of I: the leader node I last logged ("... in term T, leader L"), or nothing.
+fsd_leader_of() {
+    grep -ho 'in term [0-9]*, leader [0-9]*' "$D/n$1.log" 2>/dev/null | tail -n 1 |
+        sed -n 's/.*leader \([1-9][0-9]*\)$/\1/p'
+}
+
+# fsd_leader I...: the leader that nodes I... (default: all) agree on, waited for; for raftfsd,
+# which has no control socket yet, read from the role changes in the nodes' logs.
+fsd_has_leader() {
+    local l="" x
+    for i in "$@"; do
+        x=$(fsd_leader_of "$i")
+        [ -n "$x" ] || return 1
+        [ -z "$l" ] || [ "$l" = "$x" ] || return 1
+        l=$x
+    done
+    echo "$l"
+}
+
+fsd_leader() {
+    local ids=${*:-$(seq 1 "$NODES")}
+    # shellcheck disable=SC2086
+    wait_for 15 fsd_has_leader $ids
+    # shellcheck disable=SC2086
+    fsd_has_leader $ids
+}

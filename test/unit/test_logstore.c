@@ -754,6 +754,35 @@ static void corrupted_entry_detected(void **state)
     assert_true(entry_ok(f->log, 11, 1));
 }
 
+static void cluster_id_recorded(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_LOG_CLUSTER_ID_MAX + 1];
+    assert_int_equal(store_log_get_cluster_id(f->log, id), RFS_ENOTFOUND);
+    assert_string_equal(id, "");
+    char longest[STORE_LOG_CLUSTER_ID_MAX + 2];
+    memset(longest, 'c', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    assert_int_equal(store_log_set_cluster_id(f->log, longest), RFS_EINVAL);
+    assert_int_equal(store_log_set_cluster_id(f->log, ""), RFS_EINVAL);
+    longest[STORE_LOG_CLUSTER_ID_MAX] = '\0';
+    assert_int_equal(store_log_set_cluster_id(f->log, longest), 0);
+    assert_int_equal(store_log_get_cluster_id(f->log, id), 0);
+    assert_string_equal(id, longest);
+    assert_int_equal(store_log_set_cluster_id(f->log, "prod-eu"), 0);
+    reopen(f, NULL);
+    assert_int_equal(store_log_get_cluster_id(f->log, id), 0);
+    assert_string_equal(id, "prod-eu");
+
+    /* A flipped byte of the name fails the record's checksum. */
+    store_log_close(f->log);
+    f->log = NULL;
+    assert_true(flip_in_file(f->dir, (const uint8_t *)"prod-eu", 7, 2) >= 1);
+    open_store(f, NULL);
+    assert_int_equal(store_log_get_cluster_id(f->log, id), RFS_ECORRUPT);
+    assert_non_null(strstr(errmsg(f->log), "cluster"));
+}
+
 static void corrupted_header_and_stable_detected(void **state)
 {
     struct fixture *f = *state;
@@ -1139,6 +1168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(empty_log, setup, teardown),
         cmocka_unit_test_setup_teardown(append_and_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(cluster_id_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(zero_length_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(append_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(range_and_iterator, setup, teardown),

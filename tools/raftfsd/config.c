@@ -198,6 +198,12 @@ static int set_max_file_size(struct args *a, const char *v, char *why, size_t wh
     return parse_u64(v, 1, STORE_FSM_DEFAULT_FILE_MAX, &a->max_file_size, why, whylen);
 }
 
+static int set_max_size(struct args *a, const char *v, char *why, size_t whylen)
+{
+    /* At least room for the tables and the root; at most what a 64-bit map can take. */
+    return parse_u64(v, 1 << 20, (uint64_t)1 << 44, &a->max_size, why, whylen);
+}
+
 static int set_fuse_options(struct args *a, const char *v, char *why, size_t whylen)
 {
     (void)why;
@@ -225,6 +231,7 @@ static const struct key keys[CONFIG_N_KEYS] = {
     [CONFIG_OP_TIMEOUT] = {"op-timeout", set_op_timeout, false, false},
     [CONFIG_CONSISTENCY] = {"consistency", set_consistency, false, false},
     [CONFIG_MAX_FILE_SIZE] = {"max-file-size", set_max_file_size, false, false},
+    [CONFIG_MAX_SIZE] = {"max-size", set_max_size, false, false},
     [CONFIG_FUSE_OPTIONS] = {"fuse-options", set_fuse_options, false, false},
     [CONFIG_MOUNTPOINT] = {"mountpoint", set_mountpoint, false, false},
 };
@@ -247,6 +254,7 @@ void config_init(struct args *a)
     a->op_timeout_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
+    a->max_size = STORE_FSM_DEFAULT_MAP_SIZE;
 }
 
 void config_free(struct args *a)

@@ -30,6 +30,7 @@ enum config_key {
     CONFIG_OP_TIMEOUT,
     CONFIG_CONSISTENCY,
     CONFIG_MAX_FILE_SIZE,
+    CONFIG_MAX_SIZE,
     CONFIG_FUSE_OPTIONS,
     CONFIG_MOUNTPOINT,
     CONFIG_N_KEYS
@@ -55,6 +56,7 @@ struct args {
     unsigned op_timeout_ms;
     enum fs_consistency consistency;
     uint64_t max_file_size;
+    uint64_t max_size;        /* the state machine's total size (its LMDB map) */
     const char *fuse_options; /* extra -o options, or NULL */
     const char *mountpoint;   /* required */
 

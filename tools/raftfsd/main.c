@@ -24,7 +24,7 @@
     "               [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"                  \
     "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
     "               [--op-timeout SECONDS] [--consistency open|strict|local]\n"                    \
-    "               [--max-file-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
+    "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
 
 /* Options that are not settings: they get short codes; a setting gets 256 + its key. */
 enum { OPT_KEY_BASE = 256 };
@@ -125,6 +125,7 @@ int main(int argc, char **argv)
      * epoch, not at this node's clock, or no two nodes' state digests would ever agree. */
     struct store_fsm_options fo = {
         .max_file_size = a.max_file_size,
+        .map_size = a.max_size,
         .root_time = {.sec = 0, .nsec = 0},
         .unsynced_apply = true,
     };
