@@ -211,9 +211,11 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
     fs->rt = rt;
     fs->rep = rep;
     fs->opts = *opts;
-    /* strict: every read must reach the daemon (and its barrier). Otherwise invalidation keeps
-     * the caches coherent; the timeout only bounds a lost invalidation. */
-    fs->cache_timeout = opts->consistency == FS_CONSISTENCY_STRICT ? 0.0 : FS_CACHE_TIMEOUT;
+    /* Only local mode lets the kernel cache (docs/fs.md, "Kernel caches"): invalidation keeps
+     * those caches coherent with what this node applied, and the timeout bounds a lost
+     * invalidation. open and strict mode promise reads fresh against the leader's commit
+     * (lookups, opens), which a name or page served by the kernel alone cannot keep. */
+    fs->cache_timeout = opts->consistency == FS_CONSISTENCY_LOCAL ? FS_CACHE_TIMEOUT : 0.0;
     struct raft_runtime_status st;
     raft_runtime_status(rt, &st);
     fs->self_bit = st.id >= 1 && st.id <= 64 ? (uint64_t)1 << (st.id - 1) : 0;

@@ -19,9 +19,10 @@
  * Neither blocks on consensus: a handler either replies from the local state machine or hands
  * its request to the runtime and returns.
  *
- * Kernel caches: names and attributes are cached for fs->cache_timeout seconds and pages across
- * opens; every applied command invalidates what it changed (the design note in fs/notify.c).
- * strict mode caches nothing, so that every read reaches the daemon and its barrier. */
+ * Kernel caches: in local mode names and attributes are cached for fs->cache_timeout seconds and
+ * pages across opens; every applied command invalidates what it changed (the design note in
+ * fs/notify.c). open and strict mode cache nothing, so that every lookup and open reaches the
+ * daemon and its barrier. */
 
 /* A request waiting for a proposal or a barrier; embedded in the waiting operation's state. */
 struct fs_wait {

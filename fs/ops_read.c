@@ -326,11 +326,10 @@ static void do_open(struct read_req *r)
         fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
         return;
     }
-    /* The kernel's pages of the file are current unless an invalidation of them is still
-     * queued (in open mode this runs after every invalidation the barrier covered). strict
-     * mode drops them at every open. */
+    /* In local mode the kernel's pages of the file are current with this node's state unless
+     * an invalidation of them is still queued; open and strict mode drop them at every open. */
     r->fi.keep_cache =
-        r->fs->opts.consistency != FS_CONSISTENCY_STRICT && !fs__notify_has_data(r->fs, r->ino);
+        r->fs->opts.consistency == FS_CONSISTENCY_LOCAL && !fs__notify_has_data(r->fs, r->ino);
     r->fi.direct_io = 0;
     struct fs_handle *h = fs__handle_of(&r->fi);
     /* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC): it is committed with the new data. */

@@ -102,8 +102,8 @@ blocked_in() {
     wait "$loop" || true
 }
 
-@test "names, attributes and pages are served from the kernel's caches while nothing changes" {
-    start3
+@test "local mode: names, attributes and pages are served from the kernel's caches while nothing changes" {
+    start3 --consistency local
     m1=$(mnt 1)
     head -c 100000 /dev/urandom >"$D/data"
     cp "$D/data" "$m1/f"
