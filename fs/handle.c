@@ -219,7 +219,10 @@ static void finish_commit(struct commit *c)
     while (c->reqs != NULL) {
         struct fs_flush_req *q = c->reqs;
         c->reqs = q->next;
-        fuse_reply_err(q->req, c->err);
+        if (q->then != NULL)
+            fs__lock_after_commit(fs, q->req, q->then, c->err); /* locks after data */
+        else
+            fuse_reply_err(q->req, c->err);
         free(q);
     }
     if (is_release)
@@ -286,6 +289,7 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
         while (q != NULL) {
             struct fs_flush_req *next = q->next;
             fuse_reply_err(q->req, ENOMEM);
+            free(q->then);
             free(q);
             q = next;
         }
@@ -330,18 +334,22 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
     range_done(c, 0);
 }
 
-/* Queue req for the next commit of h, and start it unless one is in flight (invariant 2). */
-static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
+/* Queue req for the next commit of h, and start it unless one is in flight (invariant 2).
+ * then (owned) as in struct fs_flush_req. */
+static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release,
+                   struct store_cmd *then)
 {
     struct fs *fs = fs__of(req);
     struct fs_handle *h = fs__handle_of(fi);
     struct fs_flush_req *q = malloc(sizeof *q);
     if (q == NULL) {
+        free(then);
         fuse_reply_err(req, ENOMEM);
         return;
     }
     q->req = req;
     q->is_release = is_release;
+    q->then = then;
     pthread_mutex_lock(&fs->lock);
     q->next = h->queued;
     h->queued = q;
@@ -354,19 +362,22 @@ static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release)
 
 void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    commit(req, fi, false);
+    commit(req, fi, false, fs__lock_on_close(fs__of(req), ino, fi, false));
 }
 
 void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)ino;
     (void)datasync;
-    commit(req, fi, false);
+    commit(req, fi, false, NULL);
 }
 
 void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    commit(req, fi, true);
+    commit(req, fi, true, fs__lock_on_close(fs__of(req), ino, fi, true));
+}
+
+void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct store_cmd *then)
+{
+    commit(req, fi, false, then);
 }

@@ -20,7 +20,9 @@ struct run {
     uint64_t recorded;
 };
 
-static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_result *results)
+/* Apply the run; hand the lock wakeups to hook (may be NULL). */
+static int flush(struct store_fsm *fsm, const struct fs_replica *hook, struct run *run,
+                 struct raft_apply_result *results)
 {
     if (run->index <= run->recorded)
         return 0;
@@ -37,6 +39,8 @@ static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_resul
             r->data = malloc(sizeof res[i]);
             if (r->data == NULL)
                 return RFS_ENOMEM;
+            if (hook != NULL && res[i].n_wakeups > 0)
+                hook->wakeup(hook->wakeup_arg, res[i].wakeups, res[i].n_wakeups);
             res[i].wakeups = NULL; /* borrowed from fsm: the proposer's copy cannot keep it */
             res[i].n_wakeups = 0;
             memcpy(r->data, &res[i], sizeof res[i]);
@@ -49,10 +53,9 @@ static int flush(struct store_fsm *fsm, struct run *run, struct raft_apply_resul
     return rc;
 }
 
-static int apply(void *ctx, const struct raft_entry *entries, size_t n,
-                 struct raft_apply_result *results)
+static int apply_to(struct store_fsm *fsm, const struct fs_replica *hook,
+                    const struct raft_entry *entries, size_t n, struct raft_apply_result *results)
 {
-    struct store_fsm *fsm = ctx;
     struct run *run = malloc(sizeof *run);
     if (run == NULL)
         return RFS_ENOMEM;
@@ -62,14 +65,14 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct raft_entry *e = &entries[i];
         if (e->type == RAFT_ENTRY_CONFIG) {
-            if ((rc = flush(fsm, run, results)) != 0)
+            if ((rc = flush(fsm, hook, run, results)) != 0)
                 break;
             rc = store_fsm_apply_config(fsm, e->index, e->term, e->data, e->len);
             run->recorded = run->index = e->index;
             continue;
         }
         if (e->type == RAFT_ENTRY_COMMAND) {
-            if (run->n == RUN_MAX && (rc = flush(fsm, run, results)) != 0)
+            if (run->n == RUN_MAX && (rc = flush(fsm, hook, run, results)) != 0)
                 break;
             if (store_cmd_decode(e->data, e->len, &run->cmds[run->n]) != 0) {
                 results[i].status = EINVAL; /* the same verdict on every node */
@@ -82,9 +85,15 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
         run->term = e->term;
     }
     if (rc == 0)
-        rc = flush(fsm, run, results);
+        rc = flush(fsm, hook, run, results);
     free(run);
     return rc;
+}
+
+static int apply(void *ctx, const struct raft_entry *entries, size_t n,
+                 struct raft_apply_result *results)
+{
+    return apply_to(ctx, NULL, entries, n, results);
 }
 
 static int applied(void *ctx, uint64_t *index, uint64_t *term)
@@ -109,4 +118,36 @@ void fs_replica_fsm(struct store_fsm *fsm, struct raft_fsm *out)
     out->applied = applied;
     out->snapshot = snapshot;
     out->restore = restore;
+}
+
+static int apply_hooked(void *ctx, const struct raft_entry *entries, size_t n,
+                        struct raft_apply_result *results)
+{
+    const struct fs_replica *r = ctx;
+    return apply_to(r->fsm, r, entries, n, results);
+}
+
+static int applied_hooked(void *ctx, uint64_t *index, uint64_t *term)
+{
+    return applied(((const struct fs_replica *)ctx)->fsm, index, term);
+}
+
+static int snapshot_hooked(void *ctx, struct store_snapshot_dir *sd,
+                           struct store_snapshot_info *out)
+{
+    return snapshot(((const struct fs_replica *)ctx)->fsm, sd, out);
+}
+
+static int restore_hooked(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uint64_t term)
+{
+    return restore(((const struct fs_replica *)ctx)->fsm, sd, index, term);
+}
+
+void fs_replica_fsm_hooked(struct fs_replica *r, struct raft_fsm *out)
+{
+    out->ctx = r;
+    out->apply = apply_hooked;
+    out->applied = applied_hooked;
+    out->snapshot = snapshot_hooked;
+    out->restore = restore_hooked;
 }

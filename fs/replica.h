@@ -12,4 +12,18 @@
  * (every node decides the same). */
 void fs_replica_fsm(struct store_fsm *fsm, struct raft_fsm *out);
 
+/* Called in the apply path with the lock wakeups of one applied command (borrowed for the
+ * call), after the transaction that applied it committed. */
+typedef void (*fs_replica_wakeup_fn)(void *arg, const struct store_fsm_wakeup *wakeups, size_t n);
+
+struct fs_replica {
+    struct store_fsm *fsm;
+    fs_replica_wakeup_fn wakeup; /* raftfsd: fs_locks_wakeups */
+    void *wakeup_arg;
+};
+
+/* Like fs_replica_fsm, and hand every command's lock wakeups to r->wakeup. r is borrowed until
+ * the runtime stops. */
+void fs_replica_fsm_hooked(struct fs_replica *r, struct raft_fsm *out);
+
 #endif

@@ -167,13 +167,23 @@ int main(int argc, char **argv)
         .log = log_cb,
         .log_ctx = &a,
     };
-    fs_replica_fsm(fsm, &cfg.fsm);
+    struct fs_locks *locks;
+    if (fs_locks_new(a.id, log_cb, &a, &locks) != 0) {
+        fprintf(stderr, "raftfsd: out of memory\n");
+        goto err_after_fsm;
+    }
+    struct fs_replica replica = {.fsm = fsm, .wakeup = fs_locks_wakeups, .wakeup_arg = locks};
+    fs_replica_fsm_hooked(&replica, &cfg.fsm);
     struct raft_runtime *rt;
     char err[512];
     rc = raft_runtime_start(&cfg, &rt, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
-        goto err_after_fsm;
+        goto err_after_locks;
+    }
+    if (fs_locks_start(locks, rt, a.op_timeout_ms) != 0) {
+        fprintf(stderr, "raftfsd: cannot start the lock session thread\n");
+        goto err_after_runtime;
     }
     struct fs_options opts = {
         .mountpoint = a.mountpoint,
@@ -181,6 +191,7 @@ int main(int argc, char **argv)
         .consistency = a.consistency,
         .op_timeout_ms = a.op_timeout_ms,
         .max_file_size = max_file,
+        .locks = locks,
     };
     struct fs *fs;
     rc = fs_mount(fsm, rt, &opts, &fs, err, sizeof err);
@@ -191,15 +202,21 @@ int main(int argc, char **argv)
     log_cb(&a, RAFT_LOG_INFO, "mounted; serving until SIGTERM or SIGINT");
     rc = fs_run(fs);
     log_cb(&a, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
-    /* Requests waiting for the cluster are answered (EROFS) while the session still exists. */
+    /* Requests waiting for the cluster are answered (parked locks ENOLCK, the rest EROFS)
+     * while the FUSE session still exists. */
+    fs_locks_stop(locks);
     raft_runtime_stop(rt);
     fs_close(fs);
+    fs_locks_free(locks);
     store_fsm_close(fsm);
     config_free(&a);
     return rc == 0 ? 0 : 1;
 
 err_after_runtime:
+    fs_locks_stop(locks);
     raft_runtime_stop(rt);
+err_after_locks:
+    fs_locks_free(locks);
 err_after_fsm:
     store_fsm_close(fsm);
     rc = 1;
