@@ -426,8 +426,9 @@ static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, i
     if (is_wait) {
         pthread_mutex_lock(&l->mu);
         bool cancel = false;
+        /* w may have been answered and freed already: look it up by its name. */
         for (struct waiter *p = l->waiters; p != NULL; p = p->next)
-            if (p == w) {
+            if (p->session == session && p->request == cmd->request) {
                 p->is_proposed = true;
                 cancel = p->is_interrupted;
             }
