@@ -108,13 +108,12 @@ output_is() {
 @test "kill -9 of the holder process releases its flock and its fcntl lock" {
     locks_cluster_start
     touch "$(mnt 1)/f"
-    # -o: the lock's descriptor is not inherited by sleep, so it dies with flock.
-    flock -x -o "$(mnt 1)/f" sleep 1000 &
-    local holder=$!
-    wait_for 10 bash -c "! flock -n -x '$(mnt 2)/f' true"
-    kill -9 "$holder"
-    wait "$holder" || true
-    pkill -P "$holder" sleep 2>/dev/null || true
+    coproc HOLDF { python3 "$LOCKTOOL" flock "$(mnt 1)/f"; }
+    read -r line <&"${HOLDF[0]}"
+    [ "$line" = held ]
+    run -1 flock -n -x "$(mnt 2)/f" true
+    kill -9 "$HOLDF_PID"
+    wait "$HOLDF_PID" || true
     wait_for 10 flock -n -x "$(mnt 2)/f" true
 
     coproc HOLD { python3 "$LOCKTOOL" hold "$(mnt 1)/f" w 0 100; }

@@ -6,6 +6,8 @@
       bytes at SLOT*16, and let go: odd rounds unlock with F_UNLCK, even rounds just close.
   locktool.py hold FILE TYPE START LEN      take a read (r) or write (w) lock, print "held",
       keep it until stdin reaches its end.
+  locktool.py flock FILE                    take an exclusive flock(2), print "held", keep it
+      until stdin reaches its end.
   locktool.py getlk FILE TYPE START LEN     print F_GETLK's answer: "type start len pid".
   locktool.py token FILE                    print the raftfs.lock_token extended attribute.
 """
@@ -39,6 +41,11 @@ def main(argv):
         fd = os.open(argv[2], os.O_RDWR)
         kind = fcntl.LOCK_SH if argv[3] == "r" else fcntl.LOCK_EX
         fcntl.lockf(fd, kind, int(argv[5]), int(argv[4]))
+        print("held", flush=True)
+        sys.stdin.read()
+    elif cmd == "flock":
+        fd = os.open(argv[2], os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         print("held", flush=True)
         sys.stdin.read()
     elif cmd == "getlk":
