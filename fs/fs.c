@@ -112,6 +112,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    /* Locks are the cluster's (fs/ops_lock.c), not the kernel's per-node ones. */
+    conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -136,33 +138,6 @@ static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
     (void)datasync;
     (void)fi;
     fuse_reply_err(req, 0);
-}
-
-/* Cluster-wide locks are not there yet: say so instead of granting node-local locks. */
-static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
-{
-    (void)ino;
-    (void)fi;
-    (void)lock;
-    fuse_reply_err(req, EOPNOTSUPP);
-}
-
-static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
-                     int sleep)
-{
-    (void)ino;
-    (void)fi;
-    (void)lock;
-    (void)sleep;
-    fuse_reply_err(req, EOPNOTSUPP);
-}
-
-static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
-{
-    (void)ino;
-    (void)fi;
-    (void)op;
-    fuse_reply_err(req, EOPNOTSUPP);
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -196,9 +171,9 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .listxattr = fs__listxattr,
     .removexattr = fs__removexattr,
     .create = fs__create,
-    .getlk = fs_getlk,
-    .setlk = fs_setlk,
-    .flock = fs_flock,
+    .getlk = fs__getlk,
+    .setlk = fs__setlk,
+    .flock = fs__flock,
 };
 
 int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *rep,
@@ -225,6 +200,7 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
         goto err_after_alloc;
     fs->opts.mountpoint = fs->mountpoint;
     fs->opts.fuse_options = fs->fuse_options;
+    fs->locks = opts->locks;
     pthread_mutex_init(&fs->lock, NULL);
 
     char *argv[6];

@@ -17,12 +17,39 @@ enum fs_consistency {
     FS_CONSISTENCY_LOCAL,    /* never wait */
 };
 
+/* Log sink (raftfsd's): text is borrowed for the call. */
+typedef void (*fs_log_fn)(void *ctx, enum raft_log_level level, const char *text);
+
+/* This node's share of the cluster-wide locks (fs/ops_lock.c): its session and the lock
+ * requests parked until granted. Owned by the caller; it outlives the runtime and the mount. */
+struct fs_locks;
+
+/* A new lock state for node (its raft ID). log may be NULL. Returns 0 or RFS_ENOMEM. */
+int fs_locks_new(uint64_t node, fs_log_fn log, void *log_ctx, struct fs_locks **out);
+
+/* Start the thread that opens the node's session through rt (SESSION_OPEN, retried until it
+ * commits, and again whenever the session is found ended). rt is borrowed until fs_locks_stop.
+ * Until a session is open, lock requests fail with ENOLCK. Returns 0 or RFS_ENOMEM. */
+int fs_locks_start(struct fs_locks *locks, struct raft_runtime *rt, unsigned op_timeout_ms);
+
+/* Stop that thread and answer every parked lock request with ENOLCK. Call it after fs_run and
+ * before raft_runtime_stop. NULL, or a lock state never started, is allowed. */
+void fs_locks_stop(struct fs_locks *locks);
+
+/* The apply path's lock wakeups (an fs_replica_wakeup_fn, arg the struct fs_locks): answer
+ * this node's parked requests among them. Runs on the runtime's apply thread. */
+void fs_locks_wakeups(void *arg, const struct store_fsm_wakeup *wakeups, size_t n);
+
+/* Free the lock state, after fs_close. NULL is allowed. */
+void fs_locks_free(struct fs_locks *locks);
+
 struct fs_options {
     const char *mountpoint;   /* an existing directory */
     const char *fuse_options; /* extra "-o" options for libfuse, or NULL */
     enum fs_consistency consistency;
     unsigned op_timeout_ms; /* deadline of every proposal and read barrier */
     uint64_t max_file_size; /* bound of the write buffer of one open file */
+    struct fs_locks *locks; /* borrowed until fs_close; its runtime must be fs_mount's */
 };
 
 struct fs;

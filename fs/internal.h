@@ -39,11 +39,14 @@ struct fs_extent {
     uint8_t *data;
 };
 
-/* A FUSE request (flush, fsync or release) waiting for the handle's buffer to be committed. */
+/* A FUSE request (flush, fsync, release, or a lock request that unlocks) waiting for the
+ * handle's buffer to be committed. */
 struct fs_flush_req {
     fuse_req_t req;
     bool is_release;
-    struct fs_wait wait; /* flush and fsync are interruptible (release is never interrupted) */
+    struct fs_wait wait;    /* flush and fsync are interruptible (release is never interrupted) */
+    struct store_cmd *then; /* a lock command to propose once committed, which answers req
+                               (fs__lock_after_commit); NULL: answered by the commit */
     struct fs_flush_req *next;
 };
 
@@ -91,6 +94,7 @@ struct fs {
     pthread_cond_t notify_cond;
     struct fs_notify_item *notify_head, *notify_tail; /* protected by notify_lock */
     bool is_notify_stopping;                          /* protected by notify_lock */
+    struct fs_locks *locks;                           /* opts.locks */
 };
 
 /* --- fs.c ------------------------------------------------------------------------------------ */
@@ -220,6 +224,25 @@ void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off
 void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Commit fi's buffer, then hand req and then (owned) to fs__lock_after_commit. */
+void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct store_cmd *then);
+
+/* --- ops_lock.c: flock and POSIX locks ------------------------------------------------------ */
+
+void fs__getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock);
+void fs__setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+               int sleep);
+void fs__flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+
+/* Propose then (a LOCK or LOCK_RELEASE, owned: freed here) for this node's session and answer
+ * req from its outcome, or with err if it is not 0 (the commit before it failed). */
+void fs__lock_after_commit(struct fs *fs, fuse_req_t req, struct store_cmd *then, int err);
+
+/* The LOCK_RELEASE a flush (POSIX locks of fi->lock_owner) or a release (the flock of the file
+ * description) of ino must propose after its commit, or NULL when the owner asked this node
+ * for no such lock (or out of memory). The caller owns the result. */
+struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
+                                    bool is_release);
 
 static inline struct fs *fs__of(fuse_req_t req)
 {

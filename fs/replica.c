@@ -44,6 +44,9 @@ static int flush(struct fs_replica *rep, struct run *run, struct raft_apply_resu
             r->data = copy;
             r->len = sizeof *copy;
         }
+        for (size_t i = 0; rc == 0 && rep->wakeup != NULL && i < run->n; i++)
+            if (res[i].n_wakeups > 0)
+                rep->wakeup(rep->wakeup_arg, res[i].wakeups, res[i].n_wakeups);
         if (rc == 0) {
             pthread_mutex_lock(&rep->lock);
             if (rep->observer != NULL)
@@ -126,6 +129,14 @@ void fs_replica_init(struct fs_replica *rep, struct store_fsm *fsm)
     pthread_mutex_init(&rep->lock, NULL);
     rep->observer = NULL;
     rep->observer_arg = NULL;
+    rep->wakeup = NULL;
+    rep->wakeup_arg = NULL;
+}
+
+void fs_replica_on_wakeups(struct fs_replica *rep, fs_replica_wakeup_fn fn, void *arg)
+{
+    rep->wakeup = fn;
+    rep->wakeup_arg = arg;
 }
 
 void fs_replica_destroy(struct fs_replica *rep)

@@ -14,12 +14,18 @@
 typedef void (*fs_replica_observer_fn)(void *arg, const struct store_cmd *cmds,
                                        const struct store_fsm_result *res, size_t n);
 
+/* Called on the apply thread with the lock wakeups of one applied command (borrowed for the
+ * call), after the transaction that applied it committed. */
+typedef void (*fs_replica_wakeup_fn)(void *arg, const struct store_fsm_wakeup *wakeups, size_t n);
+
 /* Owned by the caller; must outlive the runtime that applies through it. */
 struct fs_replica {
     struct store_fsm *fsm;
     pthread_mutex_t lock;
     fs_replica_observer_fn observer; /* protected by lock; NULL: none */
     void *observer_arg;
+    fs_replica_wakeup_fn wakeup; /* set before the runtime starts; NULL: none */
+    void *wakeup_arg;
 };
 
 /* Prepare rep for fsm (borrowed until fs_replica_destroy), without an observer. */
@@ -32,6 +38,10 @@ void fs_replica_destroy(struct fs_replica *rep);
  * its errno (0 on success); EINVAL for an entry that does not decode (every node decides the
  * same). */
 void fs_replica_fsm(struct fs_replica *rep, struct raft_fsm *out);
+
+/* Hand every applied command's lock wakeups to fn (raftfsd: fs_locks_wakeups). Before the
+ * runtime starts. */
+void fs_replica_on_wakeups(struct fs_replica *rep, fs_replica_wakeup_fn fn, void *arg);
 
 /* Install (fn non-NULL) or remove (NULL) the observer. Safe while the runtime applies: once
  * this returns, a removed observer is not running and will not be called again. */

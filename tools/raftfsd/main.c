@@ -172,13 +172,23 @@ int main(int argc, char **argv)
     };
     struct fs_replica rep;
     fs_replica_init(&rep, fsm);
+    struct fs_locks *locks;
+    if (fs_locks_new(a.id, log_cb, &a, &locks) != 0) {
+        fprintf(stderr, "raftfsd: out of memory\n");
+        goto err_after_replica;
+    }
+    fs_replica_on_wakeups(&rep, fs_locks_wakeups, locks);
     fs_replica_fsm(&rep, &cfg.fsm);
     struct raft_runtime *rt;
     char err[512];
     rc = raft_runtime_start(&cfg, &rt, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
-        goto err_after_fsm;
+        goto err_after_locks;
+    }
+    if (fs_locks_start(locks, rt, a.op_timeout_ms) != 0) {
+        fprintf(stderr, "raftfsd: cannot start the lock session thread\n");
+        goto err_after_runtime;
     }
     struct ctl_server *ctl;
     if (ctl_server_start(a.ctl_socket, rt, &ctl, err, sizeof err) != 0) {
@@ -191,6 +201,7 @@ int main(int argc, char **argv)
         .consistency = a.consistency,
         .op_timeout_ms = a.op_timeout_ms,
         .max_file_size = max_file,
+        .locks = locks,
     };
     struct fs *fs;
     rc = fs_mount(fsm, rt, &rep, &opts, &fs, err, sizeof err);
@@ -202,9 +213,12 @@ int main(int argc, char **argv)
     rc = fs_run(fs);
     log_cb(&a, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
     ctl_server_stop(ctl);
-    /* Requests waiting for the cluster are answered (EROFS) while the session still exists. */
+    /* Requests waiting for the cluster are answered (parked locks ENOLCK, the rest EROFS)
+     * while the FUSE session still exists. */
+    fs_locks_stop(locks);
     raft_runtime_stop(rt);
     fs_close(fs);
+    fs_locks_free(locks);
     fs_replica_destroy(&rep);
     store_fsm_close(fsm);
     config_free(&a);
@@ -213,8 +227,11 @@ int main(int argc, char **argv)
 err_after_ctl:
     ctl_server_stop(ctl);
 err_after_runtime:
+    fs_locks_stop(locks);
     raft_runtime_stop(rt);
-err_after_fsm:
+err_after_locks:
+    fs_locks_free(locks);
+err_after_replica:
     fs_replica_destroy(&rep);
     store_fsm_close(fsm);
     rc = 1;
