@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "fs/internal.h"
@@ -223,6 +225,21 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
     if (fuse_set_signal_handlers(fs->se) != 0) {
         snprintf(err, errlen, "cannot install the signal handlers");
         goto err_after_session;
+    }
+    struct stat mst;
+    if (stat(fs->mountpoint, &mst) != 0 && errno == ENOTCONN) {
+        /* An earlier daemon died with the filesystem mounted: the kernel fails every call on
+         * the mount with ENOTCONN until it is unmounted. Detach it (processes may still hold
+         * it) and mount afresh. */
+        if (umount2(fs->mountpoint, MNT_DETACH) != 0) {
+            snprintf(err, errlen,
+                     "%s is the dead mount of an earlier raftfsd and cannot be unmounted: %s "
+                     "(fusermount3 -u %s)",
+                     fs->mountpoint, strerror(errno), fs->mountpoint);
+            goto err_after_signals;
+        }
+        fprintf(stderr, "raftfsd: cleared the dead mount of an earlier raftfsd on %s\n",
+                fs->mountpoint);
     }
     if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
         snprintf(err, errlen, "cannot mount on %s (see the message above)", fs->mountpoint);

@@ -198,7 +198,8 @@ is_mounted() { grep -q " $(mnt "$1") fuse.raftfs " /proc/mounts; }
 fsd_start() {
     local i=$1
     shift
-    mkdir -p "$(mnt "$i")"
+    # A dead mount of an earlier raftfsd I is no directory to mkdir (ENOTCONN): raftfsd clears it.
+    [ -d "$(mnt "$i")" ] || grep -q " $(mnt "$i") " /proc/mounts || mkdir -p "$(mnt "$i")"
     "$RAFTFSD" --id "$i" --data-dir "$D/n$i" --listen "$(addr "$i")" --cluster-id raftfs-test \
         --tls-ca "$D/tls/ca.crt" --tls-cert "$D/tls/$i.crt" --tls-key "$D/tls/$i.key" \
         --op-timeout "$OP_TIMEOUT" --ctl-socket "$(ctl_sock "$i")" "$@" "$(mnt "$i")" \

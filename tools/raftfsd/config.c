@@ -487,10 +487,12 @@ int config_check(struct args *a, char *err, size_t errlen)
         (rc = check_file(a, CONFIG_TLS_KEY, a->tls_key, err, errlen)) != 0)
         return rc;
     struct stat st;
-    if (stat(a->mountpoint, &st) != 0)
-        return refuse(CONFIG_MOUNTPOINT, &a->origin[CONFIG_MOUNTPOINT], a->mountpoint,
-                      strerror(errno), err, errlen);
-    if (!S_ISDIR(st.st_mode))
+    if (stat(a->mountpoint, &st) != 0) {
+        /* ENOTCONN: the dead mount of an earlier raftfsd, which the mount clears. */
+        if (errno != ENOTCONN)
+            return refuse(CONFIG_MOUNTPOINT, &a->origin[CONFIG_MOUNTPOINT], a->mountpoint,
+                          strerror(errno), err, errlen);
+    } else if (!S_ISDIR(st.st_mode))
         return refuse(CONFIG_MOUNTPOINT, &a->origin[CONFIG_MOUNTPOINT], a->mountpoint,
                       "not a directory", err, errlen);
     const struct raft_server *self = raft_configuration_get(&a->peers, a->id);
