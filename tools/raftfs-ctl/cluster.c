@@ -295,7 +295,7 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
     if (json)
         printf("{\"truncated\":%s,\"locks\":[", ls->is_truncated ? "true" : "false");
     else
-        printf("%-10s %-5s %-8s %-8s %-5s %-5s %-20s %-20s %-8s %10s  %s\n", "INODE", "NODE",
+        printf("%-10s %-5s %-8s %-8s %-5s %-5s %-20s %-20s %-8s %11s  %s\n", "INODE", "NODE",
                "SESSION", "PID", "KIND", "TYPE", "START", "LEN", "TOKEN", "AGE", "STATE");
     for (unsigned i = 0; i < ls->n; i++) {
         const struct ctl_lock *l = &ls->locks[i];
