@@ -72,20 +72,63 @@ static unsigned samples(struct ctl_msg *m)
     return n;
 }
 
+/* The largest LOCKS and SESSIONS responses, every record different, with the largest values. */
+static void full_lists(struct ctl_msg *locks, struct ctl_msg *sessions)
+{
+    memset(locks, 0, sizeof *locks);
+    locks->type = CTL_RESP_LOCKS;
+    locks->locks.is_truncated = true;
+    locks->locks.n = CTL_LOCKS_MAX;
+    /* Field by field: the padding stays zero, so whole structs compare. */
+    for (unsigned i = 0; i < CTL_LOCKS_MAX; i++) {
+        struct ctl_lock *l = &locks->locks.locks[i];
+        l->ino = UINT64_MAX - i;
+        l->node = i + 1;
+        l->session = 1000 + i;
+        l->pid = UINT32_MAX - i;
+        l->kind = i % 2 ? CTL_LOCK_POSIX : CTL_LOCK_FLOCK;
+        l->type = i % 3 ? CTL_LOCK_READ : CTL_LOCK_WRITE;
+        l->state = (uint8_t)(1 + i % 3);
+        l->start = (uint64_t)i << 40;
+        l->len = i;
+        l->token = UINT64_MAX / (i + 1);
+        l->time.sec = INT64_MIN + i;
+        l->time.nsec = 999999999 - i;
+    }
+    memset(sessions, 0, sizeof *sessions);
+    sessions->type = CTL_RESP_SESSIONS;
+    sessions->sessions.n = CTL_SESSIONS_MAX;
+    for (unsigned i = 0; i < CTL_SESSIONS_MAX; i++) {
+        struct ctl_session *e = &sessions->sessions.sessions[i];
+        e->id = UINT64_MAX - i;
+        e->node = i;
+        e->state = i % 2 ? CTL_SESSION_ENDED : CTL_SESSION_LIVE;
+        e->opened.sec = INT64_MAX - i;
+        e->opened.nsec = i;
+        e->ended.sec = -(int64_t)i;
+        e->ended.nsec = 999999999;
+    }
+}
+
 static void round_trip_every_type(void **state)
 {
     (void)state;
-    struct ctl_msg m[11], back;
+    static struct ctl_msg m[11], back, extra[5];
     unsigned n = samples(m);
-    struct ctl_msg v = {.type = CTL_RESP_VERIFY};
-    v.verify.index = 42;
-    v.verify.n = 2;
-    v.verify.nodes[0].id = 1;
-    memset(v.verify.nodes[0].digest, 0xab, CTL_DIGEST_SIZE);
-    v.verify.nodes[1].id = 2;
-    v.verify.nodes[1].status = RAFT_ETIMEDOUT;
-    for (unsigned i = 0; i <= n; i++) {
-        const struct ctl_msg *want = i < n ? &m[i] : &v;
+    struct ctl_msg *v = &extra[0];
+    memset(extra, 0, sizeof extra);
+    v->type = CTL_RESP_VERIFY;
+    v->verify.index = 42;
+    v->verify.n = 2;
+    v->verify.nodes[0].id = 1;
+    memset(v->verify.nodes[0].digest, 0xab, CTL_DIGEST_SIZE);
+    v->verify.nodes[1].id = 2;
+    v->verify.nodes[1].status = RAFT_ETIMEDOUT;
+    extra[1].type = CTL_REQ_LOCKS;
+    extra[2].type = CTL_REQ_SESSIONS;
+    full_lists(&extra[3], &extra[4]);
+    for (unsigned i = 0; i < n + 5; i++) {
+        const struct ctl_msg *want = i < n ? &m[i] : &extra[i - n];
         uint8_t buf[CTL_FRAME_MAX];
         size_t len = ctl_encode(want, buf, sizeof buf);
         assert_true(len >= CTL_HEADER);
@@ -126,7 +169,7 @@ static void header_refusals(void **state)
         const char *reason;
     } cases[] = {
         {0, 'X', "bad magic"},     {4, 2, "protocol version 2"}, {5, 0, "unknown message type"},
-        {5, 7, "unknown message"}, {5, 63, "unknown message"},   {5, 69, "unknown message"},
+        {5, 9, "unknown message"}, {5, 63, "unknown message"},   {5, 71, "unknown message"},
         {6, 1, "reserved"},        {7, 1, "reserved"},           {10, 1, "at most"},
         {9, 0x40 + 1, "at most"},
     };
@@ -154,6 +197,56 @@ static int decode_bytes(enum ctl_type type, const uint8_t *p, uint32_t len, char
 {
     struct ctl_msg m;
     return ctl_decode(type, p, len, &m, err, 256);
+}
+
+/* LOCKS and SESSIONS: the flag, the count, each record's enumerations and times. */
+static void list_refusals(uint8_t *buf)
+{
+    char err[256];
+    static struct ctl_msg l, e;
+    full_lists(&l, &e);
+    l.locks.n = e.sessions.n = 1;
+    size_t ln = ctl_encode(&l, buf, CTL_FRAME_MAX);
+    assert_int_equal(ln, CTL_HEADER + 3 + 67);
+    uint8_t *p = buf + CTL_HEADER;
+    struct {
+        unsigned off;
+        uint8_t value;
+        const char *reason;
+    } lc[] = {
+        {0, 2, "truncated flag 2"},
+        {1, 201, "201 records, at most 200"},
+        {3 + 28, 0, "kind 0"},
+        {3 + 28, 3, "kind 3"},
+        {3 + 29, 3, "type 3"},
+        {3 + 30, 4, "state 4"},
+        {3 + 67 - 1, 0x40, "nanoseconds"},
+    };
+    for (unsigned i = 0; i < sizeof lc / sizeof lc[0]; i++) {
+        uint8_t saved = p[lc[i].off];
+        p[lc[i].off] = lc[i].value;
+        assert_int_equal(decode_bytes(CTL_RESP_LOCKS, p, (uint32_t)(ln - CTL_HEADER), err),
+                         RFS_EDECODE);
+        assert_non_null(strstr(err, lc[i].reason));
+        p[lc[i].off] = saved;
+    }
+    assert_int_equal(decode_bytes(CTL_RESP_LOCKS, p, (uint32_t)(ln - CTL_HEADER), err), 0);
+    size_t sn = ctl_encode(&e, buf, CTL_FRAME_MAX);
+    assert_int_equal(sn, CTL_HEADER + 3 + 41);
+    p[3 + 16] = 3;
+    assert_int_equal(decode_bytes(CTL_RESP_SESSIONS, p, (uint32_t)(sn - CTL_HEADER), err),
+                     RFS_EDECODE);
+    assert_non_null(strstr(err, "unknown state 3"));
+    /* Encoding refuses the same. */
+    l.locks.n = CTL_LOCKS_MAX + 1;
+    assert_int_equal(ctl_encode(&l, buf, CTL_FRAME_MAX), 0);
+    l.locks.n = 1;
+    l.locks.locks[0].type = 0;
+    assert_int_equal(ctl_encode(&l, buf, CTL_FRAME_MAX), 0);
+    e.sessions.sessions[0].opened.nsec = 1000000000u;
+    assert_int_equal(ctl_encode(&e, buf, CTL_FRAME_MAX), 0);
+    e.sessions.n = CTL_SESSIONS_MAX + 1;
+    assert_int_equal(ctl_encode(&e, buf, CTL_FRAME_MAX), 0);
 }
 
 static void field_refusals(void **state)
@@ -215,6 +308,7 @@ static void field_refusals(void **state)
     assert_non_null(strstr(err, "nodes, at most"));
     v.verify.n = RAFT_MAX_SERVERS + 1;
     assert_int_equal(ctl_encode(&v, buf, sizeof buf), 0);
+    list_refusals(buf);
 }
 
 static void socket_io(void **state)

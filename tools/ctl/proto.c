@@ -32,6 +32,12 @@ static void put8(struct out *o, uint8_t v)
     put(o, &v, 1);
 }
 
+static void put16(struct out *o, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    put(o, b, 2);
+}
+
 static void put32(struct out *o, uint32_t v)
 {
     uint8_t b[4];
@@ -76,6 +82,71 @@ static bool has_address(unsigned op)
     return op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER;
 }
 
+static bool is_time(const struct ctl_time *t)
+{
+    return t->nsec < 1000000000u;
+}
+
+static void put_time(struct out *o, const struct ctl_time *t)
+{
+    if (!is_time(t))
+        o->is_bad = true;
+    put64(o, (uint64_t)t->sec);
+    put32(o, t->nsec);
+}
+
+static bool is_lock(const struct ctl_lock *l)
+{
+    return l->kind >= CTL_LOCK_FLOCK && l->kind <= CTL_LOCK_POSIX && l->type >= CTL_LOCK_READ &&
+           l->type <= CTL_LOCK_WRITE && l->state >= CTL_LOCK_HELD && l->state <= CTL_LOCK_DELAYED;
+}
+
+static void encode_locks(const struct ctl_locks *ls, struct out *o)
+{
+    if (ls->n > CTL_LOCKS_MAX) {
+        o->is_bad = true;
+        return;
+    }
+    put8(o, ls->is_truncated ? 1 : 0);
+    put16(o, (uint16_t)ls->n);
+    for (unsigned i = 0; i < ls->n; i++) {
+        const struct ctl_lock *l = &ls->locks[i];
+        if (!is_lock(l))
+            o->is_bad = true;
+        put64(o, l->ino);
+        put64(o, l->node);
+        put64(o, l->session);
+        put32(o, l->pid);
+        put8(o, l->kind);
+        put8(o, l->type);
+        put8(o, l->state);
+        put64(o, l->start);
+        put64(o, l->len);
+        put64(o, l->token);
+        put_time(o, &l->time);
+    }
+}
+
+static void encode_sessions(const struct ctl_sessions *ss, struct out *o)
+{
+    if (ss->n > CTL_SESSIONS_MAX) {
+        o->is_bad = true;
+        return;
+    }
+    put8(o, ss->is_truncated ? 1 : 0);
+    put16(o, (uint16_t)ss->n);
+    for (unsigned i = 0; i < ss->n; i++) {
+        const struct ctl_session *e = &ss->sessions[i];
+        if (e->state != CTL_SESSION_LIVE && e->state != CTL_SESSION_ENDED)
+            o->is_bad = true;
+        put64(o, e->id);
+        put64(o, e->node);
+        put8(o, e->state);
+        put_time(o, &e->opened);
+        put_time(o, &e->ended);
+    }
+}
+
 static void encode_payload(const struct ctl_msg *m, struct out *o)
 {
     switch (m->type) {
@@ -83,7 +154,11 @@ static void encode_payload(const struct ctl_msg *m, struct out *o)
     case CTL_REQ_STATS:
     case CTL_REQ_SNAPSHOT:
     case CTL_REQ_VERIFY:
+    case CTL_REQ_LOCKS:
+    case CTL_REQ_SESSIONS:
     case CTL_RESP_OK: break;
+    case CTL_RESP_LOCKS: encode_locks(&m->locks, o); break;
+    case CTL_RESP_SESSIONS: encode_sessions(&m->sessions, o); break;
     case CTL_REQ_CHANGE:
         if (!is_change_op(m->change.op) || m->change.server == 0 ||
             has_address(m->change.op) != (m->change.address[0] != '\0')) {
@@ -221,6 +296,12 @@ static uint8_t get8(struct in *in, const char *what)
     return p != NULL ? p[0] : 0;
 }
 
+static uint16_t get16(struct in *in, const char *what)
+{
+    const uint8_t *p = take(in, 2, what);
+    return p != NULL ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+
 static uint32_t get32(struct in *in, const char *what)
 {
     const uint8_t *p = take(in, 4, what);
@@ -327,6 +408,64 @@ static void decode_verify(struct in *in, struct ctl_verify *v)
     }
 }
 
+static void get_time(struct in *in, struct ctl_time *t, const char *what)
+{
+    t->sec = (int64_t)get64(in, what);
+    t->nsec = get32(in, what);
+    if (!in->is_bad && !is_time(t))
+        fail(in, "%s: %u nanoseconds, at most 999999999 allowed", what, t->nsec);
+}
+
+/* The truncated flag and the record count of a list of at most max records. */
+static unsigned get_list_head(struct in *in, bool *is_truncated, unsigned max)
+{
+    unsigned flag = get8(in, "the truncated flag");
+    if (!in->is_bad && flag > 1)
+        fail(in, "truncated flag %u is not 0 or 1", flag);
+    *is_truncated = flag == 1;
+    unsigned n = get16(in, "the record count");
+    if (!in->is_bad && n > max)
+        fail(in, "%u records, at most %u allowed", n, max);
+    return in->is_bad ? 0 : n;
+}
+
+static void decode_locks(struct in *in, struct ctl_locks *ls)
+{
+    ls->n = get_list_head(in, &ls->is_truncated, CTL_LOCKS_MAX);
+    for (unsigned i = 0; i < ls->n && !in->is_bad; i++) {
+        struct ctl_lock *l = &ls->locks[i];
+        l->ino = get64(in, "a lock's inode");
+        l->node = get64(in, "a lock's node");
+        l->session = get64(in, "a lock's session");
+        l->pid = get32(in, "a lock's pid");
+        l->kind = get8(in, "a lock's kind");
+        l->type = get8(in, "a lock's type");
+        l->state = get8(in, "a lock's state");
+        if (!in->is_bad && !is_lock(l))
+            fail(in, "lock %u: kind %u, type %u or state %u unknown", i, l->kind, l->type,
+                 l->state);
+        l->start = get64(in, "a lock's start");
+        l->len = get64(in, "a lock's length");
+        l->token = get64(in, "a lock's token");
+        get_time(in, &l->time, "a lock's time");
+    }
+}
+
+static void decode_sessions(struct in *in, struct ctl_sessions *ss)
+{
+    ss->n = get_list_head(in, &ss->is_truncated, CTL_SESSIONS_MAX);
+    for (unsigned i = 0; i < ss->n && !in->is_bad; i++) {
+        struct ctl_session *e = &ss->sessions[i];
+        e->id = get64(in, "a session's ID");
+        e->node = get64(in, "a session's node");
+        e->state = get8(in, "a session's state");
+        if (!in->is_bad && e->state != CTL_SESSION_LIVE && e->state != CTL_SESSION_ENDED)
+            fail(in, "session %u: unknown state %u", i, e->state);
+        get_time(in, &e->opened, "a session's opening time");
+        get_time(in, &e->ended, "a session's end time");
+    }
+}
+
 int ctl_decode(enum ctl_type type, const uint8_t *p, uint32_t len, struct ctl_msg *m, char *err,
                size_t errlen)
 {
@@ -338,7 +477,11 @@ int ctl_decode(enum ctl_type type, const uint8_t *p, uint32_t len, struct ctl_ms
     case CTL_REQ_STATS:
     case CTL_REQ_SNAPSHOT:
     case CTL_REQ_VERIFY:
+    case CTL_REQ_LOCKS:
+    case CTL_REQ_SESSIONS:
     case CTL_RESP_OK: break;
+    case CTL_RESP_LOCKS: decode_locks(&in, &m->locks); break;
+    case CTL_RESP_SESSIONS: decode_sessions(&in, &m->sessions); break;
     case CTL_REQ_CHANGE: {
         unsigned op = get8(&in, "the change");
         if (!in.is_bad && !is_change_op(op))
@@ -378,11 +521,15 @@ const char *ctl_type_name(unsigned type)
     case CTL_REQ_TRANSFER: return "transfer";
     case CTL_REQ_SNAPSHOT: return "snapshot";
     case CTL_REQ_VERIFY: return "verify";
+    case CTL_REQ_LOCKS: return "locks";
+    case CTL_REQ_SESSIONS: return "sessions";
     case CTL_RESP_ERROR: return "error";
     case CTL_RESP_OK: return "ok";
     case CTL_RESP_STATUS: return "status response";
     case CTL_RESP_STATS: return "stats response";
     case CTL_RESP_VERIFY: return "verify response";
+    case CTL_RESP_LOCKS: return "locks response";
+    case CTL_RESP_SESSIONS: return "sessions response";
     default: return "unknown";
     }
 }

@@ -5,6 +5,7 @@
 #ifndef CTL_PROTO_H
 #define CTL_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +30,66 @@ enum ctl_type {
     CTL_REQ_TRANSFER = 4, /* a leadership transfer: forwarded to the leader */
     CTL_REQ_SNAPSHOT = 5, /* a snapshot of this node now */
     CTL_REQ_VERIFY = 6,   /* a checkpoint, then every member's digest at its index */
+    CTL_REQ_LOCKS = 7,    /* the lock records of this node's state machine */
+    CTL_REQ_SESSIONS = 8, /* the node sessions of this node's state machine */
     /* responses */
     CTL_RESP_ERROR = 64,
     CTL_RESP_OK = 65,
     CTL_RESP_STATUS = 66,
     CTL_RESP_STATS = 67,
     CTL_RESP_VERIFY = 68,
+    CTL_RESP_LOCKS = 69,
+    CTL_RESP_SESSIONS = 70,
+};
+
+/* At most this many records in a LOCKS or SESSIONS response (both fit CTL_PAYLOAD_MAX); the
+ * daemon sets is_truncated when it had more. */
+#define CTL_LOCKS_MAX    200
+#define CTL_SESSIONS_MAX 200
+
+/* Wire values of a lock's kind, type and state and of a session's state. */
+enum { CTL_LOCK_FLOCK = 1, CTL_LOCK_POSIX = 2 };
+enum { CTL_LOCK_READ = 1, CTL_LOCK_WRITE = 2 };
+enum { CTL_LOCK_HELD = 1, CTL_LOCK_WAITING = 2, CTL_LOCK_DELAYED = 3 };
+enum { CTL_SESSION_LIVE = 1, CTL_SESSION_ENDED = 2 };
+
+/* A wall-clock time from the log (the leader's clock when the entry was proposed). */
+struct ctl_time {
+    int64_t sec;
+    uint32_t nsec; /* < 10^9 */
+};
+
+/* One lock record, held or waiting. */
+struct ctl_lock {
+    uint64_t ino;
+    uint64_t node;
+    uint64_t session;
+    uint32_t pid; /* 0: unknown */
+    uint8_t kind, type, state;
+    uint64_t start;
+    uint64_t len;         /* 0: to the end of the file */
+    uint64_t token;       /* held: fencing token; waiting: 0 */
+    struct ctl_time time; /* held: when granted; waiting: when asked */
+};
+
+struct ctl_locks {
+    bool is_truncated;
+    unsigned n;
+    struct ctl_lock locks[CTL_LOCKS_MAX];
+};
+
+struct ctl_session {
+    uint64_t id;
+    uint64_t node;
+    uint8_t state;
+    struct ctl_time opened;
+    struct ctl_time ended; /* ENDED only; zero otherwise */
+};
+
+struct ctl_sessions {
+    bool is_truncated;
+    unsigned n;
+    struct ctl_session sessions[CTL_SESSIONS_MAX];
 };
 
 /* One member's answer to a verify. */
@@ -51,7 +106,7 @@ struct ctl_verify {
 };
 
 /* A decoded message; type says which member of the union is meaningful (none for STATUS,
- * STATS, SNAPSHOT and VERIFY requests and for OK). */
+ * STATS, SNAPSHOT, VERIFY, LOCKS and SESSIONS requests and for OK). */
 struct ctl_msg {
     enum ctl_type type;
     union {
@@ -71,12 +126,15 @@ struct ctl_msg {
         struct raft_runtime_status status;
         struct raft_runtime_stats stats;
         struct ctl_verify verify;
+        struct ctl_locks locks;
+        struct ctl_sessions sessions;
     };
 };
 
 /* Encode m as one frame (header and payload) into buf (cap bytes; CTL_FRAME_MAX always
  * suffices). Returns the frame's size, or 0 when m cannot be encoded (an unknown type or op, an
- * address or text without a NUL in its array, too many peers or nodes). */
+ * address or text without a NUL in its array, too many peers, nodes or records, a value out of
+ * its range). */
 size_t ctl_encode(const struct ctl_msg *m, uint8_t *buf, size_t cap);
 
 /* Check a frame header (CTL_HEADER bytes): magic, version, reserved bytes, a known type and a

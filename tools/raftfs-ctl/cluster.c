@@ -1,8 +1,9 @@
-/* `raftfs-ctl status|members|stats|verify`: the commands that read the state of the node and of
- * the cluster, in human form or as JSON (--json). */
+/* `raftfs-ctl status|members|stats|verify|locks|sessions`: the commands that read the state of
+ * the node and of the cluster, in human form or as JSON (--json). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tools/raftfs-ctl/ctl.h"
 
@@ -256,4 +257,108 @@ int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
                           "not all answer\n",
                v->n);
     return is_equal ? CTL_OK : CTL_ERROR;
+}
+
+/* Milliseconds from t to now (0 if t is in the future: the leader's clock may run ahead). */
+static uint64_t age_ms(const struct ctl_time *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (now.tv_sec - t->sec) * 1000 + ((int64_t)now.tv_nsec - t->nsec) / 1000000;
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
+/* t as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf. */
+static void format_time(const struct ctl_time *t, char *buf, size_t cap)
+{
+    time_t sec = (time_t)t->sec;
+    struct tm tm;
+    char date[32];
+    if (gmtime_r(&sec, &tm) == NULL || strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        snprintf(date, sizeof date, "@%" PRId64, t->sec);
+    snprintf(buf, cap, "%s.%03uZ", date, t->nsec / 1000000);
+}
+
+static const char *lock_state_name(unsigned state)
+{
+    return state == CTL_LOCK_HELD ? "held" : state == CTL_LOCK_WAITING ? "waiting" : "delayed";
+}
+
+int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct ctl_locks *ls = &resp.locks;
+    if (json)
+        printf("{\"truncated\":%s,\"locks\":[", ls->is_truncated ? "true" : "false");
+    else
+        printf("%-10s %-5s %-8s %-8s %-5s %-5s %-20s %-20s %-8s %11s  %s\n", "INODE", "NODE",
+               "SESSION", "PID", "KIND", "TYPE", "START", "LEN", "TOKEN", "AGE", "STATE");
+    for (unsigned i = 0; i < ls->n; i++) {
+        const struct ctl_lock *l = &ls->locks[i];
+        const char *kind = l->kind == CTL_LOCK_FLOCK ? "flock" : "posix";
+        const char *type = l->type == CTL_LOCK_WRITE ? "write" : "read";
+        uint64_t age = age_ms(&l->time);
+        if (json) {
+            printf("%s{\"ino\":%" PRIu64 ",\"node\":%" PRIu64 ",\"session\":%" PRIu64
+                   ",\"pid\":%" PRIu32 ",\"kind\":\"%s\",\"type\":\"%s\",\"start\":%" PRIu64
+                   ",\"len\":%" PRIu64 ",\"token\":%" PRIu64 ",\"age_ms\":%" PRIu64
+                   ",\"state\":\"%s\"}",
+                   i ? "," : "", l->ino, l->node, l->session, l->pid, kind, type, l->start, l->len,
+                   l->token, age, lock_state_name(l->state));
+            continue;
+        }
+        char len[24] = "eof", token[24] = "-";
+        if (l->len != 0)
+            snprintf(len, sizeof len, "%" PRIu64, l->len);
+        if (l->token != 0)
+            snprintf(token, sizeof token, "%" PRIu64, l->token);
+        printf("%-10" PRIu64 " %-5" PRIu64 " %-8" PRIu64 " %-8" PRIu32 " %-5s %-5s %-20" PRIu64
+               " %-20s %-8s %7" PRIu64 ".%01" PRIu64 " s  %s\n",
+               l->ino, l->node, l->session, l->pid, kind, type, l->start, len, token, age / 1000,
+               age % 1000 / 100, lock_state_name(l->state));
+    }
+    if (json)
+        printf("]}\n");
+    else if (ls->is_truncated)
+        printf("(only the first %u locks are shown)\n", CTL_LOCKS_MAX);
+    return CTL_OK;
+}
+
+int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
+{
+    bool json;
+    struct ctl_msg resp;
+    int rc = read_cmd(o, argc, argv, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &json, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct ctl_sessions *ss = &resp.sessions;
+    if (json)
+        printf("{\"truncated\":%s,\"sessions\":[", ss->is_truncated ? "true" : "false");
+    else
+        printf("%-10s %-5s %-6s %-24s %s\n", "SESSION", "NODE", "STATE", "OPENED", "ENDED");
+    for (unsigned i = 0; i < ss->n; i++) {
+        const struct ctl_session *e = &ss->sessions[i];
+        bool is_ended = e->state == CTL_SESSION_ENDED;
+        char opened[48], ended[48] = "-";
+        format_time(&e->opened, opened, sizeof opened);
+        if (is_ended)
+            format_time(&e->ended, ended, sizeof ended);
+        if (json)
+            printf("%s{\"id\":%" PRIu64 ",\"node\":%" PRIu64
+                   ",\"state\":\"%s\",\"opened\":\"%s\",\"ended\":%s%s%s}",
+                   i ? "," : "", e->id, e->node, is_ended ? "ended" : "live", opened,
+                   is_ended ? "\"" : "", is_ended ? ended : "null", is_ended ? "\"" : "");
+        else
+            printf("%-10" PRIu64 " %-5" PRIu64 " %-6s %-24s %s\n", e->id, e->node,
+                   is_ended ? "ended" : "live", opened, ended);
+    }
+    if (json)
+        printf("]}\n");
+    else if (ss->is_truncated)
+        printf("(only the first %u sessions are shown)\n", CTL_SESSIONS_MAX);
+    return CTL_OK;
 }

@@ -27,6 +27,8 @@ static const struct ctl_command commands[] = {
      "hand leadership to ID, or to the most up-to-date voter"},
     {"snapshot", ctl_snapshot, "", "take a snapshot of this node's state now"},
     {"verify", ctl_verify, "[--json]", "compare the state digests of all members at one log index"},
+    {"locks", ctl_locks, "[--json]", "held and waiting locks in this node's state machine"},
+    {"sessions", ctl_sessions, "[--json]", "node sessions in this node's state machine"},
     {"stats", ctl_stats, "[--json]", "counters and latency histograms of this node"},
     {"recover", ctl_recover, "--data-dir DIR --peer ID=HOST:PORT...",
      "offline: force a new configuration after the loss of a quorum"},

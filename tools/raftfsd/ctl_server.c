@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "tools/ctl/proto.h"
+#include "store/command.h"
 #include "store/error.h"
+#include "store/fsm.h"
 #include "tools/raftfsd/ctl_server.h"
 
 #define MAX_CONNS       16
@@ -54,6 +56,7 @@ struct conn {
 
 struct ctl_server {
     struct raft_runtime *rt;
+    struct store_fsm *fsm;
     char *path;
     int fd;
     pthread_t accept_thread;
@@ -130,6 +133,70 @@ static int start_request(struct raft_runtime *rt, const struct ctl_msg *req, str
     }
 }
 
+static struct ctl_time wire_time(struct store_fsm_time t)
+{
+    return (struct ctl_time){.sec = t.sec, .nsec = t.nsec};
+}
+
+/* store_fsm_locks' callback: one record into a LOCKS response; stops when it is full. */
+static int add_lock(void *arg, const struct store_fsm_lock *l)
+{
+    struct ctl_locks *ls = arg;
+    if (ls->n == CTL_LOCKS_MAX) {
+        ls->is_truncated = true;
+        return 1;
+    }
+    ls->locks[ls->n++] = (struct ctl_lock){
+        .ino = l->ino,
+        .node = l->node,
+        .session = l->session,
+        .pid = l->pid,
+        .kind = l->kind == STORE_CMD_LOCK_FLOCK ? CTL_LOCK_FLOCK : CTL_LOCK_POSIX,
+        .type = l->type == STORE_CMD_LOCK_WRITE ? CTL_LOCK_WRITE : CTL_LOCK_READ,
+        .state = l->state == STORE_FSM_LOCK_HELD      ? CTL_LOCK_HELD
+                 : l->state == STORE_FSM_LOCK_WAITING ? CTL_LOCK_WAITING
+                                                      : CTL_LOCK_DELAYED,
+        .start = l->start,
+        .len = l->len,
+        .token = l->token,
+        .time = wire_time(l->time),
+    };
+    return 0;
+}
+
+static int add_session(void *arg, const struct store_fsm_session *e)
+{
+    struct ctl_sessions *ss = arg;
+    if (ss->n == CTL_SESSIONS_MAX) {
+        ss->is_truncated = true;
+        return 1;
+    }
+    bool is_ended = e->state == STORE_FSM_SESSION_ENDED;
+    ss->sessions[ss->n++] = (struct ctl_session){
+        .id = e->id,
+        .node = e->node,
+        .state = is_ended ? CTL_SESSION_ENDED : CTL_SESSION_LIVE,
+        .opened = wire_time(e->opened),
+        .ended = is_ended ? wire_time(e->ended) : (struct ctl_time){0},
+    };
+    return 0;
+}
+
+/* Answer LOCKS or SESSIONS from the local state machine (its last applied state). */
+static void read_fsm(struct store_fsm *fsm, enum ctl_type type, struct ctl_msg *resp)
+{
+    int rc;
+    if (type == CTL_REQ_LOCKS) {
+        resp->type = CTL_RESP_LOCKS;
+        rc = store_fsm_locks(fsm, 0, add_lock, &resp->locks);
+    } else {
+        resp->type = CTL_RESP_SESSIONS;
+        rc = store_fsm_sessions(fsm, add_session, &resp->sessions);
+    }
+    if (rc != 0)
+        set_error(resp, rc, rfs_strerror(rc));
+}
+
 /* Run one request and fill resp. Returns false when the server is stopping (no answer). */
 static bool handle(struct conn *c, const struct ctl_msg *req, struct ctl_msg *resp)
 {
@@ -138,6 +205,11 @@ static bool handle(struct conn *c, const struct ctl_msg *req, struct ctl_msg *re
     struct waiter *w = NULL;
     if (req->type >= CTL_RESP_ERROR) {
         set_error(resp, 0, "a response type where a request was expected");
+        return true;
+    }
+    if (req->type == CTL_REQ_LOCKS || req->type == CTL_REQ_SESSIONS) {
+        /* The state machine outlives the server (closed after ctl_server_stop). */
+        read_fsm(srv->fsm, req->type, resp);
         return true;
     }
     if (req->type != CTL_REQ_STATUS && req->type != CTL_REQ_STATS && (w = waiter_new()) == NULL) {
@@ -354,8 +426,8 @@ static int make_parent(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int ctl_server_start(const char *path, struct raft_runtime *rt, struct ctl_server **out, char *err,
-                     size_t errlen)
+int ctl_server_start(const char *path, struct raft_runtime *rt, struct store_fsm *fsm,
+                     struct ctl_server **out, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path) {
@@ -374,6 +446,7 @@ int ctl_server_start(const char *path, struct raft_runtime *rt, struct ctl_serve
         return RFS_ENOMEM;
     }
     srv->rt = rt;
+    srv->fsm = fsm;
     srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (srv->fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));

@@ -191,7 +191,7 @@ int main(int argc, char **argv)
         goto err_after_runtime;
     }
     struct ctl_server *ctl;
-    if (ctl_server_start(a.ctl_socket, rt, &ctl, err, sizeof err) != 0) {
+    if (ctl_server_start(a.ctl_socket, rt, fsm, &ctl, err, sizeof err) != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_runtime;
     }
