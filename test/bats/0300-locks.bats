@@ -15,16 +15,6 @@ teardown() {
     teardown_fs
 }
 
-# Node I's lock session is open (lock requests before it fail with ENOLCK).
-has_session() { grep -q "lock session [0-9]* opened" "$D/n$1.log"; }
-
-locks_cluster_start() {
-    fsd_cluster_start
-    for i in 1 2 3; do
-        wait_for 15 has_session "$i"
-    done
-}
-
 output_is() {
     local want=$1
     shift

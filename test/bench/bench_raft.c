@@ -121,6 +121,7 @@ static int sync_loop(const char *path, bool is_append, double *lat, size_t cap, 
 
 struct sync_job {
     char path[1024];
+    bool is_append;
     double *lat;
     size_t n;
     int rc;
@@ -129,7 +130,7 @@ struct sync_job {
 static void *sync_job_main(void *arg)
 {
     struct sync_job *j = arg;
-    j->rc = sync_loop(j->path, false, j->lat, PROBE_SAMPLES, &j->n);
+    j->rc = sync_loop(j->path, j->is_append, j->lat, PROBE_SAMPLES, &j->n);
     return NULL;
 }
 
@@ -146,17 +147,11 @@ static int probe_fdatasync(const char *dir, bool is_append, unsigned writers, st
         return -1;
     }
     int rc = 0;
-    if (writers == 1) {
-        snprintf(jobs[0].path, sizeof jobs[0].path, "%s/fdatasync-probe", dir);
-        rc = sync_loop(jobs[0].path, is_append, lat, PROBE_SAMPLES, &jobs[0].n);
-        *out = probe_result(lat, jobs[0].n);
-        free(lat);
-        return rc;
-    }
     unsigned started = 0;
     for (; started < writers; started++) {
         struct sync_job *j = &jobs[started];
         snprintf(j->path, sizeof j->path, "%s/fdatasync-probe-%u", dir, started);
+        j->is_append = is_append;
         j->lat = lat + (size_t)started * PROBE_SAMPLES;
         if (pthread_create(&threads[started], NULL, sync_job_main, j) != 0) {
             rc = -1;
