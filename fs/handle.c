@@ -48,6 +48,10 @@ void fs__handle_free(struct fs_handle *h)
     if (h == NULL)
         return;
     free_extents(h->ext, h->n_ext);
+    if (h->snap != NULL) {
+        atomic_fetch_sub(&h->snap_fs->snap_bytes, h->snap_size);
+        free(h->snap);
+    }
     free(h);
 }
 

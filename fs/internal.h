@@ -63,7 +63,16 @@ struct fs_handle {
                                     ftruncate's since the open) */
     struct fs_flush_req *queued; /* flush/fsync/release requests for the next commit */
     struct fs_handle *next;      /* in fs->handles */
+    /* A read-only open's version of the file (fs/ops_read.c, "one version per open"): its data,
+     * size bytes, copied at open and never changed; NULL: reads go to the state machine. */
+    uint8_t *snap;
+    uint64_t snap_size;
+    struct fs *snap_fs; /* whose snap_bytes counts it */
 };
+
+/* Bytes of file versions that read-only opens of one node may hold (fs->snap_bytes); an open
+ * past it reads the state machine directly. */
+#define FS_SNAPSHOT_BUDGET ((uint64_t)256 << 20)
 
 struct fs_notify_item;
 
@@ -86,6 +95,7 @@ struct fs {
      * lookups then answer from the local state at once instead of each waiting op_timeout;
      * open and opendir still wait, and the first that gets a barrier clears it. */
     atomic_bool is_degraded;
+    atomic_uint_fast64_t snap_bytes; /* held by the handles' snap, at most FS_SNAPSHOT_BUDGET */
     pthread_mutex_t lock;
     struct fs_handle *handles; /* open files of this node; protected by lock */
     /* The notify thread (fs/notify.c) and its queue. */

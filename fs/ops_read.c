@@ -160,6 +160,12 @@ static void do_getattr(struct read_req *r)
 {
     struct store_fsm_attr a;
     int rc = local_attr(r->fs, r->ino, &a);
+    /* Asked through an open file (the kernel checks the size before a read past the size it
+     * knows; fstat does not come here): a read-only open reports the size of the version it
+     * reads, so the kernel neither cuts that version short nor reads past it into a newer one. */
+    const struct fs_handle *h = fs__handle_of(&r->fi);
+    if (rc == 0 && h != NULL && h->snap != NULL)
+        a.size = h->snap_size;
     if (rc != 0) {
         /* The inode is gone: removed on another node while the kernel still had a name for
          * it. ESTALE makes stat(2) look the path up again instead of failing. */
@@ -315,14 +321,41 @@ static void do_statfs(struct read_req *r)
     fuse_reply_statfs(r->req, &v);
 }
 
+/* A read-only open reads one version of the file: h gets a copy of the current one, unless
+ * that would pass the node's budget (FS_SNAPSHOT_BUDGET) or ino is not a regular file. *a is
+ * the file's current attributes either way. */
+static int open_version(struct fs *fs, struct fs_handle *h, uint64_t ino, struct store_fsm_attr *a)
+{
+    uint64_t used = atomic_load(&fs->snap_bytes);
+    uint8_t *data;
+    int rc = store_fsm_read_file(
+        fs->fsm, ino, used < FS_SNAPSHOT_BUDGET ? FS_SNAPSHOT_BUDGET - used : 0, a, &data);
+    if (rc == EFBIG || rc == EISDIR || rc == EINVAL)
+        return store_fsm_getattr(fs->fsm, ino, a);
+    if (rc != 0)
+        return rc;
+    if (atomic_fetch_add(&fs->snap_bytes, a->size) + a->size > FS_SNAPSHOT_BUDGET) {
+        atomic_fetch_sub(&fs->snap_bytes, a->size); /* another open took the room meanwhile */
+        free(data);
+        return 0;
+    }
+    h->snap = data;
+    h->snap_size = a->size;
+    h->snap_fs = fs;
+    return 0;
+}
+
 static void do_open(struct read_req *r)
 {
     struct store_fsm_attr a;
-    int rc = store_fsm_getattr(r->fs->fsm, r->ino, &a);
+    struct fs_handle *h = fs__handle_of(&r->fi);
+    bool is_reader = (r->fi.flags & O_ACCMODE) == O_RDONLY && !(r->fi.flags & O_TRUNC);
+    int rc =
+        is_reader ? open_version(r->fs, h, r->ino, &a) : store_fsm_getattr(r->fs->fsm, r->ino, &a);
     if (rc != 0) {
         /* The name the kernel resolved was removed or replaced meanwhile (by another node):
          * ESTALE makes the kernel look the path up again once. */
-        fs__handle_free(fs__handle_of(&r->fi));
+        fs__handle_free(h);
         fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
         return;
     }
@@ -331,7 +364,6 @@ static void do_open(struct read_req *r)
     r->fi.keep_cache =
         r->fs->opts.consistency == FS_CONSISTENCY_LOCAL && !fs__notify_has_data(r->fs, r->ino);
     r->fi.direct_io = 0;
-    struct fs_handle *h = fs__handle_of(&r->fi);
     /* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC): it is committed with the new data. */
     h->is_replace = S_ISREG(a.mode) && (r->fi.flags & O_TRUNC);
     fs__handle_attach(r->fs, h, r->ino);
@@ -349,13 +381,20 @@ static void do_open(struct read_req *r)
 
 static void do_read(struct read_req *r)
 {
+    struct fs_handle *h = fs__handle_of(&r->fi);
+    if (h != NULL && h->snap != NULL) {
+        uint64_t off = (uint64_t)r->off;
+        size_t n = off < h->snap_size ? (size_t)(h->snap_size - off) : 0;
+        fuse_reply_buf(r->req, (const char *)h->snap + (n > 0 ? off : 0),
+                       n < r->size ? n : r->size);
+        return;
+    }
     uint8_t *buf = calloc(1, r->size ? r->size : 1);
     if (buf == NULL) {
         fuse_reply_err(r->req, ENOMEM);
         return;
     }
     size_t n = 0;
-    struct fs_handle *h = fs__handle_of(&r->fi);
     uint64_t replaced_end;
     int rc;
     if (fs__handle_replaced(r->fs, h, &replaced_end)) {
@@ -409,10 +448,12 @@ void fs__lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void fs__getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct read_req *r = new_req(req, OP_GETATTR, ino, NULL);
-    if (r != NULL)
-        submit(r);
+    if (r == NULL)
+        return;
+    if (fi != NULL)
+        r->fi = *fi;
+    submit(r);
 }
 
 void fs__readlink(fuse_req_t req, fuse_ino_t ino)

@@ -188,6 +188,12 @@ int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, stor
 int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *buf, size_t len,
                    size_t *n);
 
+/* The whole of file ino as one version: its attributes and a copy of its attr->size bytes of
+ * data (*data, freed by the caller), both read in one transaction. Errors: ENOENT, EISDIR,
+ * EINVAL as store_fsm_read, EFBIG (larger than max bytes), ENOMEM. */
+int store_fsm_read_file(struct store_fsm *fsm, uint64_t ino, uint64_t max,
+                        struct store_fsm_attr *attr, uint8_t **data);
+
 /* Target of symlink ino into buf (cap bytes, not NUL-terminated); *len is its full length.
  * Errors: ENOENT, EINVAL (not a symlink), ERANGE (cap < length; *len still set). */
 int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len);

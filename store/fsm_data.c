@@ -9,6 +9,8 @@
  *     growing the file later shows zeros, never old data.
  * There is no inline data: a tiny file is one short block. */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -233,31 +235,19 @@ int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct stor
     return 0;
 }
 
-int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *buf, size_t len,
-                   size_t *n)
+/* Copy bytes [offset, offset + len) of node, a regular file within whose size the range lies,
+ * into buf from txn's blocks; holes read as zeros. */
+static int read_range(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, uint64_t offset,
+                      uint8_t *buf, size_t len)
 {
     const uint64_t bs = FSM_BLOCK_SIZE;
-    struct fsm_inode node;
-    MDB_txn *txn;
     MDB_cursor *cur;
-    *n = 0;
-    int rc = store__fsm_read_begin(fsm, &txn);
-    if (rc != 0)
-        return rc;
-    int r = store__inode_get(fsm, txn, ino, &node);
-    if (r != 0)
-        goto out;
-    if ((r = regular_check(&node)) != 0)
-        goto out;
-    if (offset >= node.size || len == 0)
-        goto out;
-    if (len > node.size - offset)
-        len = (size_t)(node.size - offset);
     memset(buf, 0, len); /* holes and short blocks read as zeros */
-    if ((rc = mdb_cursor_open(txn, fsm->blocks, &cur)) != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "read cursor");
-        goto out;
-    }
+    if (len == 0)
+        return 0;
+    int rc = mdb_cursor_open(txn, fsm->blocks, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(NULL, rc, "read cursor");
     uint8_t k[16];
     block_key(k, ino, offset / bs);
     MDB_val key = {16, k}, val;
@@ -272,14 +262,71 @@ int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *b
         uint64_t from = offset > b0 ? offset : b0;
         uint64_t to = b0 + val.mv_size < end ? b0 + val.mv_size : end;
         if (to > from)
-            memcpy((uint8_t *)buf + (from - offset), (const uint8_t *)val.mv_data + (from - b0),
-                   to - from);
+            memcpy(buf + (from - offset), (const uint8_t *)val.mv_data + (from - b0), to - from);
     }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        r = store__fsm_mdb_error(NULL, rc, "read inode %llu", (unsigned long long)ino);
-    else
-        *n = len;
     mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(NULL, rc, "read inode %llu", (unsigned long long)ino);
+    return 0;
+}
+
+/* Begin a read transaction *txn and get regular file ino into *node; on failure, no
+ * transaction is left open. */
+static int read_begin_file(struct store_fsm *fsm, uint64_t ino, MDB_txn **txn,
+                           struct fsm_inode *node)
+{
+    int r = store__fsm_read_begin(fsm, txn);
+    if (r != 0)
+        return r;
+    if ((r = store__inode_get(fsm, *txn, ino, node)) != 0 || (r = regular_check(node)) != 0)
+        store__fsm_read_end(fsm, *txn);
+    return r;
+}
+
+int store_fsm_read(struct store_fsm *fsm, uint64_t ino, uint64_t offset, void *buf, size_t len,
+                   size_t *n)
+{
+    struct fsm_inode node;
+    MDB_txn *txn;
+    *n = 0;
+    int r = read_begin_file(fsm, ino, &txn, &node);
+    if (r != 0)
+        return r;
+    if (offset >= node.size || len == 0)
+        goto out;
+    if (len > node.size - offset)
+        len = (size_t)(node.size - offset);
+    if ((r = read_range(fsm, txn, ino, offset, buf, len)) == 0)
+        *n = len;
+out:
+    store__fsm_read_end(fsm, txn);
+    return r;
+}
+
+int store_fsm_read_file(struct store_fsm *fsm, uint64_t ino, uint64_t max,
+                        struct store_fsm_attr *attr, uint8_t **data)
+{
+    struct fsm_inode node;
+    MDB_txn *txn;
+    *data = NULL;
+    int r = read_begin_file(fsm, ino, &txn, &node);
+    if (r != 0)
+        return r;
+    if (node.size > max || node.size > SIZE_MAX - 1) {
+        r = EFBIG;
+        goto out;
+    }
+    uint8_t *buf = malloc((size_t)node.size + 1); /* + 1: malloc(0) may answer NULL */
+    if (buf == NULL) {
+        r = ENOMEM;
+        goto out;
+    }
+    if ((r = read_range(fsm, txn, ino, 0, buf, (size_t)node.size)) != 0) {
+        free(buf);
+        goto out;
+    }
+    store__inode_to_attr(&node, attr);
+    *data = buf;
 out:
     store__fsm_read_end(fsm, txn);
     return r;

@@ -531,6 +531,33 @@ static void write_read_sparse(void **state)
     assert_int_equal(do_write(f, 999, 0, "x", 1).err, ENOENT);
 }
 
+/* store_fsm_read_file: one version, its attributes and data from the same transaction. */
+static void read_file_is_one_version(void **state)
+{
+    struct fx *f = *state;
+    uint64_t a = do_create(f, R, "a", 0600, 0).ino;
+    uint8_t *data;
+    struct store_fsm_attr at;
+    assert_int_equal(store_fsm_read_file(f->fsm, a, 0, &at, &data), 0); /* empty: fits in 0 */
+    assert_non_null(data);
+    assert_int_equal(at.size, 0);
+    free(data);
+    assert_int_equal(do_write(f, a, 5000, "xyz", 3).err, 0);
+    assert_int_equal(store_fsm_read_file(f->fsm, a, 5002, &at, &data), EFBIG);
+    assert_null(data);
+    assert_int_equal(store_fsm_read_file(f->fsm, a, 5003, &at, &data), 0);
+    assert_int_equal(at.ino, a);
+    assert_int_equal(at.size, 5003);
+    assert_int_equal(at.mode & 0777, 0600);
+    for (size_t i = 0; i < 5000; i++)
+        assert_int_equal(data[i], 0); /* the hole */
+    assert_memory_equal(data + 5000, "xyz", 3);
+    free(data);
+    assert_int_equal(store_fsm_read_file(f->fsm, R, 1 << 20, &at, &data), EISDIR);
+    assert_int_equal(store_fsm_read_file(f->fsm, 999, 1 << 20, &at, &data), ENOENT);
+    assert_null(data);
+}
+
 static void truncate_then_grow_reads_zeros(void **state)
 {
     struct fx *f = *state;
@@ -980,6 +1007,7 @@ int main(void)
         T(rename_exchange),
         T(setattr_fields_and_ctime),
         T(write_read_sparse),
+        T(read_file_is_one_version),
         T(truncate_then_grow_reads_zeros),
         cmocka_unit_test(write_limits),
         T(replace_is_whole_file),
