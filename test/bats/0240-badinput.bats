@@ -137,6 +137,18 @@ corrupt_log() {
         echo "node 3 refused to start:"
         grep -E "entry [0-9]+ is corrupt: checksum mismatch" "$D/n3.log"
         run -1 is_mounted 3
+        # The way back (raftfsd(8), DIAGNOSTICS): remove the node, start it again with an empty
+        # data directory, add it again; it gets the whole state from the others.
+        run rctl 1 remove 3
+        assert_output "node 3 removed"
+        mv "$D/n3" "$D/n3.damaged"
+        fsd_start 3 $PEERS
+        run rctl 2 add-voter 3 "$(addr 3)"
+        assert_output "node 3 added as a voter"
+        cmp "$D/precious" "$(mnt 3)/precious"
+        [ "$(cat "$(mnt 3)/after-20")" = "file 20" ]
+        run rctl 3 verify
+        assert_output --partial "all 3 digests are equal"
     else
         # ...or it serves the same tree as the others.
         echo "node 3 started"
