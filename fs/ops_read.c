@@ -38,19 +38,27 @@ struct read_req {
 
 static void run(struct read_req *r);
 
-/* Is this operation gated by a barrier in the current mode? Lookups, open and opendir in
- * "open" mode, everything in "strict" mode. Lookups wait because the kernel decides on their
- * answers alone: a name this node still has but the cluster removed or renamed would make a
- * mkdir fail with EEXIST, or an open() open the file that used to have the name. Without a
- * quorum (fs->is_degraded) "open" mode lets lookups through at once, so that reading a path
- * costs one op_timeout (its open) rather than one per component. */
+/* Is this operation gated by a barrier in the current mode? Lookups and opendir in "open"
+ * mode, everything in "strict" mode. Lookups wait because the kernel decides on their answers
+ * alone: a name this node still has but the cluster removed or renamed would make a mkdir fail
+ * with EEXIST, or an open() open the file that used to have the name. An open() of a file has
+ * therefore waited already: the kernel caches no name in this mode, so the walk of its path
+ * ends with a lookup of the file's name, which waited. A second barrier in open would only
+ * widen the gap between that lookup and the open, in which a rename elsewhere can delete the
+ * file looked up (the open then fails with ESTALE, and the kernel retries once). opendir waits:
+ * "." and the mount's root are opened without a lookup. Without a quorum (fs->is_degraded)
+ * lookups go through at once, so that reading a path costs one op_timeout (its open) rather
+ * than one per component, and open waits instead. */
 static bool needs_barrier(struct fs *fs, enum read_op op)
 {
     switch (fs->opts.consistency) {
     case FS_CONSISTENCY_STRICT: return true;
     case FS_CONSISTENCY_OPEN:
-        return op == OP_OPEN || op == OP_OPENDIR ||
-               (op == OP_LOOKUP && !atomic_load(&fs->is_degraded));
+        if (op == OP_OPENDIR)
+            return true;
+        if (op == OP_LOOKUP || op == OP_OPEN)
+            return (op == OP_LOOKUP) != atomic_load(&fs->is_degraded);
+        return false;
     default: return false;
     }
 }
@@ -145,8 +153,11 @@ static void do_lookup(struct read_req *r)
 {
     struct store_fsm_attr a;
     int rc = store_fsm_lookup(r->fs->fsm, r->ino, r->name, strlen(r->name), &a);
+    /* The size as local_attr gives it, without reading the inode again: a second read could
+     * find it removed by a change applied in between, and answer ENOENT for a name that never
+     * stopped existing. */
     if (rc == 0 && S_ISREG(a.mode))
-        rc = local_attr(r->fs, a.ino, &a);
+        a.size = fs__local_size(r->fs, a.ino, a.size);
     if (rc != 0) {
         fuse_reply_err(r->req, fs__read_errno(rc));
         return;

@@ -136,6 +136,91 @@ race() {
     done
 }
 
+# race_mkdir_link I: node I makes d-K with mkdir and l-K as a hard link to its own file src-I,
+# for K = 1..30, noting the names it won.
+race_mkdir_link() {
+    local m
+    m=$(mnt "$1")
+    for k in $(seq 1 30); do
+        mkdir "$m/d-$k" 2>/dev/null && echo "d-$k" >>"$D/won-$1"
+        ln "$m/src-$1" "$m/l-$k" 2>/dev/null && echo "l-$k" >>"$D/won-$1"
+    done
+    return 0
+}
+
+@test "mkdir and link: three nodes race for the same names; exactly one wins each" {
+    fsd_cluster_start
+    for i in 1 2 3; do echo "$i" >"$(mnt 1)/src-$i"; done
+    wait_for 10 test -e "$(mnt 3)/src-3"
+    touch "$D/won-1" "$D/won-2" "$D/won-3"
+    race_mkdir_link 1 &
+    p1=$!
+    race_mkdir_link 2 &
+    p2=$!
+    race_mkdir_link 3 &
+    p3=$!
+    wait $p1 $p2 $p3
+    echo "wins: node 1 $(wc -l <"$D/won-1"), node 2 $(wc -l <"$D/won-2"), node 3 $(wc -l <"$D/won-3")"
+    [ "$(cat "$D"/won-* | wc -l)" -eq 60 ]
+    [ "$(cat "$D"/won-* | sort -u | wc -l)" -eq 60 ]
+    # Each link is to its winner's file, and the link counts add up, on every node.
+    for i in 1 2 3; do
+        links=$(grep -c '^l-' "$D/won-$i" || true)
+        for n in 1 2 3; do
+            wait_for 10 output_is $((links + 1)) stat -c %h "$(mnt "$n")/src-$i"
+            grep '^l-' "$D/won-$i" | while read -r name; do
+                [ "$(cat "$(mnt "$n")/$name")" = "$i" ]
+            done
+        done
+    done
+}
+
+@test "write-temp-then-rename on node 1 while nodes 2 and 3 read: never a missing or partial file" {
+    fsd_cluster_start
+    m1=$(mnt 1)
+    # version K: a header line, 3000 bytes of one letter, an end line
+    version() { printf 'version %s\n' "$1"; head -c 3000 /dev/zero | tr '\0' "$2"; printf '\nend %s\n' "$1"; }
+    version 0 a >"$m1/cfg"
+    wait_for 10 test -e "$(mnt 2)/cfg"
+    wait_for 10 test -e "$(mnt 3)/cfg"
+    (
+        for k in $(seq 1 60); do
+            version "$k" "$(printf '\\%03o' $((98 + k % 20)))" >"$m1/cfg.tmp"
+            mv "$m1/cfg.tmp" "$m1/cfg"
+        done
+        touch "$m1/writer-done"
+    ) &
+    writer=$!
+    reader() {
+        local m n=0
+        m=$(mnt "$1")
+        while [ ! -e "$m/writer-done" ]; do
+            if ! cat "$m/cfg" >"$D/read-$1" 2>"$D/err-$1"; then
+                echo "node $1: cat failed: $(cat "$D/err-$1")" >&2
+                return 1
+            fi
+            # whole: the header's number matches the end line's, and 3000 letters between
+            local k
+            k=$(sed -n '1s/^version //p' "$D/read-$1")
+            if [ -z "$k" ] || [ "$(sed -n '3p' "$D/read-$1")" != "end $k" ] ||
+                [ "$(sed -n '2p' "$D/read-$1" | tr -d '\n' | wc -c)" != 3000 ]; then
+                echo "node $1 read a partial file: $(head -c 200 "$D/read-$1" | od -c | head -3)" >&2
+                return 1
+            fi
+            n=$((n + 1))
+        done
+        echo "node $1: $n whole reads"
+    }
+    reader 2 &
+    r2=$!
+    reader 3 &
+    r3=$!
+    wait "$writer"
+    wait "$r2"
+    wait "$r3"
+    [ "$(sed -n '1p' "$(mnt 2)/cfg")" = "version 60" ]
+}
+
 @test "quorum loss: writes fail with EROFS, reads still work; writes resume with a quorum" {
     fsd_cluster_start
     echo "kept" >"$(mnt 3)/f"
