@@ -101,6 +101,21 @@ teardown() {
     assert_output --partial "No such attribute"
 }
 
+# race_all FN N: run FN 1, FN 2 and FN 3 at once (FN I notes each name it won through mount I
+# in $D/won-I); N names must have been won, each exactly once.
+race_all() {
+    local pids=()
+    touch "$D/won-1" "$D/won-2" "$D/won-3"
+    for i in 1 2 3; do
+        "$1" "$i" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    echo "wins: node 1 $(wc -l <"$D/won-1"), node 2 $(wc -l <"$D/won-2"), node 3 $(wc -l <"$D/won-3")"
+    [ "$(cat "$D"/won-* | wc -l)" -eq "$2" ]
+    [ "$(cat "$D"/won-* | sort -u | wc -l)" -eq "$2" ]
+}
+
 # race NODE: create r-1..r-50 with O_CREAT|O_EXCL (bash's noclobber) through mount NODE;
 # the names won go to $D/won-NODE.
 race() {
@@ -114,19 +129,7 @@ race() {
 
 @test "O_EXCL: three nodes race to create the same 50 names; exactly one wins each" {
     fsd_cluster_start
-    touch "$D/won-1" "$D/won-2" "$D/won-3"
-    race 1 &
-    p1=$!
-    race 2 &
-    p2=$!
-    race 3 &
-    p3=$!
-    wait $p1 $p2 $p3
-    total=$(cat "$D"/won-* | wc -l)
-    unique=$(cat "$D"/won-* | sort -u | wc -l)
-    echo "wins: node 1 $(wc -l <"$D/won-1"), node 2 $(wc -l <"$D/won-2"), node 3 $(wc -l <"$D/won-3")"
-    [ "$total" -eq 50 ]
-    [ "$unique" -eq 50 ]
+    race_all race 50
     # Each file holds its winner's number, on every node.
     for i in 1 2 3; do
         while read -r name; do
@@ -152,17 +155,7 @@ race_mkdir_link() {
     fsd_cluster_start
     for i in 1 2 3; do echo "$i" >"$(mnt 1)/src-$i"; done
     wait_for 10 test -e "$(mnt 3)/src-3"
-    touch "$D/won-1" "$D/won-2" "$D/won-3"
-    race_mkdir_link 1 &
-    p1=$!
-    race_mkdir_link 2 &
-    p2=$!
-    race_mkdir_link 3 &
-    p3=$!
-    wait $p1 $p2 $p3
-    echo "wins: node 1 $(wc -l <"$D/won-1"), node 2 $(wc -l <"$D/won-2"), node 3 $(wc -l <"$D/won-3")"
-    [ "$(cat "$D"/won-* | wc -l)" -eq 60 ]
-    [ "$(cat "$D"/won-* | sort -u | wc -l)" -eq 60 ]
+    race_all race_mkdir_link 60
     # Each link is to its winner's file, and the link counts add up, on every node.
     for i in 1 2 3; do
         links=$(grep -c '^l-' "$D/won-$i" || true)
