@@ -215,6 +215,20 @@ static uint64_t ino_of(struct fx *f, uint64_t parent, const char *name)
     return a.ino;
 }
 
+/* The lock records of one inode, as store_fsm_locks lists them (collect_lock is its callback). */
+struct collected {
+    struct store_fsm_lock locks[STORE_FSM_LOCKS_MAX];
+    size_t n;
+};
+
+static int collect_lock(void *arg, const struct store_fsm_lock *l)
+{
+    struct collected *c = arg;
+    if (c->n < sizeof c->locks / sizeof c->locks[0])
+        c->locks[c->n++] = *l;
+    return 0;
+}
+
 static struct store_fsm_attr attr_of(struct fx *f, uint64_t ino)
 {
     struct store_fsm_attr a;

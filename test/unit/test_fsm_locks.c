@@ -75,23 +75,10 @@ static struct store_fsm_result px(struct fx *f, uint64_t ino, uint64_t s, uint64
     return lock(f, ino, s, o, PX, type, start, len, NOW);
 }
 
-struct collected {
-    struct store_fsm_lock locks[512];
-    size_t n;
-};
-
-static int collect(void *arg, const struct store_fsm_lock *l)
-{
-    struct collected *c = arg;
-    if (c->n < sizeof c->locks / sizeof c->locks[0])
-        c->locks[c->n++] = *l;
-    return 0;
-}
-
 static struct collected locks_of(struct fx *f, uint64_t ino)
 {
     struct collected c = {.n = 0};
-    assert_int_equal(store_fsm_locks(f->fsm, ino, collect, &c), 0);
+    assert_int_equal(store_fsm_locks(f->fsm, ino, collect_lock, &c), 0);
     return c;
 }
 

@@ -110,19 +110,6 @@ static size_t kernel_locks(struct world *w, int fd, struct range_lock *out)
 
 /* --- the state machine's view -------------------------------------------------------------- */
 
-struct collected {
-    struct store_fsm_lock locks[MAX_LOCK * OWNERS];
-    size_t n;
-};
-
-static int collect(void *arg, const struct store_fsm_lock *l)
-{
-    struct collected *c = arg;
-    if (c->n < sizeof c->locks / sizeof c->locks[0])
-        c->locks[c->n++] = *l;
-    return 0;
-}
-
 static uint64_t end_of(uint64_t start, uint64_t len)
 {
     return len == 0 ? EOF_END : start + len - 1;
@@ -131,7 +118,7 @@ static uint64_t end_of(uint64_t start, uint64_t len)
 static size_t fsm_locks_of(struct world *w, int i, struct range_lock *out)
 {
     struct collected c = {.n = 0};
-    check(w, store_fsm_locks(w->f.fsm, w->ino, collect, &c) == 0, "list locks");
+    check(w, store_fsm_locks(w->f.fsm, w->ino, collect_lock, &c) == 0, "list locks");
     size_t n = 0;
     for (size_t k = 0; k < c.n; k++) {
         const struct store_fsm_lock *l = &c.locks[k];
@@ -222,7 +209,7 @@ static void op_getlk(struct world *w, int i, uint8_t type, uint64_t start, uint6
     if (k_free)
         return;
     struct collected c = {.n = 0};
-    check(w, store_fsm_locks(w->f.fsm, w->ino, collect, &c) == 0, "list locks");
+    check(w, store_fsm_locks(w->f.fsm, w->ino, collect_lock, &c) == 0, "list locks");
     uint64_t k_start = (uint64_t)fl.l_start, k_end = end_of(k_start, (uint64_t)fl.l_len);
     uint64_t end = end_of(start, len);
     bool found = false;
