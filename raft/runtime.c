@@ -516,15 +516,51 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     sync_peers(rt);
 }
 
+static uint64_t boottime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int step_core(struct raft_runtime *rt, const struct raft_event *e, struct step_ctx *ctx)
+{
+    struct raft_update u;
+    int rv = raft_step(rt->core, e, &u);
+    process(rt, &u, ctx);
+    return rv;
+}
+
+/* With lease reads, give the core every tick that has passed on the clock before it decides
+ * anything (docs/runtime.md, "Ticks and the lease"). The tick timer fires once for a stall of
+ * any length (a paused process, a loaded machine), and a leader counting only those ticks
+ * would trust its lease long after it ran out. CLOCK_BOOTTIME also counts a suspended
+ * machine. A long stall is given at most LEASE_CATCH_UP_ELECTIONS election timeouts of ticks:
+ * that already ends every lease and timeout, and the rest would only send heartbeats nobody
+ * needs. */
+#define LEASE_CATCH_UP_ELECTIONS 4
+static void catch_up_ticks(struct raft_runtime *rt)
+{
+    uint64_t now = boottime_ns(), period = (uint64_t)rt->tick_ms * 1000000u;
+    uint64_t due = (now - rt->ticked_ns) / period;
+    uint64_t cap = (uint64_t)LEASE_CATCH_UP_ELECTIONS * rt->cfg.options.election_ticks;
+    rt->ticked_ns = due > cap ? now : rt->ticked_ns + due * period;
+    struct raft_event tick = {.type = RAFT_EVENT_TICK};
+    for (uint64_t i = 0; i < due && i < cap && rt->error == 0; i++)
+        step_core(rt, &tick, NULL);
+}
+
 /* Feed one event to the core and carry out the update. */
 static int step(struct raft_runtime *rt, const struct raft_event *e, struct step_ctx *ctx)
 {
     if (rt->error != 0)
         return rt->error;
-    struct raft_update u;
-    int rv = raft_step(rt->core, e, &u);
-    process(rt, &u, ctx);
-    return rv;
+    if (rt->cfg.options.lease_reads) {
+        catch_up_ticks(rt);
+        if (e->type == RAFT_EVENT_TICK)
+            return 0; /* the timer's tick was among those */
+    }
+    return step_core(rt, e, ctx);
 }
 
 /* --- failure ------------------------------------------------------------------------------- */
@@ -1452,6 +1488,7 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
 
     raft__timer_init(&rt->tick);
     rt->tick.data = rt;
+    rt->ticked_ns = boottime_ns();
     if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb)) != 0)
         goto err;
     if ((rv = rt__writer_start(rt)) != 0)

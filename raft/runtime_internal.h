@@ -191,7 +191,8 @@ struct raft_runtime {
     bool is_snapshotting;
     uint64_t snapshot_req; /* manual snapshot waiting for completion (request id) */
     int error;             /* storage failure: stop taking part (RAFT_ESTORAGE) */
-    unsigned ticks;
+    unsigned ticks;        /* tick timer callbacks */
+    uint64_t ticked_ns;    /* lease reads: CLOCK_BOOTTIME up to which the core has its ticks */
 
     /* shared */
     pthread_mutex_t lock;

@@ -24,6 +24,14 @@ teardown() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # Conditions for wait_for.
+# self_leader I...: the first of nodes I... that says it is the leader.
+self_leader() {
+    for i in "$@"; do
+        [ "$(field "$i" role)" = leader ] && echo "$i" && return 0
+    done
+    return 1
+}
+
 not_leader() {
     local r
     r=$(field "$1" role) && [ -n "$r" ] && [ "$r" != leader ]
@@ -122,6 +130,39 @@ follows() { field_is "$1" role follower && field_is "$1" leader "$2"; }
     [ "$(field "$l2" term)" = "$term2" ]
     run ctl 1 count
     assert_output "ok count=12" # the 10 names, "." and ".."
+}
+
+@test "lease reads: a leader paused past its lease does not answer a read from it on resuming" {
+    # The tick timer fires once for a stall of any length; a leader counting only its timer's
+    # ticks would still trust its lease when it resumes (docs/runtime.md, "Ticks and the
+    # lease"). Here the paused leader is also cut off, so every read it answers is stale.
+    cluster_start --lease-reads
+    l=$(leader)
+    a=$(seq 1 3 | grep -vx "$l" | head -n 1)
+    b=$(seq 1 3 | grep -vx "$l" | tail -n 1)
+    propose_many "$l" before 3
+    run ctl "$l" read
+    assert_output ok # answered from the lease, or by a round: the leader is in contact
+    kill -STOP "$(node_pid "$l")"
+    ctl "$a" faults "drop:$l"
+    ctl "$b" faults "drop:$l"
+    # (not leader(): it would ask the paused node for its status)
+    wait_for 10 self_leader "$a" "$b"
+    n=$(self_leader "$a" "$b")
+    propose_many "$n" after 3
+    grep -qx after-3 "$D/acked"
+    # A read waiting on the paused leader's control socket when it resumes (the client is
+    # blocked reading the answer: read or recvfrom).
+    "$RAFTNODE" ctl "$D/n$l.sock" read >"$D/read.out" 2>&1 &
+    reader=$!
+    wait_for 10 blocked_in "$reader" 0 45
+    kill -CONT "$(node_pid "$l")"
+    st=0
+    wait "$reader" || st=$?
+    echo "the resumed leader answered: $(cat "$D/read.out") (status $st)"
+    [ "$st" != 0 ]
+    run ctl "$l" lookup after-1
+    refute_output --partial "ok"
 }
 
 @test "verify waits for a cut-off member to apply the checkpoint, then compares its digest" {

@@ -236,14 +236,24 @@ race_mkdir_link() {
     assert_output "back"
 }
 
-@test "consistency=strict: a change made on one node is at once visible to stat on another" {
-    fsd_cluster_start --consistency strict
+# 20 times: chmod through one mount, then stat through the next one sees the new mode at once.
+chmod_then_stat_elsewhere() {
     echo x >"$(mnt 1)/f"
     for k in $(seq 1 20); do
         chmod "6$((k % 8))0" "$(mnt $((k % 3 + 1)))/f"
         run stat -c %a "$(mnt $(((k + 1) % 3 + 1)))/f"
         assert_output "6$((k % 8))0"
     done
+}
+
+@test "consistency=strict: a change made on one node is at once visible to stat on another" {
+    fsd_cluster_start --consistency strict
+    chmod_then_stat_elsewhere
+}
+
+@test "lease reads with consistency=strict: each change is at once visible on another node" {
+    fsd_cluster_start --consistency strict --lease-reads
+    chmod_then_stat_elsewhere
 }
 
 @test "raftfsd refuses bad options with status 2 and names the option" {

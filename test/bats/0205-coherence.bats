@@ -28,17 +28,6 @@ start3() {
     wait_for 10 test -e "$(mnt 3)/.sync"
 }
 
-# blocked_in PID SYSCALL...: PID is asleep inside one of the system calls (numbers, x86-64).
-blocked_in() {
-    local s
-    s=$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null) || return 1
-    shift
-    for n in "$@"; do
-        [ "$s" = "$n" ] && return 0
-    done
-    return 1
-}
-
 @test "a change on node 2 is seen on node 1 once applied there, though node 1 caches it" {
     start3
     m1=$(mnt 1) m2=$(mnt 2)

@@ -138,6 +138,17 @@ propose_many() {
     done
 }
 
+# blocked_in PID SYSCALL...: PID is asleep inside one of the system calls (numbers, x86-64).
+blocked_in() {
+    local s
+    s=$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null) || return 1
+    shift
+    for n in "$@"; do
+        [ "$s" = "$n" ] && return 0
+    done
+    return 1
+}
+
 # Every acknowledged name is on every node given.
 acked_everywhere() {
     [ -s "$D/acked" ] || return 1

@@ -5,6 +5,7 @@
  *   raftnode --id N --data DIR --listen HOST:PORT --tls-dir DIR --socket PATH
  *            [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]
  *            [--election-ticks N] [--snapshot-threshold N] [--snapshot-trailing N]
+ *            [--lease-reads]
  *   raftnode ctl SOCKET COMMAND [ARG]...
  *   raftnode recover --data DIR --peer ID=HOST:PORT...   (offline: force this configuration)
  *
@@ -473,6 +474,7 @@ static void usage(void)
             "                [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"
             "                [--election-ticks N] [--snapshot-threshold N] "
             "[--snapshot-trailing N] [--epoch N]\n"
+            "                [--lease-reads]\n"
             "       raftnode ctl SOCKET COMMAND [ARG]...\n"
             "       raftnode recover --data DIR --peer ID=HOST:PORT...\n");
 }
@@ -504,6 +506,7 @@ int main(int argc, char **argv)
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
         {"epoch", required_argument, NULL, 'E'},
+        {"lease-reads", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -521,6 +524,7 @@ int main(int argc, char **argv)
         case 'b': bootstrap = true; break;
         case 'c': cluster = optarg; break;
         case 'e': opts.election_ticks = (unsigned)atoi(optarg); break;
+        case 'L': opts.lease_reads = true; break;
         case 'T': opts.snapshot_threshold = strtoull(optarg, NULL, 10); break;
         case 'R': opts.snapshot_trailing = strtoull(optarg, NULL, 10); break;
         case 'E': epoch = strtoull(optarg, NULL, 10); break;

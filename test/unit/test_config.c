@@ -39,6 +39,7 @@ static void test_defaults(void **state)
     assert_int_equal(a.consistency, FS_CONSISTENCY_OPEN);
     assert_int_equal(a.max_file_size, 64 << 20);
     assert_false(a.bootstrap);
+    assert_false(a.lease_reads);
     assert_null(a.fuse_options);
     assert_null(a.config_file);
     config_free(&a);
@@ -65,6 +66,7 @@ static void test_every_key(void **state)
                        "ctl-socket = /run/raftfs/other.sock\n"
                        "op-timeout = 9\n"
                        "consistency = strict\n"
+                       "lease-reads = on\n"
                        "max-file-size = 1048576\n"
                        "fuse-options = ro,noatime\n"
                        "mountpoint = /srv/raftfs"; /* no final newline */
@@ -85,6 +87,7 @@ static void test_every_key(void **state)
     assert_string_equal(a.ctl_socket, "/run/raftfs/other.sock");
     assert_int_equal(a.op_timeout_ms, 9000);
     assert_int_equal(a.consistency, FS_CONSISTENCY_STRICT);
+    assert_true(a.lease_reads);
     assert_int_equal(a.max_file_size, 1048576);
     assert_string_equal(a.fuse_options, "ro,noatime");
     assert_string_equal(a.mountpoint, "/srv/raftfs");
@@ -132,6 +135,7 @@ static void test_bad_values(void **state)
         {"peer = 0=h:1", "the ID must be a number"},
         {"peer = 2=nowhere", "peer = 2=nowhere: want HOST:PORT"},
         {"bootstrap = maybe", "bootstrap = maybe: want yes or no"},
+        {"lease-reads = 2", "lease-reads = 2: want yes or no"},
         {"cluster-id = a/b", "cluster-id = a/b: want 1 to 64 characters"},
         {"cluster-id = 01234567890123456789012345678901234567890123456789012345678901234",
          "want 1 to 64 characters"},

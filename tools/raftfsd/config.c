@@ -118,21 +118,31 @@ static int set_peer(struct args *a, const char *v, char *why, size_t whylen)
     return 0;
 }
 
-static int set_bootstrap(struct args *a, const char *v, char *why, size_t whylen)
+static int set_bool(bool *field, const char *v, char *why, size_t whylen)
 {
     static const char *const yes[] = {"yes", "true", "on", "1"};
     static const char *const no[] = {"no", "false", "off", "0"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         if (strcmp(v, yes[i]) == 0) {
-            a->bootstrap = true;
+            *field = true;
             return 0;
         }
         if (strcmp(v, no[i]) == 0) {
-            a->bootstrap = false;
+            *field = false;
             return 0;
         }
     }
     return reason(why, whylen, "want yes or no");
+}
+
+static int set_bootstrap(struct args *a, const char *v, char *why, size_t whylen)
+{
+    return set_bool(&a->bootstrap, v, why, whylen);
+}
+
+static int set_lease_reads(struct args *a, const char *v, char *why, size_t whylen)
+{
+    return set_bool(&a->lease_reads, v, why, whylen);
 }
 
 static int set_cluster_id(struct args *a, const char *v, char *why, size_t whylen)
@@ -230,6 +240,7 @@ static const struct key keys[CONFIG_N_KEYS] = {
     [CONFIG_CTL_SOCKET] = {"ctl-socket", set_ctl_socket, false, false},
     [CONFIG_OP_TIMEOUT] = {"op-timeout", set_op_timeout, false, false},
     [CONFIG_CONSISTENCY] = {"consistency", set_consistency, false, false},
+    [CONFIG_LEASE_READS] = {"lease-reads", set_lease_reads, true, false},
     [CONFIG_MAX_FILE_SIZE] = {"max-file-size", set_max_file_size, false, false},
     [CONFIG_MAX_SIZE] = {"max-size", set_max_size, false, false},
     [CONFIG_FUSE_OPTIONS] = {"fuse-options", set_fuse_options, false, false},

@@ -29,6 +29,7 @@ enum config_key {
     CONFIG_CTL_SOCKET,
     CONFIG_OP_TIMEOUT,
     CONFIG_CONSISTENCY,
+    CONFIG_LEASE_READS,
     CONFIG_MAX_FILE_SIZE,
     CONFIG_MAX_SIZE,
     CONFIG_FUSE_OPTIONS,
@@ -55,6 +56,7 @@ struct args {
     const char *ctl_socket;                  /* the control socket of raftfs-ctl */
     unsigned op_timeout_ms;
     enum fs_consistency consistency;
+    bool lease_reads; /* the leader answers read barriers from its lease */
     uint64_t max_file_size;
     uint64_t max_size;        /* the state machine's total size (its LMDB map) */
     const char *fuse_options; /* extra -o options, or NULL */

@@ -23,7 +23,7 @@
     "usage: raftfsd [-c FILE] [--id ID] [--data-dir DIR] [--listen HOST:PORT]\n"                   \
     "               [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"                  \
     "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
-    "               [--op-timeout SECONDS] [--consistency open|strict|local]\n"                    \
+    "               [--op-timeout SECONDS] [--consistency open|strict|local] [--lease-reads]\n"    \
     "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
 
 /* Options that are not settings: they get short codes; a setting gets 256 + its key. */
@@ -148,6 +148,7 @@ int main(int argc, char **argv)
 
     struct raft_options ro;
     raft_options_default(&ro, a.id);
+    ro.lease_reads = a.lease_reads;
     /* A commit is one WRITE of up to a whole file: let such an entry through. Every node of a
      * cluster must use the same --max-file-size. */
     uint64_t entry_max = max_file + 64 * 1024;
