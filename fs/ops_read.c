@@ -393,13 +393,6 @@ static void do_open(struct read_req *r)
 static void do_read(struct read_req *r)
 {
     struct fs_handle *h = fs__handle_of(&r->fi);
-    if (h != NULL && h->snap != NULL) {
-        uint64_t off = (uint64_t)r->off;
-        size_t n = off < h->snap_size ? (size_t)(h->snap_size - off) : 0;
-        fuse_reply_buf(r->req, (const char *)h->snap + (n > 0 ? off : 0),
-                       n < r->size ? n : r->size);
-        return;
-    }
     uint8_t *buf = calloc(1, r->size ? r->size : 1);
     if (buf == NULL) {
         fuse_reply_err(r->req, ENOMEM);
@@ -408,7 +401,15 @@ static void do_read(struct read_req *r)
     size_t n = 0;
     uint64_t replaced_end;
     int rc;
-    if (fs__handle_replaced(r->fs, h, &replaced_end)) {
+    if (h != NULL && h->snap != NULL) {
+        /* Copied, not replied from the handle: once the kernel has this reply it may release
+         * the handle, and the release may free the version while fuse_reply_buf returns. */
+        rc = 0;
+        uint64_t off = (uint64_t)r->off;
+        if (off < h->snap_size)
+            n = h->snap_size - off < r->size ? (size_t)(h->snap_size - off) : r->size;
+        memcpy(buf, h->snap + (n > 0 ? off : 0), n);
+    } else if (fs__handle_replaced(r->fs, h, &replaced_end)) {
         /* Opened with O_TRUNC and not committed yet: the old contents are gone for it. */
         rc = 0;
         if (replaced_end > (uint64_t)r->off)

@@ -42,19 +42,43 @@ uint64_t fs__orphan_holders(struct fs *fs)
     return mask;
 }
 
+struct forget {
+    struct fs *fs;
+    uint64_t ino;
+};
+
+static void propose_forget(struct forget *f);
+
+/* A FORGET that did not commit (no leader before the op timeout, a lost leadership) is proposed
+ * again, until it commits or the node stops: otherwise the orphan would stay until this node
+ * mounts again (note 4). One that committed twice is harmless (note 3). */
 static void forget_done(void *arg, int status, struct raft_apply_result *result)
 {
-    (void)arg;
-    (void)status; /* a failed FORGET leaves the orphan for the next mount's scan (note 4) */
+    struct forget *f = arg;
     if (result != NULL)
         free(result->data);
+    if (status == 0 || status == RAFT_ESHUTDOWN || status == RAFT_ESTORAGE)
+        free(f);
+    else
+        propose_forget(f);
+}
+
+static void propose_forget(struct forget *f)
+{
+    struct store_cmd cmd = {.type = STORE_CMD_FORGET, .ino = f->ino, .holders = f->fs->self_bit};
+    fs__now(&cmd);
+    if (fs__propose(f->fs, &cmd, forget_done, f) != 0)
+        free(f); /* stopping, or out of memory: the next mount's scan finds it (note 4) */
 }
 
 void fs__orphan_forget(struct fs *fs, uint64_t ino)
 {
-    struct store_cmd cmd = {.type = STORE_CMD_FORGET, .ino = ino, .holders = fs->self_bit};
-    fs__now(&cmd);
-    fs__propose(fs, &cmd, forget_done, NULL);
+    struct forget *f = malloc(sizeof *f);
+    if (f == NULL)
+        return; /* the next mount's scan finds it (note 4) */
+    f->fs = fs;
+    f->ino = ino;
+    propose_forget(f);
 }
 
 static int forget_mine(void *arg, uint64_t ino, uint64_t holders)
