@@ -128,7 +128,7 @@ leader_now() {
 }
 
 # cluster_start: raftfsd 1..NODES mounted on D/m1..., bootstrapped together, taking changes.
-# Sets LEADER, FOLLOWER (the next node after it) and TERM_AT_START.
+# Sets LEADER, FOLLOWER (the next node after it), FOLLOWER2 (the other one) and TERM_AT_START.
 cluster_start() {
     "$CTL" tls init "$D/tls" >/dev/null || die "raftfs-ctl tls init failed"
     for i in $(seq 1 $NODES); do
@@ -152,6 +152,7 @@ cluster_start() {
     LEADER=$(leader_now)
     [ -n "$LEADER" ] || die "no leader found in the daemons' logs"
     FOLLOWER=$((LEADER % NODES + 1))
+    FOLLOWER2=$((FOLLOWER % NODES + 1))
     TERM_AT_START=$(max_term)
 }
 
@@ -177,6 +178,7 @@ target_dir() {
     case $1 in
     raftfs) echo "$D/m$LEADER" ;;
     follower) echo "$D/m$FOLLOWER" ;;
+    follower2) echo "$D/m$FOLLOWER2" ;;
     passthrough) echo "$D/pt-mnt" ;;
     local) echo "$D/local" ;;
     *) die "target_dir: unknown target '$1'" ;;
