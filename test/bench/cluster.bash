@@ -192,7 +192,8 @@ machine() {
 }
 
 # For the tables' awk programs: field(LINE, NAME), the value of NAME=VALUE in one of fsload's
-# lines; ratio(A, B), A/B to two places, "-" when B is 0.
+# lines; ratio(A, B), A/B to two places, or two significant digits below 0.1 (a column of 0.00
+# says nothing), "-" when B is 0.
 AWK_FUNCTIONS='
 function field(s, name,    a, n, i) {
     n = split(s, a, " ")
@@ -201,5 +202,9 @@ function field(s, name,    a, n, i) {
             return substr(a[i], length(name) + 2)
     return ""
 }
-function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+function ratio(a, b) {
+    if (b <= 0)
+        return "-"
+    return a / b >= 0.1 ? sprintf("%.2f", a / b) : sprintf("%.2g", a / b)
+}
 '
