@@ -194,6 +194,7 @@ machine() {
 # For the tables' awk programs: field(LINE, NAME), the value of NAME=VALUE in one of fsload's
 # lines; ratio(A, B), A/B to two places, or two significant digits below 0.1 (a column of 0.00
 # says nothing), "-" when B is 0.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 AWK_FUNCTIONS='
 function field(s, name,    a, n, i) {
     n = split(s, a, " ")
