@@ -97,7 +97,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 .SECONDARY:
 
 .PHONY: all check check-unit check-sim check-mutants check-bats check-runtime lint fuzz clean \
-        install uninstall run stop bench bench-scale
+        install uninstall run stop bench bench-scale bench-locks
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
@@ -236,13 +236,16 @@ $(BENCH_TARGETS): bench-%: $(B)/test/bench/bench_%
 # The storage benchmark covers both environments: the state machine's figures come first.
 bench-store: bench-fsm
 
-# The small-file workload on a raftfsd cluster, a local directory and passthrough_ll (about
-# three minutes), and the daemons' memory with 100,000 files.
-SMALLFILE_DEPS := $(B)/raftfsd $(B)/raftfs-ctl $(FSLOAD) $(PASSTHROUGH)
-bench: $(SMALLFILE_DEPS)
+# The FUSE benchmarks, each on a raftfsd cluster, a local directory and passthrough_ll: the
+# small-file workload (about three minutes), the daemons' memory with 100,000 files, and
+# flock and fcntl locks (about 1.5 minutes).
+FUSE_BENCH_DEPS := $(B)/raftfsd $(B)/raftfs-ctl $(FSLOAD) $(PASSTHROUGH)
+bench: $(FUSE_BENCH_DEPS)
 	$(Q)test/bench/run-smallfile $(B)
-bench-scale: $(SMALLFILE_DEPS)
+bench-scale: $(FUSE_BENCH_DEPS)
 	$(Q)test/bench/run-smallfile --scale 100000 $(B)
+bench-locks: $(FUSE_BENCH_DEPS)
+	$(Q)test/bench/run-locks $(B)
 
 # Each fuzzer runs FUZZ_SECONDS on its own corpus folder (kept under the build folder).
 fuzz: $(FUZZ_SRC:test/fuzz/%.c=$(B)/fuzz/%)
