@@ -173,10 +173,16 @@ static void do_getattr(struct read_req *r)
     int rc = local_attr(r->fs, r->ino, &a);
     /* Asked through an open file (the kernel checks the size before a read past the size it
      * knows; fstat does not come here): a read-only open reports the size of the version it
-     * reads, so the kernel neither cuts that version short nor reads past it into a newer one. */
+     * reads, so the kernel neither cuts that version short nor reads past it into a newer one.
+     * The kernel keeps one set of attributes per inode for every open file: a size that is
+     * not the current one must not be cached, or the next open (of the current version) would
+     * be cut at this one's size until the timeout. */
     const struct fs_handle *h = fs__handle_of(&r->fi);
-    if (rc == 0 && h != NULL && h->snap != NULL)
+    double timeout = r->fs->cache_timeout;
+    if (rc == 0 && h != NULL && h->snap != NULL && a.size != h->snap_size) {
         a.size = h->snap_size;
+        timeout = 0;
+    }
     if (rc != 0) {
         /* The inode is gone: removed on another node while the kernel still had a name for
          * it. ESTALE makes stat(2) look the path up again instead of failing. */
@@ -185,7 +191,7 @@ static void do_getattr(struct read_req *r)
     }
     struct stat st;
     fs__attr_to_stat(&a, &st);
-    fuse_reply_attr(r->req, &st, r->fs->cache_timeout);
+    fuse_reply_attr(r->req, &st, timeout);
 }
 
 static void do_readlink(struct read_req *r)

@@ -5,14 +5,6 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-# In the default mode ("open") stat and lookup read this node's state machine, which may lag
-# the commit by the replication delay: checks of another node's view poll for a while.
-output_is() {
-    local want=$1
-    shift
-    [ "$("$@" 2>&1)" = "$want" ]
-}
-
 setup() {
     cluster_init 3
 }

@@ -17,6 +17,9 @@ teardown() {
     teardown_fs
 }
 
+# applied_at_least I INDEX: node I has applied the log up to INDEX.
+applied_at_least() { [ "$(rctl "$1" status --json | jq .applied_index)" -ge "$2" ]; }
+
 # synced I: node I has applied everything committed before the call (open() waits for a
 # ReadIndex barrier in the default mode, and for the invalidations the barrier covered).
 synced() { : <"$(mnt "$1")/.sync"; }
@@ -115,6 +118,25 @@ EOF
     kill -CONT "$(node_pid 1)"
     assert_success
     assert_output "100000 True"
+}
+
+@test "local mode: a file still open at an older version does not cut a newer open short" {
+    start3 --consistency local
+    m1=$(mnt 1) m2=$(mnt 2)
+    : >"$m1/f"
+    wait_for 10 test -e "$m2/f"
+    exec 8<"$m2/f" # the empty version
+    echo "new contents" >"$m1/f"
+    # Node 2 has applied it (which dropped the kernel's attributes of f there), and nothing
+    # asked for them since.
+    c=$(rctl 1 status --json | jq .commit_index)
+    wait_for 10 applied_at_least 2 "$c"
+    run cat <&8 # reads the version it opened: asks the size through its handle
+    assert_output ""
+    exec 8<&-
+    # The old version's size was answered without a cache timeout: the new open reads it all.
+    run cat "$m2/f"
+    assert_output "new contents"
 }
 
 @test "O_TRUNC and the new data are one change: readers on node 2 never see the file empty or torn" {

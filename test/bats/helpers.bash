@@ -138,6 +138,14 @@ propose_many() {
     done
 }
 
+# output_is WANT COMMAND...: the command prints WANT (its stdout and stderr), for wait_for: a
+# node's view of a change made on another may lag by the replication delay.
+output_is() {
+    local want=$1
+    shift
+    [ "$("$@" 2>&1)" = "$want" ]
+}
+
 # blocked_in PID SYSCALL...: PID is asleep inside one of the system calls (numbers, x86-64).
 blocked_in() {
     local s

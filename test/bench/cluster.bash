@@ -1,12 +1,14 @@
 # Sourced by the FUSE benchmarks (run-smallfile, run-locks): a local 3-node raftfsd cluster
 # (mutual TLS, durable commits), libfuse's passthrough_ll example and a local directory to compare
-# with, the leader found in the daemons' logs, and the clean-up that stops and unmounts all of
+# with, the leader found with raftfs-ctl status, and the clean-up that stops and unmounts all of
 # it at exit, also after a failure or Ctrl-C. Sourcing defines functions and settings only;
 # bench_setup starts nothing but the clean-up trap.
 #
 # Environment (read when sourced):
 #   BENCH_SECONDS=3        length of each timed phase
 #   BENCH_DIR=/var/tmp     where the data lives (a real disk: /tmp may be tmpfs, which never syncs)
+#   BENCH_RAFTFSD_ARGS=""  more raftfsd options for every node, e.g. "--consistency local" or
+#                          "--lease-reads" (the tables then measure that configuration)
 
 SECONDS_PER_PHASE=${BENCH_SECONDS:-3}
 DATA_PARENT=${BENCH_DIR:-/var/tmp}
@@ -111,21 +113,19 @@ pick_ports() {
 
 fs_writable() { touch "$D/m1/.probe" && rm "$D/m1/.probe"; }
 
-# The daemons log every role change as "ROLE in term T, leader L": the highest term logged.
-max_term() {
-    grep -hE "info: [a-z-]+ in term [0-9]+, leader [0-9]+$" "$D"/n*.log |
-        awk '{print $8 + 0}' | sort -n | tail -n 1
-}
-
-# The node that leads now: the one of highest term whose latest role line says leader.
-# (From the logs until raftfs-ctl has a status command.)
-leader_now() {
+# "TERM ROLE ID" of every node that answers raftfs-ctl status.
+node_terms() {
     local i
     for i in $(seq 1 $NODES); do
-        grep -E "raftfsd $i info: [a-z-]+ in term [0-9]+, leader [0-9]+$" "$D/n$i.log" |
-            tail -n 1 | awk -v id="$i" '$5 == "leader" {print $8 + 0, id}'
-    done | sort -n | tail -n 1 | awk '{print $2}'
+        "$CTL" --socket "$D/n$i.ctl" status --json 2>/dev/null | jq -r '"\(.term) \(.role) \(.id)"'
+    done
 }
+
+# The highest term any node is in.
+max_term() { node_terms | sort -n | tail -n 1 | awk '{print $1}'; }
+
+# The node that leads now: of the nodes that say they lead, the one of highest term.
+leader_now() { node_terms | awk '$2 == "leader"' | sort -n | tail -n 1 | awk '{print $3}'; }
 
 # cluster_start: raftfsd 1..NODES mounted on D/m1..., bootstrapped together, taking changes.
 # Sets LEADER, FOLLOWER (the next node after it), FOLLOWER2 (the other one) and TERM_AT_START.
@@ -142,7 +142,7 @@ cluster_start() {
         "$RAFTFSD" --id "$i" --data-dir "$D/n$i" --listen "127.0.0.1:$((PORT_BASE + i))" \
             "${peers[@]}" --bootstrap --cluster-id raftfs-bench --tls-ca "$D/tls/ca.crt" \
             --tls-cert "$D/tls/$i.crt" --tls-key "$D/tls/$i.key" --ctl-socket "$D/n$i.ctl" \
-            "$D/m$i" >"$D/n$i.log" 2>&1 &
+            ${BENCH_RAFTFSD_ARGS:-} "$D/m$i" >"$D/n$i.log" 2>&1 &
         FSD_PIDS+=($!)
     done
     for i in $(seq 1 $NODES); do
@@ -150,7 +150,7 @@ cluster_start() {
     done
     wait_for $WAIT "a leader (node 1 could not create a file)" fs_writable
     LEADER=$(leader_now)
-    [ -n "$LEADER" ] || die "no leader found in the daemons' logs"
+    [ -n "$LEADER" ] || die "no node says it is the leader (raftfs-ctl status)"
     FOLLOWER=$((LEADER % NODES + 1))
     FOLLOWER2=$((FOLLOWER % NODES + 1))
     TERM_AT_START=$(max_term)
