@@ -25,6 +25,50 @@ static int read_cmd(const struct ctl_opts *o, int argc, char **argv, enum ctl_ty
     return rc;
 }
 
+/* This node's own lock session (OWN_SESSION); an exit status. */
+static int own_session(const struct ctl_opts *o, const char *cmd, struct ctl_own_session *own)
+{
+    struct ctl_msg req = {.type = CTL_REQ_OWN_SESSION}, resp;
+    int rc = ctl_call(o, cmd, &req, &resp);
+    if (rc == CTL_OK && resp.type != CTL_RESP_OWN_SESSION) {
+        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
+        return CTL_ERROR;
+    }
+    if (rc == CTL_OK)
+        *own = resp.own;
+    return rc;
+}
+
+static const char *own_state_name(unsigned state)
+{
+    return state == CTL_OWN_OPEN ? "open" : state == CTL_OWN_LOST ? "lost" : "opening";
+}
+
+static void own_json(const struct ctl_own_session *own)
+{
+    printf("{\"state\":\"%s\",\"session\":%" PRIu64 ",\"%s\":%" PRIu64 ",\"reason\":",
+           own_state_name(own->state), own->session,
+           own->state == CTL_OWN_LOST ? "lost_ms" : "contact_ms", own->since_ms);
+    if (own->state == CTL_OWN_LOST)
+        ctl_json_string(stdout, own->reason);
+    else
+        printf("null");
+    printf("}");
+}
+
+/* One line, after "this node's lock session: ". */
+static void own_text(const struct ctl_own_session *own)
+{
+    if (own->state == CTL_OWN_OPEN)
+        printf("%" PRIu64 ", open (confirmed contact began %" PRIu64 " ms ago)\n", own->session,
+               own->since_ms);
+    else if (own->state == CTL_OWN_LOST)
+        printf("%" PRIu64 " LOST %" PRIu64 " ms ago: %s; opening a new one\n", own->session,
+               own->since_ms, own->reason);
+    else
+        printf("none yet, being opened\n");
+}
+
 static const char *suffrage_name(enum raft_suffrage s)
 {
     return s == RAFT_VOTER ? "voter" : "nonvoter";
@@ -80,6 +124,9 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_status *s = &resp.status;
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
     if (json) {
         printf("{\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
                ",\"leader_address\":",
@@ -94,6 +141,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
             ctl_json_string(stdout, raft_strerror(s->error));
         else
             printf("null");
+        printf(",\"lock_session\":");
+        own_json(&own);
         printf(",\"members\":");
         members_json(s);
         printf("}\n");
@@ -114,6 +163,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     printf("configuration:  index %" PRIu64 ", epoch %" PRIu64 "\n", s->conf_index, s->epoch);
     if (s->error != 0)
         printf("error:          %s\n", raft_strerror(s->error));
+    printf("lock session:   ");
+    own_text(&own);
     printf("members:\n");
     members_table(s);
     return CTL_OK;
@@ -336,6 +387,9 @@ int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct ctl_sessions *ss = &resp.sessions;
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
     if (json)
         printf("{\"truncated\":%s,\"sessions\":[", ss->is_truncated ? "true" : "false");
     else
@@ -356,9 +410,15 @@ int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
             printf("%-10" PRIu64 " %-5" PRIu64 " %-6s %-24s %s\n", e->id, e->node,
                    is_ended ? "ended" : "live", opened, ended);
     }
-    if (json)
-        printf("]}\n");
-    else if (ss->is_truncated)
+    if (json) {
+        printf("],\"own\":");
+        own_json(&own);
+        printf("}\n");
+        return CTL_OK;
+    }
+    if (ss->is_truncated)
         printf("(only the first %u sessions are shown)\n", CTL_SESSIONS_MAX);
+    printf("this node's lock session: ");
+    own_text(&own);
     return CTL_OK;
 }
