@@ -38,6 +38,17 @@ other_than() {
     return 1
 }
 
+# The leader all three nodes last logged, polled for until they agree (one reading: under
+# load a slow node may still be campaigning between two readings).
+agreed_leader() {
+    local l="" end=$((SECONDS + 20))
+    until l=$(fsd_has_leader 1 2 3); do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+    echo "$l"
+}
+
 # Node $1's state machine lists a waiting lock.
 has_waiter() { rctl "$1" locks | grep -q ' waiting$'; }
 
@@ -58,7 +69,7 @@ clear_dead_mount() {
 @test "kill -9 of the holder's raftfsd hands its lock on after session-timeout + lock-delay, not before" {
     locks_cluster_start --session-timeout 2 --lock-delay 1
     local l h w
-    l=$(fsd_leader)
+    l=$(agreed_leader)
     h=$(other_than "$l")
     w=$(other_than "$l" "$h")
     touch "$(mnt "$h")/f"
@@ -110,7 +121,7 @@ assert d["own"]["state"] == "open", d
     # before they even notice the leader is gone).
     locks_cluster_start --session-timeout 5 --lock-delay 1
     local l a b
-    l=$(fsd_leader)
+    l=$(agreed_leader)
     a=$(other_than "$l")
     b=$(other_than "$l" "$a")
     touch "$(mnt "$a")/f"
@@ -155,7 +166,7 @@ assert all(e["state"] == "live" for e in d["sessions"]), d
 @test "a partitioned holder gives its locks up before the others take them, and locks again once healed" {
     locks_cluster_start --session-timeout 2 --lock-delay 1
     local l h o
-    l=$(fsd_leader)
+    l=$(agreed_leader)
     h=$(other_than "$l")
     o=$(other_than "$l" "$h")
     touch "$(mnt 1)/f" "$(mnt 1)/g"
@@ -202,6 +213,8 @@ print(own["session"])
 ' "$output")
     run -0 rctl "$h" status
     assert_output --partial "LOST"
+    run -0 rctl "$h" locks
+    assert_output --partial "held, lost here"
 
     # The majority takes f once the leader has ended h's session: strictly after h gave it up.
     flock -x "$(mnt "$o")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted"

@@ -343,6 +343,12 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct ctl_locks *ls = &resp.locks;
+    /* A node that lost its session still has that session's locks in its state machine (it
+     * cannot hear the end): mark them. */
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
+    uint64_t lost = own.state == CTL_OWN_LOST ? own.session : 0;
     if (json)
         printf("{\"truncated\":%s,\"locks\":[", ls->is_truncated ? "true" : "false");
     else
@@ -357,9 +363,9 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
             printf("%s{\"ino\":%" PRIu64 ",\"node\":%" PRIu64 ",\"session\":%" PRIu64
                    ",\"pid\":%" PRIu32 ",\"kind\":\"%s\",\"type\":\"%s\",\"start\":%" PRIu64
                    ",\"len\":%" PRIu64 ",\"token\":%" PRIu64 ",\"age_ms\":%" PRIu64
-                   ",\"state\":\"%s\"}",
+                   ",\"state\":\"%s\",\"lost_here\":%s}",
                    i ? "," : "", l->ino, l->node, l->session, l->pid, kind, type, l->start, l->len,
-                   l->token, age, lock_state_name(l->state));
+                   l->token, age, lock_state_name(l->state), l->session == lost ? "true" : "false");
             continue;
         }
         char len[24] = "eof", token[24] = "-";
@@ -368,9 +374,10 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
         if (l->token != 0)
             snprintf(token, sizeof token, "%" PRIu64, l->token);
         printf("%-10" PRIu64 " %-5" PRIu64 " %-8" PRIu64 " %-8" PRIu32 " %-5s %-5s %-20" PRIu64
-               " %-20s %-8s %7" PRIu64 ".%01" PRIu64 " s  %s\n",
+               " %-20s %-8s %7" PRIu64 ".%01" PRIu64 " s  %s%s\n",
                l->ino, l->node, l->session, l->pid, kind, type, l->start, len, token, age / 1000,
-               age % 1000 / 100, lock_state_name(l->state));
+               age % 1000 / 100, lock_state_name(l->state),
+               l->session == lost ? ", lost here" : "");
     }
     if (json)
         printf("]}\n");
