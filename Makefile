@@ -125,6 +125,8 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(LIBRAFT) $(LIBSTORE)
 
 # The parser of raftfs.conf is raftfsd's own module, tested on its own.
 $(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
+# The session liveness rules are pure (no FUSE), tested without the rest of fs/.
+$(B)/test/unit/test_liveness: $(B)/fs/liveness.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
 # TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE; both talk the control protocol.

@@ -254,6 +254,10 @@ void fs__lock_after_commit(struct fs *fs, fuse_req_t req, struct store_cmd *then
 struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
                                     bool is_release);
 
+/* Has this node given up its lock session (or found it ended) and not opened a new one yet?
+ * Then it no longer vouches for the lock table: raftfs.lock_token answers ENOLCK. */
+bool fs__locks_lost(struct fs_locks *locks);
+
 static inline struct fs *fs__of(fuse_req_t req)
 {
     return fuse_req_userdata(req);

@@ -516,6 +516,10 @@ void fs__readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void fs__getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+    if (strcmp(name, STORE_FSM_XATTR_LOCK_TOKEN) == 0 && fs__locks_lost(fs__of(req)->locks)) {
+        fuse_reply_err(req, ENOLCK);
+        return;
+    }
     struct read_req *r = new_req(req, OP_GETXATTR, ino, name);
     if (r == NULL)
         return;

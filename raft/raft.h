@@ -713,6 +713,25 @@ struct raft_runtime_status {
 
 void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out);
 
+/* When this node last heard from each member, read on the loop thread at the moment of the
+ * call (raft_runtime_status is a copy refreshed every few ticks; this is not). */
+struct raft_runtime_heard {
+    enum raft_role role; /* the core's, at the same moment */
+    uint64_t term;
+    unsigned n;
+    struct {
+        uint64_t id;
+        /* ms since the transport delivered a frame from it (of any kind, in any term);
+         * UINT64_MAX if it never did; 0 for this node. Never more than the truth: a frame
+         * counts from when it was read off the connection. */
+        uint64_t silent_ms;
+    } peers[RAFT_MAX_SERVERS]; /* the members of the configuration */
+};
+
+/* Fill *out. Returns 0 or RAFT_ESHUTDOWN. Any thread; waits only for the loop thread, as
+ * raft_runtime_set_faults does. */
+int raft_runtime_heard(struct raft_runtime *rt, struct raft_runtime_heard *out);
+
 /* Offline recovery after the permanent loss of a quorum (no runtime may be running on
  * data_dir): force configuration conf (usually this server alone) on the node's log with a new
  * term, and stamp a new cluster epoch, so that servers of the old configuration, should they

@@ -1,8 +1,9 @@
 /* Synchronous calls from other threads onto the runtime's loop thread, which owns the transport
- * and the core: raft_runtime_set_faults. The caller waits on its own lock and condition
- * (struct rt_call), never on the loop's. */
+ * and the core: raft_runtime_set_faults, raft_runtime_heard. The caller waits on its own lock and
+ * condition (struct rt_call), never on the loop's. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "raft/runtime_internal.h"
 
@@ -105,4 +106,35 @@ int raft_runtime_set_faults(struct raft_runtime *rt, const char *spec, char *err
     if (rv != 0 && a.err[0] == '\0')
         snprintf(a.err, a.errlen, "%s", raft_strerror(rv));
     return rv;
+}
+
+static int heard_cb(struct raft_runtime *rt, void *arg)
+{
+    struct raft_runtime_heard *out = arg;
+    struct raft_status s;
+    raft_status(rt->core, &s);
+    memset(out, 0, sizeof *out);
+    out->role = s.role;
+    out->term = s.term;
+    /* This thread is the one that delivers frames: none arrives between this clock reading
+     * and the receive times read below, so silence is never overstated. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (unsigned i = 0; i < s.conf.n && out->n < RAFT_MAX_SERVERS; i++) {
+        uint64_t id = s.conf.servers[i].id;
+        uint64_t silent = id == rt->cfg.id ? 0 : UINT64_MAX;
+        struct raft__peer_stats ps;
+        if (id != rt->cfg.id && raft__transport_peer_stats(rt->transport, id, &ps) == 0 &&
+            ps.received_at_ms != 0)
+            silent = now > ps.received_at_ms ? now - ps.received_at_ms : 0;
+        out->peers[out->n].id = id;
+        out->peers[out->n++].silent_ms = silent;
+    }
+    return 0;
+}
+
+int raft_runtime_heard(struct raft_runtime *rt, struct raft_runtime_heard *out)
+{
+    return call_on_loop(rt, heard_cb, out);
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "raft/transport.h"
@@ -720,6 +721,12 @@ static void frame_deliver(struct conn *c)
         p->stats.frames_faulted++;
     } else {
         p->stats.frames_received++;
+        /* Read the clock now, not the loop's time of this iteration: the frame may have been
+         * sent after that, and whoever relies on "heard at" must never see an earlier time
+         * (hence also the rounding up, which keeps 0 for "never"). */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        p->stats.received_at_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
         p->stats.bytes_received += RAFT__FRAME_HEADER + c->payload_len;
         const uint8_t *payload = c->payload_len ? c->payload : (const uint8_t *)"";
         t->recv(t->data, p->id, c->ch, type, payload, c->payload_len);

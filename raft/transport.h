@@ -195,6 +195,7 @@ struct raft__peer_stats {
     uint64_t frames_sent;
     uint64_t bytes_received;
     uint64_t frames_received;    /* delivered to the receive callback */
+    uint64_t received_at_ms;     /* CLOCK_MONOTONIC ms of the last one delivered; 0: none yet */
     uint64_t frames_dropped;     /* queue full, or discarded with a failed connection */
     uint64_t frames_faulted;     /* discarded by the drop fault, either direction */
     uint64_t connects;           /* outbound connections that completed the HELLO exchange */

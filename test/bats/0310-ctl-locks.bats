@@ -67,8 +67,9 @@ assert all(e["state"] == "live" and e["ended"] is None and e["opened"].endswith(
 assert len({e["id"] for e in s}) == 3, s
 ' "$output"
     run -0 rctl 2 sessions
-    [ "${#lines[@]}" -eq 4 ]
+    [ "${#lines[@]}" -eq 5 ]
     [[ "${lines[1]}" == *" live "* ]]
+    [[ "${lines[4]}" == "this node's lock session: "[0-9]*", open (confirmed contact began "* ]]
 
     exec {HOLD[1]}>&-
     wait "$HOLD_PID"

@@ -304,9 +304,9 @@ fsd_leader() {
 # Node I's lock session is open (lock requests before it fail with ENOLCK).
 has_session() { grep -q "lock session [0-9]* opened" "$D/n$1.log"; }
 
-# fsd_cluster_start, then wait until every node holds its lock session.
+# fsd_cluster_start [ARGS...], then wait until every node holds its lock session.
 locks_cluster_start() {
-    fsd_cluster_start
+    fsd_cluster_start "$@"
     for i in 1 2 3; do
         wait_for 15 has_session "$i"
     done

@@ -36,6 +36,8 @@ static void test_defaults(void **state)
     assert_string_equal(a.cluster_id, "raftfs");
     assert_string_equal(a.ctl_socket, "/run/raftfs/ctl.sock");
     assert_int_equal(a.op_timeout_ms, 5000);
+    assert_int_equal(a.session_timeout_ms, 10000);
+    assert_int_equal(a.lock_delay_ms, 5000);
     assert_int_equal(a.consistency, FS_CONSISTENCY_OPEN);
     assert_int_equal(a.max_file_size, 64 << 20);
     assert_false(a.bootstrap);
@@ -65,6 +67,8 @@ static void test_every_key(void **state)
                        "tls-key = /etc/raftfs/tls/7.key\n"
                        "ctl-socket = /run/raftfs/other.sock\n"
                        "op-timeout = 9\n"
+                       "session-timeout = 30\n"
+                       "lock-delay = 0\n"
                        "consistency = strict\n"
                        "lease-reads = on\n"
                        "max-file-size = 1048576\n"
@@ -86,6 +90,8 @@ static void test_every_key(void **state)
     assert_string_equal(a.tls_key, "/etc/raftfs/tls/7.key");
     assert_string_equal(a.ctl_socket, "/run/raftfs/other.sock");
     assert_int_equal(a.op_timeout_ms, 9000);
+    assert_int_equal(a.session_timeout_ms, 30000);
+    assert_int_equal(a.lock_delay_ms, 0);
     assert_int_equal(a.consistency, FS_CONSISTENCY_STRICT);
     assert_true(a.lease_reads);
     assert_int_equal(a.max_file_size, 1048576);
@@ -145,6 +151,10 @@ static void test_bad_values(void **state)
         {"op-timeout = 0", "op-timeout = 0: out of range (1 to 3600)"},
         {"op-timeout = 3601", "out of range (1 to 3600)"},
         {"op-timeout = 5s", "not a decimal number"},
+        {"session-timeout = 0", "session-timeout = 0: out of range (1 to 3600)"},
+        {"session-timeout = 2.5", "not a decimal number"},
+        {"lock-delay = 3601", "lock-delay = 3601: out of range (0 to 3600)"},
+        {"lock-delay = -1", "not a decimal number"},
         {"consistency = sometimes", "consistency = sometimes: want open, strict or local"},
         {"consistency = OPEN", "want open, strict or local"},
         {"max-file-size = 1G", "max-file-size = 1G: not a decimal number"},

@@ -113,7 +113,7 @@ static void full_lists(struct ctl_msg *locks, struct ctl_msg *sessions)
 static void round_trip_every_type(void **state)
 {
     (void)state;
-    static struct ctl_msg m[11], back, extra[5];
+    static struct ctl_msg m[11], back, extra[8];
     unsigned n = samples(m);
     struct ctl_msg *v = &extra[0];
     memset(extra, 0, sizeof extra);
@@ -127,7 +127,15 @@ static void round_trip_every_type(void **state)
     extra[1].type = CTL_REQ_LOCKS;
     extra[2].type = CTL_REQ_SESSIONS;
     full_lists(&extra[3], &extra[4]);
-    for (unsigned i = 0; i < n + 5; i++) {
+    extra[5].type = CTL_REQ_FAULTS;
+    strcpy(extra[5].faults.spec, "drop:1 delay:2:50");
+    extra[6].type = CTL_REQ_OWN_SESSION;
+    extra[7].type = CTL_RESP_OWN_SESSION;
+    extra[7].own.state = CTL_OWN_LOST;
+    extra[7].own.session = 17;
+    extra[7].own.since_ms = UINT64_MAX;
+    strcpy(extra[7].own.reason, "no confirmed contact");
+    for (unsigned i = 0; i < n + 8; i++) {
         const struct ctl_msg *want = i < n ? &m[i] : &extra[i - n];
         uint8_t buf[CTL_FRAME_MAX];
         size_t len = ctl_encode(want, buf, sizeof buf);
@@ -168,9 +176,9 @@ static void header_refusals(void **state)
         uint8_t value;
         const char *reason;
     } cases[] = {
-        {0, 'X', "bad magic"},     {4, 2, "protocol version 2"}, {5, 0, "unknown message type"},
-        {5, 9, "unknown message"}, {5, 63, "unknown message"},   {5, 71, "unknown message"},
-        {6, 1, "reserved"},        {7, 1, "reserved"},           {10, 1, "at most"},
+        {0, 'X', "bad magic"},      {4, 2, "protocol version 2"}, {5, 0, "unknown message type"},
+        {5, 11, "unknown message"}, {5, 63, "unknown message"},   {5, 72, "unknown message"},
+        {6, 1, "reserved"},         {7, 1, "reserved"},           {10, 1, "at most"},
         {9, 0x40 + 1, "at most"},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -309,6 +317,18 @@ static void field_refusals(void **state)
     v.verify.n = RAFT_MAX_SERVERS + 1;
     assert_int_equal(ctl_encode(&v, buf, sizeof buf), 0);
     list_refusals(buf);
+    /* OWN_SESSION: a state out of range, both ways. */
+    struct ctl_msg own = {.type = CTL_RESP_OWN_SESSION};
+    own.own.state = CTL_OWN_LOST + 1;
+    assert_int_equal(ctl_encode(&own, buf, sizeof buf), 0);
+    own.own.state = CTL_OWN_OPEN;
+    len = ctl_encode(&own, buf, sizeof buf);
+    assert_int_equal(len, CTL_HEADER + 18);
+    buf[CTL_HEADER] = 0;
+    assert_int_equal(
+        decode_bytes(CTL_RESP_OWN_SESSION, buf + CTL_HEADER, (uint32_t)(len - CTL_HEADER), err),
+        RFS_EDECODE);
+    assert_non_null(strstr(err, "unknown own-session state 0"));
 }
 
 static void socket_io(void **state)

@@ -156,9 +156,21 @@ static void encode_payload(const struct ctl_msg *m, struct out *o)
     case CTL_REQ_VERIFY:
     case CTL_REQ_LOCKS:
     case CTL_REQ_SESSIONS:
+    case CTL_REQ_OWN_SESSION:
     case CTL_RESP_OK: break;
     case CTL_RESP_LOCKS: encode_locks(&m->locks, o); break;
     case CTL_RESP_SESSIONS: encode_sessions(&m->sessions, o); break;
+    case CTL_REQ_FAULTS: put_str(o, m->faults.spec, sizeof m->faults.spec); break;
+    case CTL_RESP_OWN_SESSION:
+        if (m->own.state < CTL_OWN_OPENING || m->own.state > CTL_OWN_LOST) {
+            o->is_bad = true;
+            break;
+        }
+        put8(o, m->own.state);
+        put64(o, m->own.session);
+        put64(o, m->own.since_ms);
+        put_str(o, m->own.reason, sizeof m->own.reason);
+        break;
     case CTL_REQ_CHANGE:
         if (!is_change_op(m->change.op) || m->change.server == 0 ||
             has_address(m->change.op) != (m->change.address[0] != '\0')) {
@@ -479,9 +491,21 @@ int ctl_decode(enum ctl_type type, const uint8_t *p, uint32_t len, struct ctl_ms
     case CTL_REQ_VERIFY:
     case CTL_REQ_LOCKS:
     case CTL_REQ_SESSIONS:
+    case CTL_REQ_OWN_SESSION:
     case CTL_RESP_OK: break;
     case CTL_RESP_LOCKS: decode_locks(&in, &m->locks); break;
     case CTL_RESP_SESSIONS: decode_sessions(&in, &m->sessions); break;
+    case CTL_REQ_FAULTS:
+        get_str(&in, m->faults.spec, sizeof m->faults.spec, "the fault spec");
+        break;
+    case CTL_RESP_OWN_SESSION:
+        m->own.state = get8(&in, "the session's state");
+        if (!in.is_bad && (m->own.state < CTL_OWN_OPENING || m->own.state > CTL_OWN_LOST))
+            fail(&in, "unknown own-session state %u", m->own.state);
+        m->own.session = get64(&in, "the session's ID");
+        m->own.since_ms = get64(&in, "the session's age");
+        get_str(&in, m->own.reason, sizeof m->own.reason, "the reason");
+        break;
     case CTL_REQ_CHANGE: {
         unsigned op = get8(&in, "the change");
         if (!in.is_bad && !is_change_op(op))
@@ -523,6 +547,8 @@ const char *ctl_type_name(unsigned type)
     case CTL_REQ_VERIFY: return "verify";
     case CTL_REQ_LOCKS: return "locks";
     case CTL_REQ_SESSIONS: return "sessions";
+    case CTL_REQ_FAULTS: return "faults";
+    case CTL_REQ_OWN_SESSION: return "own-session";
     case CTL_RESP_ERROR: return "error";
     case CTL_RESP_OK: return "ok";
     case CTL_RESP_STATUS: return "status response";
@@ -530,6 +556,7 @@ const char *ctl_type_name(unsigned type)
     case CTL_RESP_VERIFY: return "verify response";
     case CTL_RESP_LOCKS: return "locks response";
     case CTL_RESP_SESSIONS: return "sessions response";
+    case CTL_RESP_OWN_SESSION: return "own-session response";
     default: return "unknown";
     }
 }

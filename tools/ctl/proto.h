@@ -26,12 +26,14 @@ enum ctl_type {
     /* requests */
     CTL_REQ_STATUS = 1,
     CTL_REQ_STATS = 2,
-    CTL_REQ_CHANGE = 3,   /* a membership change: forwarded to the leader */
-    CTL_REQ_TRANSFER = 4, /* a leadership transfer: forwarded to the leader */
-    CTL_REQ_SNAPSHOT = 5, /* a snapshot of this node now */
-    CTL_REQ_VERIFY = 6,   /* a checkpoint, then every member's digest at its index */
-    CTL_REQ_LOCKS = 7,    /* the lock records of this node's state machine */
-    CTL_REQ_SESSIONS = 8, /* the node sessions of this node's state machine */
+    CTL_REQ_CHANGE = 3,       /* a membership change: forwarded to the leader */
+    CTL_REQ_TRANSFER = 4,     /* a leadership transfer: forwarded to the leader */
+    CTL_REQ_SNAPSHOT = 5,     /* a snapshot of this node now */
+    CTL_REQ_VERIFY = 6,       /* a checkpoint, then every member's digest at its index */
+    CTL_REQ_LOCKS = 7,        /* the lock records of this node's state machine */
+    CTL_REQ_SESSIONS = 8,     /* the node sessions of this node's state machine */
+    CTL_REQ_FAULTS = 9,       /* test hook: replace the transport's fault hooks */
+    CTL_REQ_OWN_SESSION = 10, /* this node's own lock session, as the node sees it */
     /* responses */
     CTL_RESP_ERROR = 64,
     CTL_RESP_OK = 65,
@@ -40,6 +42,7 @@ enum ctl_type {
     CTL_RESP_VERIFY = 68,
     CTL_RESP_LOCKS = 69,
     CTL_RESP_SESSIONS = 70,
+    CTL_RESP_OWN_SESSION = 71,
 };
 
 /* At most this many records in a LOCKS or SESSIONS response (both fit CTL_PAYLOAD_MAX); the
@@ -52,6 +55,7 @@ enum { CTL_LOCK_FLOCK = 1, CTL_LOCK_POSIX = 2 };
 enum { CTL_LOCK_READ = 1, CTL_LOCK_WRITE = 2 };
 enum { CTL_LOCK_HELD = 1, CTL_LOCK_WAITING = 2, CTL_LOCK_DELAYED = 3 };
 enum { CTL_SESSION_LIVE = 1, CTL_SESSION_ENDED = 2 };
+enum { CTL_OWN_OPENING = 1, CTL_OWN_OPEN = 2, CTL_OWN_LOST = 3 };
 
 /* A wall-clock time from the log (the leader's clock when the entry was proposed). */
 struct ctl_time {
@@ -92,6 +96,14 @@ struct ctl_sessions {
     struct ctl_session sessions[CTL_SESSIONS_MAX];
 };
 
+/* This node's own lock session (fs_locks_local). */
+struct ctl_own_session {
+    uint8_t state;     /* CTL_OWN_* */
+    uint64_t session;  /* OPEN: its ID; LOST: the lost one's; OPENING: 0 */
+    uint64_t since_ms; /* OPEN: since its last confirmed contact began; LOST: since the loss */
+    char reason[CTL_TEXT_MAX]; /* LOST: why; "" otherwise */
+};
+
 /* One member's answer to a verify. */
 struct ctl_digest {
     uint64_t id;
@@ -106,7 +118,7 @@ struct ctl_verify {
 };
 
 /* A decoded message; type says which member of the union is meaningful (none for STATUS,
- * STATS, SNAPSHOT, VERIFY, LOCKS and SESSIONS requests and for OK). */
+ * STATS, SNAPSHOT, VERIFY, LOCKS, SESSIONS and OWN_SESSION requests and for OK). */
 struct ctl_msg {
     enum ctl_type type;
     union {
@@ -120,6 +132,9 @@ struct ctl_msg {
             uint64_t server; /* 0: the most up-to-date voter */
         } transfer;
         struct {
+            char spec[CTL_TEXT_MAX]; /* raft_runtime_set_faults' spec; "" heals */
+        } faults;
+        struct {
             int code; /* a RAFT_E* or RFS_E* code, or 0 when only the text applies */
             char text[CTL_TEXT_MAX];
         } error;
@@ -128,6 +143,7 @@ struct ctl_msg {
         struct ctl_verify verify;
         struct ctl_locks locks;
         struct ctl_sessions sessions;
+        struct ctl_own_session own;
     };
 };
 

@@ -1,6 +1,7 @@
-/* `raftfs-ctl add-voter|add-nonvoter|remove|demote|transfer-leader|snapshot`: the commands that
- * change the cluster. The local daemon forwards membership changes and transfers to the
- * leader; a snapshot is taken by the local node. */
+/* `raftfs-ctl add-voter|add-nonvoter|remove|demote|transfer-leader|snapshot|faults`: the
+ * commands that change the cluster. The local daemon forwards membership changes and transfers
+ * to the leader; a snapshot is taken by the local node; faults (a test hook) cut the local
+ * node's links. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -105,4 +106,27 @@ int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc < 0 ? CTL_OK : rc;
     return run(o, argv[0], &req, "snapshot taken");
+}
+
+int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
+{
+    struct ctl_msg req = {.type = CTL_REQ_FAULTS};
+    int n;
+    int rc = ctl_options(argc, argv, NULL, NULL, 0, 32, &n);
+    if (rc != CTL_OK)
+        return rc < 0 ? CTL_OK : rc;
+    size_t len = 0;
+    for (int i = 1; i <= n; i++) {
+        size_t w = strlen(argv[i]);
+        if (len + w + (i > 1) >= sizeof req.faults.spec) {
+            fprintf(stderr, "raftfs-ctl: %s: the fault spec is longer than %zu bytes\n", argv[0],
+                    sizeof req.faults.spec - 1);
+            return CTL_USAGE;
+        }
+        if (i > 1)
+            req.faults.spec[len++] = ' ';
+        memcpy(req.faults.spec + len, argv[i], w);
+        len += w;
+    }
+    return run(o, argv[0], &req, n > 0 ? "faults set" : "faults healed");
 }

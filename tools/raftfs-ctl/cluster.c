@@ -25,6 +25,50 @@ static int read_cmd(const struct ctl_opts *o, int argc, char **argv, enum ctl_ty
     return rc;
 }
 
+/* This node's own lock session (OWN_SESSION); an exit status. */
+static int own_session(const struct ctl_opts *o, const char *cmd, struct ctl_own_session *own)
+{
+    struct ctl_msg req = {.type = CTL_REQ_OWN_SESSION}, resp;
+    int rc = ctl_call(o, cmd, &req, &resp);
+    if (rc == CTL_OK && resp.type != CTL_RESP_OWN_SESSION) {
+        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
+        return CTL_ERROR;
+    }
+    if (rc == CTL_OK)
+        *own = resp.own;
+    return rc;
+}
+
+static const char *own_state_name(unsigned state)
+{
+    return state == CTL_OWN_OPEN ? "open" : state == CTL_OWN_LOST ? "lost" : "opening";
+}
+
+static void own_json(const struct ctl_own_session *own)
+{
+    printf("{\"state\":\"%s\",\"session\":%" PRIu64 ",\"%s\":%" PRIu64 ",\"reason\":",
+           own_state_name(own->state), own->session,
+           own->state == CTL_OWN_LOST ? "lost_ms" : "contact_ms", own->since_ms);
+    if (own->state == CTL_OWN_LOST)
+        ctl_json_string(stdout, own->reason);
+    else
+        printf("null");
+    printf("}");
+}
+
+/* One line, after "this node's lock session: ". */
+static void own_text(const struct ctl_own_session *own)
+{
+    if (own->state == CTL_OWN_OPEN)
+        printf("%" PRIu64 ", open (confirmed contact began %" PRIu64 " ms ago)\n", own->session,
+               own->since_ms);
+    else if (own->state == CTL_OWN_LOST)
+        printf("%" PRIu64 " LOST %" PRIu64 " ms ago: %s; opening a new one\n", own->session,
+               own->since_ms, own->reason);
+    else
+        printf("none yet, being opened\n");
+}
+
 static const char *suffrage_name(enum raft_suffrage s)
 {
     return s == RAFT_VOTER ? "voter" : "nonvoter";
@@ -80,6 +124,9 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_status *s = &resp.status;
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
     if (json) {
         printf("{\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
                ",\"leader_address\":",
@@ -94,6 +141,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
             ctl_json_string(stdout, raft_strerror(s->error));
         else
             printf("null");
+        printf(",\"lock_session\":");
+        own_json(&own);
         printf(",\"members\":");
         members_json(s);
         printf("}\n");
@@ -114,6 +163,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     printf("configuration:  index %" PRIu64 ", epoch %" PRIu64 "\n", s->conf_index, s->epoch);
     if (s->error != 0)
         printf("error:          %s\n", raft_strerror(s->error));
+    printf("lock session:   ");
+    own_text(&own);
     printf("members:\n");
     members_table(s);
     return CTL_OK;
@@ -292,6 +343,12 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct ctl_locks *ls = &resp.locks;
+    /* A node that lost its session still has that session's locks in its state machine (it
+     * cannot hear the end): mark them. */
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
+    uint64_t lost = own.state == CTL_OWN_LOST ? own.session : 0;
     if (json)
         printf("{\"truncated\":%s,\"locks\":[", ls->is_truncated ? "true" : "false");
     else
@@ -306,9 +363,9 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
             printf("%s{\"ino\":%" PRIu64 ",\"node\":%" PRIu64 ",\"session\":%" PRIu64
                    ",\"pid\":%" PRIu32 ",\"kind\":\"%s\",\"type\":\"%s\",\"start\":%" PRIu64
                    ",\"len\":%" PRIu64 ",\"token\":%" PRIu64 ",\"age_ms\":%" PRIu64
-                   ",\"state\":\"%s\"}",
+                   ",\"state\":\"%s\",\"lost_here\":%s}",
                    i ? "," : "", l->ino, l->node, l->session, l->pid, kind, type, l->start, l->len,
-                   l->token, age, lock_state_name(l->state));
+                   l->token, age, lock_state_name(l->state), l->session == lost ? "true" : "false");
             continue;
         }
         char len[24] = "eof", token[24] = "-";
@@ -317,9 +374,10 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
         if (l->token != 0)
             snprintf(token, sizeof token, "%" PRIu64, l->token);
         printf("%-10" PRIu64 " %-5" PRIu64 " %-8" PRIu64 " %-8" PRIu32 " %-5s %-5s %-20" PRIu64
-               " %-20s %-8s %7" PRIu64 ".%01" PRIu64 " s  %s\n",
+               " %-20s %-8s %7" PRIu64 ".%01" PRIu64 " s  %s%s\n",
                l->ino, l->node, l->session, l->pid, kind, type, l->start, len, token, age / 1000,
-               age % 1000 / 100, lock_state_name(l->state));
+               age % 1000 / 100, lock_state_name(l->state),
+               l->session == lost ? ", lost here" : "");
     }
     if (json)
         printf("]}\n");
@@ -336,6 +394,9 @@ int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct ctl_sessions *ss = &resp.sessions;
+    struct ctl_own_session own;
+    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+        return rc;
     if (json)
         printf("{\"truncated\":%s,\"sessions\":[", ss->is_truncated ? "true" : "false");
     else
@@ -356,9 +417,15 @@ int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
             printf("%-10" PRIu64 " %-5" PRIu64 " %-6s %-24s %s\n", e->id, e->node,
                    is_ended ? "ended" : "live", opened, ended);
     }
-    if (json)
-        printf("]}\n");
-    else if (ss->is_truncated)
+    if (json) {
+        printf("],\"own\":");
+        own_json(&own);
+        printf("}\n");
+        return CTL_OK;
+    }
+    if (ss->is_truncated)
         printf("(only the first %u sessions are shown)\n", CTL_SESSIONS_MAX);
+    printf("this node's lock session: ");
+    own_text(&own);
     return CTL_OK;
 }

@@ -74,6 +74,7 @@ int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 int ctl_verify(const struct ctl_opts *o, int argc, char **argv);
 int ctl_locks(const struct ctl_opts *o, int argc, char **argv);
 int ctl_sessions(const struct ctl_opts *o, int argc, char **argv);
+int ctl_faults(const struct ctl_opts *o, int argc, char **argv);
 int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv);
 int ctl_add_nonvoter(const struct ctl_opts *o, int argc, char **argv);
 int ctl_remove(const struct ctl_opts *o, int argc, char **argv);

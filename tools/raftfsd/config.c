@@ -189,6 +189,24 @@ static int set_op_timeout(struct args *a, const char *v, char *why, size_t whyle
     return rc;
 }
 
+static int set_session_timeout(struct args *a, const char *v, char *why, size_t whylen)
+{
+    uint64_t s;
+    int rc = parse_u64(v, 1, 3600, &s, why, whylen);
+    if (rc == 0)
+        a->session_timeout_ms = (unsigned)s * 1000;
+    return rc;
+}
+
+static int set_lock_delay(struct args *a, const char *v, char *why, size_t whylen)
+{
+    uint64_t s;
+    int rc = parse_u64(v, 0, 3600, &s, why, whylen);
+    if (rc == 0)
+        a->lock_delay_ms = (unsigned)s * 1000;
+    return rc;
+}
+
 static int set_consistency(struct args *a, const char *v, char *why, size_t whylen)
 {
     if (strcmp(v, "open") == 0)
@@ -239,6 +257,8 @@ static const struct key keys[CONFIG_N_KEYS] = {
     [CONFIG_TLS_KEY] = {"tls-key", set_tls_key, false, false},
     [CONFIG_CTL_SOCKET] = {"ctl-socket", set_ctl_socket, false, false},
     [CONFIG_OP_TIMEOUT] = {"op-timeout", set_op_timeout, false, false},
+    [CONFIG_SESSION_TIMEOUT] = {"session-timeout", set_session_timeout, false, false},
+    [CONFIG_LOCK_DELAY] = {"lock-delay", set_lock_delay, false, false},
     [CONFIG_CONSISTENCY] = {"consistency", set_consistency, false, false},
     [CONFIG_LEASE_READS] = {"lease-reads", set_lease_reads, true, false},
     [CONFIG_MAX_FILE_SIZE] = {"max-file-size", set_max_file_size, false, false},
@@ -263,6 +283,8 @@ void config_init(struct args *a)
     a->cluster_id = "raftfs";
     a->ctl_socket = CTL_SOCKET_DEFAULT;
     a->op_timeout_ms = 5000;
+    a->session_timeout_ms = 10000;
+    a->lock_delay_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
     a->max_size = STORE_FSM_DEFAULT_MAP_SIZE;

@@ -28,6 +28,8 @@ enum config_key {
     CONFIG_TLS_KEY,
     CONFIG_CTL_SOCKET,
     CONFIG_OP_TIMEOUT,
+    CONFIG_SESSION_TIMEOUT,
+    CONFIG_LOCK_DELAY,
     CONFIG_CONSISTENCY,
     CONFIG_LEASE_READS,
     CONFIG_MAX_FILE_SIZE,
@@ -55,6 +57,8 @@ struct args {
     const char *tls_ca, *tls_cert, *tls_key; /* required */
     const char *ctl_socket;                  /* the control socket of raftfs-ctl */
     unsigned op_timeout_ms;
+    unsigned session_timeout_ms; /* lock sessions: silence after which the leader ends one */
+    unsigned lock_delay_ms;      /* how long an ended session's locks keep blocking others */
     enum fs_consistency consistency;
     bool lease_reads; /* the leader answers read barriers from its lease */
     uint64_t max_file_size;

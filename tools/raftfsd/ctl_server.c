@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/fs.h"
 #include "tools/ctl/proto.h"
 #include "store/command.h"
 #include "store/error.h"
@@ -57,6 +58,7 @@ struct conn {
 struct ctl_server {
     struct raft_runtime *rt;
     struct store_fsm *fsm;
+    struct fs_locks *locks;
     char *path;
     int fd;
     pthread_t accept_thread;
@@ -197,6 +199,20 @@ static void read_fsm(struct store_fsm *fsm, enum ctl_type type, struct ctl_msg *
         set_error(resp, rc, rfs_strerror(rc));
 }
 
+/* Answer OWN_SESSION from the node's lock state. */
+static void own_session(struct fs_locks *locks, struct ctl_msg *resp)
+{
+    struct fs_locks_local own;
+    fs_locks_local(locks, &own);
+    resp->type = CTL_RESP_OWN_SESSION;
+    resp->own.state = own.state == FS_LOCKS_OPEN   ? CTL_OWN_OPEN
+                      : own.state == FS_LOCKS_LOST ? CTL_OWN_LOST
+                                                   : CTL_OWN_OPENING;
+    resp->own.session = own.session;
+    resp->own.since_ms = own.since_ms;
+    snprintf(resp->own.reason, sizeof resp->own.reason, "%s", own.reason);
+}
+
 /* Run one request and fill resp. Returns false when the server is stopping (no answer). */
 static bool handle(struct conn *c, const struct ctl_msg *req, struct ctl_msg *resp)
 {
@@ -212,7 +228,13 @@ static bool handle(struct conn *c, const struct ctl_msg *req, struct ctl_msg *re
         read_fsm(srv->fsm, req->type, resp);
         return true;
     }
-    if (req->type != CTL_REQ_STATUS && req->type != CTL_REQ_STATS && (w = waiter_new()) == NULL) {
+    if (req->type == CTL_REQ_OWN_SESSION) {
+        own_session(srv->locks, resp); /* the lock state outlives the server too */
+        return true;
+    }
+    bool is_now =
+        req->type == CTL_REQ_STATUS || req->type == CTL_REQ_STATS || req->type == CTL_REQ_FAULTS;
+    if (!is_now && (w = waiter_new()) == NULL) {
         set_error(resp, RFS_ENOMEM, rfs_strerror(RFS_ENOMEM));
         return true;
     }
@@ -229,6 +251,15 @@ static bool handle(struct conn *c, const struct ctl_msg *req, struct ctl_msg *re
     } else if (req->type == CTL_REQ_STATS) {
         resp->type = CTL_RESP_STATS;
         raft_runtime_stats(srv->rt, &resp->stats);
+    } else if (req->type == CTL_REQ_FAULTS) {
+        /* Waits only for the loop thread, which never waits for this server. */
+        char why[CTL_TEXT_MAX];
+        rc = raft_runtime_set_faults(srv->rt, req->faults.spec, why, sizeof why);
+        if (rc == 0)
+            resp->type = CTL_RESP_OK;
+        else
+            set_error(resp, rc, rc == RAFT_EINVAL ? why : raft_strerror(rc));
+        rc = 0;
     } else if ((rc = start_request(srv->rt, req, w)) == 0) {
         c->wait = w;
     }
@@ -427,7 +458,7 @@ static int make_parent(const char *path, char *err, size_t errlen)
 }
 
 int ctl_server_start(const char *path, struct raft_runtime *rt, struct store_fsm *fsm,
-                     struct ctl_server **out, char *err, size_t errlen)
+                     struct fs_locks *locks, struct ctl_server **out, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path) {
@@ -447,6 +478,7 @@ int ctl_server_start(const char *path, struct raft_runtime *rt, struct store_fsm
     }
     srv->rt = rt;
     srv->fsm = fsm;
+    srv->locks = locks;
     srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (srv->fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));

@@ -23,7 +23,8 @@
     "usage: raftfsd [-c FILE] [--id ID] [--data-dir DIR] [--listen HOST:PORT]\n"                   \
     "               [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"                  \
     "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
-    "               [--op-timeout SECONDS] [--consistency open|strict|local] [--lease-reads]\n"    \
+    "               [--op-timeout SECONDS] [--session-timeout SECONDS]\n"                          \
+    "               [--lock-delay SECONDS] [--consistency open|strict|local] [--lease-reads]\n"    \
     "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
 
 /* Options that are not settings: they get short codes; a setting gets 256 + its key. */
@@ -187,12 +188,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_locks;
     }
-    if (fs_locks_start(locks, rt, a.op_timeout_ms) != 0) {
+    struct fs_locks_config lc = {.op_timeout_ms = a.op_timeout_ms,
+                                 .session_timeout_ms = a.session_timeout_ms,
+                                 .lock_delay_ms = a.lock_delay_ms};
+    if (fs_locks_start(locks, rt, fsm, &lc) != 0) {
         fprintf(stderr, "raftfsd: cannot start the lock session thread\n");
         goto err_after_runtime;
     }
     struct ctl_server *ctl;
-    if (ctl_server_start(a.ctl_socket, rt, fsm, &ctl, err, sizeof err) != 0) {
+    if (ctl_server_start(a.ctl_socket, rt, fsm, locks, &ctl, err, sizeof err) != 0) {
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_runtime;
     }

@@ -1,0 +1,258 @@
+#!/usr/bin/env bats
+# Lock session liveness end to end (docs/fs.md, "Session liveness"): the leader ends the session
+# of a node it has not heard from for the session timeout and hands its locks on after the
+# lock-delay, never before; a node cut off from the quorum gives its locks up itself, before
+# the others can take them, and opens a new session once it is back.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+LOCKTOOL="$BATS_TEST_DIRNAME/locktool.py"
+TIMEOUT_MS=2000 # --session-timeout 2
+DELAY_MS=1000   # --lock-delay 1
+
+setup() {
+    cluster_init 3
+}
+
+teardown() {
+    for i in 1 2 3; do
+        rctl "$i" faults >/dev/null 2>&1 || true
+    done
+    # A holder left by a failed test lets go, so that a dead mount can be unmounted.
+    if [ -n "${HOLD[1]:-}" ]; then
+        exec {HOLD[1]}>&-
+        wait "$HOLD_PID" 2>/dev/null || true
+    fi
+    [ ! -p "$D/release-g" ] || timeout 5 sh -c 'echo >"$1"' sh "$D/release-g" || true
+    teardown_fs
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# A node of 1..3 other than the ones given.
+other_than() {
+    for i in 1 2 3; do
+        case " $* " in *" $i "*) ;; *) echo "$i" && return 0 ;; esac
+    done
+    return 1
+}
+
+# The leader all three nodes last logged, polled for until they agree (one reading: under
+# load a slow node may still be campaigning between two readings).
+agreed_leader() {
+    local l="" end=$((SECONDS + 20))
+    until l=$(fsd_has_leader 1 2 3); do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+    echo "$l"
+}
+
+# Node $1's state machine lists a waiting lock.
+has_waiter() { rctl "$1" locks | grep -q ' waiting$'; }
+
+# The realtime (ms) of the first log line of node $1 matching $2 (raftfsd stamps its lines).
+log_ms() {
+    local t
+    t=$(grep -m1 "$2" "$D/n$1.log" | cut -d' ' -f1) || return 1
+    [ -n "$t" ] && echo "${t%.*}${t#*.}"
+}
+
+sessions_opened() { grep -c "lock session [0-9]* opened" "$D/n$1.log"; }
+
+# Wait for node $1's dead mount to go (its daemon was killed).
+clear_dead_mount() {
+    wait_for 10 bash -c "! grep -q ' $(mnt "$1") ' /proc/mounts || fusermount3 -u '$(mnt "$1")'"
+}
+
+@test "kill -9 of the holder's raftfsd hands its lock on after session-timeout + lock-delay, not before" {
+    locks_cluster_start --session-timeout 2 --lock-delay 1
+    local l h w
+    l=$(agreed_leader)
+    h=$(other_than "$l")
+    w=$(other_than "$l" "$h")
+    touch "$(mnt "$h")/f"
+    coproc HOLD { flock -x "$(mnt "$h")/f" sh -c 'echo held; cat >/dev/null'; }
+    read -r line <&"${HOLD[0]}"
+    [ "$line" = held ]
+    flock -x "$(mnt "$w")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted" &
+    local waiter=$!
+    wait_for 10 has_waiter "$l"
+
+    # The lower bound holds by construction: the change made through node h after t0 is
+    # forwarded to the leader, so the leader hears h after t0, and it ends h's session no
+    # sooner than session-timeout after the last frame it heard, then waits the lock-delay.
+    local t0 tk
+    t0=$(now_ms)
+    touch "$(mnt "$h")/alive"
+    kill -9 "$(node_pid "$h")"
+    tk=$(now_ms)
+    wait "$(node_pid "$h")" 2>/dev/null || true
+
+    wait_for 20 test -s "$D/granted"
+    wait "$waiter"
+    local granted=$(($(cat "$D/granted") / 1000000))
+    echo "granted $((granted - tk)) ms after the kill" >&3
+    [ $((granted - t0)) -ge $((TIMEOUT_MS + DELAY_MS)) ]
+    # The upper bound is the same wait plus the leader's 100 ms passes and two commits; a loaded
+    # machine gets 4 s for them.
+    [ $((granted - tk)) -lt $((TIMEOUT_MS + DELAY_MS + 4000)) ]
+    grep -q "of node $h: silent for the session timeout (2000 ms); ending it with a lock-delay of 1000 ms" \
+        "$D/n$l.log"
+    grep -q "of node $h: its lock-delay is over; releasing its locks" "$D/n$l.log"
+    # The survivors kept their sessions.
+    run -0 rctl "$l" sessions --json
+    python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert sorted(e["node"] for e in d["sessions"]) == sorted(map(int, sys.argv[2:])), d
+assert all(e["state"] == "live" for e in d["sessions"]), d
+assert d["own"]["state"] == "open", d
+' "$output" "$l" "$w"
+
+    exec {HOLD[1]}>&-
+    wait "$HOLD_PID" || true
+    clear_dead_mount "$h"
+}
+
+@test "a new leader gives every node a full session timeout from its election" {
+    # Long enough for the followers to keep their sessions through the election (up to 2 s
+    # before they even notice the leader is gone).
+    locks_cluster_start --session-timeout 5 --lock-delay 1
+    local l a b
+    l=$(agreed_leader)
+    a=$(other_than "$l")
+    b=$(other_than "$l" "$a")
+    touch "$(mnt "$a")/f"
+    # The leader holds the lock: killing it also ends its leadership.
+    coproc HOLD { flock -x "$(mnt "$l")/f" sh -c 'echo held; cat >/dev/null'; }
+    read -r line <&"${HOLD[0]}"
+    [ "$line" = held ]
+    flock -x "$(mnt "$a")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted" &
+    local waiter=$!
+    wait_for 10 has_waiter "$a"
+
+    local tk
+    tk=$(now_ms)
+    kill -9 "$(node_pid "$l")"
+    wait "$(node_pid "$l")" 2>/dev/null || true
+    wait_for 20 test -s "$D/granted"
+    wait "$waiter"
+    local granted=$(($(cat "$D/granted") / 1000000))
+    echo "granted $((granted - tk)) ms after the leader's kill" >&3
+    # The new leader was elected after the kill: its grace period alone keeps the lock for
+    # session-timeout + lock-delay from the kill.
+    [ $((granted - tk)) -ge $((5000 + DELAY_MS)) ]
+    # ... and it did not end the session of the follower it had not heard from before.
+    local n
+    for n in "$a" "$b"; do # not i: bats' run uses it
+        run -1 grep -q "lock session [0-9]* lost" "$D/n$n.log"
+        run -0 rctl "$n" sessions --json
+        python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert sorted(e["node"] for e in d["sessions"]) == sorted(map(int, sys.argv[2:])), d
+assert all(e["state"] == "live" for e in d["sessions"]), d
+' "$output" "$a" "$b"
+    done
+    [ "$(sessions_opened "$a")" = 1 ] && [ "$(sessions_opened "$b")" = 1 ]
+
+    exec {HOLD[1]}>&-
+    wait "$HOLD_PID" || true
+    clear_dead_mount "$l"
+}
+
+@test "a partitioned holder gives its locks up before the others take them, and locks again once healed" {
+    locks_cluster_start --session-timeout 2 --lock-delay 1
+    local l h o
+    l=$(agreed_leader)
+    h=$(other_than "$l")
+    o=$(other_than "$l" "$h")
+    touch "$(mnt 1)/f" "$(mnt 1)/g"
+    wait_for 10 test -e "$(mnt "$h")/g"
+    # h holds f; o holds g and h waits for it.
+    coproc HOLD { flock -x "$(mnt "$h")/f" sh -c 'echo held; cat >/dev/null'; }
+    read -r line <&"${HOLD[0]}"
+    [ "$line" = held ]
+    mkfifo "$D/release-g"
+    flock -x "$(mnt "$o")/g" sh -c 'echo held >"$1"; read -r _ <"$2"' sh "$D/g-held" \
+        "$D/release-g" &
+    local holdg=$!
+    wait_for 10 test -s "$D/g-held"
+    flock -x "$(mnt "$h")/g" true 2>"$D/waiter.err" &
+    local waiter=$!
+    wait_for 10 has_waiter "$h"
+    run -0 python3 "$LOCKTOOL" token "$(mnt "$h")/f"
+
+    # Cut h off from both others, on every side.
+    rctl "$h" faults "drop:$l" "drop:$o"
+    rctl "$l" faults "drop:$h"
+    rctl "$o" faults "drop:$h"
+
+    # h's waiter fails, new requests fail, the fencing token is refused, and ctl says why.
+    local st=0
+    wait "$waiter" || st=$?
+    echo "waiter: status $st, $(cat "$D/waiter.err")" >&3
+    [ "$st" -ne 0 ] && [ "$st" -lt 128 ] # an error exit, not a signal
+    grep -q "No locks available" "$D/waiter.err"
+    grep -q "lock session [0-9]* lost: no confirmed contact with a leader" "$D/n$h.log"
+    run flock -n -x "$(mnt "$h")/f" true
+    [ "$status" -ne 0 ] && [ "$status" -lt 128 ]
+    assert_output --partial "No locks available"
+    run -1 python3 "$LOCKTOOL" token "$(mnt "$h")/f"
+    assert_output --partial "No locks available"
+    run -0 rctl "$h" sessions --json
+    local sid
+    sid=$(python3 -c '
+import json, sys
+own = json.loads(sys.argv[1])["own"]
+assert own["state"] == "lost" and own["session"] > 0 and own["lost_ms"] >= 0, own
+assert "no confirmed contact" in own["reason"], own
+print(own["session"])
+' "$output")
+    run -0 rctl "$h" status
+    assert_output --partial "LOST"
+    run -0 rctl "$h" locks
+    assert_output --partial "held, lost here"
+
+    # The majority takes f once the leader has ended h's session: strictly after h gave it up.
+    flock -x "$(mnt "$o")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted"
+    local granted lost
+    granted=$(($(cat "$D/granted") / 1000000))
+    lost=$(log_ms "$h" "lock session $sid lost")
+    echo "node $h gave its session up $((granted - lost)) ms before node $o got the lock" >&3
+    [ "$lost" -lt "$granted" ]
+    grep -q "lock session $sid of node $h: its lock-delay is over" "$D/n$l.log"
+
+    # Healed: h opens a new session and takes locks again.
+    for i in 1 2 3; do
+        rctl "$i" faults
+    done
+    wait_for 20 test "$(sessions_opened "$h")" -ge 2
+    echo >"$D/release-g"
+    wait "$holdg"
+    wait_for 10 flock -n -x "$(mnt "$h")/g" true
+    # The token is served again: nothing is held on g now.
+    run -1 python3 "$LOCKTOOL" token "$(mnt "$h")/g"
+    assert_output --partial "No data available"
+    run -0 rctl "$h" sessions --json
+    python3 -c '
+import json, sys
+own = json.loads(sys.argv[1])["own"]
+assert own["state"] == "open" and own["reason"] is None, own
+' "$output"
+
+    exec {HOLD[1]}>&-
+    wait "$HOLD_PID" || true
+}
+
+@test "session-timeout and lock-delay: bad values are refused with the option's name" {
+    run -2 "$RAFTFSD" --session-timeout 0 --id 1 /nonexistent
+    assert_output --partial "--session-timeout 0: out of range (1 to 3600)"
+    run -2 "$RAFTFSD" --lock-delay 1.5 --id 1 /nonexistent
+    assert_output --partial "--lock-delay 1.5: not a decimal number"
+    run -2 "$RAFTFS_CTL" --socket "$D/none.ctl" faults --bogus
+    assert_output --partial "unknown option --bogus"
+    run -3 "$RAFTFS_CTL" --socket "$D/none.ctl" faults drop:2
+}
