@@ -390,6 +390,21 @@ room_back() {
     assert_output --partial "all 3 digests are equal"
 }
 
+@test "--max-size is recorded when the state machine is made: a restart with another keeps it" {
+    fsd_cluster_start --max-size 4194304
+    echo x >"$(mnt 1)/a"
+    fsd_stop 2
+    fsd_start 2 $PEERS --max-size 8388608
+    grep -q "max-size 8388608 ignored: the state machine .* records 4194304" "$D/n2.log"
+    for i in 1 2 3; do
+        [ "$(stat -f -c %b "$(mnt "$i")")" = 1024 ]
+    done
+    wait_for 10 test -e "$(mnt 2)/a"
+    run rctl 2 verify
+    assert_success
+    assert_output --partial "all 3 digests are equal"
+}
+
 @test "permissions: a user who is not root is held to the mode bits on every node" {
     fsd_cluster_start
     m1=$(mnt 1) m2=$(mnt 2)
