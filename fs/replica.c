@@ -11,11 +11,17 @@
 #include "store/snapshot.h"
 
 #define RUN_MAX 256 /* commands per transaction */
+/* Data bytes per transaction (a single larger command goes alone): LMDB refuses a transaction
+ * that dirties more than 2^17 pages (MDB_TXN_FULL) and a full block takes two, so a run of
+ * many whole-file writes must be cut. A failed apply stops the node (deciding ENOSPC for what
+ * does not fit would make it differ from the others), and cutting runs changes no outcome. */
+#define RUN_DATA_MAX ((size_t)64 << 20)
 
 struct run {
     struct store_cmd cmds[RUN_MAX];
     size_t slots[RUN_MAX]; /* index into the entries of each command */
     size_t n;
+    size_t data;          /* bytes of data the commands carry */
     uint64_t index, term; /* last entry covered, not yet recorded as applied */
     uint64_t recorded;
 };
@@ -55,6 +61,7 @@ static int flush(struct fs_replica *rep, struct run *run, struct raft_apply_resu
         }
     }
     run->n = 0;
+    run->data = 0;
     if (rc == 0)
         run->recorded = run->index;
     return rc;
@@ -68,6 +75,7 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
     if (run == NULL)
         return RFS_ENOMEM;
     run->n = 0;
+    run->data = 0;
     run->index = run->term = run->recorded = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -82,10 +90,19 @@ static int apply(void *ctx, const struct raft_entry *entries, size_t n,
         if (e->type == RAFT_ENTRY_COMMAND) {
             if (run->n == RUN_MAX && (rc = flush(rep, run, results)) != 0)
                 break;
-            if (store_cmd_decode(e->data, e->len, &run->cmds[run->n]) != 0) {
+            struct store_cmd *c = &run->cmds[run->n];
+            if (store_cmd_decode(e->data, e->len, c) != 0) {
                 results[i].status = EINVAL; /* the same verdict on every node */
             } else {
-                run->cmds[run->n].index = e->index; /* session IDs and lock tokens */
+                if (run->n > 0 && run->data + c->data_len > RUN_DATA_MAX) {
+                    struct store_cmd next = *c; /* decoded fields point into the entry */
+                    if ((rc = flush(rep, run, results)) != 0)
+                        break;
+                    c = &run->cmds[0];
+                    *c = next;
+                }
+                c->index = e->index; /* session IDs and lock tokens */
+                run->data += c->data_len;
                 run->slots[run->n++] = i;
             }
         }

@@ -97,8 +97,8 @@ static void run_done(struct raft_runtime *rt, struct done_list *list)
 static void fatal(struct raft_runtime *rt, const char *what, int rc)
 {
     rt__log(rt, RAFT_LOG_ERROR,
-            "state machine: %s failed (%d); this node stops taking part until it is restarted",
-            what, rc);
+            "state machine: %s failed: %s; this node stops taking part until it is restarted", what,
+            rfs_strerror(rc));
     struct rt_event *e = calloc(1, sizeof *e);
     if (e == NULL)
         abort();

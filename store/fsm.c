@@ -231,6 +231,11 @@ int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_
 
 /* --- open and create ----------------------------------------------------------------------- */
 
+static uint64_t space_limit_option(const struct store_fsm_options *o)
+{
+    return o->space_limit ? o->space_limit : STORE_FSM_DEFAULT_SPACE;
+}
+
 static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fsm_options *o)
 {
     struct fsm_txn t = {.fsm = fsm, .txn = txn};
@@ -262,7 +267,9 @@ static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fs
         .parent = STORE_FSM_ROOT_INO,
         .next_cookie = FSM_FIRST_COOKIE,
     };
-    return store__inode_put(&t, &root);
+    if ((r = store__inode_put(&t, &root)) != 0)
+        return r;
+    return store__space_init(&t, space_limit_option(o));
 }
 
 static int load_limits(struct store_fsm *fsm, MDB_txn *txn)
@@ -434,7 +441,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
     MDB_txn *txn;
     int rc, r;
 
-    fsm->map_size = o->map_size ? o->map_size : STORE_FSM_DEFAULT_MAP_SIZE;
+    /* The recorded limit may differ from the option: the map is set again once it is read. */
+    fsm->map_size = o->map_size ? o->map_size : store__space_map_size(space_limit_option(o));
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
         return RFS_EIO;
@@ -476,13 +484,15 @@ int store__fsm_env_open(struct store_fsm *fsm)
             goto err_after_txn;
         }
         uint32_t version = (uint32_t)fsm_get_le(val.mv_data, 4);
-        if (version == 1) {
-            /* Version 2 only adds the locks and sessions tables, which open_tables has just
-             * created empty: exactly the state of a version 1 store. */
+        if (version == 1 || version == 2) {
+            /* Version 2 only added the locks and sessions tables, which open_tables has just
+             * created empty for a version 1 store; version 3 adds the space count, made here
+             * by walking the tree, and the limit, which is the option's. */
             struct fsm_txn t = {.fsm = fsm, .txn = txn};
             uint8_t buf[4];
             fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
-            if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0)
+            if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0 ||
+                (r = store__space_init(&t, space_limit_option(o))) != 0)
                 goto err_after_txn;
         } else if (version != FSM_FORMAT_VERSION) {
             r = RFS_EFORMAT;
@@ -493,9 +503,19 @@ int store__fsm_env_open(struct store_fsm *fsm)
     }
     if ((r = load_limits(fsm, txn)) != 0)
         goto err_after_txn;
+    uint64_t limit;
+    if ((r = store__space_get(fsm, txn, &limit, NULL)) != 0)
+        goto err_after_txn;
     if ((rc = mdb_txn_commit(txn)) != 0) {
         r = store__fsm_mdb_error(fsm, rc, "commit creation of %s", dir);
         goto err_after_env;
+    }
+    if (o->map_size == 0 && store__space_map_size(limit) != fsm->map_size) {
+        fsm->map_size = store__space_map_size(limit);
+        if ((rc = mdb_env_set_mapsize(fsm->env, fsm->map_size)) != 0) {
+            r = store__fsm_mdb_error(fsm, rc, "set map size");
+            goto err_after_env;
+        }
     }
     fsm->is_failed = false;
     fsm->errmsg[0] = '\0';
@@ -667,54 +687,6 @@ static int commit(struct store_fsm *fsm, MDB_txn *txn, uint64_t index)
     return 0;
 }
 
-/* The slow path after MDB_MAP_FULL: every command in its own nested transaction, so one that
- * does not fit is undone alone and answered ENOSPC. The applied index is written first, while
- * the meta page can still be copied; later writes to it are in place. */
-static int apply_one_by_one(struct store_fsm *fsm, uint64_t index, uint64_t term,
-                            const struct store_cmd *cmds, size_t n,
-                            struct store_fsm_result *results)
-{
-    MDB_txn *txn, *child;
-    int rc, r;
-    if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
-        return store__fsm_mdb_error(fsm, rc, "begin transaction");
-    struct fsm_txn t = {.fsm = fsm, .txn = txn};
-    if ((r = put_applied(&t, index, term)) != 0)
-        goto err_after_txn;
-    fsm->n_wakeups = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t mark = fsm->n_wakeups;
-        if ((rc = mdb_txn_begin(fsm->env, txn, 0, &child)) != 0) {
-            r = store__fsm_mdb_error(fsm, rc, "begin nested transaction");
-            goto err_after_txn;
-        }
-        struct fsm_txn ct = {.fsm = fsm, .txn = child};
-        r = apply_one(&ct, &cmds[i], &results[i]);
-        if (r == RFS_ENOSPACE) {
-            mdb_txn_abort(child);
-            memset(&results[i], 0, sizeof results[i]);
-            results[i].err = ENOSPC;
-            fsm->n_wakeups = mark;
-            continue;
-        }
-        if (r != 0) {
-            mdb_txn_abort(child);
-            goto err_after_txn;
-        }
-        if ((rc = mdb_txn_commit(child)) != 0) {
-            r = store__fsm_mdb_error(fsm, rc, "commit nested transaction");
-            goto err_after_txn;
-        }
-    }
-    if ((r = commit(fsm, txn, index)) == 0)
-        link_wakeups(fsm, results, n);
-    return r;
-
-err_after_txn:
-    mdb_txn_abort(txn);
-    return r;
-}
-
 int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
                           const struct store_cmd *cmds, size_t n, struct store_fsm_result *results)
 {
@@ -744,8 +716,6 @@ int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
 
 err_after_txn:
     mdb_txn_abort(txn);
-    if (r == RFS_ENOSPACE && n > 0)
-        return apply_one_by_one(fsm, index, term, cmds, n, results);
     return r;
 }
 
@@ -1037,10 +1007,9 @@ out:
 
 int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
 {
-    MDB_envinfo info;
     MDB_stat st;
     MDB_txn *txn;
-    uint64_t next;
+    uint64_t next, limit, used;
     memset(out, 0, sizeof *out);
     int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
@@ -1052,13 +1021,13 @@ int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
     }
     if ((r = meta_get_u64(fsm, txn, META_NEXT_INO, &next, 0)) != 0)
         goto out;
-    mdb_env_info(fsm->env, &info);
-    /* Pages below the high-water mark are in use or on LMDB's free list; counting them all as
-     * used makes bfree a lower bound, which is the safe side for df. */
-    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((r = store__space_get(fsm, txn, &limit, &used)) != 0)
+        goto out;
     out->bsize = fsm->block_size;
-    out->blocks = fsm->map_size / fsm->block_size;
-    out->bfree = used >= fsm->map_size ? 0 : (fsm->map_size - used) / fsm->block_size;
+    out->blocks = limit / fsm->block_size;
+    out->bfree = used >= limit ? 0 : (limit - used) / fsm->block_size;
+    out->space_limit = limit;
+    out->space_used = used;
     out->files = st.ms_entries;
     out->ffree = UINT64_MAX - next;
     out->namemax = STORE_FSM_NAME_MAX;

@@ -26,7 +26,7 @@
 #define STORE_FSM_XATTR_NAME_MAX    255
 #define STORE_FSM_XATTR_SIZE_MAX    65536
 #define STORE_FSM_DEFAULT_FILE_MAX  ((uint64_t)64 * 1024 * 1024)
-#define STORE_FSM_DEFAULT_MAP_SIZE  ((uint64_t)1024 * 1024 * 1024)
+#define STORE_FSM_DEFAULT_SPACE     ((uint64_t)1024 * 1024 * 1024)
 #define STORE_FSM_DEFAULT_MAX_LINKS 65000
 #define STORE_FSM_DIGEST_SIZE       32
 #define STORE_FSM_LOCKS_MAX         1024 /* lock records (held and waiting) per inode: ENOLCK */
@@ -60,7 +60,15 @@ struct store_fsm_attr {
 };
 
 struct store_fsm_options {
-    uint64_t map_size;      /* total size limit in bytes (ENOSPC past it); 0: default 1 GiB */
+    /* Total size limit in bytes: the logical space count (docs/fsm-format.md, "Space") past
+     * which changes answer ENOSPC. 0: 1 GiB. Only used when creating the env or upgrading
+     * one that has no limit yet: the recorded limit wins afterwards, so that every replica
+     * decides alike. */
+    uint64_t space_limit;
+    /* LMDB map size; 0 (always, outside tests): derived from the recorded limit with the
+     * headroom of docs/fsm-format.md, "Space". A map that fills up all the same fails the
+     * apply (RFS_ENOSPACE) rather than answering ENOSPC. */
+    uint64_t map_size;
     uint64_t max_file_size; /* EFBIG past it; 0: 64 MiB. Only used when creating the env. */
     uint32_t max_links;     /* EMLINK at it; 0: 65000. Only used when creating the env. */
     struct store_fsm_time root_time; /* times of the root directory when creating the env */
@@ -134,11 +142,12 @@ struct store_fsm_result {
  * index (RFS_ERANGE otherwise, nothing applied). cmds[i].index is the log index of the entry
  * carrying cmds[i]: 0 (unknown) is allowed for filesystem commands; session and lock commands
  * need it (RFS_EINVAL otherwise); the non-zero ones must increase strictly, exceed the applied
- * index and not exceed index (RFS_ERANGE otherwise). If the map fills up, the batch is applied
- * again command by command (nested transactions) so that exactly the commands that do not
- * fit get ENOSPC and everything else applies. Errors: RFS_ESTICKY (an earlier commit failed:
- * reopen), RFS_ENOSPACE (not even the applied index fits), RFS_EIO, RFS_ECORRUPT: then nothing
- * of the batch is applied, except that a failed commit leaves the store sticky.
+ * index and not exceed index (RFS_ERANGE otherwise). ENOSPC is a command's answer only when
+ * it would take the logical space count past the recorded limit, the same on every node.
+ * Errors: RFS_ESTICKY (an earlier commit failed: reopen), RFS_ENOSPACE (the LMDB map filled up
+ * before the limit: the caller must not go on deciding alone; a restart retries with the
+ * readers' pages released), RFS_EIO, RFS_ECORRUPT: then nothing of the batch is applied,
+ * except that a failed commit leaves the store sticky.
  * cmds and results are borrowed for the call. n may be 0 (advances the index only). */
 int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
                           const struct store_cmd *cmds, size_t n, struct store_fsm_result *results);
@@ -218,21 +227,30 @@ typedef int (*store_fsm_orphan_fn)(void *arg, uint64_t ino, uint64_t holders);
 int store_fsm_orphans(struct store_fsm *fsm, store_fsm_orphan_fn fn, void *arg);
 
 struct store_fsm_statfs {
-    uint32_t bsize;   /* block size of file data */
-    uint64_t blocks;  /* map size in bsize units */
-    uint64_t bfree;   /* blocks not yet used by the environment (upper bound of usage) */
-    uint64_t files;   /* inodes in use */
-    uint64_t ffree;   /* inode numbers left */
-    uint32_t namemax; /* 255 */
+    uint32_t bsize;       /* block size of file data */
+    uint64_t blocks;      /* the space limit in bsize units */
+    uint64_t bfree;       /* the limit less the space count, in bsize units (0 when over it) */
+    uint64_t space_limit; /* bytes: the recorded limit */
+    uint64_t space_used;  /* bytes: the logical space count */
+    uint64_t files;       /* inodes in use */
+    uint64_t ffree;       /* inode numbers left */
+    uint32_t namemax;     /* 255 */
     uint64_t max_file_size;
 };
 
+/* Limits and use, from one read transaction. */
 int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out);
+
+/* The space count computed afresh by walking the tables, in one read transaction: equal to
+ * store_fsm_statfs's space_used at every commit unless the accounting is broken (a check for
+ * tests and inspection; it reads the whole tree). */
+int store_fsm_space_recount(struct store_fsm *fsm, uint64_t *used);
 
 /* SHA-256 over the logical contents (inode numbers and attributes, entries by name, file
  * bytes with holes and zeros alike, symlink targets, xattrs, orphans, locks and their queues,
- * sessions, the inode counter and the limits), in a canonical order. Independent of LMDB layout, of
- * readdir offsets and of the applied index and configuration. Written to out. */
+ * sessions, the inode counter and the limits, the space limit included), in a canonical order.
+ * Independent of LMDB layout, of readdir offsets and of the applied index and configuration.
+ * Written to out. */
 int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE]);
 
 /* --- sessions and locks (fsm_session.c, fsm_locks.c) ------------------------------------ */

@@ -133,7 +133,8 @@ static int dirent_add(struct fsm_txn *t, struct fsm_inode *dir, const char *name
 {
     struct dirent_rec d = {.child = child, .type = type & S_IFMT, .cookie = dir->next_cookie++};
     dir->size += FSM_DIRENT_SIZE;
-    return dirent_put(t, dir->ino, name, len, &d);
+    int r = store__space_adjust(t, store__charge_entry(len), 0);
+    return r != 0 ? r : dirent_put(t, dir->ino, name, len, &d);
 }
 
 static int dirent_del(struct fsm_txn *t, struct fsm_inode *dir, const char *name, size_t len,
@@ -152,7 +153,7 @@ static int dirent_del(struct fsm_txn *t, struct fsm_inode *dir, const char *name
         return store__fsm_mdb_error(t->fsm, rc, "delete entry of directory %llu",
                                     (unsigned long long)dir->ino);
     dir->size -= FSM_DIRENT_SIZE;
-    return 0;
+    return store__space_adjust(t, 0, store__charge_entry(len));
 }
 
 /* 0 if directory ino has no entries, ENOTEMPTY otherwise, or a store error. */
@@ -198,7 +199,7 @@ static int inode_destroy(struct fsm_txn *t, const struct fsm_inode *node)
     rc = mdb_del(t->txn, t->fsm->inodes, &key, NULL);
     if (rc != 0)
         return store__fsm_mdb_error(t->fsm, rc, "delete inode %llu", (unsigned long long)node->ino);
-    return 0;
+    return store__space_adjust(t, 0, store__charge_inode(node));
 }
 
 /* node lost one link (a directory: its only one). Write it back, keep it as an orphan held by
@@ -275,6 +276,10 @@ static int make_node(struct fsm_txn *t, const struct store_cmd *c, uint32_t mode
         return r;
     if (S_ISDIR(mode) && dir.nlink >= t->fsm->max_links)
         return EMLINK;
+    /* The new inode (with its symlink target) and its entry; the entry is charged when added. */
+    uint64_t charge = FSM_CHARGE_INODE + (S_ISLNK(mode) ? c->data_len : 0);
+    if ((r = store__space_check(t, charge + store__charge_entry(c->name_len))) != 0)
+        return r;
     uint64_t ino;
     if ((r = store__next_ino_take(t, &ino)) != 0)
         return r; /* ENOSPC when numbers run out: nothing was written */
@@ -305,7 +310,8 @@ static int make_node(struct fsm_txn *t, const struct store_cmd *c, uint32_t mode
     if ((r = dirent_add(t, &dir, c->name, c->name_len, ino, mode)) != 0)
         return r;
     touch_dir(t, &dir);
-    if ((r = store__inode_put(t, &dir)) != 0 || (r = store__inode_put(t, &node)) != 0)
+    if ((r = store__inode_put(t, &dir)) != 0 || (r = store__inode_put(t, &node)) != 0 ||
+        (r = store__space_adjust(t, charge, 0)) != 0)
         return r;
     result_of(res, &node);
     return 0;
@@ -386,6 +392,8 @@ static int cmd_link(struct fsm_txn *t, const struct store_cmd *c, struct store_f
         return ENOENT; /* an orphan cannot be linked back (Linux: no I_LINKABLE) */
     if (node.nlink >= t->fsm->max_links)
         return EMLINK;
+    if ((r = store__space_check(t, store__charge_entry(c->name_len))) != 0)
+        return r;
     if ((r = dirent_add(t, &dir, c->name, c->name_len, node.ino, node.mode)) != 0)
         return r;
     touch_dir(t, &dir);
@@ -486,6 +494,12 @@ static int cmd_rename(struct fsm_txn *t, const struct store_cmd *c, struct store
             return EMLINK;
     }
     if (dst_dir && !is_exchange && (r = dir_empty(t, dst.ino)) != 0)
+        return r;
+    /* Only a move to a new, longer name costs space (the old entry goes, the new one comes). */
+    uint64_t old_entry = store__charge_entry(c->name_len);
+    uint64_t new_entry = store__charge_entry(c->name2_len);
+    if (!is_exchange && !has_target && new_entry > old_entry &&
+        (r = store__space_check(t, new_entry - old_entry)) != 0)
         return r;
 
     /* Changes. */

@@ -30,14 +30,14 @@ static int regular_check(const struct fsm_inode *node)
     return S_ISDIR(node->mode) ? EISDIR : EINVAL;
 }
 
-/* Write len bytes of data at off into node's blocks; the caller checked limits and updates
- * size and times. */
+/* Write len bytes of data at off into node's blocks and charge the blocks it adds; the caller
+ * checked limits and space and updates size and times. */
 static int write_range(struct fsm_txn *t, struct fsm_inode *node, uint64_t off, const uint8_t *data,
                        size_t len)
 {
     const uint64_t bs = FSM_BLOCK_SIZE;
     uint8_t buf[FSM_BLOCK_SIZE], k[16];
-    uint64_t end = off + len;
+    uint64_t end = off + len, before = node->nblocks;
     for (uint64_t b = off / bs; b * bs < end; b++) {
         uint64_t start = off > b * bs ? off - b * bs : 0;
         uint64_t stop = end - b * bs < bs ? end - b * bs : bs;
@@ -73,10 +73,11 @@ static int write_range(struct fsm_txn *t, struct fsm_inode *node, uint64_t off, 
             return store__fsm_mdb_error(t->fsm, rc, "put block %llu of inode %llu",
                                         (unsigned long long)b, (unsigned long long)node->ino);
     }
-    return 0;
+    return store__space_adjust(t, (node->nblocks - before) * bs, 0);
 }
 
-static int count_blocks(struct fsm_txn *t, uint64_t ino, uint64_t from, uint64_t *n)
+/* *n = the number of blocks of ino stored at block numbers from..to. */
+static int count_blocks(struct fsm_txn *t, uint64_t ino, uint64_t from, uint64_t to, uint64_t *n)
 {
     MDB_cursor *cur;
     uint8_t k[16];
@@ -88,7 +89,7 @@ static int count_blocks(struct fsm_txn *t, uint64_t ino, uint64_t from, uint64_t
     MDB_val key = {16, k}, val;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (fsm_get_be64(key.mv_data) != ino)
+        if (fsm_get_be64(key.mv_data) != ino || fsm_get_be64((const uint8_t *)key.mv_data + 8) > to)
             break;
         (*n)++;
     }
@@ -105,10 +106,12 @@ int store__data_truncate(struct fsm_txn *t, struct fsm_inode *node, uint64_t siz
     int r;
     if (size < node->size) {
         uint64_t first_gone = (size + bs - 1) / bs, gone;
-        if ((r = count_blocks(t, node->ino, first_gone, &gone)) != 0)
+        if ((r = count_blocks(t, node->ino, first_gone, UINT64_MAX, &gone)) != 0)
             return r;
         if (gone > 0) {
             r = store__delete_prefix(t, t->fsm->blocks, node->ino, true, first_gone, "blocks");
+            if (r == 0)
+                r = store__space_adjust(t, 0, gone * bs);
             if (r != 0)
                 return r;
             node->nblocks -= gone;
@@ -148,6 +151,13 @@ int store__cmd_write(struct fsm_txn *t, const struct store_cmd *c, struct store_
             return EFBIG;
         if (len > t->fsm->max_file_size - c->offset)
             len = (size_t)(t->fsm->max_file_size - c->offset);
+        /* The blocks the range touches that are not stored yet are what it adds. */
+        uint64_t first = c->offset / FSM_BLOCK_SIZE, last = (c->offset + len - 1) / FSM_BLOCK_SIZE;
+        uint64_t stored;
+        if ((r = count_blocks(t, node.ino, first, last, &stored)) != 0)
+            return r;
+        if ((r = store__space_check(t, (last - first + 1 - stored) * FSM_BLOCK_SIZE)) != 0)
+            return r;
         if ((r = write_range(t, &node, c->offset, c->data, len)) != 0)
             return r;
         if (c->offset + len > node.size)
@@ -172,6 +182,10 @@ int store__cmd_replace(struct fsm_txn *t, const struct store_cmd *c, struct stor
         return r;
     if (c->data_len > t->fsm->max_file_size)
         return EFBIG;
+    uint64_t blocks = (c->data_len + FSM_BLOCK_SIZE - 1) / FSM_BLOCK_SIZE;
+    if (blocks > node.nblocks &&
+        (r = store__space_check(t, (blocks - node.nblocks) * FSM_BLOCK_SIZE)) != 0)
+        return r;
     if ((r = store__data_truncate(t, &node, 0)) != 0)
         return r;
     if (c->data_len > 0 && (r = write_range(t, &node, 0, c->data, c->data_len)) != 0)

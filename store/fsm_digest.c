@@ -2,7 +2,7 @@
  * so two stores holding the same tree agree whatever their history or page layout.
  *
  * Stream (every field length-prefixed or fixed-size, so distinct trees give distinct streams):
- *   'M' next_ino u64, max_file_size u64, max_links u32, block_size u32
+ *   'M' next_ino u64, max_file_size u64, max_links u32, block_size u32, space limit u64
  *   per inode, ascending:
  *     'I' ino u64, inode record (104 bytes) with nblocks and next_cookie zeroed
  *     'E' name_len u16, name, child u64, type u8          per entry, by name bytes
@@ -13,10 +13,9 @@
  *     'O' len u32, the orphan value                       orphans
  *     'K' len u32, the lock list value                    inodes with locks or waiters
  *   'S' session u64, session record (48 bytes)            per session, ascending
- * A store without locks or sessions has the digest it had before format 2.
  * Left out on purpose: the applied index and term, the configuration, readdir cookies (they
- * record the order entries were made, not what the tree holds) and nblocks (a block of
- * written zeros and a hole read the same). */
+ * record the order entries were made, not what the tree holds), nblocks (a block of written
+ * zeros and a hole read the same) and so the space count, which follows the blocks stored. */
 #include <string.h>
 #include <sys/stat.h>
 
@@ -182,6 +181,10 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
     add_le(&w, fsm->max_file_size, 8);
     add_le(&w, fsm->max_links, 4);
     add_le(&w, fsm->block_size, 4);
+    uint64_t limit;
+    if ((r = store__space_get(fsm, w.txn, &limit, NULL)) != 0)
+        goto out;
+    add_le(&w, limit, 8);
     if ((rc = mdb_cursor_open(w.txn, fsm->inodes, &cur)) != 0) {
         r = store__fsm_mdb_error(NULL, rc, "digest cursor");
         goto out;

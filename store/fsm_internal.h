@@ -11,7 +11,7 @@
 #include "store/error.h"
 #include "store/fsm.h"
 
-#define FSM_FORMAT_VERSION 2 /* 2: locks and sessions; a version 1 env is upgraded on open */
+#define FSM_FORMAT_VERSION 3 /* 2: locks and sessions; 3: the space count. Older: upgraded */
 #define FSM_BLOCK_SIZE     4096u
 #define FSM_DIRENT_SIZE    20u /* tmpfs's BOGO_DIRENT_SIZE: a directory's size grows by it */
 #define FSM_FIRST_COOKIE   3u  /* readdir offsets 1 and 2 are "." and ".." */
@@ -30,9 +30,9 @@ struct store_fsm {
     MDB_dbi symlinks;
     MDB_dbi xattrs;
     MDB_dbi orphans;
-    MDB_dbi locks;    /* ino -> the inode's lock list (fsm_locks.c) */
-    MDB_dbi sessions; /* session -> session record (fsm_session.c) */
-    uint64_t map_size;
+    MDB_dbi locks;          /* ino -> the inode's lock list (fsm_locks.c) */
+    MDB_dbi sessions;       /* session -> session record (fsm_session.c) */
+    uint64_t map_size;      /* of the LMDB map: the space limit with headroom (fsm_space.c) */
     uint64_t max_file_size; /* limits, read from meta on open */
     uint32_t max_links;
     uint32_t block_size;
@@ -146,8 +146,31 @@ int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct stor
 int store__cmd_setxattr(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
 int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
                            struct store_fsm_result *res);
-/* Delete every xattr of inode ino (the inode is being destroyed). */
+/* Delete every xattr of inode ino and give back their space (the inode is being destroyed). */
 int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino);
+
+/* --- space (fsm_space.c; docs/fsm-format.md, "Space") ------------------------------------ */
+
+#define FSM_CHARGE_INODE 128u                 /* per inode, whatever its type */
+#define FSM_CHARGE_ENTRY 64u                  /* per directory entry, plus twice its name */
+#define FSM_CHARGE_XATTR 32u                  /* per xattr, plus its name and value */
+#define FSM_MAP_FACTOR   4u                   /* the LMDB map is this many times the limit, */
+#define FSM_MAP_SLACK    ((uint64_t)64 << 20) /* plus this */
+
+uint64_t store__charge_entry(size_t name_len);
+uint64_t store__charge_xattr(size_t name_len, size_t value_len);
+/* Charge of node with its data blocks and symlink target (not its xattrs or entries). */
+uint64_t store__charge_inode(const struct fsm_inode *node);
+uint64_t store__space_map_size(uint64_t limit);
+/* The recorded limit and count (either pointer may be NULL). fsm may be a reader's. */
+int store__space_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t *limit, uint64_t *used);
+/* Check phase: ENOSPC if adding add bytes would take the count past the limit; 0 for add 0,
+ * whatever the count. Or a store error. */
+int store__space_check(struct fsm_txn *t, uint64_t add);
+/* Change phase: count += add - sub. Only store errors (RFS_ECORRUPT if it would go below 0). */
+int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub);
+/* Record limit and a count made by walking the tables (creation and upgrade). */
+int store__space_init(struct fsm_txn *t, uint64_t limit);
 
 /* --- range deletes (fsm.c) ----------------------------------------------------------------- */
 

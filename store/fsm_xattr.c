@@ -63,6 +63,12 @@ int store__cmd_setxattr(struct fsm_txn *t, const struct store_cmd *c, struct sto
         return EEXIST;
     if (rc == MDB_NOTFOUND && (c->flags & STORE_CMD_XATTR_REPLACE))
         return ENODATA;
+    uint64_t old = rc == 0 ? store__charge_xattr(c->name_len, val.mv_size) : 0;
+    uint64_t charge = store__charge_xattr(c->name_len, c->data_len);
+    if (charge > old && (r = store__space_check(t, charge - old)) != 0)
+        return r;
+    if ((r = store__space_adjust(t, charge, old)) != 0)
+        return r;
     val = (MDB_val){c->data_len, (void *)c->data};
     if ((rc = mdb_put(t->txn, t->fsm->xattrs, &key, &val, 0)) != 0)
         return store__fsm_mdb_error(t->fsm, rc, "put xattr of inode %llu",
@@ -95,10 +101,15 @@ int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
         return ns;
     uint8_t k[8 + STORE_FSM_XATTR_NAME_MAX];
     xattr_key(k, c->ino, c->name, c->name_len);
-    MDB_val key = {8 + c->name_len, k};
-    int rc = mdb_del(t->txn, t->fsm->xattrs, &key, NULL);
+    MDB_val key = {8 + c->name_len, k}, val;
+    int rc = mdb_get(t->txn, t->fsm->xattrs, &key, &val);
     if (rc == MDB_NOTFOUND)
         return ENODATA;
+    if (rc == 0 &&
+        (r = store__space_adjust(t, 0, store__charge_xattr(c->name_len, val.mv_size))) != 0)
+        return r;
+    if (rc == 0)
+        rc = mdb_del(t->txn, t->fsm->xattrs, &key, NULL);
     if (rc != 0)
         return store__fsm_mdb_error(t->fsm, rc, "delete xattr of inode %llu",
                                     (unsigned long long)c->ino);
@@ -112,7 +123,28 @@ int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
 
 int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino)
 {
-    return store__delete_prefix(t, t->fsm->xattrs, ino, false, 0, "xattrs");
+    MDB_cursor *cur;
+    uint64_t charge = 0;
+    int rc = mdb_cursor_open(t->txn, t->fsm->xattrs, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "open cursor on xattrs");
+    uint8_t k[8];
+    fsm_put_be64(k, ino);
+    MDB_val key = {8, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
+            break;
+        charge += store__charge_xattr(key.mv_size - 8, val.mv_size);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(t->fsm, rc, "list xattrs of inode %llu",
+                                    (unsigned long long)ino);
+    if (charge == 0)
+        return 0;
+    int r = store__space_adjust(t, 0, charge);
+    return r != 0 ? r : store__delete_prefix(t, t->fsm->xattrs, ino, false, 0, "xattrs");
 }
 
 /* The read-only attribute STORE_FSM_XATTR_LOCK_TOKEN: the newest fencing token held on ino,

@@ -114,6 +114,34 @@ machine_crash() {
     [ "$(field "$f" snapshot)" -eq 0 ]
 }
 
+@test "a state machine whose LMDB map fills up stops its node instead of deciding alone" {
+    # Node 3's map is far too small for its space limit: the sizing rule of docs/fsm-format.md
+    # ("Space") prevents exactly this. It must not answer ENOSPC on its own (the others would
+    # apply what it refused): it stops, and after a restart with a proper map it catches up.
+    for i in 1 2; do
+        node_start "$i" $PEERS --bootstrap
+    done
+    node_start 3 $PEERS --bootstrap --fsm-map-size 65536
+    l=$(leader 1 2)
+    # Propose until node 3 gives up (a bound on the count, not on the time: under a sanitizer
+    # each proposal is slower).
+    for k in $(seq 1 3000); do
+        ! grep -q "this node stops taking part" "$D/n3.log" || break
+        if ctl "$l" propose "fill-$k" >/dev/null 2>&1; then
+            echo "fill-$k" >>"$D/acked"
+        fi
+    done
+    echo "node 3 stopped after $k proposals"
+    grep "state machine: applying entries failed: storage is full" "$D/n3.log"
+    # The cluster went on without it.
+    ctl "$l" propose after-stop
+    echo after-stop >>"$D/acked"
+    node_kill 3
+    node_start 3 $PEERS --bootstrap
+    wait_for 30 same_digest 1 2 3
+    acked_everywhere 1 2 3
+}
+
 @test "verify: a member that installs a snapshot past the checkpoint says it skipped it" {
     cluster_start --snapshot-threshold 20 --snapshot-trailing 5
     l=$(leader)

@@ -474,7 +474,7 @@ static void usage(void)
             "                [--peer ID=HOST:PORT]... [--bootstrap] [--cluster-id NAME]\n"
             "                [--election-ticks N] [--snapshot-threshold N] "
             "[--snapshot-trailing N] [--epoch N]\n"
-            "                [--lease-reads]\n"
+            "                [--lease-reads] [--fsm-map-size BYTES]\n"
             "       raftnode ctl SOCKET COMMAND [ARG]...\n"
             "       raftnode recover --data DIR --peer ID=HOST:PORT...\n");
 }
@@ -489,7 +489,7 @@ int main(int argc, char **argv)
     const char *cluster = "raftfs-test";
     bool bootstrap = false;
     bool is_recover = argc > 1 && strcmp(argv[1], "recover") == 0;
-    uint64_t epoch = 0;
+    uint64_t epoch = 0, fsm_map_size = 0;
     struct raft_configuration conf = {0};
     struct raft_options opts;
     raft_options_default(&opts, 1);
@@ -507,6 +507,9 @@ int main(int argc, char **argv)
         {"snapshot-trailing", required_argument, NULL, 'R'},
         {"epoch", required_argument, NULL, 'E'},
         {"lease-reads", no_argument, NULL, 'L'},
+        /* The state machine's LMDB map, far below its space limit: makes the map fill up
+         * before the limit, which the sizing rule is there to prevent. */
+        {"fsm-map-size", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -528,6 +531,7 @@ int main(int argc, char **argv)
         case 'T': opts.snapshot_threshold = strtoull(optarg, NULL, 10); break;
         case 'R': opts.snapshot_trailing = strtoull(optarg, NULL, 10); break;
         case 'E': epoch = strtoull(optarg, NULL, 10); break;
+        case 'M': fsm_map_size = strtoull(optarg, NULL, 10); break;
         case 'p': {
             const char *eq = strchr(optarg, '=');
             if (eq == NULL || conf.n >= RAFT_MAX_SERVERS || strlen(eq + 1) >= RAFT_ADDRESS_MAX) {
@@ -580,7 +584,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftnode: %s: %s\n", data, strerror(errno));
         return 1;
     }
-    struct store_fsm_options fo = {.unsynced_apply = true}; /* as raftfsd */
+    /* As raftfsd, but for the map size. */
+    struct store_fsm_options fo = {.unsynced_apply = true, .map_size = fsm_map_size};
     int rc = store_fsm_open(fsm_dir, &fo, &node.fsm);
     if (rc != 0) {
         fprintf(stderr, "raftnode: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));

@@ -287,7 +287,7 @@ void config_init(struct args *a)
     a->lock_delay_ms = 5000;
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
-    a->max_size = STORE_FSM_DEFAULT_MAP_SIZE;
+    a->max_size = STORE_FSM_DEFAULT_SPACE;
 }
 
 void config_free(struct args *a)

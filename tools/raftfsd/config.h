@@ -62,7 +62,7 @@ struct args {
     enum fs_consistency consistency;
     bool lease_reads; /* the leader answers read barriers from its lease */
     uint64_t max_file_size;
-    uint64_t max_size;        /* the state machine's total size (its LMDB map) */
+    uint64_t max_size;        /* the state machine's space limit, recorded when it is created */
     const char *fuse_options; /* extra -o options, or NULL */
     const char *mountpoint;   /* required */
 

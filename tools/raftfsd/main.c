@@ -126,7 +126,7 @@ int main(int argc, char **argv)
      * epoch, not at this node's clock, or no two nodes' state digests would ever agree. */
     struct store_fsm_options fo = {
         .max_file_size = a.max_file_size,
-        .map_size = a.max_size,
+        .space_limit = a.max_size,
         .root_time = {.sec = 0, .nsec = 0},
         .unsynced_apply = true,
     };
@@ -141,11 +141,20 @@ int main(int argc, char **argv)
         log_cb(&a, RAFT_LOG_WARN,
                "the state machine was open when the machine went down: emptied, to be rebuilt "
                "from the snapshot and the log");
-    /* The limit recorded when the state machine was created wins over the option. */
+    /* The limits recorded when the state machine was created win over the options. */
     struct store_fsm_statfs sf;
     uint64_t max_file = a.max_file_size;
-    if (store_fsm_statfs(fsm, &sf) == 0 && sf.max_file_size != 0)
+    if (store_fsm_statfs(fsm, &sf) == 0 && sf.max_file_size != 0) {
         max_file = sf.max_file_size;
+        if (sf.space_limit != a.max_size) {
+            char text[4400];
+            snprintf(text, sizeof text,
+                     "max-size %llu ignored: the state machine %s records %llu, which every "
+                     "node shares",
+                     (unsigned long long)a.max_size, fsm_dir, (unsigned long long)sf.space_limit);
+            log_cb(&a, RAFT_LOG_WARN, text);
+        }
+    }
 
     struct raft_options ro;
     raft_options_default(&ro, a.id);
