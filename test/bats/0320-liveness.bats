@@ -60,6 +60,8 @@ log_ms() {
 }
 
 sessions_opened() { grep -c "lock session [0-9]* opened" "$D/n$1.log"; }
+# For wait_for (which runs its command again each time): node I has opened at least N sessions.
+sessions_opened_at_least() { [ "$(sessions_opened "$1")" -ge "$2" ]; }
 
 # Wait for node $1's dead mount to go (its daemon was killed).
 clear_dead_mount() {
@@ -229,7 +231,7 @@ print(own["session"])
     for i in 1 2 3; do
         rctl "$i" faults
     done
-    wait_for 20 test "$(sessions_opened "$h")" -ge 2
+    wait_for 20 sessions_opened_at_least "$h" 2
     echo >"$D/release-g"
     wait "$holdg"
     wait_for 10 flock -n -x "$(mnt "$h")/g" true
