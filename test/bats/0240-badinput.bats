@@ -103,6 +103,17 @@ refused() {
 
 exited_or_mounted() { ! kill -0 "$1" 2>/dev/null || is_mounted "$2"; }
 
+# leader_among I ID...: node I follows (or is) one of the nodes ID...
+leader_among() {
+    local l
+    l=$(rctl "$1" status --json | jq .leader) || return 1
+    shift
+    for id in "$@"; do
+        [ "$l" = "$id" ] && return 0
+    done
+    return 1
+}
+
 # corrupt_log I PATTERN: flip a byte in every occurrence of PATTERN in node I's log file (the
 # node is stopped; LMDB may keep stale copies of a page, so every copy is hit); prints the
 # offsets.
@@ -121,6 +132,8 @@ corrupt_log() {
     { echo "MARKER-$RANDOM$RANDOM"; head -c 3000 /dev/urandom; } >"$D/precious"
     cp "$D/precious" "$(mnt 1)/precious"
     for k in $(seq 1 20); do echo "file $k" >"$(mnt 2)/after-$k"; done
+    # Node 3 leads, so the way back below starts with an election.
+    [ "$(rctl 1 status --json | jq .leader)" = 3 ] || rctl 1 transfer-leader 3
     fsd_stop 3
     off=$(corrupt_log 3 "$(head -n 1 "$D/precious")")
     echo "flipped a byte at offsets $off of node 3's log"
@@ -138,7 +151,10 @@ corrupt_log() {
         grep -E "entry [0-9]+ is corrupt: checksum mismatch" "$D/n3.log"
         run -1 is_mounted 3
         # The way back (raftfsd(8), DIAGNOSTICS): remove the node, start it again with an empty
-        # data directory, add it again; it gets the whole state from the others.
+        # data directory, add it again; it gets the whole state from the others. Node 3 may
+        # have led: ask once node 1 follows one of the two that are up (a change forwarded to
+        # a leader that is gone waits for its whole deadline).
+        wait_for 15 leader_among 1 1 2
         run rctl 1 remove 3
         assert_output "node 3 removed"
         mv "$D/n3" "$D/n3.damaged"
