@@ -202,6 +202,29 @@ static int put_applied(struct fsm_txn *t, uint64_t index, uint64_t term)
 
 /* --- range deletes ------------------------------------------------------------------------- */
 
+int store__for_prefix(struct store_fsm *fsm, MDB_txn *txn, MDB_dbi dbi, uint64_t ino,
+                      void (*fn)(void *arg, const MDB_val *key, const MDB_val *val), void *arg)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(fsm, rc, "open a cursor");
+    uint8_t k[8];
+    fsm_put_be64(k, ino);
+    MDB_val key = {8, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
+            break;
+        fn(arg, &key, &val);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__fsm_mdb_error(fsm, rc, "walk the keys of inode %llu",
+                                    (unsigned long long)ino);
+    return 0;
+}
+
 int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_from, uint64_t from,
                          const char *what)
 {

@@ -39,31 +39,9 @@ static void add_tag(struct walk *w, char tag)
     rfs_sha256_update(&w->sha, &tag, 1);
 }
 
-/* Call fn for every key of dbi starting with the 8-byte big-endian ino. */
-static int for_prefix(struct walk *w, MDB_dbi dbi, uint64_t ino,
-                      void (*fn)(struct walk *, const MDB_val *, const MDB_val *))
+static void add_entry(void *arg, const MDB_val *k, const MDB_val *v)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(w->txn, dbi, &cur);
-    if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "digest cursor");
-    uint8_t k[8];
-    fsm_put_be64(k, ino);
-    MDB_val key = {8, k}, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
-            break;
-        fn(w, &key, &val);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store__fsm_mdb_error(NULL, rc, "digest walk");
-    return 0;
-}
-
-static void add_entry(struct walk *w, const MDB_val *k, const MDB_val *v)
-{
+    struct walk *w = arg;
     const uint8_t *d = v->mv_data;
     add_tag(w, 'E');
     add_le(w, k->mv_size - 8, 2);
@@ -72,8 +50,9 @@ static void add_entry(struct walk *w, const MDB_val *k, const MDB_val *v)
     add_le(w, v->mv_size >= 9 ? d[8] : 0, 1);
 }
 
-static void add_block(struct walk *w, const MDB_val *k, const MDB_val *v)
+static void add_block(void *arg, const MDB_val *k, const MDB_val *v)
 {
+    struct walk *w = arg;
     const uint8_t *d = v->mv_data;
     size_t len = v->mv_size;
     while (len > 0 && d[len - 1] == 0)
@@ -86,8 +65,9 @@ static void add_block(struct walk *w, const MDB_val *k, const MDB_val *v)
     rfs_sha256_update(&w->sha, d, len);
 }
 
-static void add_xattr(struct walk *w, const MDB_val *k, const MDB_val *v)
+static void add_xattr(void *arg, const MDB_val *k, const MDB_val *v)
 {
+    struct walk *w = arg;
     add_tag(w, 'X');
     add_le(w, k->mv_size - 8, 2);
     rfs_sha256_update(&w->sha, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
@@ -114,9 +94,9 @@ static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_ino
     rfs_sha256_update(&w->sha, rec, sizeof rec);
     int r = 0;
     if (S_ISDIR(node->mode))
-        r = for_prefix(w, fsm->dirents, node->ino, add_entry);
+        r = store__for_prefix(NULL, w->txn, fsm->dirents, node->ino, add_entry, w);
     else if (S_ISREG(node->mode))
-        r = for_prefix(w, fsm->blocks, node->ino, add_block);
+        r = store__for_prefix(NULL, w->txn, fsm->blocks, node->ino, add_block, w);
     if (r != 0)
         return r;
     fsm_put_be64(k, node->ino);
@@ -127,7 +107,7 @@ static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_ino
             return rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "digest");
         add_value(w, 'L', &val);
     }
-    if ((r = for_prefix(w, fsm->xattrs, node->ino, add_xattr)) != 0)
+    if ((r = store__for_prefix(NULL, w->txn, fsm->xattrs, node->ino, add_xattr, w)) != 0)
         return r;
     rc = mdb_get(w->txn, fsm->orphans, &key, &val);
     if (rc == 0)

@@ -172,7 +172,13 @@ int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub);
 /* Record limit and a count made by walking the tables (creation and upgrade). */
 int store__space_init(struct fsm_txn *t, uint64_t limit);
 
-/* --- range deletes (fsm.c) ----------------------------------------------------------------- */
+/* --- prefix walks and range deletes (fsm.c)
+ * ----------------------------------------------------------------- */
+
+/* Call fn(arg, key, value) for every key of dbi that starts with the 8-byte big-endian ino, in
+ * order. fsm (or NULL) gets the message of an LMDB error. */
+int store__for_prefix(struct store_fsm *fsm, MDB_txn *txn, MDB_dbi dbi, uint64_t ino,
+                      void (*fn)(void *arg, const MDB_val *key, const MDB_val *val), void *arg);
 
 /* Delete every key of dbi that starts with the 8-byte big-endian prefix ino and whose next 8
  * bytes (if from_be64 is true) are >= from. */

@@ -121,26 +121,17 @@ int store__cmd_removexattr(struct fsm_txn *t, const struct store_cmd *c,
     return 0;
 }
 
+static void add_charge(void *arg, const MDB_val *key, const MDB_val *val)
+{
+    *(uint64_t *)arg += store__charge_xattr(key->mv_size - 8, val->mv_size);
+}
+
 int store__xattr_drop_all(struct fsm_txn *t, uint64_t ino)
 {
-    MDB_cursor *cur;
     uint64_t charge = 0;
-    int rc = mdb_cursor_open(t->txn, t->fsm->xattrs, &cur);
+    int rc = store__for_prefix(t->fsm, t->txn, t->fsm->xattrs, ino, add_charge, &charge);
     if (rc != 0)
-        return store__fsm_mdb_error(t->fsm, rc, "open cursor on xattrs");
-    uint8_t k[8];
-    fsm_put_be64(k, ino);
-    MDB_val key = {8, k}, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
-            break;
-        charge += store__charge_xattr(key.mv_size - 8, val.mv_size);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store__fsm_mdb_error(t->fsm, rc, "list xattrs of inode %llu",
-                                    (unsigned long long)ino);
+        return rc;
     if (charge == 0)
         return 0;
     int r = store__space_adjust(t, 0, charge);

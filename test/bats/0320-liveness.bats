@@ -20,10 +20,7 @@ teardown() {
         rctl "$i" faults >/dev/null 2>&1 || true
     done
     # A holder left by a failed test lets go, so that a dead mount can be unmounted.
-    if [ -n "${HOLD[1]:-}" ]; then
-        exec {HOLD[1]}>&-
-        wait "$HOLD_PID" 2>/dev/null || true
-    fi
+    [ -z "${HOLD[1]:-}" ] || release_f 2>/dev/null
     [ ! -p "$D/release-g" ] || timeout 5 sh -c 'echo >"$1"' sh "$D/release-g" || true
     teardown_fs
 }
@@ -38,18 +35,28 @@ other_than() {
     return 1
 }
 
-# The leader all three nodes last logged, polled for until they agree (one reading: under
-# load a slow node may still be campaigning between two readings).
-agreed_leader() {
-    local l="" end=$((SECONDS + 20))
-    until l=$(fsd_has_leader 1 2 3); do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.05
-    done
-    echo "$l"
+# Node $1's state machine lists a waiting lock.
+# hold_f I: a process on node I takes flock -x on f and holds it (coprocess HOLD) until release_f.
+hold_f() {
+    local line
+    coproc HOLD { flock -x "$(mnt "$1")/f" sh -c 'echo held; cat >/dev/null'; }
+    read -r line <&"${HOLD[0]}"
+    [ "$line" = held ]
 }
 
-# Node $1's state machine lists a waiting lock.
+release_f() {
+    exec {HOLD[1]}>&-
+    wait "$HOLD_PID" || true
+}
+
+# wait_f I L: a process on node I asks for flock -x on f (its PID in WAITER) and writes the time
+# it gets it to $D/granted; returns once node L lists it as waiting.
+wait_f() {
+    flock -x "$(mnt "$1")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted" &
+    WAITER=$!
+    wait_for 10 has_waiter "$2"
+}
+
 has_waiter() { rctl "$1" locks | grep -q ' waiting$'; }
 
 # The realtime (ms) of the first log line of node $1 matching $2 (raftfsd stamps its lines).
@@ -71,16 +78,12 @@ clear_dead_mount() {
 @test "kill -9 of the holder's raftfsd hands its lock on after session-timeout + lock-delay, not before" {
     locks_cluster_start --session-timeout 2 --lock-delay 1
     local l h w
-    l=$(agreed_leader)
+    l=$(fsd_leader)
     h=$(other_than "$l")
     w=$(other_than "$l" "$h")
     touch "$(mnt "$h")/f"
-    coproc HOLD { flock -x "$(mnt "$h")/f" sh -c 'echo held; cat >/dev/null'; }
-    read -r line <&"${HOLD[0]}"
-    [ "$line" = held ]
-    flock -x "$(mnt "$w")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted" &
-    local waiter=$!
-    wait_for 10 has_waiter "$l"
+    hold_f "$h"
+    wait_f "$w" "$l"
 
     # The lower bound holds by construction: the change made through node h after t0 is
     # forwarded to the leader, so the leader hears h after t0, and it ends h's session no
@@ -93,7 +96,7 @@ clear_dead_mount() {
     wait "$(node_pid "$h")" 2>/dev/null || true
 
     wait_for 20 test -s "$D/granted"
-    wait "$waiter"
+    wait "$WAITER"
     local granted=$(($(cat "$D/granted") / 1000000))
     echo "granted $((granted - tk)) ms after the kill" >&3
     [ $((granted - t0)) -ge $((TIMEOUT_MS + DELAY_MS)) ]
@@ -113,8 +116,7 @@ assert all(e["state"] == "live" for e in d["sessions"]), d
 assert d["own"]["state"] == "open", d
 ' "$output" "$l" "$w"
 
-    exec {HOLD[1]}>&-
-    wait "$HOLD_PID" || true
+    release_f
     clear_dead_mount "$h"
 }
 
@@ -123,24 +125,20 @@ assert d["own"]["state"] == "open", d
     # before they even notice the leader is gone).
     locks_cluster_start --session-timeout 5 --lock-delay 1
     local l a b
-    l=$(agreed_leader)
+    l=$(fsd_leader)
     a=$(other_than "$l")
     b=$(other_than "$l" "$a")
     touch "$(mnt "$a")/f"
     # The leader holds the lock: killing it also ends its leadership.
-    coproc HOLD { flock -x "$(mnt "$l")/f" sh -c 'echo held; cat >/dev/null'; }
-    read -r line <&"${HOLD[0]}"
-    [ "$line" = held ]
-    flock -x "$(mnt "$a")/f" sh -c 'date +%s%N >"$1"' sh "$D/granted" &
-    local waiter=$!
-    wait_for 10 has_waiter "$a"
+    hold_f "$l"
+    wait_f "$a" "$a"
 
     local tk
     tk=$(now_ms)
     kill -9 "$(node_pid "$l")"
     wait "$(node_pid "$l")" 2>/dev/null || true
     wait_for 20 test -s "$D/granted"
-    wait "$waiter"
+    wait "$WAITER"
     local granted=$(($(cat "$D/granted") / 1000000))
     echo "granted $((granted - tk)) ms after the leader's kill" >&3
     # The new leader was elected after the kill: its grace period alone keeps the lock for
@@ -160,23 +158,20 @@ assert all(e["state"] == "live" for e in d["sessions"]), d
     done
     [ "$(sessions_opened "$a")" = 1 ] && [ "$(sessions_opened "$b")" = 1 ]
 
-    exec {HOLD[1]}>&-
-    wait "$HOLD_PID" || true
+    release_f
     clear_dead_mount "$l"
 }
 
 @test "a partitioned holder gives its locks up before the others take them, and locks again once healed" {
     locks_cluster_start --session-timeout 2 --lock-delay 1
     local l h o
-    l=$(agreed_leader)
+    l=$(fsd_leader)
     h=$(other_than "$l")
     o=$(other_than "$l" "$h")
     touch "$(mnt 1)/f" "$(mnt 1)/g"
     wait_for 10 test -e "$(mnt "$h")/g"
     # h holds f; o holds g and h waits for it.
-    coproc HOLD { flock -x "$(mnt "$h")/f" sh -c 'echo held; cat >/dev/null'; }
-    read -r line <&"${HOLD[0]}"
-    [ "$line" = held ]
+    hold_f "$h"
     mkfifo "$D/release-g"
     flock -x "$(mnt "$o")/g" sh -c 'echo held >"$1"; read -r _ <"$2"' sh "$D/g-held" \
         "$D/release-g" &
@@ -245,8 +240,7 @@ own = json.loads(sys.argv[1])["own"]
 assert own["state"] == "open" and own["reason"] is None, own
 ' "$output"
 
-    exec {HOLD[1]}>&-
-    wait "$HOLD_PID" || true
+    release_f
 }
 
 @test "session-timeout and lock-delay: bad values are refused with the option's name" {

@@ -280,8 +280,8 @@ fsd_leader_of() {
         sed -n 's/.*leader \([1-9][0-9]*\)$/\1/p'
 }
 
-# fsd_leader I...: the leader that nodes I... (default: all) agree on, waited for; for raftfsd,
-# which has no control socket yet, read from the role changes in the nodes' logs.
+# fsd_leader I...: the leader that nodes I... (default: all) agree on, waited for, read from the
+# role changes in the nodes' logs (which also serves daemons started without a control socket).
 fsd_has_leader() {
     local l="" x
     for i in "$@"; do
@@ -293,12 +293,20 @@ fsd_has_leader() {
     echo "$l"
 }
 
+# The answer is the reading that succeeded: a second reading could fail under load, with a slow
+# node still campaigning.
 fsd_leader() {
     local ids=${*:-$(seq 1 "$NODES")}
     # shellcheck disable=SC2086
-    wait_for 15 fsd_has_leader $ids
-    # shellcheck disable=SC2086
-    fsd_has_leader $ids
+    wait_for 20 leader_into "$D/leader" $ids
+    cat "$D/leader"
+}
+
+# leader_into FILE I...: fsd_has_leader I..., its answer written to FILE (for wait_for).
+leader_into() {
+    local f=$1 l
+    shift
+    l=$(fsd_has_leader "$@") && echo "$l" >"$f"
 }
 
 # Node I's lock session is open (lock requests before it fail with ENOLCK).

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "store/error.h"
 #include "store/fsm.h"
 
@@ -213,6 +215,30 @@ static uint64_t ino_of(struct fx *f, uint64_t parent, const char *name)
     if (store_fsm_lookup(f->fsm, parent, name, strlen(name), &a) != 0)
         return 0;
     return a.ino;
+}
+
+/* Make the closed state machine in dir look as an older build left it, with LMDB directly: its
+ * format record set to `format`, and its meta record `drop` removed (NULL: none). */
+static void fx_set_format(const char *dir, uint8_t format, const char *drop)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 1 << 30);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t v[4] = {format, 0, 0, 0};
+    MDB_val key = {6, "format"}, val = {4, v};
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+    if (drop != NULL) {
+        MDB_val dkey = {strlen(drop), (void *)drop};
+        assert_int_equal(mdb_del(txn, dbi, &dkey, NULL), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
 }
 
 /* The lock records of one inode, as store_fsm_locks lists them (collect_lock is its callback). */

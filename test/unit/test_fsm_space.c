@@ -9,7 +9,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,21 +495,7 @@ static void upgrade_counts_the_tree(void **state)
     assert_int_equal(do_symlink(&f, R, "s", "target").err, 0);
     uint64_t used = used_of(&f);
     store_fsm_close(f.fsm);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    mdb_env_set_mapsize(env, 1 << 30);
-    assert_int_equal(mdb_env_open(env, f.dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t v[4] = {2, 0, 0, 0};
-    MDB_val key = {6, "format"}, val = {4, v}, skey = {5, "space"};
-    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
-    assert_int_equal(mdb_del(txn, dbi, &skey, NULL), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    fx_set_format(f.dir, 2, "space");
     struct store_fsm_options o = {.space_limit = 2 << 20, .no_sync = true};
     assert_int_equal(store_fsm_open(f.dir, &o, &f.fsm), 0);
     struct store_fsm_statfs st;

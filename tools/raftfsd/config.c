@@ -180,31 +180,29 @@ static int set_ctl_socket(struct args *a, const char *v, char *why, size_t whyle
     return 0;
 }
 
-static int set_op_timeout(struct args *a, const char *v, char *why, size_t whylen)
+/* A duration of min to 3600 whole seconds, kept in milliseconds. */
+static int set_seconds(unsigned *ms, uint64_t min, const char *v, char *why, size_t whylen)
 {
     uint64_t s;
-    int rc = parse_u64(v, 1, 3600, &s, why, whylen);
+    int rc = parse_u64(v, min, 3600, &s, why, whylen);
     if (rc == 0)
-        a->op_timeout_ms = (unsigned)s * 1000;
+        *ms = (unsigned)s * 1000;
     return rc;
+}
+
+static int set_op_timeout(struct args *a, const char *v, char *why, size_t whylen)
+{
+    return set_seconds(&a->op_timeout_ms, 1, v, why, whylen);
 }
 
 static int set_session_timeout(struct args *a, const char *v, char *why, size_t whylen)
 {
-    uint64_t s;
-    int rc = parse_u64(v, 1, 3600, &s, why, whylen);
-    if (rc == 0)
-        a->session_timeout_ms = (unsigned)s * 1000;
-    return rc;
+    return set_seconds(&a->session_timeout_ms, 1, v, why, whylen);
 }
 
 static int set_lock_delay(struct args *a, const char *v, char *why, size_t whylen)
 {
-    uint64_t s;
-    int rc = parse_u64(v, 0, 3600, &s, why, whylen);
-    if (rc == 0)
-        a->lock_delay_ms = (unsigned)s * 1000;
-    return rc;
+    return set_seconds(&a->lock_delay_ms, 0, v, why, whylen);
 }
 
 static int set_consistency(struct args *a, const char *v, char *why, size_t whylen)
