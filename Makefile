@@ -6,10 +6,12 @@
 #                             the same, built with sanitizers into build-address-undefined/
 #   make V=1                  show the commands
 #
-# Sources are discovered by folder, so adding a file needs no edit here: raft/*.c is the
-# consensus core (plus the runtime files listed below), store/*.c the storage layer,
-# tools/ctl/*.c the control protocol shared by raftfsd and raftfs-ctl, test/unit/test_*.c one
-# cmocka program each, test/sim/*.c the simulator.
+# Sources are discovered by folder, so adding a file needs no edit here. The folders are the
+# layers of DESIGN.md section 1: raft/*.c the pure consensus core, raft/runtime/ and raft/net/
+# the threads and the transport around it, store/ the storage layer, lib/ the helpers every
+# layer uses, fs/node/ the node's cluster side and fs/ the FUSE layer; tools/ctl/*.c the control
+# protocol shared by raftfsd and raftfs-ctl, test/unit/test_*.c one cmocka program each,
+# test/sim/*.c the simulator.
 
 CC       ?= cc
 SANITIZE ?=
@@ -42,11 +44,14 @@ TEST_CFLAGS := -Wno-missing-prototypes
 
 # --- sources ----------------------------------------------------------------------------------
 
-# Files of raft/ that belong to the runtime (threads, sockets, TLS); everything else in raft/
-# is the pure core and must not call I/O, clock or randomness functions (see `make lint`).
-RAFT_RUNTIME_SRC := $(wildcard $(addprefix raft/,loop.c frame.c transport.c tls.c runtime*.c))
-RAFT_CORE_SRC    := $(filter-out $(RAFT_RUNTIME_SRC),$(wildcard raft/*.c))
-STORE_SRC        := $(wildcard store/*.c)
+# Every file of raft/ (top level) is the pure core and must not call I/O, clock or randomness
+# functions (see `make lint`); the runtime and the transport are one archive, because the
+# transport runs on the runtime's event loop and the runtime drives the transport.
+RAFT_CORE_SRC    := $(wildcard raft/*.c)
+RAFT_RUNTIME_SRC := $(wildcard raft/runtime/*.c raft/net/*.c)
+STORE_SRC        := $(wildcard store/*.c store/*/*.c)
+LIB_SRC          := $(wildcard lib/*.c)
+NODE_SRC         := $(wildcard fs/node/*.c)
 FS_SRC           := $(wildcard fs/*.c)
 CTL_SRC          := $(wildcard tools/ctl/*.c)
 SIM_SRC          := $(filter-out test/sim/main.c,$(wildcard test/sim/*.c))
@@ -55,14 +60,21 @@ UNIT_SRC         := $(wildcard test/unit/test_*.c)
 RAFT_CORE_OBJ := $(RAFT_CORE_SRC:%.c=$(B)/%.o)
 RAFT_RUNTIME_OBJ := $(RAFT_RUNTIME_SRC:%.c=$(B)/%.o)
 STORE_OBJ     := $(STORE_SRC:%.c=$(B)/%.o)
+LIB_OBJ       := $(LIB_SRC:%.c=$(B)/%.o)
+NODE_OBJ      := $(NODE_SRC:%.c=$(B)/%.o)
 FS_OBJ        := $(FS_SRC:%.c=$(B)/%.o)
 CTL_OBJ       := $(CTL_SRC:%.c=$(B)/%.o)
 SIM_OBJ       := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:%.c=$(B)/%)
 
 LIBRAFT  := $(B)/libraft.a
+LIBRUNTIME := $(B)/libraftrt.a
 LIBSTORE := $(B)/libstore.a
+LIBRFS   := $(B)/librfs.a
+LIBNODE  := $(B)/libnode.a
 LIBFS    := $(B)/libfs.a
+# What a program of the cluster links, in link order (each archive uses only those after it).
+CLUSTER_LIBS := $(LIBNODE) $(LIBRUNTIME) $(LIBRAFT) $(LIBSTORE) $(LIBRFS)
 LIBCTL   := $(B)/libctl.a
 RAFTNODE := $(B)/test/raftnode
 RAWPEER  := $(B)/test/rawpeer
@@ -101,7 +113,7 @@ MUTANTS := $(shell sed -n 's/^\#define RAFT_MUTANT_[A-Z0-9_]* *\([0-9][0-9]*\).*
 
 HAVE_SIM := $(wildcard test/sim/main.c)
 
-all: $(LIBRAFT) $(LIBSTORE) $(LIBFS) $(LIBCTL) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
+all: $(CLUSTER_LIBS) $(LIBFS) $(LIBCTL) $(UNIT_BIN) $(if $(HAVE_SIM),$(SIM_BIN)) $(BENCH_BIN) \
      $(TOOLS_BIN) $(RAFTNODE) $(RAWPEER) $(FSLOAD) $(FS_TEST_BIN)
 
 $(B)/%.o: %.c
@@ -109,24 +121,25 @@ $(B)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(if $(filter test/%,$<),$(TEST_CFLAGS)) -c $< -o $@
 
-$(LIBRAFT): $(RAFT_CORE_OBJ) $(RAFT_RUNTIME_OBJ)
+$(LIBRAFT): $(RAFT_CORE_OBJ)
+$(LIBRUNTIME): $(RAFT_RUNTIME_OBJ)
 $(LIBSTORE): $(STORE_OBJ)
+$(LIBRFS): $(LIB_OBJ)
+$(LIBNODE): $(NODE_OBJ)
 $(LIBFS): $(FS_OBJ)
 $(LIBCTL): $(CTL_OBJ)
 $(LIBSIM): $(SIM_OBJ)
-$(LIBRAFT) $(LIBSTORE) $(LIBSIM) $(LIBFS) $(LIBCTL):
+$(CLUSTER_LIBS) $(LIBSIM) $(LIBFS) $(LIBCTL):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(LIBRAFT) $(LIBSTORE)
+$(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(CLUSTER_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) -lcmocka $(EXTERNAL_LIBS)
 
 # The parser of raftfs.conf is raftfsd's own module, tested on its own.
 $(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
-# The session liveness rules are pure (no FUSE), tested without the rest of fs/.
-$(B)/test/unit/test_liveness: $(B)/fs/liveness.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
 # TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE; both talk the control protocol.
@@ -137,17 +150,17 @@ FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/incl
 $(FS_OBJ): ALL_CFLAGS += $(FUSE_CFLAGS)
 
 .SECONDEXPANSION:
-$(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $$(TOOL_LIBS_$$*) $(LIBRAFT) $(LIBSTORE)
+$(TOOLS_BIN): $(B)/%: $$(call tool_objs,$$*) $$(TOOL_LIBS_$$*) $(CLUSTER_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS) $(TOOL_LDLIBS_$*)
 
 # The end-to-end tests' node: runtime, transport and state machine without FUSE.
-$(RAFTNODE): $(B)/test/node/raftnode.o $(LIBFS) $(LIBRAFT) $(LIBSTORE)
+$(RAFTNODE): $(B)/test/node/raftnode.o $(CLUSTER_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
 # A misbehaving peer for the refusal tests: valid TLS, then malformed frames.
-$(RAWPEER): $(B)/test/node/rawpeer.o $(LIBRAFT) $(LIBSTORE)
+$(RAWPEER): $(B)/test/node/rawpeer.o $(CLUSTER_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
@@ -159,7 +172,7 @@ $(SIM_BIN): $(B)/test/sim/main.o $(LIBSIM) $(LIBRAFT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
-$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(LIBFS) $(LIBRAFT) $(LIBSTORE)
+$(B)/test/bench/%: $(B)/test/bench/%.o $(LIBSIM) $(CLUSTER_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(EXTERNAL_LIBS)
 
@@ -181,9 +194,9 @@ $(PASSTHROUGH):
 	$(Q)$(CC) -Wall -O2 -g $(FUSE_CFLAGS) -o $@ $(dir $@)passthrough_ll.c -lfuse3 -lpthread
 
 # Fuzzers: clang's libFuzzer with ASan and UBSan, built from the sources directly: the core,
-# the store, the runtime's pure frame functions (raft/frame.c; no sockets, no OpenSSL) and the
+# the store, the runtime's pure frame functions (raft/net/frame.c; no sockets, no OpenSSL) and the
 # control protocol's codec (tools/ctl/proto.c).
-$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) raft/frame.c tools/ctl/proto.c
+$(B)/fuzz/%: test/fuzz/%.c $(RAFT_CORE_SRC) $(STORE_SRC) $(LIB_SRC) raft/net/frame.c tools/ctl/proto.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "fs/internal.h"
-#include "store/error.h"
+#include "lib/error.h"
 
 void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st)
 {

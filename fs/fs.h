@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 #include "store/fsm.h"
 
 /* When reads wait for a ReadIndex barrier (DESIGN.md 5, "Consistency contract"). */

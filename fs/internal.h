@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "fs/fs.h"
-#include "fs/replica.h"
+#include "fs/node/replica.h"
 #include "store/command.h"
 
 /* Threads. FUSE worker threads run the request handlers; the runtime's threads run the

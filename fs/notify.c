@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "fs/internal.h"
-#include "fs/replica.h"
+#include "fs/node/replica.h"
 
 enum item_kind {
     ITEM_ENTRY, /* a name in directory ino changed; child: the inode it named, or 0 */

@@ -35,8 +35,8 @@
 #include <time.h>
 
 #include "fs/internal.h"
-#include "fs/liveness.h"
-#include "store/error.h"
+#include "fs/node/liveness.h"
+#include "lib/error.h"
 
 #define KEEPER_EVERY_MS 100 /* the keeper's pass: session, probes, and (leading) liveness */
 #define PROBES_MAX      8   /* contact probes in flight at once */
@@ -405,7 +405,7 @@ static int collect_session(void *arg, const struct store_fsm_session *s)
     return 0;
 }
 
-/* While this node leads: end the sessions of silent nodes (fs/liveness.c). The order of the
+/* While this node leads: end the sessions of silent nodes (fs/node/liveness.c). The order of the
  * readings matters (docs/fs.md, "Session liveness"): the sessions first, then the time, then
  * what the runtime heard at that very moment; a leadership first seen counts from after. So a
  * session, or a frame, that this node learns of after a decision was read never passes for

@@ -1,7 +1,7 @@
 /* CRC32C with the x86 SSE4.2 instruction when present, slicing-by-one table otherwise. */
 #include <stdbool.h>
 
-#include "store/crc32c.h"
+#include "lib/crc32c.h"
 
 #define POLY 0x82f63b78u /* Castagnoli, reflected */
 

@@ -1,7 +1,7 @@
 /* Text of the raftfs error codes, generated from the table in error.h. */
 #include <string.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 
 static const char *const messages[] = {
 #define RFS_MSG_(name, msg) [name - RFS_ERROR_BASE - 1] = msg,

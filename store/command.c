@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 
 /* Field codes (all little-endian):
  *   P ino u64      Q ino2 u64     F flags u32    M mode u32     U uid u32     G gid u32

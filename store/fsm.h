@@ -3,7 +3,7 @@
  * Format: docs/disk-format.md; commands: docs/fsm-format.md. Design of the inode lifecycle: the
  * note in store/fsm_apply.c.
  *
- * Return values. Functions return 0 on success or an RFS_E* code (store/error.h, >= 1000)
+ * Return values. Functions return 0 on success or an RFS_E* code (lib/error.h, >= 1000)
  * when the store itself failed. Where a filesystem answer is meant (lookup of a missing name,
  * getxattr of an absent attribute...) read functions return that positive errno (< 1000)
  * instead; apply functions put it in the command's result and still return 0.

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 
 #define FSM_FORMAT_VERSION 3 /* 2: locks and sessions; 3: the space count. Older: upgraded */

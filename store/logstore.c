@@ -30,10 +30,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "store/crc32c.h"
-#include "store/error.h"
+#include "lib/crc32c.h"
+#include "lib/error.h"
 #include "store/logstore.h"
-#include "store/le.h"
+#include "lib/le.h"
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
 

@@ -16,7 +16,7 @@
  * Durability. Every mutating function returns only after its single LMDB transaction is
  * committed and synced (fdatasync of the data file, then the meta page via O_DSYNC).
  *
- * Errors. Functions return 0 or an RFS_E* code from store/error.h and record a message with
+ * Errors. Functions return 0 or an RFS_E* code from lib/error.h and record a message with
  * context (which call, which indexes, the foreign error) that store_log_errmsg() returns.
  * - RFS_ENOSPACE: the map is full at its maximum size (or the disk is full). Nothing was
  *   written. Not sticky for a map-full: later writes that fit succeed, and truncations,

@@ -29,10 +29,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/crc32c.h"
-#include "store/error.h"
+#include "lib/crc32c.h"
+#include "lib/error.h"
 #include "store/snapshot.h"
-#include "store/le.h"
+#include "lib/le.h"
 
 #define SNAP_MAGIC      "RFSSNAP\0"
 #define SNAP_VERSION    1u

@@ -15,7 +15,7 @@
  *    fs__liveness_probe_ms(timeout) of its start. Together they stay below seven eighths of
  *    the timeout, which is what makes the node give up before any leader may end its session
  *    (the argument and its clock assumption are in docs/fs.md). */
-#include "fs/liveness.h"
+#include "fs/node/liveness.h"
 
 void fs__liveness_init(struct fs_liveness *lv, uint64_t node, unsigned timeout_ms,
                        unsigned delay_ms)

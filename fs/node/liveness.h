@@ -1,4 +1,4 @@
-/* Liveness of lock sessions (fs/liveness.c): the leader's bookkeeping of which node sessions
+/* Liveness of lock sessions (fs/node/liveness.c): the leader's bookkeeping of which node sessions
  * have gone silent, and the node's own deadline. Pure: time is always passed in, so the rules
  * are tested without a clock (test/unit/test_liveness.c). docs/fs.md, "Session liveness",
  * gives the argument these rules implement. */

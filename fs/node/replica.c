@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/replica.h"
+#include "fs/node/replica.h"
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/snapshot.h"
 
 #define RUN_MAX 256 /* commands per transaction */

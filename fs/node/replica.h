@@ -6,7 +6,7 @@
 
 #include <pthread.h>
 
-#include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 #include "store/fsm.h"
 
 /* Called on the apply thread after cmds[0..n) were committed to the state machine, with their

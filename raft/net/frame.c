@@ -1,12 +1,12 @@
 /* The transport's frames and HELLO as pure functions (docs/wire-format.md, "Frames" and
  * "HELLO"): sealing and checking a frame header, encoding and checking a HELLO. No I/O, no state:
- * raft/transport.c calls them on every frame, test/fuzz/fuzz_frame.c on hostile bytes. */
+ * raft/net/transport.c calls them on every frame, test/fuzz/fuzz_frame.c on hostile bytes. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "raft/transport.h"
-#include "store/crc32c.h"
+#include "raft/net/transport.h"
+#include "lib/crc32c.h"
 
 static void put32(uint8_t *p, uint32_t v)
 {

@@ -1,5 +1,5 @@
 /* Mutual TLS 1.3 over OpenSSL 3 for the transport, and the certificate tooling of
- * `raftfs-ctl tls` (raft/tls.h). The only file of raftfs that includes OpenSSL headers. */
+ * `raftfs-ctl tls` (raft/net/tls.h). The only file of raftfs that includes OpenSSL headers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "raft/raft.h"
-#include "raft/tls.h"
+#include "raft/net/tls.h"
 
 #define CA_DAYS   3650
 #define NODE_DAYS 1825

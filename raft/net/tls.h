@@ -1,5 +1,5 @@
 /* Mutual TLS 1.3 for the transport, and the certificate tooling of `raftfs-ctl tls`.
- * raft/tls.c is the only file of raftfs that includes OpenSSL; this header exposes plain C.
+ * raft/net/tls.c is the only file of raftfs that includes OpenSSL; this header exposes plain C.
  *
  * Node names: a node's certificate names it as "raftfs-node-<id>", <id> its decimal server ID
  * (nonzero, no leading zero, at most 2^64-1), in the subject CN or in a DNS subjectAltName.

@@ -1,5 +1,5 @@
 /* The transport: framed messages over mutual TLS between nodes, on the runtime's event loop
- * (raft/transport.h; the wire format is in docs/wire-format.md).
+ * (raft/net/transport.h; the wire format is in docs/wire-format.md).
  *
  * Design notes:
  *  1. A connection (struct conn) belongs to one (peer, channel) once identified: outbound ones
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "raft/transport.h"
+#include "raft/net/transport.h"
 
 #define READ_BUDGET         (1u << 20) /* bytes read per readiness callback of a connection */
 #define WRITE_BUDGET        (4u << 20) /* bytes written per callback */

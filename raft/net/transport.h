@@ -28,9 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft/loop.h"
+#include "raft/runtime/loop.h"
 #include "raft/raft.h"
-#include "raft/tls.h"
+#include "raft/net/tls.h"
 
 /* --- frames (docs/wire-format.md) ------------------------------------------------------------ */
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/runtime_internal.h"
-#include "store/le.h"
-#include "store/error.h"
+#include "raft/runtime/internal.h"
+#include "lib/le.h"
+#include "lib/error.h"
 
 void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id)
 {

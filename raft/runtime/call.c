@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "raft/runtime_internal.h"
+#include "raft/runtime/internal.h"
 
 static void call_finish(struct rt_call *c, int status)
 {

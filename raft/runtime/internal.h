@@ -1,5 +1,5 @@
-/* State of a runtime, shared by raft/runtime*.c (not a public header). docs/runtime.md has the
- * design; in short:
+/* State of a runtime, shared by the files of raft/runtime/ (not a public header). docs/runtime.md
+ * has the design; in short:
  *
  *   loop thread    owns the core, the transport, timers; turns each core update into work
  *   writer thread  persists log writes and hard state, many updates per durable commit
@@ -23,10 +23,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "raft/loop.h"
-#include "raft/raft.h"
-#include "raft/tls.h"
-#include "raft/transport.h"
+#include "raft/runtime/loop.h"
+#include "raft/runtime/runtime.h"
+#include "raft/net/tls.h"
+#include "raft/net/transport.h"
 #include "store/logstore.h"
 #include "store/snapshot.h"
 

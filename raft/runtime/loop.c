@@ -1,5 +1,5 @@
 /* The runtime's event loop: epoll for descriptors, a binary heap of timers whose earliest
- * deadline bounds epoll_wait, an eventfd for wakeups from other threads (raft/loop.h). */
+ * deadline bounds epoll_wait, an eventfd for wakeups from other threads (raft/runtime/loop.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "raft/loop.h"
+#include "raft/runtime/loop.h"
 #include "raft/raft.h"
 
 #define MAX_EVENTS 64

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "raft/runtime_internal.h"
-#include "store/error.h"
+#include "raft/runtime/internal.h"
+#include "lib/error.h"
 
 int raft_runtime_recover(const char *data_dir, const struct raft_configuration *conf,
                          uint64_t *epoch_out, char *err, size_t errlen)

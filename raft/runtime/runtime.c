@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "raft/runtime_internal.h"
-#include "store/le.h"
-#include "store/error.h"
+#include "raft/runtime/internal.h"
+#include "lib/le.h"
+#include "lib/error.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_TICK_MS    10

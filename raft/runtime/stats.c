@@ -2,7 +2,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "raft/runtime_internal.h"
+#include "raft/runtime/internal.h"
 
 uint64_t rt__now_us(void)
 {

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/runtime_internal.h"
-#include "store/le.h"
+#include "raft/runtime/internal.h"
+#include "lib/le.h"
 
 #define DIGEST_REQ  16
 #define DIGEST_RESP (28 + RAFT_DIGEST_SIZE)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/runtime_internal.h"
-#include "store/error.h"
+#include "raft/runtime/internal.h"
+#include "lib/error.h"
 
 void rt__frames_free(struct rt_frame *f)
 {

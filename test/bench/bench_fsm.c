@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "store/snapshot.h"
 

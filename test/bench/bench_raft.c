@@ -21,11 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/replica.h"
-#include "raft/raft.h"
-#include "raft/tls.h"
+#include "fs/node/replica.h"
+#include "raft/runtime/runtime.h"
+#include "raft/net/tls.h"
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 
 #define N_NODES        3

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/logstore.h"
 
 #define ENTRY_SIZE  256

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 
 static struct store_fsm *fsm;

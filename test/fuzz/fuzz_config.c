@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "tools/raftfsd/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

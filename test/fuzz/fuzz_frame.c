@@ -1,7 +1,7 @@
-/* libFuzzer: the transport's frame layer on hostile bytes (raft/frame.c, as raft/transport.c
- * uses it). The input is one connection's byte stream, preceded by one byte that picks the
- * maximum frame size (high bit set: the 64 MiB default; otherwise 8 times its value, so the
- * length bound is reached). Frames are taken one after the other until one is refused or the
+/* libFuzzer: the transport's frame layer on hostile bytes (raft/net/frame.c, as
+ * raft/net/transport.c uses it). The input is one connection's byte stream, preceded by one byte
+ * that picks the maximum frame size (high bit set: the 64 MiB default; otherwise 8 times its value,
+ * so the length bound is reached). Frames are taken one after the other until one is refused or the
  * stream ends. Checked:
  *  1. the header check accepts exactly the headers the spec allows (an independent check here),
  *     and every refusal comes with a reason;
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/transport.h"
+#include "raft/net/transport.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,7 +23,7 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* docs/wire-format.md, "Frames", read independently of raft/frame.c. */
+/* docs/wire-format.md, "Frames", read independently of raft/net/frame.c. */
 static bool header_is_valid(const uint8_t *h, uint32_t max_frame)
 {
     return le32(h) == RAFT__FRAME_MAGIC && h[4] == RAFT__FRAME_VERSION && h[5] >= 1 &&

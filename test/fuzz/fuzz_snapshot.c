@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <ftw.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

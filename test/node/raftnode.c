@@ -29,10 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/replica.h"
-#include "raft/raft.h"
+#include "fs/node/replica.h"
+#include "raft/runtime/runtime.h"
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 
 static volatile sig_atomic_t is_stopping;

@@ -1,7 +1,7 @@
 /* rawpeer: a misbehaving peer for the end-to-end tests (test/bats/0120-refusals.bats). It dials a
  * node over TLS with a valid certificate, optionally completes the HELLO exchange, then sends
  * one malformed frame and checks that the node closes the connection. Frames are built here from
- * docs/wire-format.md, independently of raft/transport.c. Not installed.
+ * docs/wire-format.md, independently of raft/net/transport.c. Not installed.
  *
  *   rawpeer --tls-dir DIR --id N --connect HOST:PORT --send WHAT [--cluster-id NAME/EPOCH]
  *           [--timeout-ms MS]
@@ -27,9 +27,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "raft/tls.h"
-#include "raft/transport.h"
-#include "store/crc32c.h"
+#include "raft/net/tls.h"
+#include "raft/net/transport.h"
+#include "lib/crc32c.h"
 
 #define HEADER 16
 

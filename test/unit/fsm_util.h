@@ -12,7 +12,7 @@
 
 #include <lmdb.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 
 /* Not every program uses every helper. */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "tools/raftfsd/config.h"
 #include "test/unit/tmpdir.h"
 

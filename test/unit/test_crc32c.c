@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "store/crc32c.h"
+#include "lib/crc32c.h"
 
 static void check_value(void **state)
 {

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "tools/ctl/proto.h"
-#include "store/error.h"
+#include "lib/error.h"
 
 /* Messages of every type, with every field set to something recognisable. */
 static unsigned samples(struct ctl_msg *m)

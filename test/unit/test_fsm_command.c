@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 
 /* A command of the given type with every field set (encoders ignore what the type lacks). */
 static struct store_cmd sample(uint8_t type)

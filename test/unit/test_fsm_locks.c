@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "store/snapshot.h"
 #include "test/unit/fsm_util.h"

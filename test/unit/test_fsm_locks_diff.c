@@ -17,7 +17,7 @@
 #include <sys/file.h>
 
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "test/unit/fsm_util.h"
 #include "test/unit/tmpdir.h"

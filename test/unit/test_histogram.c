@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 
 static void percentiles_bound_the_samples(void **state)
 {

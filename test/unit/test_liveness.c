@@ -1,4 +1,4 @@
-/* The leader's session liveness rules (fs/liveness.c) on injected time: the timeout counted
+/* The leader's session liveness rules (fs/node/liveness.c) on injected time: the timeout counted
  * from the last frame and from the start of the leadership, the leader's own session, the
  * lock-delay and the final end, one proposal in flight per session, and the node's own
  * deadline. */
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "fs/liveness.h"
+#include "fs/node/liveness.h"
 
 #define TIMEOUT 2000
 #define DELAY   1000

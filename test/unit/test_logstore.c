@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "store/crc32c.h"
-#include "store/error.h"
+#include "lib/crc32c.h"
+#include "lib/error.h"
 #include "store/logstore.h"
 #include "test/unit/tmpdir.h"
 

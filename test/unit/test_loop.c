@@ -1,6 +1,6 @@
-/* raft/loop.c: timers fire in deadline order and can stop each other, work posted from other
- * threads runs on the loop thread exactly once, raft__loop_stop works from another thread, and
- * a watcher stopped by an earlier callback of the same batch is not called. */
+/* raft/runtime/loop.c: timers fire in deadline order and can stop each other, work posted from
+ * other threads runs on the loop thread exactly once, raft__loop_stop works from another thread,
+ * and a watcher stopped by an earlier callback of the same batch is not called. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "raft/loop.h"
+#include "raft/runtime/loop.h"
 #include "raft/raft.h"
 
 static struct raft__loop *loop;

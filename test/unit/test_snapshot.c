@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#include "store/crc32c.h"
-#include "store/error.h"
+#include "lib/crc32c.h"
+#include "lib/error.h"
 #include "store/snapshot.h"
 #include "test/unit/tmpdir.h"
 

@@ -1,4 +1,4 @@
-/* raft/tls.c: certificate tooling (files, modes, refusal to overwrite, names) and mutual TLS
+/* raft/net/tls.c: certificate tooling (files, modes, refusal to overwrite, names) and mutual TLS
  * between two in-process endpoints over a socketpair: node IDs from certificates, and refusal
  * of a foreign CA, of a missing client certificate, and of a certificate naming two nodes. */
 #include <dirent.h>
@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "raft/raft.h"
-#include "raft/tls.h"
+#include "raft/net/tls.h"
 
 static char dir[64];
 static char other[128]; /* a second CA */

@@ -1,5 +1,5 @@
-/* raft/transport.c: several transports on one event loop in this thread, on 127.0.0.1 with
- * ephemeral ports, with certificates made by raft/tls.c in a temporary directory. Frames arrive
+/* raft/net/transport.c: several transports on one event loop in this thread, on 127.0.0.1 with
+ * ephemeral ports, with certificates made by raft/net/tls.c in a temporary directory. Frames arrive
  * in order per channel; control frames overtake a huge bulk frame; mutual TLS and the HELLO
  * refuse the wrong peers with a log line; malformed frames from a raw TLS client close only
  * that connection; reconnects; fault hooks. Waits poll a condition with a bound. */
@@ -21,11 +21,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "raft/loop.h"
+#include "raft/runtime/loop.h"
 #include "raft/raft.h"
-#include "raft/tls.h"
-#include "raft/transport.h"
-#include "store/crc32c.h"
+#include "raft/net/tls.h"
+#include "raft/net/transport.h"
+#include "lib/crc32c.h"
 
 #define CLUSTER "test-cluster"
 

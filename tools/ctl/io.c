@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "tools/ctl/proto.h"
-#include "store/error.h"
+#include "lib/error.h"
 
 int ctl_send(int fd, const struct ctl_msg *m)
 {

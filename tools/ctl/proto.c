@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "tools/ctl/proto.h"
-#include "store/error.h"
-#include "store/le.h"
+#include "lib/error.h"
+#include "lib/le.h"
 
 /* --- writing ------------------------------------------------------------------------------ */
 

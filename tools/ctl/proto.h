@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 
 #define CTL_MAGIC       0x4c544352u /* the bytes "RCTL", read as a little-endian u32 */
 #define CTL_VERSION     1

@@ -8,7 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "tools/raftfs-ctl/ctl.h"
 
 /* The daemon bounds every request (30 s for a membership change); this bounds the wait for it. */

@@ -1,4 +1,4 @@
-/* `raftfs-ctl tls`: create a cluster CA and issue node certificates (raft/tls.h does the work,
+/* `raftfs-ctl tls`: create a cluster CA and issue node certificates (raft/net/tls.h does the work,
  * through OpenSSL, without a shell or the openssl command). */
 #include <errno.h>
 #include <getopt.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "raft/raft.h"
-#include "raft/tls.h"
+#include "raft/net/tls.h"
 #include "tools/raftfs-ctl/ctl.h"
 
 #define MAX_NAMES 32

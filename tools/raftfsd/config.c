@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "tools/ctl/proto.h"
 #include "tools/raftfsd/config.h"

@@ -27,7 +27,7 @@
 #include "fs/fs.h"
 #include "tools/ctl/proto.h"
 #include "store/command.h"
-#include "store/error.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "tools/raftfsd/ctl_server.h"
 

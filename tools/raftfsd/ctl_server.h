@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 
 struct ctl_server;
 struct store_fsm;

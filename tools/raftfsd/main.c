@@ -12,9 +12,9 @@
 
 #include "fs/fs.h"
 #include "tools/ctl/proto.h"
-#include "fs/replica.h"
-#include "raft/raft.h"
-#include "store/error.h"
+#include "fs/node/replica.h"
+#include "raft/runtime/runtime.h"
+#include "lib/error.h"
 #include "store/fsm.h"
 #include "tools/raftfsd/config.h"
 #include "tools/raftfsd/ctl_server.h"
