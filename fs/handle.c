@@ -328,7 +328,7 @@ static void propose_range(struct commit *c, uint8_t type, uint64_t off, const ui
     struct store_cmd cmd = {
         .type = type, .ino = c->ino, .offset = off, .data = data, .data_len = len};
     fs__now(&cmd);
-    int err = fs__propose(c->fs, &cmd, write_done, r);
+    int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, &cmd, write_done, r);
     if (err != 0) {
         free(r);
         range_done(c, err);

@@ -1,5 +1,5 @@
 /* Shared internals of fs/: the instance, open-file handles with their write buffers, and the
- * helpers every operation uses (attribute conversion, proposing, errno mapping). */
+ * helpers every operation uses (attribute conversion; proposing is fs/node/propose.h). */
 #ifndef FS_INTERNAL_H
 #define FS_INTERNAL_H
 
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fs/fs.h"
+#include "fs/node/propose.h"
 #include "fs/node/replica.h"
 #include "store/command.h"
 
@@ -114,23 +115,6 @@ void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st);
 
 /* Entry reply parameters for a, with fs's cache timeouts. */
 void fs__entry(const struct fs *fs, const struct store_fsm_attr *a, struct fuse_entry_param *e);
-
-/* errno for the status of a state machine read: itself if it is an errno, EIO for a store
- * failure (RFS_E*). */
-int fs__read_errno(int rc);
-
-/* errno for a completed proposal: the state machine's errno, or the mapping of a RAFT_E* code
- * (no quorum, deadline, no leader, shutdown: EROFS; RAFT_ETOOBIG: EFBIG; others: EIO). result
- * may be NULL. */
-int fs__proposal_errno(int status, const struct raft_apply_result *result);
-
-/* Fill cmd's time with the proposer's CLOCK_REALTIME. */
-void fs__now(struct store_cmd *cmd);
-
-/* Encode cmd and propose it with the op timeout. done(arg, ...) is called exactly once if this
- * returns 0; otherwise it is not called and the return value is an errno (as
- * fs__proposal_errno maps it). cmd is only read. */
-int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg);
 
 /* --- wait.c: interruptible waits for the cluster ------------------------------------------- */
 

@@ -611,7 +611,7 @@ static void propose_cancel(struct fs *fs, uint64_t ino, uint64_t session, uint64
     struct store_cmd cmd = {
         .type = STORE_CMD_LOCK_CANCEL, .ino = ino, .session = session, .request = request};
     fs__now(&cmd);
-    fs__propose(fs, &cmd, ignore_done, NULL);
+    fs__propose(fs->rt, fs->opts.op_timeout_ms, &cmd, ignore_done, NULL);
 }
 
 static void on_interrupt(fuse_req_t req, void *data)
@@ -772,7 +772,7 @@ static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, i
     if (is_wait)
         fuse_req_interrupt_func(req, on_interrupt, fs);
     fs__now(cmd);
-    err = fs__propose(fs, cmd, lock_done, op);
+    err = fs__propose(fs->rt, fs->opts.op_timeout_ms, cmd, lock_done, op);
     if (err != 0) {
         /* Not proposed: nobody else can have answered. */
         if (is_wait) {

@@ -117,7 +117,7 @@ static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
         return;
     }
     fs__now(cmd);
-    int err = fs__propose(c->fs, cmd, change_done, c);
+    int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, cmd, change_done, c);
     if (err != 0) {
         if (kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(fi));
