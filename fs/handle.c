@@ -299,15 +299,10 @@ struct range {
 static void write_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct range *r = arg;
-    int err = fs__proposal_errno(status, result);
-    if (err == 0 && result != NULL && result->data != NULL &&
-        result->len == sizeof(struct store_fsm_result)) {
-        const struct store_fsm_result *res = result->data;
-        if (res->written < r->len)
-            err = EFBIG; /* cut by the state machine's size limit */
-    }
-    if (result != NULL)
-        free(result->data);
+    struct store_fsm_result res;
+    int err = fs__proposal_result(status, result, &res);
+    if (err == 0 && res.written < r->len)
+        err = EFBIG; /* cut by the state machine's size limit */
     struct commit *c = r->commit;
     free(r);
     range_done(c, err);

@@ -198,12 +198,9 @@ static void session_give_up(struct fs_locks *l, uint64_t session, const char *wh
 static void open_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct fs_locks *l = arg;
-    int err = fs__proposal_errno(status, result);
-    uint64_t session = 0;
-    if (err == 0 && result->data != NULL && result->len == sizeof(struct store_fsm_result))
-        session = ((const struct store_fsm_result *)result->data)->session;
-    if (result != NULL)
-        free(result->data);
+    struct store_fsm_result res;
+    int err = fs__proposal_result(status, result, &res);
+    uint64_t session = err == 0 ? res.session : 0;
     pthread_mutex_lock(&l->mu);
     l->is_opening = false;
     uint64_t took = clock_ms(CLOCK_BOOTTIME) - l->open_ms;
@@ -261,8 +258,7 @@ static void probe_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct probe *p = arg;
     struct fs_locks *l = p->l;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
     /* The barrier's leader heard this node after start_ms, and any later leader took office
      * after that; a slow probe proves too little (docs/fs.md). The keeper checks that the
      * session is still LIVE before counting it. */
@@ -367,9 +363,7 @@ static void end_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct session_end *e = arg;
     struct fs_locks *l = e->l;
-    int err = fs__proposal_errno(status, result);
-    if (result != NULL)
-        free(result->data);
+    int err = fs__proposal_result(status, result, NULL);
     pthread_mutex_lock(&l->mu);
     fs__liveness_done(&l->lv, e->session);
     pthread_mutex_unlock(&l->mu);
@@ -600,9 +594,7 @@ void fs_locks_wakeups(void *arg, const struct store_fsm_wakeup *wakeups, size_t 
 static void ignore_done(void *arg, int status, struct raft_apply_result *result)
 {
     (void)arg;
-    (void)status;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
 }
 
 /* Propose LOCK_CANCEL for a waiter (invariant 4); its wakeup answers the request. */
@@ -656,12 +648,11 @@ static void lock_done(void *arg, int status, struct raft_apply_result *result)
     struct fs_locks *l = op->fs->locks;
     /* Not committed (no quorum before the deadline, no leader): the lock table cannot be
      * reached, and a request left queued by a late commit is cancelled below. */
-    int err = status != 0 ? ENOLCK : fs__proposal_errno(0, result);
-    bool is_queued = false;
-    if (err == 0 && result->data != NULL && result->len == sizeof(struct store_fsm_result))
-        is_queued = ((const struct store_fsm_result *)result->data)->lock_queued;
-    if (result != NULL)
-        free(result->data);
+    struct store_fsm_result res;
+    int err = fs__proposal_result(status, result, &res);
+    if (status != 0)
+        err = ENOLCK;
+    bool is_queued = err == 0 && res.lock_queued;
     if (err == ENOLCK && status == 0)
         session_give_up(l, op->session, "the state machine refused a lock request: it has ended");
     if (err == 0 && op->is_acquire) {
@@ -898,8 +889,7 @@ void fs__setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct
 static void getlk_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct lock_op *op = arg;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
     struct fs *fs = op->fs;
     const struct flock *lock = &op->lock;
     if (status != 0) {

@@ -55,8 +55,7 @@ static void propose_forget(struct forget *f);
 static void forget_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct forget *f = arg;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
     if (status == 0 || status == RAFT_ESHUTDOWN || status == RAFT_ESTORAGE)
         free(f);
     else

@@ -6,6 +6,7 @@
 
 #include "fs/node/propose.h"
 #include "lib/error.h"
+#include "store/fsm.h"
 
 int fs__read_errno(int rc)
 {
@@ -14,7 +15,8 @@ int fs__read_errno(int rc)
     return EIO;
 }
 
-int fs__proposal_errno(int status, const struct raft_apply_result *result)
+/* errno for a completed proposal (fs__proposal_result); result may be NULL. */
+static int proposal_errno(int status, const struct raft_apply_result *result)
 {
     if (status == 0) {
         if (result == NULL || result->status == 0)
@@ -35,6 +37,20 @@ int fs__proposal_errno(int status, const struct raft_apply_result *result)
     case RAFT_ENOMEM: return ENOMEM;
     default: return EIO;
     }
+}
+
+int fs__proposal_result(int status, struct raft_apply_result *result, struct store_fsm_result *out)
+{
+    int err = proposal_errno(status, result);
+    if (out != NULL && err == 0) {
+        if (result != NULL && result->data != NULL && result->len == sizeof *out)
+            *out = *(const struct store_fsm_result *)result->data;
+        else
+            err = EIO;
+    }
+    if (result != NULL)
+        free(result->data);
+    return err;
 }
 
 void fs__now(struct store_cmd *cmd)
@@ -64,5 +80,5 @@ int fs__propose(struct raft_runtime *rt, unsigned timeout_ms, const struct store
     }
     rc = raft_runtime_propose(rt, buf, len, timeout_ms, done, arg);
     free(buf);
-    return rc == 0 ? 0 : fs__proposal_errno(rc, NULL);
+    return rc == 0 ? 0 : proposal_errno(rc, NULL);
 }
