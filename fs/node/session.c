@@ -192,11 +192,7 @@ static void session_open(struct fs_session *l)
     pthread_mutex_unlock(&l->mu);
     struct store_cmd cmd = {.type = STORE_CMD_SESSION_OPEN, .node = l->node};
     fs__now(&cmd);
-    size_t len;
-    uint8_t buf[64];
-    int rc = store_cmd_encode(&cmd, buf, sizeof buf, &len);
-    if (rc == 0)
-        rc = raft_runtime_propose(l->rt, buf, len, l->cfg.op_timeout_ms, open_done, l);
+    int rc = fs__propose(l->rt, l->cfg.op_timeout_ms, &cmd, open_done, l);
     pthread_mutex_lock(&l->mu);
     if (rc != 0)
         l->is_opening = false;
@@ -413,13 +409,11 @@ static void end_silent_sessions(struct fs_session *l)
                                 .session = ends[i].session,
                                 .delay_ms = ends[i].delay_ms};
         fs__now(&cmd);
-        size_t len;
-        uint8_t buf[64];
         struct session_end *e = malloc(sizeof *e);
-        int rc = e == NULL ? RFS_ENOMEM : store_cmd_encode(&cmd, buf, sizeof buf, &len);
-        if (rc == 0) {
+        int rc = ENOMEM;
+        if (e != NULL) {
             *e = (struct session_end){.l = l, .session = ends[i].session};
-            rc = raft_runtime_propose(l->rt, buf, len, l->cfg.op_timeout_ms, end_done, e);
+            rc = fs__propose(l->rt, l->cfg.op_timeout_ms, &cmd, end_done, e);
         }
         if (rc != 0) {
             free(e);
