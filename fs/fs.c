@@ -66,6 +66,19 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
     fuse_reply_none(req);
 }
 
+/* A close commits the file's buffered writes, then releases the locks the closer held (locks
+ * are released after the data they protect is committed): flush for the POSIX locks of the
+ * closing process, release for the flock of the file description. */
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs__handle_flush(req, fi, fs__lock_on_close(fs__of(req), ino, fi, false));
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs__handle_release(req, fi, fs__lock_on_close(fs__of(req), ino, fi, true));
+}
+
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -99,8 +112,8 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .open = fs__open,
     .read = fs__read,
     .write = fs__write,
-    .flush = fs__flush,
-    .release = fs__release,
+    .flush = fs_flush,
+    .release = fs_release,
     .fsync = fs__fsync,
     .opendir = fs__opendir,
     .readdir = fs__readdir,

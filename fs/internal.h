@@ -40,14 +40,22 @@ struct fs_extent {
     uint8_t *data;
 };
 
+/* What answers a FUSE request once an open file's buffer is committed (a lock release after
+ * the data it protected, fs/ops_lock.c): fn(arg, req, err) with the commit's errno (0: it
+ * committed), called exactly once; it answers req and owns arg. fn NULL: the commit answers
+ * req itself. */
+struct fs_then {
+    void (*fn)(void *arg, fuse_req_t req, int err);
+    void *arg;
+};
+
 /* A FUSE request (flush, fsync, release, or a lock request that unlocks) waiting for the
  * handle's buffer to be committed. */
 struct fs_flush_req {
     fuse_req_t req;
     bool is_release;
-    struct fs_wait wait;    /* flush and fsync are interruptible (release is never interrupted) */
-    struct store_cmd *then; /* a lock command to propose once committed, which answers req
-                               (fs__lock_after_commit); NULL: answered by the commit */
+    struct fs_wait wait; /* flush and fsync are interruptible (release is never interrupted) */
+    struct fs_then then;
     struct fs_flush_req *next;
 };
 
@@ -215,11 +223,13 @@ size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint
 
 void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                struct fuse_file_info *fi);
-void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* Commit fi's buffer, then hand req and then (owned) to fs__lock_after_commit. */
-void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct store_cmd *then);
+/* The commits of a flush and of a release of fi, answered through then (fn NULL: directly). A
+ * flush with nothing to commit yet (O_TRUNC, nothing written) runs then at once. */
+void fs__handle_flush(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
+void fs__handle_release(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
+/* Commit fi's buffer, then answer req through then (fn not NULL). */
+void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
 
 /* --- ops_lock.c: flock and POSIX locks ------------------------------------------------------ */
 
@@ -228,15 +238,12 @@ void fs__setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct
                int sleep);
 void fs__flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
 
-/* Propose then (a LOCK or LOCK_RELEASE, owned: freed here) for this node's session and answer
- * req from its outcome, or with err if it is not 0 (the commit before it failed). */
-void fs__lock_after_commit(struct fs *fs, fuse_req_t req, struct store_cmd *then, int err);
-
-/* The LOCK_RELEASE a flush (POSIX locks of fi->lock_owner) or a release (the flock of the file
- * description) of ino must propose after its commit, or NULL when the owner asked this node
- * for no such lock (or out of memory). The caller owns the result. */
-struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
-                                    bool is_release);
+/* What a flush (POSIX locks of fi->lock_owner) or a release (the flock of the file description)
+ * of ino must do after its commit: propose the LOCK_RELEASE and answer from its outcome; fn
+ * NULL when the owner asked this node for no such lock (or out of memory). For
+ * fs__handle_flush and fs__handle_release. */
+struct fs_then fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
+                                 bool is_release);
 
 /* Has this node given up its lock session (or found it ended) and not opened a new one yet?
  * Then it no longer vouches for the lock table: raftfs.lock_token answers ENOLCK. */

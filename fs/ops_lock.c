@@ -390,14 +390,18 @@ static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, i
     }
 }
 
-void fs__lock_after_commit(struct fs *fs, fuse_req_t req, struct store_cmd *then, int err)
+/* The continuation of a lock command that follows a commit (struct fs_then, arg the command,
+ * owned: freed here): propose it and answer req from its outcome, or with err if it is not 0
+ * (the commit before it failed). */
+static void after_commit(void *arg, fuse_req_t req, int err)
 {
-    propose_lock(fs, req, then, err);
-    free(then);
+    struct store_cmd *cmd = arg;
+    propose_lock(fs__of(req), req, cmd, err);
+    free(cmd);
 }
 
-struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
-                                    bool is_release)
+struct fs_then fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
+                                 bool is_release)
 {
     struct fs_locks *l = fs->locks;
     uint8_t kind = 0;
@@ -411,12 +415,13 @@ struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fu
         kind = STORE_CMD_LOCK_FLOCK;
     pthread_mutex_unlock(&l->mu);
     if (kind == 0)
-        return NULL;
+        return (struct fs_then){0};
     struct store_cmd *cmd = calloc(1, sizeof *cmd);
-    if (cmd != NULL)
-        *cmd = (struct store_cmd){
-            .type = STORE_CMD_LOCK_RELEASE, .ino = ino, .owner = fi->lock_owner, .lock_kind = kind};
-    return cmd;
+    if (cmd == NULL)
+        return (struct fs_then){0};
+    *cmd = (struct store_cmd){
+        .type = STORE_CMD_LOCK_RELEASE, .ino = ino, .owner = fi->lock_owner, .lock_kind = kind};
+    return (struct fs_then){.fn = after_commit, .arg = cmd};
 }
 
 /* Propose a LOCK for req: an unlock goes after a commit of the file's buffered writes, so the
@@ -424,7 +429,6 @@ struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fu
 static void lock_request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                          const struct store_cmd *proto)
 {
-    struct fs *fs = fs__of(req);
     struct store_cmd *cmd = malloc(sizeof *cmd);
     if (cmd == NULL) {
         fuse_reply_err(req, ENOMEM);
@@ -435,10 +439,10 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
     cmd->ino = ino;
     cmd->owner = fi->lock_owner;
     if (cmd->lock_type == STORE_CMD_LOCK_UNLOCK && fs__handle_of(fi) != NULL) {
-        fs__handle_commit_then(req, fi, cmd);
+        fs__handle_commit_then(req, fi, (struct fs_then){.fn = after_commit, .arg = cmd});
         return;
     }
-    fs__lock_after_commit(fs, req, cmd, 0);
+    after_commit(cmd, req, 0);
 }
 
 void fs__flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
