@@ -36,6 +36,23 @@ void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino)
     pthread_mutex_unlock(&fs->lock);
 }
 
+/* Take h off fs->handles, if it is listed. Under fs->lock. */
+static void detach_locked(struct fs *fs, struct fs_handle *h)
+{
+    struct fs_handle **p = &fs->handles;
+    while (*p != NULL && *p != h)
+        p = &(*p)->next;
+    if (*p == h)
+        *p = h->next;
+}
+
+void fs__handle_detach(struct fs *fs, struct fs_handle *h)
+{
+    pthread_mutex_lock(&fs->lock);
+    detach_locked(fs, h);
+    pthread_mutex_unlock(&fs->lock);
+}
+
 static void free_extents(struct fs_extent *ext, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -253,12 +270,7 @@ static void finish_commit(struct commit *c)
     pthread_mutex_lock(&fs->lock);
     h->is_flushing = false;
     if (is_release) {
-        /* Invariant 3: nothing can be queued after the release. */
-        struct fs_handle **p = &fs->handles;
-        while (*p != NULL && *p != h)
-            p = &(*p)->next;
-        if (*p == h)
-            *p = h->next;
+        detach_locked(fs, h); /* invariant 3: nothing can be queued after the release */
     } else if (h->queued != NULL) {
         start_commit(fs, h); /* unlocks */
         pthread_mutex_lock(&fs->lock);
@@ -356,13 +368,8 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
         bool is_release = false;
         for (struct fs_flush_req *p = q; p != NULL; p = p->next)
             is_release |= p->is_release;
-        if (is_release) {
-            struct fs_handle **p = &fs->handles;
-            while (*p != NULL && *p != h)
-                p = &(*p)->next;
-            if (*p == h)
-                *p = h->next;
-        }
+        if (is_release)
+            detach_locked(fs, h);
         pthread_mutex_unlock(&fs->lock);
         while (q != NULL) {
             struct fs_flush_req *next = q->next;

@@ -204,6 +204,8 @@ void fs__removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 struct fs_handle *fs__handle_new(uint64_t ino);
 /* List h in fs->handles as a handle of ino. */
 void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino);
+/* Take h off fs->handles (nothing if it is not listed); the caller then frees it. */
+void fs__handle_detach(struct fs *fs, struct fs_handle *h);
 /* Free an unlisted handle (creation failed). */
 void fs__handle_free(struct fs_handle *h);
 /* Size of file ino as this node sees it, given its committed size: the buffered ranges of the

@@ -70,12 +70,7 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
             c->fi.direct_io = 0;
             if (fuse_reply_create(c->req, &e, &c->fi) != 0) {
                 /* Interrupted: the kernel will not release the handle. The file exists. */
-                pthread_mutex_lock(&c->fs->lock);
-                struct fs_handle **p = &c->fs->handles;
-                while (*p != h)
-                    p = &(*p)->next;
-                *p = h->next;
-                pthread_mutex_unlock(&c->fs->lock);
+                fs__handle_detach(c->fs, h);
                 fs__handle_free(h);
             }
             break;
