@@ -7,9 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fs/node/session.h"
-#include "raft/runtime/runtime.h"
-#include "store/fsm.h"
+#include "fs/node/session.h" /* fs_log_fn, and the session's types fs_locks_* take */
+
+struct raft_runtime;
+struct store_fsm;
+struct store_fsm_wakeup;
 
 /* When reads wait for a ReadIndex barrier (DESIGN.md 5, "Consistency contract"). */
 enum fs_consistency {

@@ -14,6 +14,7 @@
 #include "fs/node/propose.h"
 #include "fs/node/replica.h"
 #include "store/command.h"
+#include "store/fsm.h"
 
 /* Threads. FUSE worker threads run the request handlers; the runtime's threads run the
  * completion callbacks, which answer the requests (fuse_reply_* is allowed from any thread).

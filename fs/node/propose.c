@@ -6,6 +6,7 @@
 
 #include "fs/node/propose.h"
 #include "lib/error.h"
+#include "store/command.h"
 #include "store/fsm.h"
 
 int fs__read_errno(int rc)

@@ -5,8 +5,8 @@
 #define FS_PROPOSE_H
 
 #include "raft/runtime/runtime.h"
-#include "store/command.h"
 
+struct store_cmd;
 struct store_fsm_result;
 
 /* errno for the status of a state machine read: itself if it is an errno, EIO for a store
