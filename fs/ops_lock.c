@@ -18,7 +18,7 @@
  * 5. `owners` lists the (inode, lock owner, kind) this node asked a lock for, so that only a
  *    close of a file with locks pays for a LOCK_RELEASE round trip.
  * 6. When the session is lost (given up for lack of contact, or found ended: fs/node/session.c,
- *    invariant 6), its parked requests are taken off the list under the session's lock and
+ *    invariant 2), its parked requests are taken off the list under the session's lock and
  *    answered ENOLCK, and a lock granted to it afterwards is answered ENOLCK too: this node no
  *    longer vouches for it. */
 #include <errno.h>

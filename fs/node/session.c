@@ -11,7 +11,7 @@
  *    one commits. A request gets its ID and is parked under mu (fs_session_request), and a lost
  *    session's parked requests are detached under mu too, so none is parked on a session after
  *    its loss.
- * 6. contact_ms is the start (on CLOCK_BOOTTIME, which keeps counting through a suspend) of the
+ * 2. contact_ms is the start (on CLOCK_BOOTTIME, which keeps counting through a suspend) of the
  *    last confirmed contact of the session: a SESSION_OPEN proposed then that committed, or a
  *    read barrier (a probe) asked for then that completed within fs__liveness_probe_ms with
  *    the session still LIVE in the state machine. Probes are asked for only while the session
@@ -55,7 +55,7 @@ struct fs_session {
     uint64_t open_ms;      /* when it was proposed (CLOCK_BOOTTIME) */
     uint64_t session;      /* invariant 1 */
     uint64_t next_request; /* request IDs within the session */
-    uint64_t contact_ms;   /* invariant 6 */
+    uint64_t contact_ms;   /* invariant 2 */
     uint64_t confirmed_ms; /* the latest probe start confirmed, not yet checked */
     uint64_t probe_ms;     /* when the last probe was asked for */
     unsigned n_probes;     /* in flight */
@@ -114,7 +114,7 @@ static uint64_t clock_ms(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Give session up (invariant 6), if it is still the node's: no new requests, and its parked
+/* Give session up (invariant 2), if it is still the node's: no new requests, and its parked
  * ones are detached (hooks.detach) to be answered ENOLCK. The keeper then opens a new one.
  * Called with mu held; returns whether session was the node's. The requests are answered and
  * the loss logged after mu is dropped, by session_lost with *lost. */
@@ -170,7 +170,7 @@ static void open_done(void *arg, int status, struct raft_apply_result *result)
     if (session != 0) {
         l->session = session;
         l->next_request = 0;
-        /* The leader that committed it heard this node after open_ms (invariant 6). */
+        /* The leader that committed it heard this node after open_ms (invariant 2). */
         l->contact_ms = l->open_ms;
         l->confirmed_ms = 0;
         l->lost_session = 0;
@@ -246,7 +246,7 @@ static int session_is_live(struct fs_session *l, uint64_t session)
     return f.is_live;
 }
 
-/* The node's own session, once per pass (invariant 6). */
+/* The node's own session, once per pass (invariant 2). */
 static void keep_own_session(struct fs_session *l)
 {
     pthread_mutex_lock(&l->mu);
@@ -426,7 +426,7 @@ static void end_silent_sessions(struct fs_session *l)
 }
 
 /* Keeper thread: opens the session whenever there is none (invariant 1), keeps it (invariant
- * 6), and, while this node leads, ends silent nodes' sessions. */
+ * 2), and, while this node leads, ends silent nodes' sessions. */
 static void *keeper(void *arg)
 {
     struct fs_session *l = arg;
