@@ -1,12 +1,11 @@
 /* The FUSE session of raftfsd: mount, the operation table, the multi-threaded loop, and the
- * helpers shared by the operations (attributes, proposing, errno mapping). */
+ * attribute conversions the operations share (proposing is fs/node/propose.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "fs/internal.h"
 #include "lib/error.h"
@@ -41,65 +40,6 @@ void fs__entry(const struct fs *fs, const struct store_fsm_attr *a, struct fuse_
     e->entry_timeout = fs->cache_timeout;
 }
 
-int fs__read_errno(int rc)
-{
-    if (rc > 0 && rc < RFS_ERROR_BASE)
-        return rc;
-    return EIO;
-}
-
-int fs__proposal_errno(int status, const struct raft_apply_result *result)
-{
-    if (status == 0) {
-        if (result == NULL || result->status == 0)
-            return 0;
-        return result->status > 0 && result->status < RFS_ERROR_BASE ? result->status : EIO;
-    }
-    switch (status) {
-    /* The cluster cannot commit now: no leader, no quorum before the deadline, a leader change
-     * overwrote the entry, or this node is stopping. Writes are refused as on a read-only
-     * filesystem. After RAFT_ETIMEDOUT and RAFT_ELEADERSHIPLOST the change may still be applied
-     * later (the outcome is unknown). */
-    case RAFT_ENOTLEADER:
-    case RAFT_ETIMEDOUT:
-    case RAFT_ELEADERSHIPLOST:
-    case RAFT_ENOTAPPLIED:
-    case RAFT_ESHUTDOWN: return EROFS;
-    case RAFT_ETOOBIG: return EFBIG;
-    case RAFT_ENOMEM: return ENOMEM;
-    default: return EIO;
-    }
-}
-
-void fs__now(struct store_cmd *cmd)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    cmd->time_sec = ts.tv_sec;
-    cmd->time_nsec = (uint32_t)ts.tv_nsec;
-}
-
-int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg)
-{
-    size_t size = store_cmd_encoded_size(cmd);
-    if (size == 0)
-        return cmd->data_len > STORE_CMD_MAX_ENCODED ? EFBIG : EINVAL;
-    if (size > STORE_CMD_MAX_ENCODED)
-        return EFBIG;
-    uint8_t *buf = malloc(size);
-    if (buf == NULL)
-        return ENOMEM;
-    size_t len;
-    int rc = store_cmd_encode(cmd, buf, size, &len);
-    if (rc != 0) {
-        free(buf);
-        return EINVAL;
-    }
-    rc = raft_runtime_propose(fs->rt, buf, len, fs->opts.op_timeout_ms, done, arg);
-    free(buf);
-    return rc == 0 ? 0 : fs__proposal_errno(rc, NULL);
-}
-
 /* --- session ----------------------------------------------------------------------------- */
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
@@ -124,6 +64,19 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
     (void)ino;
     (void)nlookup;
     fuse_reply_none(req);
+}
+
+/* A close commits the file's buffered writes, then releases the locks the closer held (locks
+ * are released after the data they protect is committed): flush for the POSIX locks of the
+ * closing process, release for the flock of the file description. */
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs__handle_flush(req, fi, fs__lock_on_close(fs__of(req), ino, fi, false));
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs__handle_release(req, fi, fs__lock_on_close(fs__of(req), ino, fi, true));
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -159,8 +112,8 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .open = fs__open,
     .read = fs__read,
     .write = fs__write,
-    .flush = fs__flush,
-    .release = fs__release,
+    .flush = fs_flush,
+    .release = fs_release,
     .fsync = fs__fsync,
     .opendir = fs__opendir,
     .readdir = fs__readdir,

@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft/runtime/runtime.h"
-#include "store/fsm.h"
+#include "fs/node/session.h" /* fs_log_fn, and the session's types fs_locks_* take */
+
+struct raft_runtime;
+struct store_fsm;
+struct store_fsm_wakeup;
 
 /* When reads wait for a ReadIndex barrier (DESIGN.md 5, "Consistency contract"). */
 enum fs_consistency {
@@ -17,47 +20,21 @@ enum fs_consistency {
     FS_CONSISTENCY_LOCAL,    /* never wait */
 };
 
-/* Log sink (raftfsd's): text is borrowed for the call. */
-typedef void (*fs_log_fn)(void *ctx, enum raft_log_level level, const char *text);
-
-/* This node's share of the cluster-wide locks (fs/ops_lock.c): its session and the lock
- * requests parked until granted. Owned by the caller; it outlives the runtime and the mount. */
+/* This node's share of the cluster-wide locks (fs/ops_lock.c): its session (fs/node/session.c)
+ * and the lock requests parked until granted. Owned by the caller; it outlives the runtime and
+ * the mount. */
 struct fs_locks;
 
 /* A new lock state for node (its raft ID). log may be NULL. Returns 0 or RFS_ENOMEM. */
 int fs_locks_new(uint64_t node, fs_log_fn log, void *log_ctx, struct fs_locks **out);
 
-struct fs_locks_config {
-    unsigned op_timeout_ms;      /* deadline of the session's proposals and probes */
-    unsigned session_timeout_ms; /* > 0; must be the same on every node (docs/fs.md) */
-    unsigned lock_delay_ms;      /* asked for by this node when it leads and ends a session */
-};
-
-/* Start the keeper thread (docs/fs.md, "Session liveness"). It opens the node's session through
- * rt (SESSION_OPEN, retried until it commits, and again whenever the session was lost or
- * ended), confirms contact with a leader by read barriers, and gives the session up when it has
- * had no confirmed contact for most of the session timeout. While this node leads, it also ends
- * the sessions of nodes it has not heard from for the session timeout (SESSION_END with the
- * lock-delay, then the final one). rt and fsm are borrowed until fs_locks_stop; cfg is copied.
- * Until a session is open, lock requests fail with ENOLCK. Returns 0 or RFS_ENOMEM. */
+/* Start the session's keeper thread (fs_session_start: docs/fs.md, "Session liveness"). rt
+ * and fsm are borrowed until fs_locks_stop; cfg is copied. Until a session is open, lock
+ * requests fail with ENOLCK. Returns 0 or RFS_ENOMEM. */
 int fs_locks_start(struct fs_locks *locks, struct raft_runtime *rt, struct store_fsm *fsm,
                    const struct fs_locks_config *cfg);
 
-enum fs_locks_state {
-    FS_LOCKS_OPENING = 1, /* no session yet: being opened */
-    FS_LOCKS_OPEN,
-    FS_LOCKS_LOST, /* given up or found ended; a new one is being opened */
-};
-
-/* This node's own session, as the node sees it. */
-struct fs_locks_local {
-    enum fs_locks_state state;
-    uint64_t session;  /* OPEN: its ID; LOST: the lost one's; OPENING: 0 */
-    uint64_t since_ms; /* OPEN: since its last confirmed contact began; LOST: since the loss */
-    char reason[160];  /* LOST: why, for people */
-};
-
-/* Fill *out. Any thread. */
+/* Fill *out with this node's own session (fs_session_local). Any thread. */
 void fs_locks_local(struct fs_locks *locks, struct fs_locks_local *out);
 
 /* Stop that thread and answer every parked lock request with ENOLCK. Call it after fs_run and

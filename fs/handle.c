@@ -36,6 +36,23 @@ void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino)
     pthread_mutex_unlock(&fs->lock);
 }
 
+/* Take h off fs->handles, if it is listed. Under fs->lock. */
+static void detach_locked(struct fs *fs, struct fs_handle *h)
+{
+    struct fs_handle **p = &fs->handles;
+    while (*p != NULL && *p != h)
+        p = &(*p)->next;
+    if (*p == h)
+        *p = h->next;
+}
+
+void fs__handle_detach(struct fs *fs, struct fs_handle *h)
+{
+    pthread_mutex_lock(&fs->lock);
+    detach_locked(fs, h);
+    pthread_mutex_unlock(&fs->lock);
+}
+
 static void free_extents(struct fs_extent *ext, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -228,13 +245,12 @@ struct commit {
 
 static void start_commit(struct fs *fs, struct fs_handle *h);
 
-/* Answer q with err, unless it was interrupted and answered EINTR already; free it. */
-/* Answer q after its commit: directly, or through the lock command it carries (locks are
- * released after the data they protect is committed), which answers it. */
-static void answer(struct fs *fs, struct fs_flush_req *q, int err)
+/* Answer q after its commit, with err: through its continuation, or directly unless it was
+ * interrupted and answered EINTR already; free it. */
+static void answer(struct fs_flush_req *q, int err)
 {
-    if (q->then != NULL)
-        fs__lock_after_commit(fs, q->req, q->then, err);
+    if (q->then.fn != NULL)
+        q->then.fn(q->then.arg, q->req, err);
     else if (q->is_release || fs__wait_claim(&q->wait))
         fuse_reply_err(q->req, err);
     free(q);
@@ -254,12 +270,7 @@ static void finish_commit(struct commit *c)
     pthread_mutex_lock(&fs->lock);
     h->is_flushing = false;
     if (is_release) {
-        /* Invariant 3: nothing can be queued after the release. */
-        struct fs_handle **p = &fs->handles;
-        while (*p != NULL && *p != h)
-            p = &(*p)->next;
-        if (*p == h)
-            *p = h->next;
+        detach_locked(fs, h); /* invariant 3: nothing can be queued after the release */
     } else if (h->queued != NULL) {
         start_commit(fs, h); /* unlocks */
         pthread_mutex_lock(&fs->lock);
@@ -268,7 +279,7 @@ static void finish_commit(struct commit *c)
     while (c->reqs != NULL) {
         struct fs_flush_req *q = c->reqs;
         c->reqs = q->next;
-        answer(fs, q, c->err);
+        answer(q, c->err);
     }
     if (is_release) {
         fs__handle_free(h);
@@ -299,15 +310,10 @@ struct range {
 static void write_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct range *r = arg;
-    int err = fs__proposal_errno(status, result);
-    if (err == 0 && result != NULL && result->data != NULL &&
-        result->len == sizeof(struct store_fsm_result)) {
-        const struct store_fsm_result *res = result->data;
-        if (res->written < r->len)
-            err = EFBIG; /* cut by the state machine's size limit */
-    }
-    if (result != NULL)
-        free(result->data);
+    struct store_fsm_result res;
+    int err = fs__proposal_result(status, result, &res);
+    if (err == 0 && res.written < r->len)
+        err = EFBIG; /* cut by the state machine's size limit */
     struct commit *c = r->commit;
     free(r);
     range_done(c, err);
@@ -328,7 +334,7 @@ static void propose_range(struct commit *c, uint8_t type, uint64_t off, const ui
     struct store_cmd cmd = {
         .type = type, .ino = c->ino, .offset = off, .data = data, .data_len = len};
     fs__now(&cmd);
-    int err = fs__propose(c->fs, &cmd, write_done, r);
+    int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, &cmd, write_done, r);
     if (err != 0) {
         free(r);
         range_done(c, err);
@@ -362,19 +368,12 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
         bool is_release = false;
         for (struct fs_flush_req *p = q; p != NULL; p = p->next)
             is_release |= p->is_release;
-        if (is_release) {
-            struct fs_handle **p = &fs->handles;
-            while (*p != NULL && *p != h)
-                p = &(*p)->next;
-            if (*p == h)
-                *p = h->next;
-        }
+        if (is_release)
+            detach_locked(fs, h);
         pthread_mutex_unlock(&fs->lock);
         while (q != NULL) {
             struct fs_flush_req *next = q->next;
-            free(q->then);
-            q->then = NULL;
-            answer(fs, q, ENOMEM);
+            answer(q, ENOMEM);
             q = next;
         }
         if (is_release)
@@ -409,23 +408,24 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
 }
 
 /* Queue req for the next commit of h, and start it unless one is in flight (invariant 2).
- * then (owned) as in struct fs_flush_req. */
-static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release,
-                   struct store_cmd *then)
+ * then as in struct fs_flush_req. */
+static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release, struct fs_then then)
 {
     struct fs *fs = fs__of(req);
     struct fs_handle *h = fs__handle_of(fi);
     struct fs_flush_req *q = malloc(sizeof *q);
     if (q == NULL) {
-        free(then);
-        fuse_reply_err(req, ENOMEM);
+        if (then.fn != NULL)
+            then.fn(then.arg, req, ENOMEM);
+        else
+            fuse_reply_err(req, ENOMEM);
         return;
     }
     q->req = req;
     q->is_release = is_release;
     q->then = then;
     /* A flush that releases locks is not interruptible: the release must be proposed. */
-    if (!is_release && then == NULL && !fs__wait_start(&q->wait, req)) {
+    if (!is_release && then.fn == NULL && !fs__wait_start(&q->wait, req)) {
         fuse_reply_err(req, EINTR);
         free(q);
         return;
@@ -440,19 +440,18 @@ static void commit(fuse_req_t req, struct fuse_file_info *fi, bool is_release,
     start_commit(fs, h);
 }
 
-void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void fs__handle_flush(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then)
 {
     struct fs *fs = fs__of(req);
     struct fs_handle *h = fs__handle_of(fi);
-    struct store_cmd *then = fs__lock_on_close(fs, ino, fi, false);
     /* A shell redirection opens with O_TRUNC, moves the descriptor and closes the original
      * (a flush) before anything is written: committing the truncation then would show the
      * file empty. It waits for data, fsync or the release (invariant 4). */
     pthread_mutex_lock(&fs->lock);
     bool is_deferred = h->is_replace && h->n_ext == 0 && !h->is_flushing;
     pthread_mutex_unlock(&fs->lock);
-    if (is_deferred && then != NULL)
-        fs__lock_after_commit(fs, req, then, 0); /* nothing to commit first */
+    if (is_deferred && then.fn != NULL)
+        then.fn(then.arg, req, 0); /* nothing to commit first */
     else if (is_deferred)
         fuse_reply_err(req, 0);
     else
@@ -463,15 +462,15 @@ void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
 {
     (void)ino;
     (void)datasync;
-    commit(req, fi, false, NULL);
+    commit(req, fi, false, (struct fs_then){0});
 }
 
-void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void fs__handle_release(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then)
 {
-    commit(req, fi, true, fs__lock_on_close(fs__of(req), ino, fi, true));
+    commit(req, fi, true, then);
 }
 
-void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct store_cmd *then)
+void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then)
 {
     commit(req, fi, false, then);
 }

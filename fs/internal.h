@@ -1,5 +1,5 @@
 /* Shared internals of fs/: the instance, open-file handles with their write buffers, and the
- * helpers every operation uses (attribute conversion, proposing, errno mapping). */
+ * helpers every operation uses (attribute conversion; proposing is fs/node/propose.h). */
 #ifndef FS_INTERNAL_H
 #define FS_INTERNAL_H
 
@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 
 #include "fs/fs.h"
+#include "fs/node/propose.h"
 #include "fs/node/replica.h"
 #include "store/command.h"
+#include "store/fsm.h"
 
 /* Threads. FUSE worker threads run the request handlers; the runtime's threads run the
  * completion callbacks, which answer the requests (fuse_reply_* is allowed from any thread).
@@ -39,14 +41,22 @@ struct fs_extent {
     uint8_t *data;
 };
 
+/* What answers a FUSE request once an open file's buffer is committed (a lock release after
+ * the data it protected, fs/ops_lock.c): fn(arg, req, err) with the commit's errno (0: it
+ * committed), called exactly once; it answers req and owns arg. fn NULL: the commit answers
+ * req itself. */
+struct fs_then {
+    void (*fn)(void *arg, fuse_req_t req, int err);
+    void *arg;
+};
+
 /* A FUSE request (flush, fsync, release, or a lock request that unlocks) waiting for the
  * handle's buffer to be committed. */
 struct fs_flush_req {
     fuse_req_t req;
     bool is_release;
-    struct fs_wait wait;    /* flush and fsync are interruptible (release is never interrupted) */
-    struct store_cmd *then; /* a lock command to propose once committed, which answers req
-                               (fs__lock_after_commit); NULL: answered by the commit */
+    struct fs_wait wait; /* flush and fsync are interruptible (release is never interrupted) */
+    struct fs_then then;
     struct fs_flush_req *next;
 };
 
@@ -114,23 +124,6 @@ void fs__attr_to_stat(const struct store_fsm_attr *a, struct stat *st);
 
 /* Entry reply parameters for a, with fs's cache timeouts. */
 void fs__entry(const struct fs *fs, const struct store_fsm_attr *a, struct fuse_entry_param *e);
-
-/* errno for the status of a state machine read: itself if it is an errno, EIO for a store
- * failure (RFS_E*). */
-int fs__read_errno(int rc);
-
-/* errno for a completed proposal: the state machine's errno, or the mapping of a RAFT_E* code
- * (no quorum, deadline, no leader, shutdown: EROFS; RAFT_ETOOBIG: EFBIG; others: EIO). result
- * may be NULL. */
-int fs__proposal_errno(int status, const struct raft_apply_result *result);
-
-/* Fill cmd's time with the proposer's CLOCK_REALTIME. */
-void fs__now(struct store_cmd *cmd);
-
-/* Encode cmd and propose it with the op timeout. done(arg, ...) is called exactly once if this
- * returns 0; otherwise it is not called and the return value is an errno (as
- * fs__proposal_errno maps it). cmd is only read. */
-int fs__propose(struct fs *fs, const struct store_cmd *cmd, raft_done_fn done, void *arg);
 
 /* --- wait.c: interruptible waits for the cluster ------------------------------------------- */
 
@@ -212,6 +205,8 @@ void fs__removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 struct fs_handle *fs__handle_new(uint64_t ino);
 /* List h in fs->handles as a handle of ino. */
 void fs__handle_attach(struct fs *fs, struct fs_handle *h, uint64_t ino);
+/* Take h off fs->handles (nothing if it is not listed); the caller then frees it. */
+void fs__handle_detach(struct fs *fs, struct fs_handle *h);
 /* Free an unlisted handle (creation failed). */
 void fs__handle_free(struct fs_handle *h);
 /* Size of file ino as this node sees it, given its committed size: the buffered ranges of the
@@ -231,11 +226,13 @@ size_t fs__handle_overlay(struct fs *fs, struct fs_handle *h, uint64_t off, uint
 
 void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                struct fuse_file_info *fi);
-void fs__flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs__fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void fs__release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* Commit fi's buffer, then hand req and then (owned) to fs__lock_after_commit. */
-void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct store_cmd *then);
+/* The commits of a flush and of a release of fi, answered through then (fn NULL: directly). A
+ * flush with nothing to commit yet (O_TRUNC, nothing written) runs then at once. */
+void fs__handle_flush(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
+void fs__handle_release(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
+/* Commit fi's buffer, then answer req through then (fn not NULL). */
+void fs__handle_commit_then(fuse_req_t req, struct fuse_file_info *fi, struct fs_then then);
 
 /* --- ops_lock.c: flock and POSIX locks ------------------------------------------------------ */
 
@@ -244,15 +241,12 @@ void fs__setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct
                int sleep);
 void fs__flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
 
-/* Propose then (a LOCK or LOCK_RELEASE, owned: freed here) for this node's session and answer
- * req from its outcome, or with err if it is not 0 (the commit before it failed). */
-void fs__lock_after_commit(struct fs *fs, fuse_req_t req, struct store_cmd *then, int err);
-
-/* The LOCK_RELEASE a flush (POSIX locks of fi->lock_owner) or a release (the flock of the file
- * description) of ino must propose after its commit, or NULL when the owner asked this node
- * for no such lock (or out of memory). The caller owns the result. */
-struct store_cmd *fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
-                                    bool is_release);
+/* What a flush (POSIX locks of fi->lock_owner) or a release (the flock of the file description)
+ * of ino must do after its commit: propose the LOCK_RELEASE and answer from its outcome; fn
+ * NULL when the owner asked this node for no such lock (or out of memory). For
+ * fs__handle_flush and fs__handle_release. */
+struct fs_then fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_file_info *fi,
+                                 bool is_release);
 
 /* Has this node given up its lock session (or found it ended) and not opened a new one yet?
  * Then it no longer vouches for the lock table: raftfs.lock_token answers ENOLCK. */

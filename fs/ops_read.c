@@ -81,8 +81,7 @@ static void drop(struct read_req *r, int err)
 static void barrier_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct read_req *r = arg;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
     if (!fs__wait_claim(&r->wait)) {
         drop(r, 0); /* interrupted: answered EINTR */
         return;

@@ -33,18 +33,12 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
         /* Answered EINTR already; the change may have been applied all the same. */
         if (c->kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(&c->fi));
-        if (result != NULL)
-            free(result->data);
+        fs__proposal_result(status, result, NULL);
         free(c);
         return;
     }
-    int err = fs__proposal_errno(status, result);
-    const struct store_fsm_result *res = NULL;
-    if (err == 0 && result != NULL && result->data != NULL &&
-        result->len == sizeof(struct store_fsm_result))
-        res = result->data;
-    if (err == 0 && res == NULL && c->kind != REPLY_ERR)
-        err = EIO; /* a success without the state machine's answer cannot be replied */
+    struct store_fsm_result res;
+    int err = fs__proposal_result(status, result, &res);
     struct fuse_entry_param e;
     struct stat st;
     if (err != 0) {
@@ -55,41 +49,34 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
         switch (c->kind) {
         case REPLY_ERR: fuse_reply_err(c->req, 0); break;
         case REPLY_ENTRY:
-            fs__entry(c->fs, &res->attr, &e);
+            fs__entry(c->fs, &res.attr, &e);
             fuse_reply_entry(c->req, &e);
             break;
         case REPLY_ATTR:
-            fs__attr_to_stat(&res->attr, &st);
-            if (S_ISREG(res->attr.mode))
-                st.st_size = (off_t)fs__local_size(c->fs, res->ino, res->attr.size);
+            fs__attr_to_stat(&res.attr, &st);
+            if (S_ISREG(res.attr.mode))
+                st.st_size = (off_t)fs__local_size(c->fs, res.ino, res.attr.size);
             fuse_reply_attr(c->req, &st, c->fs->cache_timeout);
             break;
         case REPLY_CREATE: {
             struct fs_handle *h = fs__handle_of(&c->fi);
             /* The file existed (made meanwhile by another node): O_TRUNC is committed with
              * the new data, as for open. */
-            h->is_replace = res->existed && (c->fi.flags & O_TRUNC);
-            fs__handle_attach(c->fs, h, res->ino);
-            fs__entry(c->fs, &res->attr, &e);
-            e.attr.st_size = (off_t)fs__local_size(c->fs, res->ino, res->attr.size);
+            h->is_replace = res.existed && (c->fi.flags & O_TRUNC);
+            fs__handle_attach(c->fs, h, res.ino);
+            fs__entry(c->fs, &res.attr, &e);
+            e.attr.st_size = (off_t)fs__local_size(c->fs, res.ino, res.attr.size);
             c->fi.keep_cache = 0;
             c->fi.direct_io = 0;
             if (fuse_reply_create(c->req, &e, &c->fi) != 0) {
                 /* Interrupted: the kernel will not release the handle. The file exists. */
-                pthread_mutex_lock(&c->fs->lock);
-                struct fs_handle **p = &c->fs->handles;
-                while (*p != h)
-                    p = &(*p)->next;
-                *p = h->next;
-                pthread_mutex_unlock(&c->fs->lock);
+                fs__handle_detach(c->fs, h);
                 fs__handle_free(h);
             }
             break;
         }
         }
     }
-    if (result != NULL)
-        free(result->data);
     free(c);
 }
 
@@ -117,7 +104,7 @@ static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
         return;
     }
     fs__now(cmd);
-    int err = fs__propose(c->fs, cmd, change_done, c);
+    int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, cmd, change_done, c);
     if (err != 0) {
         if (kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(fi));

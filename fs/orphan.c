@@ -55,8 +55,7 @@ static void propose_forget(struct forget *f);
 static void forget_done(void *arg, int status, struct raft_apply_result *result)
 {
     struct forget *f = arg;
-    if (result != NULL)
-        free(result->data);
+    fs__proposal_result(status, result, NULL);
     if (status == 0 || status == RAFT_ESHUTDOWN || status == RAFT_ESTORAGE)
         free(f);
     else
@@ -67,7 +66,7 @@ static void propose_forget(struct forget *f)
 {
     struct store_cmd cmd = {.type = STORE_CMD_FORGET, .ino = f->ino, .holders = f->fs->self_bit};
     fs__now(&cmd);
-    if (fs__propose(f->fs, &cmd, forget_done, f) != 0)
+    if (fs__propose(f->fs->rt, f->fs->opts.op_timeout_ms, &cmd, forget_done, f) != 0)
         free(f); /* stopping, or out of memory: the next mount's scan finds it (note 4) */
 }
 

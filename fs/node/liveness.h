@@ -13,7 +13,7 @@
 
 #define FS_LIVENESS_PENDING_MAX 64 /* SESSION_END proposals in flight at once */
 
-/* The leader's view. Not thread-safe: fs/ops_lock.c keeps it under its lock. */
+/* The leader's view. Not thread-safe: fs/node/session.c keeps it under its lock. */
 struct fs_liveness {
     uint64_t node;       /* this node: its own session is never ended for silence */
     unsigned timeout_ms; /* session-timeout */
