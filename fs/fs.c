@@ -200,7 +200,7 @@ int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *
     }
     fs->is_mounted = true;
     if (fs__notify_start(fs) != 0) {
-        snprintf(err, errlen, "cannot start the invalidation thread");
+        snprintf(err, errlen, "out of memory for the kernel cache table");
         goto err_after_mount;
     }
     fs__orphan_scan(fs); /* nothing is open yet */
@@ -240,7 +240,7 @@ void fs_close(struct fs *fs)
 {
     if (fs == NULL)
         return;
-    fs__notify_stop(fs); /* before the unmount closes the session's descriptor */
+    fs__notify_stop(fs); /* no invalidation after the session is gone */
     if (fs->is_mounted)
         fuse_session_unmount(fs->se);
     fuse_remove_signal_handlers(fs->se);

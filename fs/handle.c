@@ -266,7 +266,7 @@ static void finish_commit(struct commit *c)
     for (struct fs_flush_req *q = c->reqs; q != NULL; q = q->next)
         is_release |= q->is_release;
     if (c->err != 0)
-        fs__notify_data(fs, c->ino); /* the kernel's pages hold bytes that were not committed */
+        fs__notify_pages_stale(fs, c->ino); /* they hold bytes that were not committed */
     pthread_mutex_lock(&fs->lock);
     h->is_flushing = false;
     if (is_release) {

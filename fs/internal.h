@@ -77,14 +77,16 @@ struct fs_handle {
      * size bytes, copied at open and never changed; NULL: reads go to the state machine. */
     uint8_t *snap;
     uint64_t snap_size;
-    struct fs *snap_fs; /* whose snap_bytes counts it */
+    struct store_fsm_attr snap_attr; /* the file's attributes when the version was copied */
+    struct fs *snap_fs;              /* whose snap_bytes counts it */
+    uint64_t cache_gen; /* the generation of the kernel's pages this open saw (fs/notify.c) */
 };
 
 /* Bytes of file versions that read-only opens of one node may hold (fs->snap_bytes); an open
  * past it reads the state machine directly. */
 #define FS_SNAPSHOT_BUDGET ((uint64_t)256 << 20)
 
-struct fs_notify_item;
+struct fs_clean_slot;
 
 /* Entry and attribute timeout outside strict mode, seconds: how long a lost invalidation can
  * leave the kernel with a stale name or attributes. */
@@ -108,13 +110,10 @@ struct fs {
     atomic_uint_fast64_t snap_bytes; /* held by the handles' snap, at most FS_SNAPSHOT_BUDGET */
     pthread_mutex_t lock;
     struct fs_handle *handles; /* open files of this node; protected by lock */
-    /* The notify thread (fs/notify.c) and its queue. */
-    pthread_t notify_thread;
-    pthread_mutex_t notify_lock;
-    pthread_cond_t notify_cond;
-    struct fs_notify_item *notify_head, *notify_tail; /* protected by notify_lock */
-    bool is_notify_stopping;                          /* protected by notify_lock */
-    struct fs_locks *locks;                           /* opts.locks */
+    /* Files whose pages in the kernel are known current (fs/notify.c, design note 5). */
+    struct fs_clean_slot *clean; /* protected by lock */
+    uint64_t clean_gen;          /* protected by lock */
+    struct fs_locks *locks;      /* opts.locks */
 };
 
 /* --- fs.c ------------------------------------------------------------------------------------ */
@@ -152,18 +151,22 @@ void fs__orphan_released(struct fs *fs, uint64_t ino);
 
 /* --- notify.c: kernel cache invalidation --------------------------------------------------- */
 
-/* Start the notify thread and observe fs->rep. Returns 0 or -1 (no thread). */
+/* Observe fs->rep and invalidate the kernel's attributes of what each applied command changed.
+ * Returns 0 or -1 (no memory). Never waits in the kernel (the design note). */
 int fs__notify_start(struct fs *fs);
-/* Stop observing, answer the continuations still queued and join the thread. */
+/* Stop observing. */
 void fs__notify_stop(struct fs *fs);
-/* Call fn(arg) on the notify thread once every invalidation queued so far is done (never for a
- * request that holds a directory or page lock: see the design note). */
-void fs__notify_after(struct fs *fs, void (*fn)(void *arg), void *arg);
-/* Is an invalidation of ino's pages queued and not done yet? */
-bool fs__notify_has_data(struct fs *fs, uint64_t ino);
-/* Queue an invalidation of all of ino's pages (a local commit failed: the pages hold bytes the
- * state machine does not have). */
-void fs__notify_data(struct fs *fs, uint64_t ino);
+/* An open of ino is being answered: may it keep the kernel's pages (FOPEN_KEEP_CACHE)? Only in
+ * local mode, and only if no change of ino's data was applied and no older version was read
+ * since the last open (note 4). *gen receives the generation the open's version belongs to,
+ * for fs__notify_read_version. */
+bool fs__notify_keep_pages(struct fs *fs, uint64_t ino, uint64_t *gen);
+/* A read answered from a handle opened at generation gen: if ino changed since, the kernel's
+ * pages now hold that older version. */
+void fs__notify_read_version(struct fs *fs, uint64_t ino, uint64_t gen);
+/* The kernel's pages of ino may be stale (a change of its data was applied, or a local commit
+ * failed and the pages hold bytes the state machine does not have). */
+void fs__notify_pages_stale(struct fs *fs, uint64_t ino);
 
 /* --- ops_read.c: lookup, getattr, readdir(plus), readlink, xattrs, statfs, open(dir) -------- */
 

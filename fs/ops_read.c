@@ -33,7 +33,10 @@ struct read_req {
     off_t off;
     struct fuse_file_info fi;
     struct fs_wait wait; /* interruptible while waiting for the barrier */
-    char name[];         /* lookup name or xattr name */
+    /* An open that waits for the barrier its lookup skipped (degraded "open" mode): the name
+     * the kernel resolved may be older than the barrier. */
+    bool is_late_barrier;
+    char name[]; /* lookup name or xattr name */
 };
 
 static void run(struct read_req *r);
@@ -63,11 +66,6 @@ static bool needs_barrier(struct fs *fs, enum read_op op)
     }
 }
 
-static void run_after_invalidations(void *arg)
-{
-    run(arg);
-}
-
 /* Give up r: answer err (0: it was answered already) and free it. */
 static void drop(struct read_req *r, int err)
 {
@@ -86,18 +84,19 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
         drop(r, 0); /* interrupted: answered EINTR */
         return;
     }
+    /* A node that stopped taking part (its log or state machine failed) will never catch up:
+     * its state is frozen, so nothing that asked for a barrier is answered from it. */
+    if (status == RAFT_ESTORAGE) {
+        drop(r, EIO);
+        return;
+    }
     atomic_store(&r->fs->is_degraded, status != 0);
     /* Without a quorum, "open" mode serves the local state (DESIGN.md 5); "strict" fails. */
     if (status != 0 && r->fs->opts.consistency == FS_CONSISTENCY_STRICT) {
         drop(r, EIO);
         return;
     }
-    /* open and opendir hold no directory or page lock: they may wait for the invalidations
-     * of what the barrier covered (fs/notify.c, design note 3). */
-    if (r->op == OP_OPEN || r->op == OP_OPENDIR)
-        fs__notify_after(r->fs, run_after_invalidations, r);
-    else
-        run(r);
+    run(r);
 }
 
 /* Run r once a barrier completes (interruptible meanwhile). Takes ownership of r. */
@@ -107,16 +106,18 @@ static void wait_barrier(struct read_req *r)
         drop(r, EINTR);
         return;
     }
-    if (raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r) != 0)
-        barrier_done(r, RAFT_ESHUTDOWN, NULL);
+    int rc = raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r);
+    if (rc != 0)
+        barrier_done(r, rc, NULL);
 }
 
 /* Start r: run it now, or once the barrier completes. Takes ownership of r. */
 static void submit(struct read_req *r)
 {
-    if (needs_barrier(r->fs, r->op))
+    if (needs_barrier(r->fs, r->op)) {
+        r->is_late_barrier = r->op == OP_OPEN && r->fs->opts.consistency == FS_CONSISTENCY_OPEN;
         wait_barrier(r);
-    else
+    } else
         run(r);
 }
 
@@ -178,6 +179,13 @@ static void do_getattr(struct read_req *r)
      * be cut at this one's size until the timeout. */
     const struct fs_handle *h = fs__handle_of(&r->fi);
     double timeout = r->fs->cache_timeout;
+    if (rc == ENOENT && h != NULL && h->snap != NULL) {
+        /* The file is gone (replaced on another node and freed) but this open reads its own
+         * version, whose attributes it kept. */
+        a = h->snap_attr;
+        rc = 0;
+        timeout = 0;
+    }
     if (rc == 0 && h != NULL && h->snap != NULL && a.size != h->snap_size) {
         a.size = h->snap_size;
         timeout = 0;
@@ -357,6 +365,7 @@ static int open_version(struct fs *fs, struct fs_handle *h, uint64_t ino, struct
     }
     h->snap = data;
     h->snap_size = a->size;
+    h->snap_attr = *a;
     h->snap_fs = fs;
     return 0;
 }
@@ -368,6 +377,11 @@ static void do_open(struct read_req *r)
     bool is_reader = (r->fi.flags & O_ACCMODE) == O_RDONLY && !(r->fi.flags & O_TRUNC);
     int rc =
         is_reader ? open_version(r->fs, h, r->ino, &a) : store_fsm_getattr(r->fs->fsm, r->ino, &a);
+    /* The name was resolved before the barrier (its lookup skipped it) and leads to a file that
+     * no name holds any more: it was replaced or removed meanwhile, perhaps while this node was
+     * cut off. Opening it would read a version the cluster has moved past. */
+    if (rc == 0 && r->is_late_barrier && a.nlink == 0)
+        rc = ENOENT;
     if (rc != 0) {
         /* The name the kernel resolved was removed or replaced meanwhile (by another node):
          * ESTALE makes the kernel look the path up again once. */
@@ -375,10 +389,9 @@ static void do_open(struct read_req *r)
         fuse_reply_err(r->req, rc == ENOENT ? ESTALE : fs__read_errno(rc));
         return;
     }
-    /* In local mode the kernel's pages of the file are current with this node's state unless
-     * an invalidation of them is still queued; open and strict mode drop them at every open. */
-    r->fi.keep_cache =
-        r->fs->opts.consistency == FS_CONSISTENCY_LOCAL && !fs__notify_has_data(r->fs, r->ino);
+    /* Only local mode keeps the kernel's pages across opens, and only pages known current
+     * (fs/notify.c, design note 4); otherwise the kernel drops them as the open completes. */
+    r->fi.keep_cache = fs__notify_keep_pages(r->fs, r->ino, &h->cache_gen);
     r->fi.direct_io = 0;
     /* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC): it is committed with the new data. */
     h->is_replace = S_ISREG(a.mode) && (r->fi.flags & O_TRUNC);
@@ -414,6 +427,7 @@ static void do_read(struct read_req *r)
         if (off < h->snap_size)
             n = h->snap_size - off < r->size ? (size_t)(h->snap_size - off) : r->size;
         memcpy(buf, h->snap + (n > 0 ? off : 0), n);
+        fs__notify_read_version(r->fs, r->ino, h->cache_gen);
     } else if (fs__handle_replaced(r->fs, h, &replaced_end)) {
         /* Opened with O_TRUNC and not committed yet: the old contents are gone for it. */
         rc = 0;
