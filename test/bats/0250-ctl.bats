@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # raftfs-ctl against a cluster of raftfsd daemons with mounts: status and members, membership
 # changes under a writer, leadership transfer, snapshot, verify, stats, recovery, and the
-# refusals (usage, unreachable daemon, non-root user, malformed frames).
+# refusals (usage, unreachable daemon, non-root user, malformed frames); the command line: --help,
+# options in any position, addresses checked.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -123,12 +124,20 @@ agreed_leader() {
     assert_output "leadership transferred to node $t"
     wait_for 10 jq_is "$t" .role leader
     wait_for 10 jq_is "$l" .leader "$t"
+    wait_for 10 jq_is "$o" .leader "$t"
+    # Asking for the leader there is already succeeds, from any node.
+    for i in "$t" "$o"; do
+        run rctl "$i" transfer-leader "$t"
+        assert_success
+        assert_output "node $t already leads"
+    done
 
-    # An expected configuration index that is not the current one changes nothing.
-    run -1 rctl "$l" demote "$o" --expect-index 1000
+    # An expected configuration index that is not the current one changes nothing. Options go
+    # anywhere, as --opt value or --opt=value.
+    run -1 rctl "$l" demote "$o" --expect-index=1000
     assert_output --partial "the configuration changed since the expected index"
     conf=$(rctl "$t" status --json | jq .conf_index)
-    run rctl "$l" demote "$o" --expect-index "$conf"
+    run "$RAFTFS_CTL" --expect-index "$conf" demote "$o" --socket="$(ctl_sock "$l")"
     assert_success
     assert_output "node $o demoted to non-voter"
     wait_for 10 jq_is "$l" ".members[] | select(.id == $o) | .suffrage" nonvoter
@@ -182,6 +191,24 @@ agreed_leader() {
     assert_output --partial "'0' is not a node ID"
     run -2 rctl 1 add-voter 5 nowhere
     assert_output --partial "is not HOST:PORT"
+    # Addresses are checked as the transport reads them, before anything is asked of the cluster.
+    run -2 rctl 1 add-voter 4 host:99999
+    assert_output --partial "address 'host:99999': the port must be a number from 1 to 65535"
+    run -2 rctl 1 add-nonvoter 4 127.0.0.1:0
+    assert_output --partial "the port must be a number from 1 to 65535"
+    run -2 rctl 1 add-voter 4 localhost:7000
+    assert_output --partial "the host must be a numeric IPv4 address or an IPv6 address in brackets"
+    run -2 rctl 1 add-voter 4 "127.0.0.1:$(printf '1%.0s' $(seq 1 70))"
+    assert_output --partial "is longer than 63 bytes"
+    run -2 rctl 1 recover --data-dir "$D/n1" --peer "1=[::1:7000"
+    assert_output --partial "--peer '[::1:7000'"
+    [ "$(rctl 1 members --json | jq length)" = 3 ]
+    run -2 rctl 1 status --expect-index 3
+    assert_output --partial "--expect-index does not apply to status"
+    run -2 rctl 1 status --bogus
+    assert_output --partial "raftfs-ctl: status: unknown option --bogus"
+    run -2 rctl 1 remove --expect-index
+    assert_output --partial "missing value for --expect-index"
     run -2 rctl 1 remove 2 --expect-index x
     run -2 rctl 1 frobnicate
     assert_output --partial "unknown command 'frobnicate'"
@@ -270,4 +297,38 @@ print(data[12 + 5:].decode())
     [ "$(echo "$output" | jq -r .role)" = leader ]
     [ "$(echo "$output" | jq .epoch)" = 1 ]
     [ "$(echo "$output" | jq '.members | length')" = 1 ]
+}
+
+# synopsis: the manual's SYNOPSIS, one line per form.
+synopsis() {
+    mandoc -Tutf8 -O width=400 "$BATS_TEST_DIRNAME/../../man/raftfs-ctl.8" | col -b |
+        sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed -n 's/^ *\(raftfs-ctl .*\)$/\1/p'
+}
+
+@test "--help on every command prints its usage, as in the manual, and does nothing else" {
+    synopsis >"$D/synopsis"
+    run "$RAFTFS_CTL" --help
+    assert_success
+    grep '^usage: ' <<<"$output" | sed 's/^usage: //' >"$D/usages"
+    [ "$(wc -l <"$D/usages")" -ge 16 ]
+    diff "$D/synopsis" "$D/usages"
+    # No daemon answers on the socket: a command that ran would fail with status 3.
+    awk -F '  +' '/^  [a-z]/ { print $2 }' <<<"$output" >"$D/names"
+    [ "$(wc -l <"$D/names")" = "$(($(wc -l <"$D/usages") - 1))" ]
+    while read -r name; do
+        # shellcheck disable=SC2086
+        for args in "--socket $D/none --help $name" "$name -h --socket=$D/none"; do
+            run "$RAFTFS_CTL" $args
+            assert_success
+            [[ "${lines[0]}" == "usage: raftfs-ctl "*"$name"* ]]
+            grep -qxF -- "${lines[0]#usage: }" "$D/synopsis"
+        done
+    done <"$D/names"
+    # The case the issue found: verify --help ran verify.
+    run "$RAFTFS_CTL" --socket "$D/none" verify --help
+    assert_success
+    refute_output --partial MISMATCH
+    run "$RAFTFS_CTL" --socket "$D/none" tls --help
+    assert_success
+    assert_line --index 0 "usage: raftfs-ctl tls init dir [--force]"
 }

@@ -9,45 +9,27 @@
 #include "tools/raftfs-ctl/ctl.h"
 
 /* Send req; on success print done. Returns an exit status. */
-static int run(const struct ctl_opts *o, const char *cmd, const struct ctl_msg *req,
-               const char *done)
+static int run(const struct ctl_opts *o, const struct ctl_msg *req, const char *done)
 {
     struct ctl_msg resp;
-    int rc = ctl_call(o, cmd, req, &resp);
-    if (rc != CTL_OK)
-        return rc;
-    if (resp.type != CTL_RESP_OK) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
-        return CTL_ERROR;
-    }
-    printf("%s\n", done);
-    return CTL_OK;
+    int rc = ctl_call(o, req, CTL_RESP_OK, &resp, NULL);
+    if (rc == CTL_OK)
+        printf("%s\n", done);
+    return rc;
 }
 
-static int change(const struct ctl_opts *o, int argc, char **argv, enum raft_change_op op)
+static int change(const struct ctl_opts *o, char **argv, enum raft_change_op op)
 {
-    bool is_add = op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER;
     struct ctl_msg req = {.type = CTL_REQ_CHANGE};
-    int n;
-    int rc =
-        ctl_options(argc, argv, NULL, &req.change.expect_index, is_add ? 2 : 1, is_add ? 2 : 1, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     req.change.op = op;
-    if (ctl_parse_id(argv[1], &req.change.server) != 0) {
-        fprintf(stderr, "raftfs-ctl: %s: '%s' is not a node ID (a decimal number > 0)\n", argv[0],
-                argv[1]);
-        return CTL_USAGE;
-    }
-    if (is_add) {
-        const char *colon = strrchr(argv[2], ':');
-        if (colon == NULL || colon == argv[2] || colon[1] == '\0' ||
-            strlen(argv[2]) >= sizeof req.change.address) {
-            fprintf(stderr, "raftfs-ctl: %s: '%s' is not HOST:PORT (at most %zu bytes)\n", argv[0],
-                    argv[2], sizeof req.change.address - 1);
-            return CTL_USAGE;
-        }
-        strcpy(req.change.address, argv[2]);
+    req.change.expect_index = o->expect_index;
+    int rc = ctl_id_operand(o, argv[0], &req.change.server);
+    if (rc != CTL_OK)
+        return rc;
+    if (op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER) {
+        if ((rc = ctl_check_address(o, "address", argv[1])) != CTL_OK)
+            return rc;
+        strcpy(req.change.address, argv[1]); /* checked to fit */
     }
     static const char *const what[] = {
         [RAFT_CHANGE_ADD_VOTER] = "added as a voter",
@@ -57,76 +39,85 @@ static int change(const struct ctl_opts *o, int argc, char **argv, enum raft_cha
     };
     char done[96];
     snprintf(done, sizeof done, "node %" PRIu64 " %s", req.change.server, what[op]);
-    return run(o, argv[0], &req, done);
+    return run(o, &req, done);
 }
 
 int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv)
 {
-    return change(o, argc, argv, RAFT_CHANGE_ADD_VOTER);
+    (void)argc;
+    return change(o, argv, RAFT_CHANGE_ADD_VOTER);
 }
 
 int ctl_add_nonvoter(const struct ctl_opts *o, int argc, char **argv)
 {
-    return change(o, argc, argv, RAFT_CHANGE_ADD_LEARNER);
+    (void)argc;
+    return change(o, argv, RAFT_CHANGE_ADD_LEARNER);
 }
 
 int ctl_remove(const struct ctl_opts *o, int argc, char **argv)
 {
-    return change(o, argc, argv, RAFT_CHANGE_REMOVE);
+    (void)argc;
+    return change(o, argv, RAFT_CHANGE_REMOVE);
 }
 
 int ctl_demote(const struct ctl_opts *o, int argc, char **argv)
 {
-    return change(o, argc, argv, RAFT_CHANGE_DEMOTE);
+    (void)argc;
+    return change(o, argv, RAFT_CHANGE_DEMOTE);
 }
 
 int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
 {
-    struct ctl_msg req = {.type = CTL_REQ_TRANSFER};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 1, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
-    if (n == 1 && ctl_parse_id(argv[1], &req.transfer.server) != 0) {
-        fprintf(stderr, "raftfs-ctl: %s: '%s' is not a node ID (a decimal number > 0)\n", argv[0],
-                argv[1]);
-        return CTL_USAGE;
+    struct ctl_msg req = {.type = CTL_REQ_TRANSFER}, resp;
+    int rc;
+    if (argc == 1 && (rc = ctl_id_operand(o, argv[0], &req.transfer.server)) != CTL_OK)
+        return rc;
+    int code = -1;
+    rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
+    if (rc == CTL_OK) {
+        if (argc == 1)
+            printf("leadership transferred to node %" PRIu64 "\n", req.transfer.server);
+        else
+            printf("leadership transferred to the most up-to-date voter\n");
+        return CTL_OK;
     }
-    char done[96] = "leadership transferred to the most up-to-date voter";
-    if (n == 1)
-        snprintf(done, sizeof done, "leadership transferred to node %" PRIu64, req.transfer.server);
-    return run(o, argv[0], &req, done);
+    if (code == -1)
+        return rc; /* reported */
+    /* The leader refuses a transfer to itself (RAFT_EINVAL): the target already leads, which is
+     * what was asked for. */
+    char text[CTL_TEXT_MAX];
+    memcpy(text, resp.error.text, sizeof text);
+    struct ctl_msg status = {.type = CTL_REQ_STATUS};
+    if (code == RAFT_EINVAL && argc == 1 &&
+        ctl_call(o, &status, CTL_RESP_STATUS, &resp, NULL) == CTL_OK &&
+        resp.status.leader == req.transfer.server) {
+        printf("node %" PRIu64 " already leads\n", req.transfer.server);
+        return CTL_OK;
+    }
+    return ctl_fail(o, CTL_ERROR, "%s", text);
 }
 
 int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv)
 {
+    (void)argc;
+    (void)argv;
     struct ctl_msg req = {.type = CTL_REQ_SNAPSHOT};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 0, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
-    return run(o, argv[0], &req, "snapshot taken");
+    return run(o, &req, "snapshot taken");
 }
 
 int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
 {
     struct ctl_msg req = {.type = CTL_REQ_FAULTS};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 32, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     size_t len = 0;
-    for (int i = 1; i <= n; i++) {
+    for (int i = 0; i < argc; i++) {
         size_t w = strlen(argv[i]);
-        if (len + w + (i > 1) >= sizeof req.faults.spec) {
-            fprintf(stderr, "raftfs-ctl: %s: the fault spec is longer than %zu bytes\n", argv[0],
-                    sizeof req.faults.spec - 1);
-            return CTL_USAGE;
-        }
-        if (i > 1)
+        if (len + w + (i > 0) >= sizeof req.faults.spec)
+            return ctl_fail(o, CTL_USAGE, "the fault spec is longer than %zu bytes",
+                            sizeof req.faults.spec - 1);
+        if (i > 0)
             req.faults.spec[len++] = ' ';
         memcpy(req.faults.spec + len, argv[i], w);
         len += w;
     }
-    return run(o, argv[0], &req, n > 0 ? "faults set" : "faults healed");
+    return run(o, &req, argc > 0 ? "faults set" : "faults healed");
 }

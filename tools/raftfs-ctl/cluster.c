@@ -7,33 +7,19 @@
 
 #include "tools/raftfs-ctl/ctl.h"
 
-/* Options and the daemon's answer of a read command; returns an exit status. */
-static int read_cmd(const struct ctl_opts *o, int argc, char **argv, enum ctl_type type,
-                    enum ctl_type want, bool *json, struct ctl_msg *resp)
+/* The daemon's answer of type want to a request of type; an exit status. */
+static int ask(const struct ctl_opts *o, enum ctl_type type, enum ctl_type want,
+               struct ctl_msg *resp)
 {
-    int n;
-    int rc = ctl_options(argc, argv, json, NULL, 0, 0, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     struct ctl_msg req = {.type = type};
-    rc = ctl_call(o, argv[0], &req, resp);
-    if (rc == CTL_OK && resp->type != want) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", argv[0],
-                ctl_type_name(resp->type));
-        return CTL_ERROR;
-    }
-    return rc;
+    return ctl_call(o, &req, want, resp, NULL);
 }
 
 /* This node's own lock session (OWN_SESSION); an exit status. */
-static int own_session(const struct ctl_opts *o, const char *cmd, struct ctl_own_session *own)
+static int own_session(const struct ctl_opts *o, struct ctl_own_session *own)
 {
-    struct ctl_msg req = {.type = CTL_REQ_OWN_SESSION}, resp;
-    int rc = ctl_call(o, cmd, &req, &resp);
-    if (rc == CTL_OK && resp.type != CTL_RESP_OWN_SESSION) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
-        return CTL_ERROR;
-    }
+    struct ctl_msg resp;
+    int rc = ask(o, CTL_REQ_OWN_SESSION, CTL_RESP_OWN_SESSION, &resp);
     if (rc == CTL_OK)
         *own = resp.own;
     return rc;
@@ -118,14 +104,16 @@ static void members_table(const struct raft_runtime_status *s)
 
 int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_status *s = &resp.status;
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
     if (json) {
         printf("{\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
@@ -172,9 +160,11 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 
 int ctl_members(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
         return rc;
     if (json) {
@@ -203,9 +193,11 @@ static const struct {
 
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATS, CTL_RESP_STATS, &json, &resp);
+    int rc = ask(o, CTL_REQ_STATS, CTL_RESP_STATS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_stats *s = &resp.stats;
@@ -264,9 +256,11 @@ static void hex(const uint8_t *d, char *out)
 
 int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &json, &resp);
+    int rc = ask(o, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_verify *v = &resp.verify;
@@ -337,16 +331,18 @@ static const char *lock_state_name(unsigned state)
 
 int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &json, &resp);
+    int rc = ask(o, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_locks *ls = &resp.locks;
     /* A node that lost its session still has that session's locks in its state machine (it
      * cannot hear the end): mark them. */
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
     uint64_t lost = own.state == CTL_OWN_LOST ? own.session : 0;
     if (json)
@@ -388,14 +384,16 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
 
 int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
 {
-    bool json;
+    (void)argc;
+    (void)argv;
+    bool json = o->is_json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &json, &resp);
+    int rc = ask(o, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_sessions *ss = &resp.sessions;
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
     if (json)
         printf("{\"truncated\":%s,\"sessions\":[", ss->is_truncated ? "true" : "false");
