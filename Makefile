@@ -142,10 +142,12 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(CLUSTER_LIBS)
 $(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
 
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
-# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE; both talk the control protocol.
+# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE, only raftfs-ctl the JSON library
+# (jansson, for --json); both talk the control protocol.
 TOOL_LIBS_raftfsd   := $(LIBFS) $(LIBCTL)
 TOOL_LIBS_raftfs-ctl := $(LIBCTL)
 TOOL_LDLIBS_raftfsd := -lfuse3
+TOOL_LDLIBS_raftfs-ctl := -ljansson
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
 $(FS_OBJ): ALL_CFLAGS += $(FUSE_CFLAGS)
 

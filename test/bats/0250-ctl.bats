@@ -330,5 +330,71 @@ synopsis() {
     refute_output --partial MISMATCH
     run "$RAFTFS_CTL" --socket "$D/none" tls --help
     assert_success
-    assert_line --index 0 "usage: raftfs-ctl tls init dir [--force]"
+    assert_line --index 0 "usage: raftfs-ctl tls init dir [--force] [--json]"
+}
+
+# json_is STATUS ARGS...: raftfs-ctl ARGS --json exits with STATUS and prints one line of valid,
+# ASCII-only JSON (left in $output).
+json_is() {
+    local want=$1
+    shift
+    run -"$want" "$RAFTFS_CTL" "$@" --json
+    [ "${#lines[@]}" = 1 ]
+    jq -e . >/dev/null <<<"$output"
+    ! LC_ALL=C grep -q '[^ -~]' <<<"$output"
+}
+
+@test "--json on every command, errors included, is one line of valid JSON" {
+    fsd_cluster_start
+    wait_for 10 agreed_leader 1 2 3
+    l=$(agreed_leader 1 2 3)
+    s=(--socket "$(ctl_sock "$l")")
+    for cmd in status members stats verify locks sessions; do
+        json_is 0 "${s[@]}" "$cmd"
+    done
+    json_is 0 "${s[@]}" snapshot
+    [ "$(jq -r .message <<<"$output")" = "snapshot taken" ]
+    json_is 0 "${s[@]}" faults "delay:$((l % 3 + 1)):1"
+    [ "$(jq -r .faults <<<"$output")" = "delay:$((l % 3 + 1)):1" ]
+    json_is 0 "${s[@]}" faults
+    [ "$(jq -r .message <<<"$output")" = "faults healed" ]
+    json_is 0 "${s[@]}" transfer-leader "$l"
+    [ "$(jq -c '[.node, .already_leader]' <<<"$output")" = "[$l,true]" ]
+    fsd_start 4 $PEERS --peer "4=$(addr 4)"
+    json_is 0 "${s[@]}" add-nonvoter 4 "$(addr 4)"
+    [ "$(jq -r .message <<<"$output")" = "node 4 added as a non-voter" ]
+    [ "$(jq .node <<<"$output")" = 4 ]
+    json_is 0 "${s[@]}" remove 4
+    [ "$(jq -r .message <<<"$output")" = "node 4 removed" ]
+    fsd_stop 4
+    o=$((l % 3 + 1))
+    json_is 0 "${s[@]}" demote "$o"
+    json_is 0 "${s[@]}" --help status
+    [ "$(jq -r .usage <<<"$output")" = "raftfs-ctl [--socket path] status [--json]" ]
+    # Errors: of the daemon, of the command line, of the socket; bytes that are not UTF-8 in a
+    # message are replaced, not passed through.
+    json_is 1 "${s[@]}" remove 99
+    [ "$(jq -r .error <<<"$output")" = "no such server in the configuration" ]
+    [ "$(jq .exit_status <<<"$output")" = 1 ]
+    json_is 2 "${s[@]}" add-voter 4 host:99999
+    [ "$(jq -r .command <<<"$output")" = add-voter ]
+    [ "$(jq -r .usage <<<"$output")" = \
+        "raftfs-ctl [--socket path] add-voter id host:port [--expect-index n] [--json]" ]
+    json_is 2 frobnicate
+    json_is 3 --socket "$D/caf$(printf '\xc3\xa9')" status
+    assert_output --partial 'caf\u00E9'
+    json_is 3 --socket "$D/$(printf '\xff\xfe')" status
+    assert_output --partial '\uFFFD\uFFFD'
+    json_is 0 tls init "$D/pki"
+    [ "$(jq -r '.files[0]' <<<"$output")" = "$D/pki/ca.crt" ]
+    json_is 0 tls issue "$D/pki" 7 --ip 127.0.0.1
+    [ "$(jq .node <<<"$output")" = 7 ]
+    json_is 1 tls issue "$D/pki" 7
+    assert_output --partial "exists"
+    fsd_stop 1
+    fsd_stop 2
+    fsd_stop 3
+    json_is 0 "${s[@]}" recover --data-dir "$D/n$l" --peer "$l=$(addr "$l")"
+    [ "$(jq .epoch <<<"$output")" = 1 ]
+    [ "$(jq .voters <<<"$output")" = 1 ]
 }

@@ -8,14 +8,17 @@
 
 #include "tools/raftfs-ctl/ctl.h"
 
-/* Send req; on success print done. Returns an exit status. */
-static int run(const struct ctl_opts *o, const struct ctl_msg *req, const char *done)
+/* Send req; on success report done with the JSON object v (owned, or NULL). Returns an exit
+ * status. */
+static int run(const struct ctl_opts *o, const struct ctl_msg *req, json_t *v, const char *done)
 {
     struct ctl_msg resp;
     int rc = ctl_call(o, req, CTL_RESP_OK, &resp, NULL);
-    if (rc == CTL_OK)
-        printf("%s\n", done);
-    return rc;
+    if (rc != CTL_OK) {
+        json_decref(v);
+        return rc;
+    }
+    return ctl_done(o, v, done);
 }
 
 static int change(const struct ctl_opts *o, char **argv, enum raft_change_op op)
@@ -39,7 +42,7 @@ static int change(const struct ctl_opts *o, char **argv, enum raft_change_op op)
     };
     char done[96];
     snprintf(done, sizeof done, "node %" PRIu64 " %s", req.change.server, what[op]);
-    return run(o, &req, done);
+    return run(o, &req, json_pack("{s:I}", "node", CTL_JI(req.change.server)), done);
 }
 
 int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv)
@@ -74,15 +77,19 @@ int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
         return rc;
     int code = -1;
     rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
+    json_t *v =
+        json_pack("{s:o?}", "node", argc == 1 ? json_integer(CTL_JI(req.transfer.server)) : NULL);
+    char done[96] = "leadership transferred to the most up-to-date voter";
+    if (argc == 1)
+        snprintf(done, sizeof done, "leadership transferred to node %" PRIu64, req.transfer.server);
     if (rc == CTL_OK) {
-        if (argc == 1)
-            printf("leadership transferred to node %" PRIu64 "\n", req.transfer.server);
-        else
-            printf("leadership transferred to the most up-to-date voter\n");
-        return CTL_OK;
+        ctl_json_set(&v, "already_leader", json_false());
+        return ctl_done(o, v, done);
     }
-    if (code == -1)
+    if (code == -1) {
+        json_decref(v);
         return rc; /* reported */
+    }
     /* The leader refuses a transfer to itself (RAFT_EINVAL): the target already leads, which is
      * what was asked for. */
     char text[CTL_TEXT_MAX];
@@ -91,9 +98,11 @@ int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
     if (code == RAFT_EINVAL && argc == 1 &&
         ctl_call(o, &status, CTL_RESP_STATUS, &resp, NULL) == CTL_OK &&
         resp.status.leader == req.transfer.server) {
-        printf("node %" PRIu64 " already leads\n", req.transfer.server);
-        return CTL_OK;
+        ctl_json_set(&v, "already_leader", json_true());
+        snprintf(done, sizeof done, "node %" PRIu64 " already leads", req.transfer.server);
+        return ctl_done(o, v, done);
     }
+    json_decref(v);
     return ctl_fail(o, CTL_ERROR, "%s", text);
 }
 
@@ -102,7 +111,7 @@ int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv)
     (void)argc;
     (void)argv;
     struct ctl_msg req = {.type = CTL_REQ_SNAPSHOT};
-    return run(o, &req, "snapshot taken");
+    return run(o, &req, NULL, "snapshot taken");
 }
 
 int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
@@ -119,5 +128,6 @@ int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
         memcpy(req.faults.spec + len, argv[i], w);
         len += w;
     }
-    return run(o, &req, argc > 0 ? "faults set" : "faults healed");
+    return run(o, &req, json_pack("{s:s}", "faults", req.faults.spec),
+               argc > 0 ? "faults set" : "faults healed");
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "tools/ctl/proto.h"
 
 /* Exit statuses, documented in raftfs-ctl(8). */
@@ -21,7 +23,7 @@ enum {
 };
 
 /* The options of the command line, each a bit of ctl_opts.given and ctl_command.options.
- * --socket and --help are taken by every command. */
+ * --socket, --help and --json are taken by every command. */
 enum {
     CTL_OPT_SOCKET = 1u << 0,
     CTL_OPT_HELP = 1u << 1,
@@ -91,8 +93,28 @@ int ctl_check_address(const struct ctl_opts *o, const char *what, const char *s)
 int ctl_call(const struct ctl_opts *o, const struct ctl_msg *req, enum ctl_type want,
              struct ctl_msg *resp, int *code);
 
-/* Write s to f as a JSON string, quotes included. */
-void ctl_json_string(FILE *f, const char *s);
+/* --- --json (json.c) ---------------------------------------------------------------------- */
+
+/* A JSON integer of an unsigned value (json_pack's "I" wants a json_int_t). */
+#define CTL_JI(x) ((json_int_t)(x))
+
+/* A new JSON string of s (borrowed); bytes of 0x80 and above in text that is not UTF-8 become
+ * U+FFFD. NULL when out of memory. The caller owns the reference. */
+json_t *ctl_json_text(const char *s);
+
+/* Print v (owned: it is released) on one line of stdout. NULL is out of memory, reported.
+ * Returns CTL_OK, or an exit status. */
+int ctl_json_print(const struct ctl_opts *o, json_t *v);
+
+/* Append item (owned) to the array *a, or set key of the object *obj to value (owned). When
+ * either is NULL (out of memory) or the call fails, both are released and *a or *obj is NULL,
+ * which ctl_json_print reports: a builder can go on and check once at the end. */
+void ctl_json_append(json_t **a, json_t *item);
+void ctl_json_set(json_t **obj, const char *key, json_t *value);
+
+/* The success of a command that changes something: message on stdout, or with --json the
+ * object v (owned; NULL: an empty one) with "message" added. Returns an exit status. */
+int ctl_done(const struct ctl_opts *o, json_t *v, const char *message);
 
 /* The commands. */
 int ctl_tls_init(const struct ctl_opts *o, int argc, char **argv);

@@ -22,52 +22,49 @@
 #define ID_OPERAND  1, 1
 #define NO_OPERAND  0, 0
 #define CHANGE_OPTS CTL_OPT_EXPECT_INDEX
-#define JSON_OPTS   CTL_OPT_JSON
 
 static const struct ctl_command commands[] = {
     {"status", "[--socket path] status [--json]",
-     "this node's role, term, leader, indexes and members", ctl_status, JSON_OPTS, NO_OPERAND,
-     NULL},
+     "this node's role, term, leader, indexes and members", ctl_status, 0, NO_OPERAND, NULL},
     {"members", "[--socket path] members [--json]", "the members of the configuration", ctl_members,
-     JSON_OPTS, NO_OPERAND, NULL},
-    {"add-voter", "[--socket path] add-voter id host:port [--expect-index n]",
+     0, NO_OPERAND, NULL},
+    {"add-voter", "[--socket path] add-voter id host:port [--expect-index n] [--json]",
      "add a voting member (as a non-voter until it caught up)", ctl_add_voter, CHANGE_OPTS, 2, 2,
      NULL},
-    {"add-nonvoter", "[--socket path] add-nonvoter id host:port [--expect-index n]",
+    {"add-nonvoter", "[--socket path] add-nonvoter id host:port [--expect-index n] [--json]",
      "add a member that receives the log but does not vote", ctl_add_nonvoter, CHANGE_OPTS, 2, 2,
      NULL},
-    {"remove", "[--socket path] remove id [--expect-index n]", "remove a member", ctl_remove,
-     CHANGE_OPTS, ID_OPERAND, NULL},
-    {"demote", "[--socket path] demote id [--expect-index n]", "turn a voter into a non-voter",
-     ctl_demote, CHANGE_OPTS, ID_OPERAND, NULL},
-    {"transfer-leader", "[--socket path] transfer-leader [id]",
+    {"remove", "[--socket path] remove id [--expect-index n] [--json]", "remove a member",
+     ctl_remove, CHANGE_OPTS, ID_OPERAND, NULL},
+    {"demote", "[--socket path] demote id [--expect-index n] [--json]",
+     "turn a voter into a non-voter", ctl_demote, CHANGE_OPTS, ID_OPERAND, NULL},
+    {"transfer-leader", "[--socket path] transfer-leader [id] [--json]",
      "hand leadership to id, or to the most up-to-date voter", ctl_transfer_leader, 0, 0, 1, NULL},
-    {"snapshot", "[--socket path] snapshot", "take a snapshot of this node's state now",
+    {"snapshot", "[--socket path] snapshot [--json]", "take a snapshot of this node's state now",
      ctl_snapshot, 0, NO_OPERAND, NULL},
     {"verify", "[--socket path] verify [--json]",
-     "compare the state digests of all members at one log index", ctl_verify, JSON_OPTS, NO_OPERAND,
-     NULL},
+     "compare the state digests of all members at one log index", ctl_verify, 0, NO_OPERAND, NULL},
     {"stats", "[--socket path] stats [--json]", "counters and latency histograms of this node",
-     ctl_stats, JSON_OPTS, NO_OPERAND, NULL},
+     ctl_stats, 0, NO_OPERAND, NULL},
     {"locks", "[--socket path] locks [--json]",
-     "held and waiting locks in this node's state machine", ctl_locks, JSON_OPTS, NO_OPERAND, NULL},
+     "held and waiting locks in this node's state machine", ctl_locks, 0, NO_OPERAND, NULL},
     {"sessions", "[--socket path] sessions [--json]",
-     "node sessions in this node's state machine, and this node's own", ctl_sessions, JSON_OPTS,
-     NO_OPERAND, NULL},
-    {"faults", "[--socket path] faults [drop:id | delay:id:ms] ...",
+     "node sessions in this node's state machine, and this node's own", ctl_sessions, 0, NO_OPERAND,
+     NULL},
+    {"faults", "[--socket path] faults [drop:id | delay:id:ms] ... [--json]",
      "test hook: cut or slow this node's links to peers; no argument heals", ctl_faults, 0, 0,
      CTL_REPEAT_MAX, NULL},
-    {"recover", "[--socket path] recover --data-dir dir --peer id=host:port ...",
+    {"recover", "[--socket path] recover --data-dir dir --peer id=host:port ... [--json]",
      "offline: force a new configuration after the loss of a quorum", ctl_recover,
      CTL_OPT_DATA_DIR | CTL_OPT_PEER, NO_OPERAND,
      "Run it on a survivor with its raftfsd stopped; --peer lists the new\n"
      "configuration, usually the survivor alone. Then start raftfsd again.\n"},
-    {"tls init", "tls init dir [--force]",
+    {"tls init", "tls init dir [--force] [--json]",
      "create a cluster CA: dir/ca.crt and dir/ca.key (EC P-256, 10 years)", ctl_tls_init,
      CTL_OPT_FORCE, 1, 1,
      "  --force    replace an existing CA (every node certificate must then be\n"
      "             issued again)\n"},
-    {"tls issue", "tls issue dir id [--ip addr ...] [--dns name ...] [--force]",
+    {"tls issue", "tls issue dir id [--ip addr ...] [--dns name ...] [--force] [--json]",
      "issue the key and certificate of node id: dir/id.crt and dir/id.key", ctl_tls_issue,
      CTL_OPT_IP | CTL_OPT_DNS | CTL_OPT_FORCE, 2, 2,
      "The certificate names the node as raftfs-node-ID (CN and DNS name),\n"
@@ -79,6 +76,13 @@ static const struct ctl_command commands[] = {
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* Command c's usage and description, for --help --json. */
+static json_t *usage(const struct ctl_command *c)
+{
+    return json_pack("{s:s, s:s+, s:s}", "command", c->name, "usage", "raftfs-ctl ", c->usage,
+                     "description", c->description);
+}
+
 /* The long options, in the order of the CTL_OPT_* bits: option i is bit 1 << i. */
 static const struct option long_options[] = {
     {"socket", required_argument, NULL, 0},   {"help", no_argument, NULL, 0},
@@ -89,31 +93,53 @@ static const struct option long_options[] = {
 };
 
 /* Every command's usage line whose name starts with group (all when ""), then their
- * descriptions. */
-static void print_table(FILE *f, const char *group)
+ * descriptions; with --json an object whose "commands" are those of usage(). */
+static int print_table(const struct ctl_opts *o, FILE *f, const char *group)
 {
     size_t glen = strlen(group);
+    json_t *a = o->is_json ? json_array() : NULL;
     for (unsigned i = 0; i < N_COMMANDS; i++)
-        if (strncmp(commands[i].name, group, glen) == 0)
-            fprintf(f, "usage: raftfs-ctl %s\n", commands[i].usage);
+        if (strncmp(commands[i].name, group, glen) == 0) {
+            if (o->is_json)
+                ctl_json_append(&a, usage(&commands[i]));
+            else
+                fprintf(f, "usage: raftfs-ctl %s\n", commands[i].usage);
+        }
+    if (o->is_json)
+        return ctl_json_print(o, json_pack("{s:o}", "commands", a));
     if (*group == '\0')
         fprintf(f, "usage: raftfs-ctl [command ...] --help\n");
     fprintf(f, "\n");
     for (unsigned i = 0; i < N_COMMANDS; i++)
         if (strncmp(commands[i].name, group, glen) == 0)
             fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].description);
+    return CTL_OK;
 }
 
 int ctl_fail(const struct ctl_opts *o, int status, const char *fmt, ...)
 {
+    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "raftfs-ctl: %s: ", o->cmd->name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (status == CTL_USAGE)
-        fprintf(stderr, "usage: raftfs-ctl %s\n", o->cmd->usage);
+    const struct ctl_command *c = o->cmd;
+    if (!o->is_json) {
+        fprintf(stderr, "raftfs-ctl: %s%s%s\n", c != NULL ? c->name : "", c != NULL ? ": " : "",
+                text);
+        if (status == CTL_USAGE && c != NULL)
+            fprintf(stderr, "usage: raftfs-ctl %s\n", c->usage);
+        return status;
+    }
+    json_t *j = json_pack("{s:s?, s:o, s:i}", "command", c != NULL ? c->name : NULL, "error",
+                          ctl_json_text(text), "exit_status", status);
+    if (status == CTL_USAGE && c != NULL)
+        ctl_json_set(&j, "usage", json_pack("s+", "raftfs-ctl ", c->usage));
+    if (j == NULL || json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII) != 0)
+        fprintf(stderr, "raftfs-ctl: out of memory\n");
+    else
+        putchar('\n');
+    json_decref(j);
     return status;
 }
 
@@ -167,21 +193,6 @@ int ctl_check_address(const struct ctl_opts *o, const char *what, const char *s)
                         "brackets",
                         what, s);
     return CTL_OK;
-}
-
-void ctl_json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 int ctl_call(const struct ctl_opts *o, const struct ctl_msg *req, enum ctl_type want,
@@ -330,27 +341,29 @@ int main(int argc, char **argv)
     if (c == NULL) {
         const char *group = n >= 1 && is_group(ops[0]) ? ops[0] : "";
         if (n == 0 || (n == 1 && *group != '\0')) {
-            if (rc == CTL_OK && (o.given & CTL_OPT_HELP)) {
-                print_table(stdout, group);
-                return CTL_OK;
-            }
-            if (rc != CTL_OK)
-                fprintf(stderr, "raftfs-ctl: %s\n", why);
+            if (rc == CTL_OK && (o.given & CTL_OPT_HELP))
+                return print_table(&o, stdout, group);
+            if (rc == CTL_OK)
+                snprintf(why, sizeof why, "a command is missing");
         } else {
-            fprintf(stderr, "raftfs-ctl: unknown command '%s%s%s'\n", ops[0],
-                    *group != '\0' ? " " : "", *group != '\0' ? ops[1] : "");
+            snprintf(why, sizeof why, "unknown command '%s%s%s'", ops[0], *group != '\0' ? " " : "",
+                     *group != '\0' ? ops[1] : "");
         }
-        print_table(stderr, group);
+        ctl_fail(&o, CTL_USAGE, "%s", why);
+        if (!o.is_json)
+            print_table(&o, stderr, group);
         return CTL_USAGE;
     }
     o.cmd = c;
     if (rc != CTL_OK)
         return ctl_fail(&o, rc, "%s", why);
-    unsigned extra = o.given & ~(c->options | CTL_OPT_SOCKET | CTL_OPT_HELP);
+    unsigned extra = o.given & ~(c->options | CTL_OPT_SOCKET | CTL_OPT_HELP | CTL_OPT_JSON);
     if (extra != 0)
         return ctl_fail(&o, CTL_USAGE, "--%s does not apply to %s",
                         long_options[__builtin_ctz(extra)].name, c->name);
     if (o.given & CTL_OPT_HELP) {
+        if (o.is_json)
+            return ctl_json_print(&o, usage(c));
         printf("usage: raftfs-ctl %s\n\n%c%s.\n", c->usage, toupper(c->description[0]),
                c->description + 1);
         if (c->details != NULL)

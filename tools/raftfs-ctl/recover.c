@@ -61,8 +61,13 @@ int ctl_recover(const struct ctl_opts *o, int argc, char **argv)
     const char *dir = o->data_dir;
     if (raft_runtime_recover(dir, &conf, &epoch, err, sizeof err) != 0)
         return ctl_fail(o, CTL_ERROR, "%s", err);
-    printf("recovered %s as a cluster of %u voter%s; cluster epoch is now %" PRIu64 "\n", dir,
-           conf.n, conf.n == 1 ? "" : "s", epoch);
-    printf("start raftfsd on it again; servers of the old configuration will be refused\n");
-    return CTL_OK;
+    char done[4400];
+    snprintf(done, sizeof done,
+             "recovered %s as a cluster of %u voter%s; cluster epoch is now %" PRIu64 "\n"
+             "start raftfsd on it again; servers of the old configuration will be refused",
+             dir, conf.n, conf.n == 1 ? "" : "s", epoch);
+    return ctl_done(o,
+                    json_pack("{s:o, s:i, s:I}", "data_dir", ctl_json_text(dir), "voters", conf.n,
+                              "epoch", CTL_JI(epoch)),
+                    done);
 }
