@@ -108,8 +108,10 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     struct ctl_own_session own;
     if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
-    if (o->is_json)
-        return ctl_json_print(
+    /* A node whose storage failed no longer takes part: a script must not read it as healthy. */
+    int status = s->error != 0 ? CTL_STORAGE : CTL_OK;
+    if (o->is_json) {
+        rc = ctl_json_print(
             o, json_pack("{s:I, s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, "
                          "s:o, s:o}",
                          "id", CTL_JI(s->id), "role", raft_role_name(s->role), "term",
@@ -121,6 +123,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
                          CTL_JI(s->epoch), "error",
                          s->error != 0 ? json_string(raft_strerror(s->error)) : NULL,
                          "lock_session", own_json(&own), "members", members_json(s)));
+        return rc != CTL_OK ? rc : status;
+    }
     printf("id:             %" PRIu64 "\n", s->id);
     printf("role:           %s\n", raft_role_name(s->role));
     printf("term:           %" PRIu64 "\n", s->term);
@@ -140,7 +144,7 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     own_text(&own);
     printf("members:\n");
     members_table(s);
-    return CTL_OK;
+    return status;
 }
 
 int ctl_members(const struct ctl_opts *o, int argc, char **argv)
@@ -155,6 +159,131 @@ int ctl_members(const struct ctl_opts *o, int argc, char **argv)
         return ctl_json_print(o, members_json(&resp.status));
     members_table(&resp.status);
     return CTL_OK;
+}
+
+/* The checks of `health`, in the order they are made; the first that fails decides the exit
+ * status. */
+struct health {
+    int status; /* CTL_OK or the first failure's exit status */
+    const char *reason;
+    const char *storage_error;            /* NULL: sound */
+    const struct raft_runtime_peer *self; /* NULL: not a member */
+    bool has_quorum, is_applying;         /* meaningful once the read barrier ran */
+    bool did_barrier;
+    uint64_t commit, applied; /* after the barrier, or from the status */
+};
+
+static void unhealthy(struct health *h, int status, const char *reason)
+{
+    if (h->status == CTL_OK) {
+        h->status = status;
+        h->reason = reason;
+    }
+}
+
+/* The checks up to the read barrier, from a status. */
+static void health_status(struct health *h, const struct raft_runtime_status *s)
+{
+    h->commit = s->commit;
+    h->applied = s->applied;
+    if (s->error != 0) {
+        h->storage_error = raft_strerror(s->error);
+        unhealthy(h, CTL_STORAGE, "the node's storage failed");
+    }
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id == s->id)
+            h->self = &s->peers[i];
+    if (h->self == NULL)
+        unhealthy(h, CTL_NOT_MEMBER, "this node is not in the configuration");
+    if (s->leader == 0)
+        unhealthy(h, CTL_NO_LEADER, "no leader is known");
+}
+
+/* A read barrier proves both remaining conditions at once: the leader confirmed its leadership
+ * with a quorum (ReadIndex, thesis §6.4), and this node applied everything the leader had
+ * committed. When it fails, a node whose applied index lags its commit index is not applying;
+ * otherwise the leader had no quorum. */
+static int health_barrier(const struct ctl_opts *o, struct health *h)
+{
+    struct ctl_msg req = {.type = CTL_REQ_READ_BARRIER}, resp;
+    int code = -1;
+    int rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
+    h->did_barrier = true;
+    if (rc == CTL_OK) {
+        h->has_quorum = h->is_applying = true;
+        return CTL_OK;
+    }
+    if (code == -1)
+        return rc; /* reported: no answer at all */
+    if ((rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp)) != CTL_OK)
+        return rc;
+    h->commit = resp.status.commit;
+    h->applied = resp.status.applied;
+    if (h->applied < h->commit) {
+        h->has_quorum = true;
+        unhealthy(h, CTL_NOT_APPLYING, "this node did not apply what was committed in time");
+    } else {
+        h->is_applying = true;
+        unhealthy(h, CTL_NO_QUORUM, "the leader did not confirm a quorum in time");
+    }
+    return CTL_OK;
+}
+
+static const char *yes_no(bool is_yes)
+{
+    return is_yes ? "yes" : "no";
+}
+
+int ctl_health(const struct ctl_opts *o, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    struct ctl_msg resp;
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct raft_runtime_status *s = &resp.status;
+    struct health h = {.status = CTL_OK};
+    health_status(&h, s);
+    if (h.status == CTL_OK && (rc = health_barrier(o, &h)) != CTL_OK)
+        return rc;
+    /* Members this node has no connection to: not a failure of this node, but worth seeing. */
+    json_t *down = json_array();
+    char down_text[RAFT_MAX_SERVERS * 22] = "";
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id != s->id && !s->peers[i].is_connected) {
+            ctl_json_append(&down, json_integer(CTL_JI(s->peers[i].id)));
+            snprintf(down_text + strlen(down_text), sizeof down_text - strlen(down_text),
+                     " %" PRIu64, s->peers[i].id);
+        }
+    if (o->is_json) {
+        rc = ctl_json_print(
+            o, json_pack(
+                   "{s:b, s:i, s:s?, s:s?, s:b, s:s?, s:I, s:o?, s:o?, s:I, s:I, s:o}", "healthy",
+                   h.status == CTL_OK, "exit_status", h.status, "reason", h.reason, "storage_error",
+                   h.storage_error, "member", h.self != NULL, "suffrage",
+                   h.self != NULL ? suffrage_name(h.self->suffrage) : NULL, "leader",
+                   CTL_JI(s->leader), "quorum", h.did_barrier ? json_boolean(h.has_quorum) : NULL,
+                   "applying", h.did_barrier ? json_boolean(h.is_applying) : NULL, "commit_index",
+                   CTL_JI(h.commit), "applied_index", CTL_JI(h.applied), "disconnected", down));
+        return rc != CTL_OK ? rc : h.status;
+    }
+    json_decref(down);
+    printf("storage:       %s\n", h.storage_error != NULL ? h.storage_error : "sound");
+    printf("member:        %s\n", h.self != NULL ? suffrage_name(h.self->suffrage) : "no");
+    if (s->leader != 0)
+        printf("leader:        %" PRIu64 " (%s)\n", s->leader, s->leader_address);
+    else
+        printf("leader:        none known\n");
+    printf("quorum:        %s\n", h.did_barrier ? yes_no(h.has_quorum) : "not checked");
+    printf("applying:      %s (applied %" PRIu64 " of %" PRIu64 " committed)\n",
+           h.did_barrier ? yes_no(h.is_applying) : "not checked", h.applied, h.commit);
+    printf("disconnected: %s\n", down_text[0] != '\0' ? down_text : " none");
+    if (h.status == CTL_OK)
+        printf("healthy\n");
+    else
+        printf("UNHEALTHY: %s\n", h.reason);
+    return h.status;
 }
 
 static const struct {
@@ -240,11 +369,21 @@ int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_OK)
         return rc;
     const struct ctl_verify *v = &resp.verify;
-    bool is_equal = v->n > 0;
-    for (unsigned i = 0; i < v->n; i++)
-        if (v->nodes[i].status != 0 ||
-            memcmp(v->nodes[i].digest, v->nodes[0].digest, CTL_DIGEST_SIZE) != 0)
-            is_equal = false;
+    /* Digests that differ are a divergence (CTL_ERROR); a member without a digest only leaves
+     * the check incomplete (CTL_INCOMPLETE): run it again. */
+    const uint8_t *first = NULL;
+    unsigned n_answered = 0;
+    bool do_differ = false;
+    for (unsigned i = 0; i < v->n; i++) {
+        if (v->nodes[i].status != 0)
+            continue;
+        n_answered++;
+        if (first == NULL)
+            first = v->nodes[i].digest;
+        else if (memcmp(v->nodes[i].digest, first, CTL_DIGEST_SIZE) != 0)
+            do_differ = true;
+    }
+    bool is_equal = n_answered == v->n && v->n > 0 && !do_differ;
     json_t *nodes = o->is_json ? json_array() : NULL;
     if (!o->is_json)
         printf("checkpoint at log index %" PRIu64 "\n", v->index);
@@ -262,14 +401,18 @@ int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
         else
             printf("  node %-6" PRIu64 " no digest: %s\n", d->id, digest_error(d->status));
     }
+    int status = do_differ ? CTL_ERROR : is_equal ? CTL_OK : CTL_INCOMPLETE;
     if (o->is_json)
-        rc = ctl_json_print(o, json_pack("{s:I, s:b, s:o}", "index", CTL_JI(v->index), "equal",
-                                         is_equal, "nodes", nodes));
+        rc = ctl_json_print(o, json_pack("{s:I, s:b, s:b, s:i, s:o}", "index", CTL_JI(v->index),
+                                         "equal", is_equal, "differ", do_differ, "answered",
+                                         n_answered, "nodes", nodes));
+    else if (do_differ)
+        printf("MISMATCH: the digests differ (%u of %u nodes answered)\n", n_answered, v->n);
+    else if (!is_equal)
+        printf("INCOMPLETE: %u of %u nodes answered; their digests are equal\n", n_answered, v->n);
     else
-        printf(is_equal ? "all %u digests are equal\n"
-                        : "MISMATCH: the %u nodes differ or did not all answer\n",
-               v->n);
-    return rc != CTL_OK ? rc : is_equal ? CTL_OK : CTL_ERROR;
+        printf("all %u digests are equal\n", v->n);
+    return rc != CTL_OK ? rc : status;
 }
 
 /* Milliseconds from t to now (0 if t is in the future: the leader's clock may run ahead). */

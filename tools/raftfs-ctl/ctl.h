@@ -16,10 +16,16 @@
 /* Exit statuses, documented in raftfs-ctl(8). */
 enum {
     CTL_OK = 0,
-    CTL_ERROR = 1,       /* the operation failed, or verify found a difference */
-    CTL_USAGE = 2,       /* bad command line */
-    CTL_UNREACHABLE = 3, /* no daemon answers on the socket */
-    CTL_DENIED = 4,      /* the daemon's socket is root-only */
+    CTL_ERROR = 1,         /* the operation failed, or verify found digests that differ */
+    CTL_USAGE = 2,         /* bad command line */
+    CTL_UNREACHABLE = 3,   /* no daemon answers on the socket */
+    CTL_DENIED = 4,        /* the daemon's socket is root-only */
+    CTL_STORAGE = 5,       /* status, health: the node's storage failed */
+    CTL_INCOMPLETE = 6,    /* verify: a member gave no digest; those that did agree */
+    CTL_NOT_MEMBER = 7,    /* health: the node is not in the configuration */
+    CTL_NO_LEADER = 8,     /* health: the node knows no leader */
+    CTL_NO_QUORUM = 9,     /* health: the leader did not confirm a quorum in time */
+    CTL_NOT_APPLYING = 10, /* health: this node did not apply what was committed in time */
 };
 
 /* The options of the command line, each a bit of ctl_opts.given and ctl_command.options.
@@ -121,6 +127,7 @@ int ctl_tls_init(const struct ctl_opts *o, int argc, char **argv);
 int ctl_tls_issue(const struct ctl_opts *o, int argc, char **argv);
 int ctl_status(const struct ctl_opts *o, int argc, char **argv);
 int ctl_members(const struct ctl_opts *o, int argc, char **argv);
+int ctl_health(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 int ctl_verify(const struct ctl_opts *o, int argc, char **argv);
 int ctl_locks(const struct ctl_opts *o, int argc, char **argv);

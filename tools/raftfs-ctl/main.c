@@ -26,6 +26,9 @@
 static const struct ctl_command commands[] = {
     {"status", "[--socket path] status [--json]",
      "this node's role, term, leader, indexes and members", ctl_status, 0, NO_OPERAND, NULL},
+    {"health", "[--socket path] health [--json]",
+     "whether this node is a member, has a leader and a quorum, applies, and its storage is sound",
+     ctl_health, 0, NO_OPERAND, NULL},
     {"members", "[--socket path] members [--json]", "the members of the configuration", ctl_members,
      0, NO_OPERAND, NULL},
     {"add-voter", "[--socket path] add-voter id host:port [--expect-index n] [--json]",

@@ -131,6 +131,8 @@ static int start_request(struct raft_runtime *rt, const struct ctl_msg *req, str
         return raft_runtime_transfer(rt, req->transfer.server, REQUEST_TIMEOUT, waiter_done, w);
     case CTL_REQ_SNAPSHOT: return raft_runtime_snapshot(rt, REQUEST_TIMEOUT, waiter_done, w);
     case CTL_REQ_VERIFY: return raft_runtime_verify(rt, REQUEST_TIMEOUT, waiter_done, w);
+    case CTL_REQ_READ_BARRIER:
+        return raft_runtime_read_index(rt, CTL_READ_BARRIER_TIMEOUT_MS, waiter_done, w);
     default: return RAFT_EINVAL;
     }
 }
