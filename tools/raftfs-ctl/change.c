@@ -21,18 +21,18 @@ static int run(const struct ctl_opts *o, const struct ctl_msg *req, json_t *v, c
     return ctl_done(o, v, done);
 }
 
-static int change(const struct ctl_opts *o, char **argv, enum raft_change_op op)
+static int change(const struct ctl_opts *o, enum raft_change_op op)
 {
     struct ctl_msg req = {.type = CTL_REQ_CHANGE};
     req.change.op = op;
     req.change.expect_index = o->expect_index;
-    int rc = ctl_id_operand(o, argv[0], &req.change.server);
+    int rc = ctl_id_operand(o, o->ops[0], &req.change.server);
     if (rc != CTL_OK)
         return rc;
     if (op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER) {
-        if ((rc = ctl_check_address(o, "address", argv[1])) != CTL_OK)
+        if ((rc = ctl_check_address(o, "address", o->ops[1])) != CTL_OK)
             return rc;
-        strcpy(req.change.address, argv[1]); /* checked to fit */
+        strcpy(req.change.address, o->ops[1]); /* checked to fit */
     }
     static const char *const what[] = {
         [RAFT_CHANGE_ADD_VOTER] = "added as a voter",
@@ -45,42 +45,38 @@ static int change(const struct ctl_opts *o, char **argv, enum raft_change_op op)
     return run(o, &req, json_pack("{s:I}", "node", CTL_JI(req.change.server)), done);
 }
 
-int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv)
+int ctl_add_voter(const struct ctl_opts *o)
 {
-    (void)argc;
-    return change(o, argv, RAFT_CHANGE_ADD_VOTER);
+    return change(o, RAFT_CHANGE_ADD_VOTER);
 }
 
-int ctl_add_nonvoter(const struct ctl_opts *o, int argc, char **argv)
+int ctl_add_nonvoter(const struct ctl_opts *o)
 {
-    (void)argc;
-    return change(o, argv, RAFT_CHANGE_ADD_LEARNER);
+    return change(o, RAFT_CHANGE_ADD_LEARNER);
 }
 
-int ctl_remove(const struct ctl_opts *o, int argc, char **argv)
+int ctl_remove(const struct ctl_opts *o)
 {
-    (void)argc;
-    return change(o, argv, RAFT_CHANGE_REMOVE);
+    return change(o, RAFT_CHANGE_REMOVE);
 }
 
-int ctl_demote(const struct ctl_opts *o, int argc, char **argv)
+int ctl_demote(const struct ctl_opts *o)
 {
-    (void)argc;
-    return change(o, argv, RAFT_CHANGE_DEMOTE);
+    return change(o, RAFT_CHANGE_DEMOTE);
 }
 
-int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
+int ctl_transfer_leader(const struct ctl_opts *o)
 {
     struct ctl_msg req = {.type = CTL_REQ_TRANSFER}, resp;
     int rc;
-    if (argc == 1 && (rc = ctl_id_operand(o, argv[0], &req.transfer.server)) != CTL_OK)
+    if (o->n_ops == 1 && (rc = ctl_id_operand(o, o->ops[0], &req.transfer.server)) != CTL_OK)
         return rc;
     int code = -1;
     rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
-    json_t *v =
-        json_pack("{s:o?}", "node", argc == 1 ? json_integer(CTL_JI(req.transfer.server)) : NULL);
+    json_t *v = json_pack("{s:o?}", "node",
+                          o->n_ops == 1 ? json_integer(CTL_JI(req.transfer.server)) : NULL);
     char done[96] = "leadership transferred to the most up-to-date voter";
-    if (argc == 1)
+    if (o->n_ops == 1)
         snprintf(done, sizeof done, "leadership transferred to node %" PRIu64, req.transfer.server);
     if (rc == CTL_OK) {
         ctl_json_set(&v, "already_leader", json_false());
@@ -95,7 +91,7 @@ int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
     char text[CTL_TEXT_MAX];
     memcpy(text, resp.error.text, sizeof text);
     struct ctl_msg status = {.type = CTL_REQ_STATUS};
-    if (code == RAFT_EINVAL && argc == 1 &&
+    if (code == RAFT_EINVAL && o->n_ops == 1 &&
         ctl_call(o, &status, CTL_RESP_STATUS, &resp, NULL) == CTL_OK &&
         resp.status.leader == req.transfer.server) {
         ctl_json_set(&v, "already_leader", json_true());
@@ -106,28 +102,26 @@ int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
     return ctl_fail(o, CTL_ERROR, "%s", text);
 }
 
-int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv)
+int ctl_snapshot(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg req = {.type = CTL_REQ_SNAPSHOT};
     return run(o, &req, NULL, "snapshot taken");
 }
 
-int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
+int ctl_faults(const struct ctl_opts *o)
 {
     struct ctl_msg req = {.type = CTL_REQ_FAULTS};
     size_t len = 0;
-    for (int i = 0; i < argc; i++) {
-        size_t w = strlen(argv[i]);
+    for (int i = 0; i < o->n_ops; i++) {
+        size_t w = strlen(o->ops[i]);
         if (len + w + (i > 0) >= sizeof req.faults.spec)
             return ctl_fail(o, CTL_USAGE, "the fault spec is longer than %zu bytes",
                             sizeof req.faults.spec - 1);
         if (i > 0)
             req.faults.spec[len++] = ' ';
-        memcpy(req.faults.spec + len, argv[i], w);
+        memcpy(req.faults.spec + len, o->ops[i], w);
         len += w;
     }
     return run(o, &req, json_pack("{s:s}", "faults", req.faults.spec),
-               argc > 0 ? "faults set" : "faults healed");
+               o->n_ops > 0 ? "faults set" : "faults healed");
 }

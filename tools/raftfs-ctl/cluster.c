@@ -96,10 +96,8 @@ static void members_table(const struct raft_runtime_status *s)
     }
 }
 
-int ctl_status(const struct ctl_opts *o, int argc, char **argv)
+int ctl_status(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
@@ -147,10 +145,8 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     return status;
 }
 
-int ctl_members(const struct ctl_opts *o, int argc, char **argv)
+int ctl_members(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
@@ -234,10 +230,8 @@ static const char *yes_no(bool is_yes)
     return is_yes ? "yes" : "no";
 }
 
-int ctl_health(const struct ctl_opts *o, int argc, char **argv)
+int ctl_health(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
@@ -301,10 +295,8 @@ static const struct {
 #undef COUNTER
 };
 
-int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
+int ctl_stats(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_STATS, CTL_RESP_STATS, &resp);
     if (rc != CTL_OK)
@@ -360,10 +352,8 @@ static void hex(const uint8_t *d, char *out)
         sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
+int ctl_verify(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &resp);
     if (rc != CTL_OK)
@@ -440,10 +430,8 @@ static const char *lock_state_name(unsigned state)
     return state == CTL_LOCK_HELD ? "held" : state == CTL_LOCK_WAITING ? "waiting" : "delayed";
 }
 
-int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
+int ctl_locks(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &resp);
     if (rc != CTL_OK)
@@ -493,10 +481,8 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
     return CTL_OK;
 }
 
-int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
+int ctl_sessions(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct ctl_msg resp;
     int rc = ask(o, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &resp);
     if (rc != CTL_OK)

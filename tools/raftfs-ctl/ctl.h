@@ -59,15 +59,17 @@ struct ctl_opts {
     const char *peers[CTL_REPEAT_MAX]; /* --peer ID=HOST:PORT, unchecked */
     const char *ips[CTL_REPEAT_MAX];
     const char *dns[CTL_REPEAT_MAX];
+    int n_ops; /* the command's operands: the words after its name */
+    char **ops;
 };
 
-/* One command: argv[0..argc) are its operands (the words after its name). Returns an exit
- * status. */
+/* One command: run gets its operands in o->ops (between min and max of them) and returns an
+ * exit status. */
 struct ctl_command {
     const char *name;  /* one word, or a group and a word ("tls init") */
     const char *usage; /* what follows "raftfs-ctl ", as in the manual's SYNOPSIS */
     const char *description;
-    int (*run)(const struct ctl_opts *o, int argc, char **argv);
+    int (*run)(const struct ctl_opts *o);
     unsigned options;    /* CTL_OPT_* it takes besides --socket and --help */
     int min, max;        /* how many operands */
     const char *details; /* more text for --help, or NULL */
@@ -123,22 +125,22 @@ void ctl_json_set(json_t **obj, const char *key, json_t *value);
 int ctl_done(const struct ctl_opts *o, json_t *v, const char *message);
 
 /* The commands. */
-int ctl_tls_init(const struct ctl_opts *o, int argc, char **argv);
-int ctl_tls_issue(const struct ctl_opts *o, int argc, char **argv);
-int ctl_status(const struct ctl_opts *o, int argc, char **argv);
-int ctl_members(const struct ctl_opts *o, int argc, char **argv);
-int ctl_health(const struct ctl_opts *o, int argc, char **argv);
-int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
-int ctl_verify(const struct ctl_opts *o, int argc, char **argv);
-int ctl_locks(const struct ctl_opts *o, int argc, char **argv);
-int ctl_sessions(const struct ctl_opts *o, int argc, char **argv);
-int ctl_faults(const struct ctl_opts *o, int argc, char **argv);
-int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv);
-int ctl_add_nonvoter(const struct ctl_opts *o, int argc, char **argv);
-int ctl_remove(const struct ctl_opts *o, int argc, char **argv);
-int ctl_demote(const struct ctl_opts *o, int argc, char **argv);
-int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv);
-int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv);
-int ctl_recover(const struct ctl_opts *o, int argc, char **argv);
+int ctl_tls_init(const struct ctl_opts *o);
+int ctl_tls_issue(const struct ctl_opts *o);
+int ctl_status(const struct ctl_opts *o);
+int ctl_members(const struct ctl_opts *o);
+int ctl_health(const struct ctl_opts *o);
+int ctl_stats(const struct ctl_opts *o);
+int ctl_verify(const struct ctl_opts *o);
+int ctl_locks(const struct ctl_opts *o);
+int ctl_sessions(const struct ctl_opts *o);
+int ctl_faults(const struct ctl_opts *o);
+int ctl_add_voter(const struct ctl_opts *o);
+int ctl_add_nonvoter(const struct ctl_opts *o);
+int ctl_remove(const struct ctl_opts *o);
+int ctl_demote(const struct ctl_opts *o);
+int ctl_transfer_leader(const struct ctl_opts *o);
+int ctl_snapshot(const struct ctl_opts *o);
+int ctl_recover(const struct ctl_opts *o);
 
 #endif

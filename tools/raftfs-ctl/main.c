@@ -377,5 +377,7 @@ int main(int argc, char **argv)
     if (n < c->min || n > c->max)
         return ctl_fail(&o, CTL_USAGE, "%s",
                         n < c->min ? "missing arguments" : "too many arguments");
-    return c->run(&o, n, ops + words);
+    o.n_ops = n;
+    o.ops = ops + words;
+    return c->run(&o);
 }

@@ -24,10 +24,8 @@ static bool daemon_answers(const char *path)
     return is_up;
 }
 
-int ctl_recover(const struct ctl_opts *o, int argc, char **argv)
+int ctl_recover(const struct ctl_opts *o)
 {
-    (void)argc;
-    (void)argv;
     struct raft_configuration conf = {0};
     if (o->data_dir == NULL || o->n_peers == 0)
         return ctl_fail(o, CTL_USAGE, "--data-dir and at least one --peer are required");

@@ -27,10 +27,9 @@ static int created(const struct ctl_opts *o, const char *dir, const char *base, 
     return ctl_done(o, v, done);
 }
 
-int ctl_tls_init(const struct ctl_opts *o, int argc, char **argv)
+int ctl_tls_init(const struct ctl_opts *o)
 {
-    (void)argc;
-    const char *dir = argv[0];
+    const char *dir = o->ops[0];
     char err[RAFT_TLS_ERROR_MAX];
     int rv = raft_tls_ca_create(dir, o->is_forced, err, sizeof err);
     if (rv != 0)
@@ -38,9 +37,8 @@ int ctl_tls_init(const struct ctl_opts *o, int argc, char **argv)
     return created(o, dir, "ca", "\nkeep ca.key secret; copy ca.crt to every node", NULL);
 }
 
-int ctl_tls_issue(const struct ctl_opts *o, int argc, char **argv)
+int ctl_tls_issue(const struct ctl_opts *o)
 {
-    (void)argc;
     struct raft_tls_issue_options io = {
         .ips = o->ips,
         .n_ips = o->n_ips,
@@ -48,9 +46,9 @@ int ctl_tls_issue(const struct ctl_opts *o, int argc, char **argv)
         .n_dns_names = o->n_dns,
         .force = o->is_forced,
     };
-    const char *dir = argv[0];
+    const char *dir = o->ops[0];
     uint64_t id;
-    int rv = ctl_id_operand(o, argv[1], &id);
+    int rv = ctl_id_operand(o, o->ops[1], &id);
     if (rv != CTL_OK)
         return rv;
     char err[RAFT_TLS_ERROR_MAX];
