@@ -315,7 +315,7 @@ synopsis() {
     diff "$D/synopsis" "$D/usages"
     # No daemon answers on the socket: a command that ran would fail with status 3.
     awk -F '  +' '/^  [a-z]/ { print $2 }' <<<"$output" >"$D/names"
-    [ "$(wc -l <"$D/names")" = "$(($(wc -l <"$D/usages") - 1))" ]
+    [ "$(wc -l <"$D/names")" = "$(($(wc -l <"$D/usages") - 2))" ]
     while read -r name; do
         # shellcheck disable=SC2086
         for args in "--socket $D/none --help $name" "$name -h --socket=$D/none"; do
@@ -398,4 +398,35 @@ json_is() {
     json_is 0 "${s[@]}" recover --data-dir "$D/n$l" --peer "$l=$(addr "$l")"
     [ "$(jq .epoch <<<"$output")" = 1 ]
     [ "$(jq .voters <<<"$output")" = 1 ]
+}
+
+@test "--version: the build's version and the formats, from raftfs-ctl and raftfsd alike" {
+    run "$RAFTFS_CTL" --version
+    assert_success
+    assert_line --index 0 --regexp '^raftfs-ctl [^ ]+$'
+    refute_line --index 0 "raftfs-ctl unknown"
+    assert_line --regexp '^wire format: control protocol [1-9][0-9]*$'
+    assert_line --regexp '^disk format: log [1-9][0-9]*$'
+    ctl_version=${lines[0]#raftfs-ctl }
+    # Anywhere on the line, and nothing else is done.
+    run "$RAFTFS_CTL" --socket "$D/none" status --version
+    assert_success
+    assert_line --index 0 "raftfs-ctl $ctl_version"
+    run "$RAFTFS_CTL" --version --json
+    assert_success
+    [ "$(jq -r .version <<<"$output")" = "$ctl_version" ]
+    ctl_proto=$(jq '.formats[] | select(.name == "control protocol") | .version' <<<"$output")
+    run "$RAFTFSD" --version
+    assert_success
+    assert_line --index 0 "raftfsd $ctl_version"
+    assert_line "wire format: control protocol $ctl_proto"
+    for f in "disk format: state machine" "disk format: snapshot" "log entry format: command" \
+        "wire format: transport frame" "wire format: transport handshake"; do
+        assert_line --regexp "^$f [1-9][0-9]*$"
+    done
+    # In a git checkout the version is what git describes: the build's commit (the tree may
+    # have changed since, so only the commit is compared; make rebuilds when it changes).
+    if git -C "$BATS_TEST_DIRNAME" rev-parse --git-dir >/dev/null 2>&1; then
+        [[ "$ctl_version" == *"$(git -C "$BATS_TEST_DIRNAME" rev-parse --short HEAD)"* ]]
+    fi
 }

@@ -29,7 +29,7 @@ enum {
 };
 
 /* The options of the command line, each a bit of ctl_opts.given and ctl_command.options.
- * --socket, --help and --json are taken by every command. */
+ * --socket, --help, --json and --version are taken by every command. */
 enum {
     CTL_OPT_SOCKET = 1u << 0,
     CTL_OPT_HELP = 1u << 1,
@@ -40,6 +40,7 @@ enum {
     CTL_OPT_FORCE = 1u << 6,
     CTL_OPT_IP = 1u << 7,
     CTL_OPT_DNS = 1u << 8,
+    CTL_OPT_VERSION = 1u << 9,
 };
 
 #define CTL_REPEAT_MAX 32 /* --peer, --ip and --dns may each be given this many times */

@@ -14,6 +14,7 @@
 
 #include "lib/error.h"
 #include "raft/net/transport.h"
+#include "tools/ctl/version.h"
 #include "tools/raftfs-ctl/ctl.h"
 
 /* The daemon bounds every request (30 s for a membership change); this bounds the wait for it. */
@@ -88,11 +89,17 @@ static json_t *usage(const struct ctl_command *c)
 
 /* The long options, in the order of the CTL_OPT_* bits: option i is bit 1 << i. */
 static const struct option long_options[] = {
-    {"socket", required_argument, NULL, 0},   {"help", no_argument, NULL, 0},
-    {"json", no_argument, NULL, 0},           {"expect-index", required_argument, NULL, 0},
-    {"data-dir", required_argument, NULL, 0}, {"peer", required_argument, NULL, 0},
-    {"force", no_argument, NULL, 0},          {"ip", required_argument, NULL, 0},
-    {"dns", required_argument, NULL, 0},      {0},
+    {"socket", required_argument, NULL, 0},
+    {"help", no_argument, NULL, 0},
+    {"json", no_argument, NULL, 0},
+    {"expect-index", required_argument, NULL, 0},
+    {"data-dir", required_argument, NULL, 0},
+    {"peer", required_argument, NULL, 0},
+    {"force", no_argument, NULL, 0},
+    {"ip", required_argument, NULL, 0},
+    {"dns", required_argument, NULL, 0},
+    {"version", no_argument, NULL, 0},
+    {0},
 };
 
 /* Every command's usage line whose name starts with group (all when ""), then their
@@ -111,7 +118,8 @@ static int print_table(const struct ctl_opts *o, FILE *f, const char *group)
     if (o->is_json)
         return ctl_json_print(o, json_pack("{s:o}", "commands", a));
     if (*group == '\0')
-        fprintf(f, "usage: raftfs-ctl [command ...] --help\n");
+        fprintf(f,
+                "usage: raftfs-ctl [command ...] --help\nusage: raftfs-ctl --version [--json]\n");
     fprintf(f, "\n");
     for (unsigned i = 0; i < N_COMMANDS; i++)
         if (strncmp(commands[i].name, group, glen) == 0)
@@ -332,6 +340,24 @@ static int parse(int argc, char **argv, struct ctl_opts *o, int *first, char *wh
     return rc;
 }
 
+/* --version: this build and the formats this program reads and writes. */
+static int version(const struct ctl_opts *o)
+{
+    if (!o->is_json) {
+        ctl_version_print(stdout, "raftfs-ctl", CTL_USED_BY_CTL);
+        return CTL_OK;
+    }
+    unsigned n;
+    const struct ctl_format *f = ctl_formats(&n);
+    json_t *a = json_array();
+    for (unsigned i = 0; i < n; i++)
+        if (f[i].used_by & CTL_USED_BY_CTL)
+            ctl_json_append(&a, json_pack("{s:s, s:s, s:i}", "kind", f[i].kind, "name", f[i].name,
+                                          "version", f[i].version));
+    return ctl_json_print(o, json_pack("{s:s, s:s, s:o}", "program", "raftfs-ctl", "version",
+                                       ctl_build_version(), "formats", a));
+}
+
 int main(int argc, char **argv)
 {
     struct ctl_opts o = {.socket = CTL_SOCKET_DEFAULT};
@@ -340,6 +366,8 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &o, &first, why, sizeof why);
     int n = argc - first, words = 0;
     char **ops = argv + first;
+    if (rc == CTL_OK && (o.given & CTL_OPT_VERSION))
+        return version(&o);
     const struct ctl_command *c = find(n, ops, &words);
     if (c == NULL) {
         const char *group = n >= 1 && is_group(ops[0]) ? ops[0] : "";
@@ -360,7 +388,8 @@ int main(int argc, char **argv)
     o.cmd = c;
     if (rc != CTL_OK)
         return ctl_fail(&o, rc, "%s", why);
-    unsigned extra = o.given & ~(c->options | CTL_OPT_SOCKET | CTL_OPT_HELP | CTL_OPT_JSON);
+    unsigned extra =
+        o.given & ~(c->options | CTL_OPT_SOCKET | CTL_OPT_HELP | CTL_OPT_JSON | CTL_OPT_VERSION);
     if (extra != 0)
         return ctl_fail(&o, CTL_USAGE, "--%s does not apply to %s",
                         long_options[__builtin_ctz(extra)].name, c->name);

@@ -12,6 +12,7 @@
 
 #include "fs/fs.h"
 #include "tools/ctl/proto.h"
+#include "tools/ctl/version.h"
 #include "fs/node/replica.h"
 #include "raft/runtime/runtime.h"
 #include "lib/error.h"
@@ -25,7 +26,8 @@
     "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
     "               [--op-timeout SECONDS] [--session-timeout SECONDS]\n"                          \
     "               [--lock-delay SECONDS] [--consistency open|strict|local] [--lease-reads]\n"    \
-    "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
+    "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"   \
+    "       raftfsd --version\n"
 
 /* Options that are not settings: they get short codes; a setting gets 256 + its key. */
 enum { OPT_KEY_BASE = 256 };
@@ -34,7 +36,7 @@ enum { OPT_KEY_BASE = 256 };
  * and the command line, which wins. Returns 0, or the exit status after a message. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    struct option longopts[CONFIG_N_KEYS + 4];
+    struct option longopts[CONFIG_N_KEYS + 5];
     unsigned n = 0;
     for (int k = 0; k < CONFIG_N_KEYS; k++)
         if (k != CONFIG_MOUNTPOINT) /* the last argument */
@@ -45,6 +47,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     longopts[n++] = (struct option){"config", required_argument, NULL, 'c'};
     longopts[n++] = (struct option){"foreground", no_argument, NULL, 'f'};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
     longopts[n] = (struct option){NULL, 0, NULL, 0};
     static const char shortopts[] = "c:fho:";
 
@@ -57,6 +60,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             file = optarg;
         else if (ch == 'h') {
             fputs(USAGE, stdout);
+            exit(0);
+        } else if (ch == 'V') {
+            ctl_version_print(stdout, "raftfsd", CTL_USED_BY_DAEMON);
             exit(0);
         } else if (ch == '?') {
             fputs(USAGE, stderr);
