@@ -141,11 +141,25 @@ $(B)/test/unit/%: $(B)/test/unit/%.o $(LIBSIM) $(LIBCTL) $(CLUSTER_LIBS)
 # The parser of raftfs.conf is raftfsd's own module, tested on its own.
 $(B)/test/unit/test_config: $(B)/tools/raftfsd/config.o
 
+# The version --version reports: git describe in a checkout, else the VERSION file of a release.
+# A stamp that changes only with it rebuilds the one object that holds it.
+RAFTFS_VERSION := $(shell { test -e .git && git describe --tags --always --dirty; } 2>/dev/null || \
+                    cat VERSION 2>/dev/null || echo unknown)
+$(B)/version-stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(RAFTFS_VERSION)' | cmp -s - $@ || echo '$(RAFTFS_VERSION)' >$@
+$(B)/tools/ctl/version.o: $(B)/version-stamp
+$(B)/tools/ctl/version.o: ALL_CFLAGS += -DRAFTFS_VERSION='"$(RAFTFS_VERSION)"'
+.PHONY: FORCE
+FORCE:
+
 # Per-program extras: TOOL_LIBS_NAME (our archives, linked before libraft and libstore) and
-# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE; both talk the control protocol.
+# TOOL_LDLIBS_NAME (system libraries). Only raftfsd links FUSE, only raftfs-ctl the JSON library
+# (jansson, for --json); both talk the control protocol.
 TOOL_LIBS_raftfsd   := $(LIBFS) $(LIBCTL)
 TOOL_LIBS_raftfs-ctl := $(LIBCTL)
 TOOL_LDLIBS_raftfsd := -lfuse3
+TOOL_LDLIBS_raftfs-ctl := -ljansson
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
 $(FS_OBJ): ALL_CFLAGS += $(FUSE_CFLAGS)
 

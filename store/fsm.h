@@ -20,6 +20,7 @@
 
 #include "store/command.h"
 
+#define STORE_FSM_FORMAT_VERSION    3 /* 2: locks and sessions; 3: the space count */
 #define STORE_FSM_ROOT_INO          1
 #define STORE_FSM_NAME_MAX          255
 #define STORE_FSM_SYMLINK_MAX       4095

@@ -11,7 +11,7 @@
 #include "lib/error.h"
 #include "store/fsm.h"
 
-#define FSM_FORMAT_VERSION 3 /* 2: locks and sessions; 3: the space count. Older: upgraded */
+#define FSM_FORMAT_VERSION STORE_FSM_FORMAT_VERSION /* older formats are upgraded */
 #define FSM_BLOCK_SIZE     4096u
 #define FSM_DIRENT_SIZE    20u /* tmpfs's BOGO_DIRENT_SIZE: a directory's size grows by it */
 #define FSM_FIRST_COOKIE   3u  /* readdir offsets 1 and 2 are "." and ".." */

@@ -37,7 +37,7 @@
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
 
-#define LOG_FORMAT_VERSION   1u
+#define LOG_FORMAT_VERSION   STORE_LOG_FORMAT_VERSION
 #define LOG_MAGIC            "RFSLOGv\0" /* 8 bytes, see docs/disk-format.md */
 #define ENTRY_HEADER         16          /* crc32c(4) type(1) reserved(3) term(8) */
 #define MAX_PAYLOAD          (1u << 30)

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define STORE_LOG_FORMAT_VERSION 1u /* of the log store, checked on open (--version shows it) */
+
 /* Threads. One writer thread calls every mutating function (append, truncate, drop, set_*);
  * any number of reader threads may call the read functions (get, range, iterators, bounds,
  * term_at, get_*) at the same time as the writer and each other. Open and close are not

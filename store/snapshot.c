@@ -35,7 +35,7 @@
 #include "lib/le.h"
 
 #define SNAP_MAGIC      "RFSSNAP\0"
-#define SNAP_VERSION    1u
+#define SNAP_VERSION    STORE_SNAPSHOT_VERSION
 #define SNAP_FIXED      48u /* header bytes before the configuration */
 #define SNAP_MAX_CONFIG (1u << 20)
 #define COPY_CHUNK      (1u << 20)

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define STORE_SNAPSHOT_VERSION 1u /* of a snapshot file, checked on open (--version shows it) */
+
 /* Threads. Every function may be called from any thread, and different snapshot objects
  * (readers, receivers) are independent. One object is used by one thread at a time. A
  * snapshot that retention deletes while a reader has it open stays readable through that

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # raftfs-ctl against a cluster of raftfsd daemons with mounts: status and members, membership
 # changes under a writer, leadership transfer, snapshot, verify, stats, recovery, and the
-# refusals (usage, unreachable daemon, non-root user, malformed frames).
+# refusals (usage, unreachable daemon, non-root user, malformed frames); the command line: --help,
+# options in any position, addresses checked.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -123,12 +124,20 @@ agreed_leader() {
     assert_output "leadership transferred to node $t"
     wait_for 10 jq_is "$t" .role leader
     wait_for 10 jq_is "$l" .leader "$t"
+    wait_for 10 jq_is "$o" .leader "$t"
+    # Asking for the leader there is already succeeds, from any node.
+    for i in "$t" "$o"; do
+        run rctl "$i" transfer-leader "$t"
+        assert_success
+        assert_output "node $t already leads"
+    done
 
-    # An expected configuration index that is not the current one changes nothing.
-    run -1 rctl "$l" demote "$o" --expect-index 1000
+    # An expected configuration index that is not the current one changes nothing. Options go
+    # anywhere, as --opt value or --opt=value.
+    run -1 rctl "$l" demote "$o" --expect-index=1000
     assert_output --partial "the configuration changed since the expected index"
     conf=$(rctl "$t" status --json | jq .conf_index)
-    run rctl "$l" demote "$o" --expect-index "$conf"
+    run "$RAFTFS_CTL" --expect-index "$conf" demote "$o" --socket="$(ctl_sock "$l")"
     assert_success
     assert_output "node $o demoted to non-voter"
     wait_for 10 jq_is "$l" ".members[] | select(.id == $o) | .suffrage" nonvoter
@@ -166,11 +175,12 @@ agreed_leader() {
     assert_success
     assert_line --regexp "^snapshots_taken +1$"
     assert_line --regexp "^fsync +[1-9][0-9]* +[0-9]+ +[0-9]+ +[0-9]+$"
-    # A member that does not answer makes verify fail, and says which.
+    # A member that does not answer leaves verify incomplete (status 6, not 1: nothing differs),
+    # and it says which.
     fsd_stop 3
-    run -1 rctl 1 verify
+    run -6 rctl 1 verify
     assert_line --regexp "^  node 3 +no digest: no answer in time \(down, cut off, or far behind\)$"
-    assert_output --partial "MISMATCH"
+    assert_output --partial "INCOMPLETE: 2 of 3 nodes answered; their digests are equal"
     [ "$(echo "$output" | grep -c '^  node [12] \+[0-9a-f]\{64\}$')" = 2 ]
 }
 
@@ -182,6 +192,24 @@ agreed_leader() {
     assert_output --partial "'0' is not a node ID"
     run -2 rctl 1 add-voter 5 nowhere
     assert_output --partial "is not HOST:PORT"
+    # Addresses are checked as the transport reads them, before anything is asked of the cluster.
+    run -2 rctl 1 add-voter 4 host:99999
+    assert_output --partial "address 'host:99999': the port must be a number from 1 to 65535"
+    run -2 rctl 1 add-nonvoter 4 127.0.0.1:0
+    assert_output --partial "the port must be a number from 1 to 65535"
+    run -2 rctl 1 add-voter 4 localhost:7000
+    assert_output --partial "the host must be a numeric IPv4 address or an IPv6 address in brackets"
+    run -2 rctl 1 add-voter 4 "127.0.0.1:$(printf '1%.0s' $(seq 1 70))"
+    assert_output --partial "is longer than 63 bytes"
+    run -2 rctl 1 recover --data-dir "$D/n1" --peer "1=[::1:7000"
+    assert_output --partial "--peer '[::1:7000'"
+    [ "$(rctl 1 members --json | jq length)" = 3 ]
+    run -2 rctl 1 status --expect-index 3
+    assert_output --partial "--expect-index does not apply to status"
+    run -2 rctl 1 status --bogus
+    assert_output --partial "raftfs-ctl: status: unknown option --bogus"
+    run -2 rctl 1 remove --expect-index
+    assert_output --partial "missing value for --expect-index"
     run -2 rctl 1 remove 2 --expect-index x
     run -2 rctl 1 frobnicate
     assert_output --partial "unknown command 'frobnicate'"
@@ -270,4 +298,135 @@ print(data[12 + 5:].decode())
     [ "$(echo "$output" | jq -r .role)" = leader ]
     [ "$(echo "$output" | jq .epoch)" = 1 ]
     [ "$(echo "$output" | jq '.members | length')" = 1 ]
+}
+
+# synopsis: the manual's SYNOPSIS, one line per form.
+synopsis() {
+    mandoc -Tutf8 -O width=400 "$BATS_TEST_DIRNAME/../../man/raftfs-ctl.8" | col -b |
+        sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed -n 's/^ *\(raftfs-ctl .*\)$/\1/p'
+}
+
+@test "--help on every command prints its usage, as in the manual, and does nothing else" {
+    synopsis >"$D/synopsis"
+    run "$RAFTFS_CTL" --help
+    assert_success
+    grep '^usage: ' <<<"$output" | sed 's/^usage: //' >"$D/usages"
+    [ "$(wc -l <"$D/usages")" -ge 16 ]
+    diff "$D/synopsis" "$D/usages"
+    # No daemon answers on the socket: a command that ran would fail with status 3.
+    awk -F '  +' '/^  [a-z]/ { print $2 }' <<<"$output" >"$D/names"
+    [ "$(wc -l <"$D/names")" = "$(($(wc -l <"$D/usages") - 2))" ]
+    while read -r name; do
+        # shellcheck disable=SC2086
+        for args in "--socket $D/none --help $name" "$name -h --socket=$D/none"; do
+            run "$RAFTFS_CTL" $args
+            assert_success
+            [[ "${lines[0]}" == "usage: raftfs-ctl "*"$name"* ]]
+            grep -qxF -- "${lines[0]#usage: }" "$D/synopsis"
+        done
+    done <"$D/names"
+    # The case the issue found: verify --help ran verify.
+    run "$RAFTFS_CTL" --socket "$D/none" verify --help
+    assert_success
+    refute_output --partial MISMATCH
+    run "$RAFTFS_CTL" --socket "$D/none" tls --help
+    assert_success
+    assert_line --index 0 "usage: raftfs-ctl tls init dir [--force] [--json]"
+}
+
+# json_is STATUS ARGS...: raftfs-ctl ARGS --json exits with STATUS and prints one line of valid,
+# ASCII-only JSON (left in $output).
+json_is() {
+    local want=$1
+    shift
+    run -"$want" "$RAFTFS_CTL" "$@" --json
+    [ "${#lines[@]}" = 1 ]
+    jq -e . >/dev/null <<<"$output"
+    ! LC_ALL=C grep -q '[^ -~]' <<<"$output"
+}
+
+@test "--json on every command, errors included, is one line of valid JSON" {
+    fsd_cluster_start
+    wait_for 10 agreed_leader 1 2 3
+    l=$(agreed_leader 1 2 3)
+    s=(--socket "$(ctl_sock "$l")")
+    for cmd in status members stats verify locks sessions; do
+        json_is 0 "${s[@]}" "$cmd"
+    done
+    json_is 0 "${s[@]}" snapshot
+    [ "$(jq -r .message <<<"$output")" = "snapshot taken" ]
+    json_is 0 "${s[@]}" faults "delay:$((l % 3 + 1)):1"
+    [ "$(jq -r .faults <<<"$output")" = "delay:$((l % 3 + 1)):1" ]
+    json_is 0 "${s[@]}" faults
+    [ "$(jq -r .message <<<"$output")" = "faults healed" ]
+    json_is 0 "${s[@]}" transfer-leader "$l"
+    [ "$(jq -c '[.node, .already_leader]' <<<"$output")" = "[$l,true]" ]
+    fsd_start 4 $PEERS --peer "4=$(addr 4)"
+    json_is 0 "${s[@]}" add-nonvoter 4 "$(addr 4)"
+    [ "$(jq -r .message <<<"$output")" = "node 4 added as a non-voter" ]
+    [ "$(jq .node <<<"$output")" = 4 ]
+    json_is 0 "${s[@]}" remove 4
+    [ "$(jq -r .message <<<"$output")" = "node 4 removed" ]
+    fsd_stop 4
+    o=$((l % 3 + 1))
+    json_is 0 "${s[@]}" demote "$o"
+    json_is 0 "${s[@]}" --help status
+    [ "$(jq -r .usage <<<"$output")" = "raftfs-ctl [--socket path] status [--json]" ]
+    # Errors: of the daemon, of the command line, of the socket; bytes that are not UTF-8 in a
+    # message are replaced, not passed through.
+    json_is 1 "${s[@]}" remove 99
+    [ "$(jq -r .error <<<"$output")" = "no such server in the configuration" ]
+    [ "$(jq .exit_status <<<"$output")" = 1 ]
+    json_is 2 "${s[@]}" add-voter 4 host:99999
+    [ "$(jq -r .command <<<"$output")" = add-voter ]
+    [ "$(jq -r .usage <<<"$output")" = \
+        "raftfs-ctl [--socket path] add-voter id host:port [--expect-index n] [--json]" ]
+    json_is 2 frobnicate
+    json_is 3 --socket "$D/caf$(printf '\xc3\xa9')" status
+    assert_output --partial 'caf\u00E9'
+    json_is 3 --socket "$D/$(printf '\xff\xfe')" status
+    assert_output --partial '\uFFFD\uFFFD'
+    json_is 0 tls init "$D/pki"
+    [ "$(jq -r '.files[0]' <<<"$output")" = "$D/pki/ca.crt" ]
+    json_is 0 tls issue "$D/pki" 7 --ip 127.0.0.1
+    [ "$(jq .node <<<"$output")" = 7 ]
+    json_is 1 tls issue "$D/pki" 7
+    assert_output --partial "exists"
+    fsd_stop 1
+    fsd_stop 2
+    fsd_stop 3
+    json_is 0 "${s[@]}" recover --data-dir "$D/n$l" --peer "$l=$(addr "$l")"
+    [ "$(jq .epoch <<<"$output")" = 1 ]
+    [ "$(jq .voters <<<"$output")" = 1 ]
+}
+
+@test "--version: the build's version and the formats, from raftfs-ctl and raftfsd alike" {
+    run "$RAFTFS_CTL" --version
+    assert_success
+    assert_line --index 0 --regexp '^raftfs-ctl [^ ]+$'
+    refute_line --index 0 "raftfs-ctl unknown"
+    assert_line --regexp '^wire format: control protocol [1-9][0-9]*$'
+    assert_line --regexp '^disk format: log [1-9][0-9]*$'
+    ctl_version=${lines[0]#raftfs-ctl }
+    # Anywhere on the line, and nothing else is done.
+    run "$RAFTFS_CTL" --socket "$D/none" status --version
+    assert_success
+    assert_line --index 0 "raftfs-ctl $ctl_version"
+    run "$RAFTFS_CTL" --version --json
+    assert_success
+    [ "$(jq -r .version <<<"$output")" = "$ctl_version" ]
+    ctl_proto=$(jq '.formats[] | select(.name == "control protocol") | .version' <<<"$output")
+    run "$RAFTFSD" --version
+    assert_success
+    assert_line --index 0 "raftfsd $ctl_version"
+    assert_line "wire format: control protocol $ctl_proto"
+    for f in "disk format: state machine" "disk format: snapshot" "log entry format: command" \
+        "wire format: transport frame" "wire format: transport handshake"; do
+        assert_line --regexp "^$f [1-9][0-9]*$"
+    done
+    # In a git checkout the version is what git describes: the build's commit (the tree may
+    # have changed since, so only the commit is compared; make rebuilds when it changes).
+    if git -C "$BATS_TEST_DIRNAME" rev-parse --git-dir >/dev/null 2>&1; then
+        [[ "$ctl_version" == *"$(git -C "$BATS_TEST_DIRNAME" rev-parse --short HEAD)"* ]]
+    fi
 }

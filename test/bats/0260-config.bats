@@ -142,3 +142,86 @@ start_conf() {
     run is_mounted 1
     assert_failure
 }
+
+# log_has PATTERN: a line of node 1's log matches the extended regular expression.
+log_has() { grep -Eq "$1" "$D/n1.log"; }
+
+@test "log lines: ISO 8601 times with milliseconds, info by default, journal priorities" {
+    write_conf
+    start_conf
+    wait_for 10 is_mounted 1
+    wait_for 15 fs_writable 1
+    rctl 1 status >/dev/null
+    # Every line is stamped; debug lines (one per control request, among others) are not
+    # written at the default level.
+    run grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z raftfsd 1 (error|warn|info): ' \
+        "$D/n1.log"
+    assert_output 0
+    log_has ' info: mounted; serving'
+    run -1 grep -q ' debug: ' "$D/n1.log"
+    fsd_stop 1
+    # When stderr is the journal (JOURNAL_STREAM names its device and inode), each line starts
+    # with its priority instead of a time: the journal stamps lines itself.
+    : >"$D/n1.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$D/n1.log") start_conf --log-level debug
+    wait_for 10 is_mounted 1
+    rctl 1 status >/dev/null
+    wait_for 10 log_has '^<7>node 1: control request: status$'
+    log_has '^<6>node 1: mounted; serving'
+    run grep -cvE '^<[3467]>node 1: ' "$D/n1.log"
+    assert_output 0
+    fsd_stop 1
+    # Another file on stderr is not the journal.
+    : >"$D/n1.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$CONF") start_conf
+    wait_for 10 is_mounted 1
+    log_has '^[0-9-]{10}T[0-9:]{8}\.[0-9]{3}Z raftfsd 1 info: mounted; serving'
+}
+
+@test "SIGHUP keeps the daemon and applies the file's new log level" {
+    write_conf "log-level = info"
+    start_conf
+    wait_for 10 is_mounted 1
+    wait_for 15 fs_writable 1
+    pid=$(node_pid 1)
+    rctl 1 status >/dev/null
+    run -1 grep -q 'debug: control request' "$D/n1.log"
+    sed -i 's/^log-level = info$/log-level = debug/' "$CONF"
+    kill -HUP "$pid"
+    wait_for 10 log_has "info: SIGHUP: reread $CONF: log level debug; other settings take effect"
+    rctl 1 status >/dev/null
+    wait_for 10 log_has 'debug: control request: status$'
+    kill -0 "$pid"
+    is_mounted 1
+    echo after >"$(mnt 1)/after-hup"
+    # A file that no longer parses changes nothing, and the daemon goes on.
+    sed -i 's/^log-level = debug$/log-level = loud/' "$CONF"
+    kill -HUP "$pid"
+    wait_for 10 log_has "warn: SIGHUP: $CONF:[0-9]+: log-level = loud: want error, warn, info or debug; the log level stays debug"
+    # Back to warn: the change is logged (at the old level), then info lines stop.
+    sed -i 's/^log-level = loud$/log-level = warn/' "$CONF"
+    kill -HUP "$pid"
+    wait_for 10 log_has "SIGHUP: reread $CONF: log level warn"
+    n=$(grep -c '' "$D/n1.log")
+    rctl 1 status >/dev/null
+    kill -HUP "$pid"
+    # A warning marks the end: SIGHUPs are taken in order by one thread, so once it is written
+    # everything before it is, and warnings (of this SIGHUP, or of the one before if it read
+    # the file after this edit) must be the only lines since.
+    sed -i 's/^log-level = warn$/log-level = loud/' "$CONF"
+    kill -HUP "$pid"
+    wait_for 10 log_has "warn: SIGHUP: .*the log level stays warn"
+    tail -n +$((n + 1)) "$D/n1.log" >"$D/since"
+    run grep -cv ' raftfsd 1 warn: SIGHUP: .*: log-level = loud: ' "$D/since"
+    assert_output 0
+    kill -0 "$pid"
+    run cat "$(mnt 1)/after-hup"
+    assert_output after
+    fsd_stop 1
+    # --log-level on the command line wins over the file, at start and on SIGHUP.
+    sed -i 's/^log-level = loud$/log-level = info/' "$CONF"
+    start_conf --log-level debug
+    wait_for 10 is_mounted 1
+    kill -HUP "$(node_pid 1)"
+    wait_for 10 log_has "SIGHUP: reread $CONF: log level debug \(--log-level was given, and wins over the file\)"
+}

@@ -59,11 +59,12 @@ wait_f() {
 
 has_waiter() { rctl "$1" locks | grep -q ' waiting$'; }
 
-# The realtime (ms) of the first log line of node $1 matching $2 (raftfsd stamps its lines).
+# The realtime (ms) of the first log line of node $1 matching $2 (raftfsd stamps its lines in
+# ISO 8601, UTC, with milliseconds).
 log_ms() {
     local t
     t=$(grep -m1 "$2" "$D/n$1.log" | cut -d' ' -f1) || return 1
-    [ -n "$t" ] && echo "${t%.*}${t#*.}"
+    [ -n "$t" ] && date -d "$t" +%s%3N
 }
 
 sessions_opened() { grep -c "lock session [0-9]* opened" "$D/n$1.log"; }

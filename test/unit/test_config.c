@@ -44,6 +44,8 @@ static void test_defaults(void **state)
     assert_false(a.lease_reads);
     assert_null(a.fuse_options);
     assert_null(a.config_file);
+    assert_int_equal(a.log_level, RAFT_LOG_INFO);
+    assert_false(a.is_set[CONFIG_LOG_LEVEL]);
     config_free(&a);
 }
 
@@ -73,6 +75,7 @@ static void test_every_key(void **state)
                        "lease-reads = on\n"
                        "max-file-size = 1048576\n"
                        "fuse-options = ro,noatime\n"
+                       "log-level = debug\n"
                        "mountpoint = /srv/raftfs"; /* no final newline */
     assert_int_equal(parse(&a, text), 0);
     assert_int_equal(a.id, 7);
@@ -96,6 +99,8 @@ static void test_every_key(void **state)
     assert_true(a.lease_reads);
     assert_int_equal(a.max_file_size, 1048576);
     assert_string_equal(a.fuse_options, "ro,noatime");
+    assert_int_equal(a.log_level, RAFT_LOG_DEBUG);
+    assert_true(a.is_set[CONFIG_LOG_LEVEL]);
     assert_string_equal(a.mountpoint, "/srv/raftfs");
     assert_string_equal(a.config_file, "t.conf");
     assert_int_equal(a.origin[CONFIG_LISTEN].line, 5);
@@ -129,6 +134,8 @@ static void test_bad_values(void **state)
         {"id = 99999999999999999999999", "out of range"},
         {"id =", "id = : an empty value"},
         {"listen = localhost", "listen = localhost: want HOST:PORT"},
+        {"log-level = loud", "log-level = loud: want error, warn, info or debug"},
+        {"log-level = DEBUG", "want error, warn, info or debug"},
         {"listen = :80", "want HOST:PORT"},
         {"listen = h:0", "the port must be a number from 1 to 65535"},
         {"listen = h:65536", "the port must be a number from 1 to 65535"},
@@ -253,6 +260,12 @@ static void test_command_line_overrides(void **state)
     assert_int_equal(a.consistency, FS_CONSISTENCY_LOCAL);
     assert_int_equal(config_set(&a, CONFIG_BOOTSTRAP, "yes", NULL, 0, err, sizeof err), 0);
     assert_true(a.bootstrap);
+    /* The command line's log level is marked as such: SIGHUP keeps it over the file's. */
+    assert_int_equal(config_set(&a, CONFIG_LOG_LEVEL, "warn", NULL, 0, err, sizeof err), 0);
+    assert_int_equal(a.log_level, RAFT_LOG_WARN);
+    assert_true(a.is_set[CONFIG_LOG_LEVEL]);
+    assert_null(a.origin[CONFIG_LOG_LEVEL].file);
+    assert_string_equal(config_log_level_name(RAFT_LOG_WARN), "warn");
     assert_int_equal(config_set(&a, CONFIG_MOUNTPOINT, "/nonexistent", NULL, 0, err, sizeof err),
                      0);
     config_free(&a);

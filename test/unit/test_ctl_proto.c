@@ -113,7 +113,7 @@ static void full_lists(struct ctl_msg *locks, struct ctl_msg *sessions)
 static void round_trip_every_type(void **state)
 {
     (void)state;
-    static struct ctl_msg m[11], back, extra[8];
+    static struct ctl_msg m[11], back, extra[9];
     unsigned n = samples(m);
     struct ctl_msg *v = &extra[0];
     memset(extra, 0, sizeof extra);
@@ -135,7 +135,8 @@ static void round_trip_every_type(void **state)
     extra[7].own.session = 17;
     extra[7].own.since_ms = UINT64_MAX;
     strcpy(extra[7].own.reason, "no confirmed contact");
-    for (unsigned i = 0; i < n + 8; i++) {
+    extra[8].type = CTL_REQ_READ_BARRIER;
+    for (unsigned i = 0; i < n + 9; i++) {
         const struct ctl_msg *want = i < n ? &m[i] : &extra[i - n];
         uint8_t buf[CTL_FRAME_MAX];
         size_t len = ctl_encode(want, buf, sizeof buf);
@@ -177,7 +178,7 @@ static void header_refusals(void **state)
         const char *reason;
     } cases[] = {
         {0, 'X', "bad magic"},      {4, 2, "protocol version 2"}, {5, 0, "unknown message type"},
-        {5, 11, "unknown message"}, {5, 63, "unknown message"},   {5, 72, "unknown message"},
+        {5, 12, "unknown message"}, {5, 63, "unknown message"},   {5, 72, "unknown message"},
         {6, 1, "reserved"},         {7, 1, "reserved"},           {10, 1, "at most"},
         {9, 0x40 + 1, "at most"},
     };

@@ -157,6 +157,7 @@ static void encode_payload(const struct ctl_msg *m, struct out *o)
     case CTL_REQ_LOCKS:
     case CTL_REQ_SESSIONS:
     case CTL_REQ_OWN_SESSION:
+    case CTL_REQ_READ_BARRIER:
     case CTL_RESP_OK: break;
     case CTL_RESP_LOCKS: encode_locks(&m->locks, o); break;
     case CTL_RESP_SESSIONS: encode_sessions(&m->sessions, o); break;
@@ -492,6 +493,7 @@ int ctl_decode(enum ctl_type type, const uint8_t *p, uint32_t len, struct ctl_ms
     case CTL_REQ_LOCKS:
     case CTL_REQ_SESSIONS:
     case CTL_REQ_OWN_SESSION:
+    case CTL_REQ_READ_BARRIER:
     case CTL_RESP_OK: break;
     case CTL_RESP_LOCKS: decode_locks(&in, &m->locks); break;
     case CTL_RESP_SESSIONS: decode_sessions(&in, &m->sessions); break;
@@ -549,6 +551,7 @@ const char *ctl_type_name(unsigned type)
     case CTL_REQ_SESSIONS: return "sessions";
     case CTL_REQ_FAULTS: return "faults";
     case CTL_REQ_OWN_SESSION: return "own-session";
+    case CTL_REQ_READ_BARRIER: return "read-barrier";
     case CTL_RESP_ERROR: return "error";
     case CTL_RESP_OK: return "ok";
     case CTL_RESP_STATUS: return "status response";

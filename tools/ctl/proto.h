@@ -19,6 +19,9 @@
 #define CTL_TEXT_MAX    256 /* error text, NUL included */
 #define CTL_DIGEST_SIZE 32
 
+/* How long a READ_BARRIER waits for the leader's quorum and this node's apply (ms). */
+#define CTL_READ_BARRIER_TIMEOUT_MS 3000
+
 /* The default socket of raftfsd, and so of raftfs-ctl. */
 #define CTL_SOCKET_DEFAULT "/run/raftfs/ctl.sock"
 
@@ -26,14 +29,15 @@ enum ctl_type {
     /* requests */
     CTL_REQ_STATUS = 1,
     CTL_REQ_STATS = 2,
-    CTL_REQ_CHANGE = 3,       /* a membership change: forwarded to the leader */
-    CTL_REQ_TRANSFER = 4,     /* a leadership transfer: forwarded to the leader */
-    CTL_REQ_SNAPSHOT = 5,     /* a snapshot of this node now */
-    CTL_REQ_VERIFY = 6,       /* a checkpoint, then every member's digest at its index */
-    CTL_REQ_LOCKS = 7,        /* the lock records of this node's state machine */
-    CTL_REQ_SESSIONS = 8,     /* the node sessions of this node's state machine */
-    CTL_REQ_FAULTS = 9,       /* test hook: replace the transport's fault hooks */
-    CTL_REQ_OWN_SESSION = 10, /* this node's own lock session, as the node sees it */
+    CTL_REQ_CHANGE = 3,        /* a membership change: forwarded to the leader */
+    CTL_REQ_TRANSFER = 4,      /* a leadership transfer: forwarded to the leader */
+    CTL_REQ_SNAPSHOT = 5,      /* a snapshot of this node now */
+    CTL_REQ_VERIFY = 6,        /* a checkpoint, then every member's digest at its index */
+    CTL_REQ_LOCKS = 7,         /* the lock records of this node's state machine */
+    CTL_REQ_SESSIONS = 8,      /* the node sessions of this node's state machine */
+    CTL_REQ_FAULTS = 9,        /* test hook: replace the transport's fault hooks */
+    CTL_REQ_OWN_SESSION = 10,  /* this node's own lock session, as the node sees it */
+    CTL_REQ_READ_BARRIER = 11, /* a read barrier: the leader confirms a quorum, this node applies */
     /* responses */
     CTL_RESP_ERROR = 64,
     CTL_RESP_OK = 65,
@@ -118,7 +122,7 @@ struct ctl_verify {
 };
 
 /* A decoded message; type says which member of the union is meaningful (none for STATUS,
- * STATS, SNAPSHOT, VERIFY, LOCKS, SESSIONS and OWN_SESSION requests and for OK). */
+ * STATS, SNAPSHOT, VERIFY, LOCKS, SESSIONS, OWN_SESSION and READ_BARRIER requests and for OK). */
 struct ctl_msg {
     enum ctl_type type;
     union {

@@ -8,46 +8,31 @@
 
 #include "tools/raftfs-ctl/ctl.h"
 
-/* Send req; on success print done. Returns an exit status. */
-static int run(const struct ctl_opts *o, const char *cmd, const struct ctl_msg *req,
-               const char *done)
+/* Send req; on success report done with the JSON object v (owned, or NULL). Returns an exit
+ * status. */
+static int run(const struct ctl_opts *o, const struct ctl_msg *req, json_t *v, const char *done)
 {
     struct ctl_msg resp;
-    int rc = ctl_call(o, cmd, req, &resp);
-    if (rc != CTL_OK)
+    int rc = ctl_call(o, req, CTL_RESP_OK, &resp, NULL);
+    if (rc != CTL_OK) {
+        json_decref(v);
         return rc;
-    if (resp.type != CTL_RESP_OK) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
-        return CTL_ERROR;
     }
-    printf("%s\n", done);
-    return CTL_OK;
+    return ctl_done(o, v, done);
 }
 
-static int change(const struct ctl_opts *o, int argc, char **argv, enum raft_change_op op)
+static int change(const struct ctl_opts *o, enum raft_change_op op)
 {
-    bool is_add = op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER;
     struct ctl_msg req = {.type = CTL_REQ_CHANGE};
-    int n;
-    int rc =
-        ctl_options(argc, argv, NULL, &req.change.expect_index, is_add ? 2 : 1, is_add ? 2 : 1, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     req.change.op = op;
-    if (ctl_parse_id(argv[1], &req.change.server) != 0) {
-        fprintf(stderr, "raftfs-ctl: %s: '%s' is not a node ID (a decimal number > 0)\n", argv[0],
-                argv[1]);
-        return CTL_USAGE;
-    }
-    if (is_add) {
-        const char *colon = strrchr(argv[2], ':');
-        if (colon == NULL || colon == argv[2] || colon[1] == '\0' ||
-            strlen(argv[2]) >= sizeof req.change.address) {
-            fprintf(stderr, "raftfs-ctl: %s: '%s' is not HOST:PORT (at most %zu bytes)\n", argv[0],
-                    argv[2], sizeof req.change.address - 1);
-            return CTL_USAGE;
-        }
-        strcpy(req.change.address, argv[2]);
+    req.change.expect_index = o->expect_index;
+    int rc = ctl_id_operand(o, o->ops[0], &req.change.server);
+    if (rc != CTL_OK)
+        return rc;
+    if (op == RAFT_CHANGE_ADD_VOTER || op == RAFT_CHANGE_ADD_LEARNER) {
+        if ((rc = ctl_check_address(o, "address", o->ops[1])) != CTL_OK)
+            return rc;
+        strcpy(req.change.address, o->ops[1]); /* checked to fit */
     }
     static const char *const what[] = {
         [RAFT_CHANGE_ADD_VOTER] = "added as a voter",
@@ -57,76 +42,86 @@ static int change(const struct ctl_opts *o, int argc, char **argv, enum raft_cha
     };
     char done[96];
     snprintf(done, sizeof done, "node %" PRIu64 " %s", req.change.server, what[op]);
-    return run(o, argv[0], &req, done);
+    return run(o, &req, json_pack("{s:I}", "node", CTL_JI(req.change.server)), done);
 }
 
-int ctl_add_voter(const struct ctl_opts *o, int argc, char **argv)
+int ctl_add_voter(const struct ctl_opts *o)
 {
-    return change(o, argc, argv, RAFT_CHANGE_ADD_VOTER);
+    return change(o, RAFT_CHANGE_ADD_VOTER);
 }
 
-int ctl_add_nonvoter(const struct ctl_opts *o, int argc, char **argv)
+int ctl_add_nonvoter(const struct ctl_opts *o)
 {
-    return change(o, argc, argv, RAFT_CHANGE_ADD_LEARNER);
+    return change(o, RAFT_CHANGE_ADD_LEARNER);
 }
 
-int ctl_remove(const struct ctl_opts *o, int argc, char **argv)
+int ctl_remove(const struct ctl_opts *o)
 {
-    return change(o, argc, argv, RAFT_CHANGE_REMOVE);
+    return change(o, RAFT_CHANGE_REMOVE);
 }
 
-int ctl_demote(const struct ctl_opts *o, int argc, char **argv)
+int ctl_demote(const struct ctl_opts *o)
 {
-    return change(o, argc, argv, RAFT_CHANGE_DEMOTE);
+    return change(o, RAFT_CHANGE_DEMOTE);
 }
 
-int ctl_transfer_leader(const struct ctl_opts *o, int argc, char **argv)
+int ctl_transfer_leader(const struct ctl_opts *o)
 {
-    struct ctl_msg req = {.type = CTL_REQ_TRANSFER};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 1, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
-    if (n == 1 && ctl_parse_id(argv[1], &req.transfer.server) != 0) {
-        fprintf(stderr, "raftfs-ctl: %s: '%s' is not a node ID (a decimal number > 0)\n", argv[0],
-                argv[1]);
-        return CTL_USAGE;
-    }
+    struct ctl_msg req = {.type = CTL_REQ_TRANSFER}, resp;
+    int rc;
+    if (o->n_ops == 1 && (rc = ctl_id_operand(o, o->ops[0], &req.transfer.server)) != CTL_OK)
+        return rc;
+    int code = -1;
+    rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
+    json_t *v = json_pack("{s:o?}", "node",
+                          o->n_ops == 1 ? json_integer(CTL_JI(req.transfer.server)) : NULL);
     char done[96] = "leadership transferred to the most up-to-date voter";
-    if (n == 1)
+    if (o->n_ops == 1)
         snprintf(done, sizeof done, "leadership transferred to node %" PRIu64, req.transfer.server);
-    return run(o, argv[0], &req, done);
+    if (rc == CTL_OK) {
+        ctl_json_set(&v, "already_leader", json_false());
+        return ctl_done(o, v, done);
+    }
+    if (code == -1) {
+        json_decref(v);
+        return rc; /* reported */
+    }
+    /* The leader refuses a transfer to itself (RAFT_EINVAL): the target already leads, which is
+     * what was asked for. */
+    char text[CTL_TEXT_MAX];
+    memcpy(text, resp.error.text, sizeof text);
+    struct ctl_msg status = {.type = CTL_REQ_STATUS};
+    if (code == RAFT_EINVAL && o->n_ops == 1 &&
+        ctl_call(o, &status, CTL_RESP_STATUS, &resp, NULL) == CTL_OK &&
+        resp.status.leader == req.transfer.server) {
+        ctl_json_set(&v, "already_leader", json_true());
+        snprintf(done, sizeof done, "node %" PRIu64 " already leads", req.transfer.server);
+        return ctl_done(o, v, done);
+    }
+    json_decref(v);
+    return ctl_fail(o, CTL_ERROR, "%s", text);
 }
 
-int ctl_snapshot(const struct ctl_opts *o, int argc, char **argv)
+int ctl_snapshot(const struct ctl_opts *o)
 {
     struct ctl_msg req = {.type = CTL_REQ_SNAPSHOT};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 0, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
-    return run(o, argv[0], &req, "snapshot taken");
+    return run(o, &req, NULL, "snapshot taken");
 }
 
-int ctl_faults(const struct ctl_opts *o, int argc, char **argv)
+int ctl_faults(const struct ctl_opts *o)
 {
     struct ctl_msg req = {.type = CTL_REQ_FAULTS};
-    int n;
-    int rc = ctl_options(argc, argv, NULL, NULL, 0, 32, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     size_t len = 0;
-    for (int i = 1; i <= n; i++) {
-        size_t w = strlen(argv[i]);
-        if (len + w + (i > 1) >= sizeof req.faults.spec) {
-            fprintf(stderr, "raftfs-ctl: %s: the fault spec is longer than %zu bytes\n", argv[0],
-                    sizeof req.faults.spec - 1);
-            return CTL_USAGE;
-        }
-        if (i > 1)
+    for (int i = 0; i < o->n_ops; i++) {
+        size_t w = strlen(o->ops[i]);
+        if (len + w + (i > 0) >= sizeof req.faults.spec)
+            return ctl_fail(o, CTL_USAGE, "the fault spec is longer than %zu bytes",
+                            sizeof req.faults.spec - 1);
+        if (i > 0)
             req.faults.spec[len++] = ' ';
-        memcpy(req.faults.spec + len, argv[i], w);
+        memcpy(req.faults.spec + len, o->ops[i], w);
         len += w;
     }
-    return run(o, argv[0], &req, n > 0 ? "faults set" : "faults healed");
+    return run(o, &req, json_pack("{s:s}", "faults", req.faults.spec),
+               o->n_ops > 0 ? "faults set" : "faults healed");
 }

@@ -7,33 +7,19 @@
 
 #include "tools/raftfs-ctl/ctl.h"
 
-/* Options and the daemon's answer of a read command; returns an exit status. */
-static int read_cmd(const struct ctl_opts *o, int argc, char **argv, enum ctl_type type,
-                    enum ctl_type want, bool *json, struct ctl_msg *resp)
+/* The daemon's answer of type want to a request of type; an exit status. */
+static int ask(const struct ctl_opts *o, enum ctl_type type, enum ctl_type want,
+               struct ctl_msg *resp)
 {
-    int n;
-    int rc = ctl_options(argc, argv, json, NULL, 0, 0, &n);
-    if (rc != CTL_OK)
-        return rc < 0 ? CTL_OK : rc;
     struct ctl_msg req = {.type = type};
-    rc = ctl_call(o, argv[0], &req, resp);
-    if (rc == CTL_OK && resp->type != want) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", argv[0],
-                ctl_type_name(resp->type));
-        return CTL_ERROR;
-    }
-    return rc;
+    return ctl_call(o, &req, want, resp, NULL);
 }
 
 /* This node's own lock session (OWN_SESSION); an exit status. */
-static int own_session(const struct ctl_opts *o, const char *cmd, struct ctl_own_session *own)
+static int own_session(const struct ctl_opts *o, struct ctl_own_session *own)
 {
-    struct ctl_msg req = {.type = CTL_REQ_OWN_SESSION}, resp;
-    int rc = ctl_call(o, cmd, &req, &resp);
-    if (rc == CTL_OK && resp.type != CTL_RESP_OWN_SESSION) {
-        fprintf(stderr, "raftfs-ctl: %s: unexpected answer '%s'\n", cmd, ctl_type_name(resp.type));
-        return CTL_ERROR;
-    }
+    struct ctl_msg resp;
+    int rc = ask(o, CTL_REQ_OWN_SESSION, CTL_RESP_OWN_SESSION, &resp);
     if (rc == CTL_OK)
         *own = resp.own;
     return rc;
@@ -44,16 +30,12 @@ static const char *own_state_name(unsigned state)
     return state == CTL_OWN_OPEN ? "open" : state == CTL_OWN_LOST ? "lost" : "opening";
 }
 
-static void own_json(const struct ctl_own_session *own)
+static json_t *own_json(const struct ctl_own_session *own)
 {
-    printf("{\"state\":\"%s\",\"session\":%" PRIu64 ",\"%s\":%" PRIu64 ",\"reason\":",
-           own_state_name(own->state), own->session,
-           own->state == CTL_OWN_LOST ? "lost_ms" : "contact_ms", own->since_ms);
-    if (own->state == CTL_OWN_LOST)
-        ctl_json_string(stdout, own->reason);
-    else
-        printf("null");
-    printf("}");
+    bool is_lost = own->state == CTL_OWN_LOST;
+    return json_pack("{s:s, s:I, s:I, s:o?}", "state", own_state_name(own->state), "session",
+                     CTL_JI(own->session), is_lost ? "lost_ms" : "contact_ms",
+                     CTL_JI(own->since_ms), "reason", is_lost ? ctl_json_text(own->reason) : NULL);
 }
 
 /* One line, after "this node's lock session: ". */
@@ -74,23 +56,21 @@ static const char *suffrage_name(enum raft_suffrage s)
     return s == RAFT_VOTER ? "voter" : "nonvoter";
 }
 
-static void members_json(const struct raft_runtime_status *s)
+static json_t *members_json(const struct raft_runtime_status *s)
 {
     bool is_leader = s->role == RAFT_LEADER;
-    printf("[");
+    json_t *a = json_array();
     for (unsigned i = 0; i < s->n_peers; i++) {
         const struct raft_runtime_peer *p = &s->peers[i];
-        printf("%s{\"id\":%" PRIu64 ",\"suffrage\":\"%s\",\"address\":", i ? "," : "", p->id,
-               suffrage_name(p->suffrage));
-        ctl_json_string(stdout, p->address);
-        if (is_leader)
-            printf(",\"match_index\":%" PRIu64 ",\"last_contact_ms\":%" PRIu64, p->match,
-                   p->id == s->id ? 0 : p->last_contact_ms);
-        else
-            printf(",\"match_index\":null,\"last_contact_ms\":null");
-        printf(",\"connected\":%s}", p->is_connected ? "true" : "false");
+        uint64_t contact = p->id == s->id ? 0 : p->last_contact_ms;
+        ctl_json_append(
+            &a, json_pack("{s:I, s:s, s:o, s:o?, s:o?, s:b}", "id", CTL_JI(p->id), "suffrage",
+                          suffrage_name(p->suffrage), "address", ctl_json_text(p->address),
+                          "match_index", is_leader ? json_integer(CTL_JI(p->match)) : NULL,
+                          "last_contact_ms", is_leader ? json_integer(CTL_JI(contact)) : NULL,
+                          "connected", p->is_connected));
     }
-    printf("]");
+    return a;
 }
 
 static void members_table(const struct raft_runtime_status *s)
@@ -116,37 +96,32 @@ static void members_table(const struct raft_runtime_status *s)
     }
 }
 
-int ctl_status(const struct ctl_opts *o, int argc, char **argv)
+int ctl_status(const struct ctl_opts *o)
 {
-    bool json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_status *s = &resp.status;
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
-    if (json) {
-        printf("{\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
-               ",\"leader_address\":",
-               s->id, raft_role_name(s->role), s->term, s->leader);
-        ctl_json_string(stdout, s->leader_address);
-        printf(",\"commit_index\":%" PRIu64 ",\"applied_index\":%" PRIu64 ",\"last_index\":%" PRIu64
-               ",\"snapshot_index\":%" PRIu64 ",\"snapshot_term\":%" PRIu64
-               ",\"conf_index\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"error\":",
-               s->commit, s->applied, s->last_index, s->snapshot_index, s->snapshot_term,
-               s->conf_index, s->epoch);
-        if (s->error != 0)
-            ctl_json_string(stdout, raft_strerror(s->error));
-        else
-            printf("null");
-        printf(",\"lock_session\":");
-        own_json(&own);
-        printf(",\"members\":");
-        members_json(s);
-        printf("}\n");
-        return CTL_OK;
+    /* A node whose storage failed no longer takes part: a script must not read it as healthy. */
+    int status = s->error != 0 ? CTL_STORAGE : CTL_OK;
+    if (o->is_json) {
+        rc = ctl_json_print(
+            o, json_pack("{s:I, s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, "
+                         "s:o, s:o}",
+                         "id", CTL_JI(s->id), "role", raft_role_name(s->role), "term",
+                         CTL_JI(s->term), "leader", CTL_JI(s->leader), "leader_address",
+                         ctl_json_text(s->leader_address), "commit_index", CTL_JI(s->commit),
+                         "applied_index", CTL_JI(s->applied), "last_index", CTL_JI(s->last_index),
+                         "snapshot_index", CTL_JI(s->snapshot_index), "snapshot_term",
+                         CTL_JI(s->snapshot_term), "conf_index", CTL_JI(s->conf_index), "epoch",
+                         CTL_JI(s->epoch), "error",
+                         s->error != 0 ? json_string(raft_strerror(s->error)) : NULL,
+                         "lock_session", own_json(&own), "members", members_json(s)));
+        return rc != CTL_OK ? rc : status;
     }
     printf("id:             %" PRIu64 "\n", s->id);
     printf("role:           %s\n", raft_role_name(s->role));
@@ -167,23 +142,142 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
     own_text(&own);
     printf("members:\n");
     members_table(s);
+    return status;
+}
+
+int ctl_members(const struct ctl_opts *o)
+{
+    struct ctl_msg resp;
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    if (o->is_json)
+        return ctl_json_print(o, members_json(&resp.status));
+    members_table(&resp.status);
     return CTL_OK;
 }
 
-int ctl_members(const struct ctl_opts *o, int argc, char **argv)
+/* The checks of `health`, in the order they are made; the first that fails decides the exit
+ * status. */
+struct health {
+    int status; /* CTL_OK or the first failure's exit status */
+    const char *reason;
+    const char *storage_error;            /* NULL: sound */
+    const struct raft_runtime_peer *self; /* NULL: not a member */
+    bool has_quorum, is_applying;         /* meaningful once the read barrier ran */
+    bool did_barrier;
+    uint64_t commit, applied; /* after the barrier, or from the status */
+};
+
+static void unhealthy(struct health *h, int status, const char *reason)
 {
-    bool json;
-    struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATUS, CTL_RESP_STATUS, &json, &resp);
-    if (rc != CTL_OK)
+    if (h->status == CTL_OK) {
+        h->status = status;
+        h->reason = reason;
+    }
+}
+
+/* The checks up to the read barrier, from a status. */
+static void health_status(struct health *h, const struct raft_runtime_status *s)
+{
+    h->commit = s->commit;
+    h->applied = s->applied;
+    if (s->error != 0) {
+        h->storage_error = raft_strerror(s->error);
+        unhealthy(h, CTL_STORAGE, "the node's storage failed");
+    }
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id == s->id)
+            h->self = &s->peers[i];
+    if (h->self == NULL)
+        unhealthy(h, CTL_NOT_MEMBER, "this node is not in the configuration");
+    if (s->leader == 0)
+        unhealthy(h, CTL_NO_LEADER, "no leader is known");
+}
+
+/* A read barrier proves both remaining conditions at once: the leader confirmed its leadership
+ * with a quorum (ReadIndex, thesis §6.4), and this node applied everything the leader had
+ * committed. When it fails, a node whose applied index lags its commit index is not applying;
+ * otherwise the leader had no quorum. */
+static int health_barrier(const struct ctl_opts *o, struct health *h)
+{
+    struct ctl_msg req = {.type = CTL_REQ_READ_BARRIER}, resp;
+    int code = -1;
+    int rc = ctl_call(o, &req, CTL_RESP_OK, &resp, &code);
+    h->did_barrier = true;
+    if (rc == CTL_OK) {
+        h->has_quorum = h->is_applying = true;
+        return CTL_OK;
+    }
+    if (code == -1)
+        return rc; /* reported: no answer at all */
+    if ((rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp)) != CTL_OK)
         return rc;
-    if (json) {
-        members_json(&resp.status);
-        printf("\n");
+    h->commit = resp.status.commit;
+    h->applied = resp.status.applied;
+    if (h->applied < h->commit) {
+        h->has_quorum = true;
+        unhealthy(h, CTL_NOT_APPLYING, "this node did not apply what was committed in time");
     } else {
-        members_table(&resp.status);
+        h->is_applying = true;
+        unhealthy(h, CTL_NO_QUORUM, "the leader did not confirm a quorum in time");
     }
     return CTL_OK;
+}
+
+static const char *yes_no(bool is_yes)
+{
+    return is_yes ? "yes" : "no";
+}
+
+int ctl_health(const struct ctl_opts *o)
+{
+    struct ctl_msg resp;
+    int rc = ask(o, CTL_REQ_STATUS, CTL_RESP_STATUS, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    const struct raft_runtime_status *s = &resp.status;
+    struct health h = {.status = CTL_OK};
+    health_status(&h, s);
+    if (h.status == CTL_OK && (rc = health_barrier(o, &h)) != CTL_OK)
+        return rc;
+    /* Members this node has no connection to: not a failure of this node, but worth seeing. */
+    json_t *down = json_array();
+    char down_text[RAFT_MAX_SERVERS * 22] = "";
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id != s->id && !s->peers[i].is_connected) {
+            ctl_json_append(&down, json_integer(CTL_JI(s->peers[i].id)));
+            snprintf(down_text + strlen(down_text), sizeof down_text - strlen(down_text),
+                     " %" PRIu64, s->peers[i].id);
+        }
+    if (o->is_json) {
+        rc = ctl_json_print(
+            o, json_pack(
+                   "{s:b, s:i, s:s?, s:s?, s:b, s:s?, s:I, s:o?, s:o?, s:I, s:I, s:o}", "healthy",
+                   h.status == CTL_OK, "exit_status", h.status, "reason", h.reason, "storage_error",
+                   h.storage_error, "member", h.self != NULL, "suffrage",
+                   h.self != NULL ? suffrage_name(h.self->suffrage) : NULL, "leader",
+                   CTL_JI(s->leader), "quorum", h.did_barrier ? json_boolean(h.has_quorum) : NULL,
+                   "applying", h.did_barrier ? json_boolean(h.is_applying) : NULL, "commit_index",
+                   CTL_JI(h.commit), "applied_index", CTL_JI(h.applied), "disconnected", down));
+        return rc != CTL_OK ? rc : h.status;
+    }
+    json_decref(down);
+    printf("storage:       %s\n", h.storage_error != NULL ? h.storage_error : "sound");
+    printf("member:        %s\n", h.self != NULL ? suffrage_name(h.self->suffrage) : "no");
+    if (s->leader != 0)
+        printf("leader:        %" PRIu64 " (%s)\n", s->leader, s->leader_address);
+    else
+        printf("leader:        none known\n");
+    printf("quorum:        %s\n", h.did_barrier ? yes_no(h.has_quorum) : "not checked");
+    printf("applying:      %s (applied %" PRIu64 " of %" PRIu64 " committed)\n",
+           h.did_barrier ? yes_no(h.is_applying) : "not checked", h.applied, h.commit);
+    printf("disconnected: %s\n", down_text[0] != '\0' ? down_text : " none");
+    if (h.status == CTL_OK)
+        printf("healthy\n");
+    else
+        printf("UNHEALTHY: %s\n", h.reason);
+    return h.status;
 }
 
 static const struct {
@@ -201,11 +295,10 @@ static const struct {
 #undef COUNTER
 };
 
-int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
+int ctl_stats(const struct ctl_opts *o)
 {
-    bool json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_STATS, CTL_RESP_STATS, &json, &resp);
+    int rc = ask(o, CTL_REQ_STATS, CTL_RESP_STATS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct raft_runtime_stats *s = &resp.stats;
@@ -213,34 +306,31 @@ int ctl_stats(const struct ctl_opts *o, int argc, char **argv)
         const char *name;
         const struct raft_histogram *h;
     } hists[] = {{"commit", &s->commit}, {"fsync", &s->fsync}, {"apply", &s->apply}};
-    unsigned n_counters = sizeof counters / sizeof counters[0];
-    if (json)
-        printf("{");
-    for (unsigned i = 0; i < n_counters; i++) {
+    json_t *j = o->is_json ? json_object() : NULL;
+    for (unsigned i = 0; i < sizeof counters / sizeof counters[0]; i++) {
         uint64_t v = *(const uint64_t *)((const char *)s + counters[i].offset);
-        if (json)
-            printf("%s\"%s\":%" PRIu64, i ? "," : "", counters[i].name, v);
-        else
+        if (!o->is_json)
             printf("%-22s %" PRIu64 "\n", counters[i].name, v);
+        else if (j != NULL)
+            ctl_json_set(&j, counters[i].name, json_integer(CTL_JI(v)));
     }
-    if (!json)
+    if (!o->is_json)
         printf("\n%-8s %10s %10s %10s %10s  (microseconds; p50 and p99 are bucket upper bounds)\n",
                "LATENCY", "COUNT", "MEAN", "P50", "P99");
     for (unsigned i = 0; i < 3; i++) {
         const struct raft_histogram *h = hists[i].h;
         uint64_t mean = h->count ? h->sum_us / h->count : 0;
         uint64_t p50 = raft_histogram_percentile(h, 50), p99 = raft_histogram_percentile(h, 99);
-        if (json)
-            printf(",\"%s\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64 ",\"mean_us\":%" PRIu64
-                   ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 "}",
-                   hists[i].name, h->count, h->sum_us, mean, p50, p99);
-        else
+        if (!o->is_json)
             printf("%-8s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", hists[i].name,
                    h->count, mean, p50, p99);
+        else if (j != NULL)
+            ctl_json_set(&j, hists[i].name,
+                         json_pack("{s:I, s:I, s:I, s:I, s:I}", "count", CTL_JI(h->count), "sum_us",
+                                   CTL_JI(h->sum_us), "mean_us", CTL_JI(mean), "p50_us",
+                                   CTL_JI(p50), "p99_us", CTL_JI(p99)));
     }
-    if (json)
-        printf("}\n");
-    return CTL_OK;
+    return o->is_json ? ctl_json_print(o, j) : CTL_OK;
 }
 
 /* Why a member has no digest, in the words of raft_runtime_verify's contract. */
@@ -262,52 +352,57 @@ static void hex(const uint8_t *d, char *out)
         sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-int ctl_verify(const struct ctl_opts *o, int argc, char **argv)
+int ctl_verify(const struct ctl_opts *o)
 {
-    bool json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &json, &resp);
+    int rc = ask(o, CTL_REQ_VERIFY, CTL_RESP_VERIFY, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_verify *v = &resp.verify;
-    bool is_equal = v->n > 0;
-    for (unsigned i = 0; i < v->n; i++)
-        if (v->nodes[i].status != 0 ||
-            memcmp(v->nodes[i].digest, v->nodes[0].digest, CTL_DIGEST_SIZE) != 0)
-            is_equal = false;
-    if (json)
-        printf("{\"index\":%" PRIu64 ",\"equal\":%s,\"nodes\":[", v->index,
-               is_equal ? "true" : "false");
-    else
+    /* Digests that differ are a divergence (CTL_ERROR); a member without a digest only leaves
+     * the check incomplete (CTL_INCOMPLETE): run it again. */
+    const uint8_t *first = NULL;
+    unsigned n_answered = 0;
+    bool do_differ = false;
+    for (unsigned i = 0; i < v->n; i++) {
+        if (v->nodes[i].status != 0)
+            continue;
+        n_answered++;
+        if (first == NULL)
+            first = v->nodes[i].digest;
+        else if (memcmp(v->nodes[i].digest, first, CTL_DIGEST_SIZE) != 0)
+            do_differ = true;
+    }
+    bool is_equal = n_answered == v->n && v->n > 0 && !do_differ;
+    json_t *nodes = o->is_json ? json_array() : NULL;
+    if (!o->is_json)
         printf("checkpoint at log index %" PRIu64 "\n", v->index);
     for (unsigned i = 0; i < v->n; i++) {
         const struct ctl_digest *d = &v->nodes[i];
         char text[2 * CTL_DIGEST_SIZE + 1] = "";
         if (d->status == 0)
             hex(d->digest, text);
-        if (json) {
-            printf("%s{\"id\":%" PRIu64 ",\"digest\":", i ? "," : "", d->id);
-            if (d->status == 0)
-                printf("\"%s\",\"error\":null}", text);
-            else {
-                printf("null,\"error\":");
-                ctl_json_string(stdout, digest_error(d->status));
-                printf("}");
-            }
-        } else if (d->status == 0) {
+        if (o->is_json)
+            ctl_json_append(&nodes, json_pack("{s:I, s:s?, s:s?}", "id", CTL_JI(d->id), "digest",
+                                              d->status == 0 ? text : NULL, "error",
+                                              d->status == 0 ? NULL : digest_error(d->status)));
+        else if (d->status == 0)
             printf("  node %-6" PRIu64 " %s\n", d->id, text);
-        } else {
+        else
             printf("  node %-6" PRIu64 " no digest: %s\n", d->id, digest_error(d->status));
-        }
     }
-    if (json)
-        printf("]}\n");
+    int status = do_differ ? CTL_ERROR : is_equal ? CTL_OK : CTL_INCOMPLETE;
+    if (o->is_json)
+        rc = ctl_json_print(o, json_pack("{s:I, s:b, s:b, s:i, s:o}", "index", CTL_JI(v->index),
+                                         "equal", is_equal, "differ", do_differ, "answered",
+                                         n_answered, "nodes", nodes));
+    else if (do_differ)
+        printf("MISMATCH: the digests differ (%u of %u nodes answered)\n", n_answered, v->n);
+    else if (!is_equal)
+        printf("INCOMPLETE: %u of %u nodes answered; their digests are equal\n", n_answered, v->n);
     else
-        printf(is_equal ? "all %u digests are equal\n"
-                        : "MISMATCH: the %u nodes differ or did "
-                          "not all answer\n",
-               v->n);
-    return is_equal ? CTL_OK : CTL_ERROR;
+        printf("all %u digests are equal\n", v->n);
+    return rc != CTL_OK ? rc : status;
 }
 
 /* Milliseconds from t to now (0 if t is in the future: the leader's clock may run ahead). */
@@ -335,23 +430,21 @@ static const char *lock_state_name(unsigned state)
     return state == CTL_LOCK_HELD ? "held" : state == CTL_LOCK_WAITING ? "waiting" : "delayed";
 }
 
-int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
+int ctl_locks(const struct ctl_opts *o)
 {
-    bool json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &json, &resp);
+    int rc = ask(o, CTL_REQ_LOCKS, CTL_RESP_LOCKS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_locks *ls = &resp.locks;
     /* A node that lost its session still has that session's locks in its state machine (it
      * cannot hear the end): mark them. */
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
     uint64_t lost = own.state == CTL_OWN_LOST ? own.session : 0;
-    if (json)
-        printf("{\"truncated\":%s,\"locks\":[", ls->is_truncated ? "true" : "false");
-    else
+    json_t *locks = o->is_json ? json_array() : NULL;
+    if (!o->is_json)
         printf("%-10s %-5s %-8s %-8s %-5s %-5s %-20s %-20s %-8s %11s  %s\n", "INODE", "NODE",
                "SESSION", "PID", "KIND", "TYPE", "START", "LEN", "TOKEN", "AGE", "STATE");
     for (unsigned i = 0; i < ls->n; i++) {
@@ -359,13 +452,14 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
         const char *kind = l->kind == CTL_LOCK_FLOCK ? "flock" : "posix";
         const char *type = l->type == CTL_LOCK_WRITE ? "write" : "read";
         uint64_t age = age_ms(&l->time);
-        if (json) {
-            printf("%s{\"ino\":%" PRIu64 ",\"node\":%" PRIu64 ",\"session\":%" PRIu64
-                   ",\"pid\":%" PRIu32 ",\"kind\":\"%s\",\"type\":\"%s\",\"start\":%" PRIu64
-                   ",\"len\":%" PRIu64 ",\"token\":%" PRIu64 ",\"age_ms\":%" PRIu64
-                   ",\"state\":\"%s\",\"lost_here\":%s}",
-                   i ? "," : "", l->ino, l->node, l->session, l->pid, kind, type, l->start, l->len,
-                   l->token, age, lock_state_name(l->state), l->session == lost ? "true" : "false");
+        if (o->is_json) {
+            ctl_json_append(
+                &locks, json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:b}",
+                                  "ino", CTL_JI(l->ino), "node", CTL_JI(l->node), "session",
+                                  CTL_JI(l->session), "pid", CTL_JI(l->pid), "kind", kind, "type",
+                                  type, "start", CTL_JI(l->start), "len", CTL_JI(l->len), "token",
+                                  CTL_JI(l->token), "age_ms", CTL_JI(age), "state",
+                                  lock_state_name(l->state), "lost_here", l->session == lost));
             continue;
         }
         char len[24] = "eof", token[24] = "-";
@@ -379,27 +473,26 @@ int ctl_locks(const struct ctl_opts *o, int argc, char **argv)
                age % 1000 / 100, lock_state_name(l->state),
                l->session == lost ? ", lost here" : "");
     }
-    if (json)
-        printf("]}\n");
-    else if (ls->is_truncated)
+    if (o->is_json)
+        return ctl_json_print(
+            o, json_pack("{s:b, s:o}", "truncated", ls->is_truncated, "locks", locks));
+    if (ls->is_truncated)
         printf("(only the first %u locks are shown)\n", CTL_LOCKS_MAX);
     return CTL_OK;
 }
 
-int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
+int ctl_sessions(const struct ctl_opts *o)
 {
-    bool json;
     struct ctl_msg resp;
-    int rc = read_cmd(o, argc, argv, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &json, &resp);
+    int rc = ask(o, CTL_REQ_SESSIONS, CTL_RESP_SESSIONS, &resp);
     if (rc != CTL_OK)
         return rc;
     const struct ctl_sessions *ss = &resp.sessions;
     struct ctl_own_session own;
-    if ((rc = own_session(o, argv[0], &own)) != CTL_OK)
+    if ((rc = own_session(o, &own)) != CTL_OK)
         return rc;
-    if (json)
-        printf("{\"truncated\":%s,\"sessions\":[", ss->is_truncated ? "true" : "false");
-    else
+    json_t *sessions = o->is_json ? json_array() : NULL;
+    if (!o->is_json)
         printf("%-10s %-5s %-6s %-24s %s\n", "SESSION", "NODE", "STATE", "OPENED", "ENDED");
     for (unsigned i = 0; i < ss->n; i++) {
         const struct ctl_session *e = &ss->sessions[i];
@@ -408,21 +501,18 @@ int ctl_sessions(const struct ctl_opts *o, int argc, char **argv)
         format_time(&e->opened, opened, sizeof opened);
         if (is_ended)
             format_time(&e->ended, ended, sizeof ended);
-        if (json)
-            printf("%s{\"id\":%" PRIu64 ",\"node\":%" PRIu64
-                   ",\"state\":\"%s\",\"opened\":\"%s\",\"ended\":%s%s%s}",
-                   i ? "," : "", e->id, e->node, is_ended ? "ended" : "live", opened,
-                   is_ended ? "\"" : "", is_ended ? ended : "null", is_ended ? "\"" : "");
+        if (o->is_json)
+            ctl_json_append(&sessions,
+                            json_pack("{s:I, s:I, s:s, s:s, s:s?}", "id", CTL_JI(e->id), "node",
+                                      CTL_JI(e->node), "state", is_ended ? "ended" : "live",
+                                      "opened", opened, "ended", is_ended ? ended : NULL));
         else
             printf("%-10" PRIu64 " %-5" PRIu64 " %-6s %-24s %s\n", e->id, e->node,
                    is_ended ? "ended" : "live", opened, ended);
     }
-    if (json) {
-        printf("],\"own\":");
-        own_json(&own);
-        printf("}\n");
-        return CTL_OK;
-    }
+    if (o->is_json)
+        return ctl_json_print(o, json_pack("{s:b, s:o, s:o}", "truncated", ss->is_truncated,
+                                           "sessions", sessions, "own", own_json(&own)));
     if (ss->is_truncated)
         printf("(only the first %u sessions are shown)\n", CTL_SESSIONS_MAX);
     printf("this node's lock session: ");

@@ -1,6 +1,5 @@
 /* `raftfs-ctl recover`: offline recovery of a node after the permanent loss of a quorum
  * (raft_runtime_recover; docs/runtime.md, "Forced recovery and the cluster epoch"). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,74 +24,48 @@ static bool daemon_answers(const char *path)
     return is_up;
 }
 
-int ctl_recover(const struct ctl_opts *o, int argc, char **argv)
+int ctl_recover(const struct ctl_opts *o)
 {
-    static const struct option options[] = {
-        {"data-dir", required_argument, NULL, 'd'},
-        {"peer", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *dir = NULL;
     struct raft_configuration conf = {0};
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (c) {
-        case 'd': dir = optarg; break;
-        case 'p': {
-            const char *eq = strchr(optarg, '=');
-            char id[24];
-            size_t n = eq != NULL ? (size_t)(eq - optarg) : 0;
-            struct raft_server *s = &conf.servers[conf.n];
-            if (n > 0 && n < sizeof id) {
-                memcpy(id, optarg, n);
-                id[n] = '\0';
-            }
-            if (n == 0 || n >= sizeof id || ctl_parse_id(id, &s->id) != 0 ||
-                strchr(eq + 1, ':') == NULL || strlen(eq + 1) >= sizeof s->address) {
-                fprintf(stderr, "raftfs-ctl: recover: --peer %s: want ID=HOST:PORT\n", optarg);
-                return CTL_USAGE;
-            }
-            if (raft_configuration_get(&conf, s->id) != NULL || conf.n == RAFT_MAX_SERVERS) {
-                fprintf(stderr, "raftfs-ctl: recover: --peer %s: %s\n", optarg,
-                        conf.n == RAFT_MAX_SERVERS ? "too many peers" : "this ID was given twice");
-                return CTL_USAGE;
-            }
-            s->suffrage = RAFT_VOTER;
-            strcpy(s->address, eq + 1);
-            conf.n++;
-            break;
+    if (o->data_dir == NULL || o->n_peers == 0)
+        return ctl_fail(o, CTL_USAGE, "--data-dir and at least one --peer are required");
+    if (o->n_peers > RAFT_MAX_SERVERS)
+        return ctl_fail(o, CTL_USAGE, "at most %d --peer options", RAFT_MAX_SERVERS);
+    for (unsigned i = 0; i < o->n_peers; i++) {
+        const char *p = o->peers[i], *eq = strchr(p, '=');
+        char id[24];
+        size_t n = eq != NULL ? (size_t)(eq - p) : 0;
+        struct raft_server *s = &conf.servers[conf.n];
+        if (n > 0 && n < sizeof id) {
+            memcpy(id, p, n);
+            id[n] = '\0';
         }
-        case 'h':
-            ctl_usage("recover", stdout);
-            printf("\nRun it on a survivor with its raftfsd stopped; --peer lists the new\n"
-                   "configuration, usually the survivor alone. Then start raftfsd again.\n");
-            return CTL_OK;
-        default: return ctl_usage("recover", stderr);
-        }
+        if (n == 0 || n >= sizeof id || ctl_parse_id(id, &s->id) != 0)
+            return ctl_fail(o, CTL_USAGE, "--peer %s: want ID=HOST:PORT", p);
+        int rc = ctl_check_address(o, "--peer", eq + 1);
+        if (rc != CTL_OK)
+            return rc;
+        if (raft_configuration_get(&conf, s->id) != NULL)
+            return ctl_fail(o, CTL_USAGE, "--peer %s: this ID was given twice", p);
+        s->suffrage = RAFT_VOTER;
+        strcpy(s->address, eq + 1); /* checked to fit */
+        conf.n++;
     }
-    if (dir == NULL || conf.n == 0 || optind != argc) {
-        fprintf(stderr, "raftfs-ctl: recover: %s\n",
-                optind != argc ? "unexpected arguments"
-                               : "--data-dir and at least one --peer are required");
-        return ctl_usage("recover", stderr);
-    }
-    if (daemon_answers(o->socket)) {
-        fprintf(stderr,
-                "raftfs-ctl: recover: a raftfsd answers on %s: stop it first (recovery is "
-                "offline)\n",
-                o->socket);
-        return CTL_ERROR;
-    }
+    if (daemon_answers(o->socket))
+        return ctl_fail(o, CTL_ERROR,
+                        "a raftfsd answers on %s: stop it first (recovery is offline)", o->socket);
     char err[512];
     uint64_t epoch;
-    if (raft_runtime_recover(dir, &conf, &epoch, err, sizeof err) != 0) {
-        fprintf(stderr, "raftfs-ctl: recover: %s\n", err);
-        return CTL_ERROR;
-    }
-    printf("recovered %s as a cluster of %u voter%s; cluster epoch is now %" PRIu64 "\n", dir,
-           conf.n, conf.n == 1 ? "" : "s", epoch);
-    printf("start raftfsd on it again; servers of the old configuration will be refused\n");
-    return CTL_OK;
+    const char *dir = o->data_dir;
+    if (raft_runtime_recover(dir, &conf, &epoch, err, sizeof err) != 0)
+        return ctl_fail(o, CTL_ERROR, "%s", err);
+    char done[4400];
+    snprintf(done, sizeof done,
+             "recovered %s as a cluster of %u voter%s; cluster epoch is now %" PRIu64 "\n"
+             "start raftfsd on it again; servers of the old configuration will be refused",
+             dir, conf.n, conf.n == 1 ? "" : "s", epoch);
+    return ctl_done(o,
+                    json_pack("{s:o, s:i, s:I}", "data_dir", ctl_json_text(dir), "voters", conf.n,
+                              "epoch", CTL_JI(epoch)),
+                    done);
 }

@@ -238,6 +238,28 @@ static int set_fuse_options(struct args *a, const char *v, char *why, size_t why
     return 0;
 }
 
+static const char *const level_names[] = {
+    [RAFT_LOG_ERROR] = "error",
+    [RAFT_LOG_WARN] = "warn",
+    [RAFT_LOG_INFO] = "info",
+    [RAFT_LOG_DEBUG] = "debug",
+};
+
+const char *config_log_level_name(enum raft_log_level level)
+{
+    return level_names[level];
+}
+
+static int set_log_level(struct args *a, const char *v, char *why, size_t whylen)
+{
+    for (unsigned i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+        if (strcmp(v, level_names[i]) == 0) {
+            a->log_level = (enum raft_log_level)i;
+            return 0;
+        }
+    return reason(why, whylen, "want error, warn, info or debug");
+}
+
 static int set_mountpoint(struct args *a, const char *v, char *why, size_t whylen)
 {
     return set_path(&a->mountpoint, v, why, whylen);
@@ -262,6 +284,7 @@ static const struct key keys[CONFIG_N_KEYS] = {
     [CONFIG_MAX_FILE_SIZE] = {"max-file-size", set_max_file_size, false, false},
     [CONFIG_MAX_SIZE] = {"max-size", set_max_size, false, false},
     [CONFIG_FUSE_OPTIONS] = {"fuse-options", set_fuse_options, false, false},
+    [CONFIG_LOG_LEVEL] = {"log-level", set_log_level, false, false},
     [CONFIG_MOUNTPOINT] = {"mountpoint", set_mountpoint, false, false},
 };
 
@@ -286,6 +309,7 @@ void config_init(struct args *a)
     a->consistency = FS_CONSISTENCY_OPEN;
     a->max_file_size = STORE_FSM_DEFAULT_FILE_MAX;
     a->max_size = STORE_FSM_DEFAULT_SPACE;
+    a->log_level = RAFT_LOG_INFO; /* debug only when asked for */
 }
 
 void config_free(struct args *a)
@@ -322,6 +346,7 @@ int config_set(struct args *a, enum config_key key, const char *value, const cha
     if (keys[key].set(&next, value, why, sizeof why) != 0)
         return refuse(key, &o, value, why, err, errlen);
     next.origin[key] = o;
+    next.is_set[key] = true;
     *a = next;
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "fs/fs.h"
 #include "raft/raft.h"
+#include "raft/runtime/runtime.h"
 
 #define CONFIG_DEFAULT_FILE   "/etc/raftfs/raftfs.conf"
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a larger configuration file is refused */
@@ -35,6 +36,7 @@ enum config_key {
     CONFIG_MAX_FILE_SIZE,
     CONFIG_MAX_SIZE,
     CONFIG_FUSE_OPTIONS,
+    CONFIG_LOG_LEVEL, /* the one setting SIGHUP rereads */
     CONFIG_MOUNTPOINT,
     CONFIG_N_KEYS
 };
@@ -64,11 +66,13 @@ struct args {
     uint64_t max_file_size;
     uint64_t max_size;        /* the state machine's space limit, recorded when it is created */
     const char *fuse_options; /* extra -o options, or NULL */
-    const char *mountpoint;   /* required */
+    enum raft_log_level log_level; /* lines of a lower priority are not written */
+    const char *mountpoint;        /* required */
 
     const char *config_file; /* the file read, or NULL (borrowed) */
     char *text;              /* that file's contents, owned; values point into it */
     struct config_origin origin[CONFIG_N_KEYS];
+    bool is_set[CONFIG_N_KEYS]; /* given by the file or the command line (see origin) */
 };
 
 /* The defaults: nothing owned yet. */
@@ -82,6 +86,9 @@ const char *config_key_name(enum config_key key);
 
 /* A yes/no key: a flag without argument on the command line (the value "yes"). */
 bool config_key_is_flag(enum config_key key);
+
+/* The name of a log level as log-level takes it ("error", "warn", "info", "debug"). */
+const char *config_log_level_name(enum raft_log_level level);
 
 /* Check value for key and store it in a, replacing an earlier value (the first --peer from
  * another origin than the earlier peers replaces them all). value and file are borrowed for

@@ -59,6 +59,8 @@ struct ctl_server {
     struct raft_runtime *rt;
     struct store_fsm *fsm;
     struct fs_locks *locks;
+    ctl_server_log_fn *log;
+    void *log_ctx;
     char *path;
     int fd;
     pthread_t accept_thread;
@@ -131,6 +133,8 @@ static int start_request(struct raft_runtime *rt, const struct ctl_msg *req, str
         return raft_runtime_transfer(rt, req->transfer.server, REQUEST_TIMEOUT, waiter_done, w);
     case CTL_REQ_SNAPSHOT: return raft_runtime_snapshot(rt, REQUEST_TIMEOUT, waiter_done, w);
     case CTL_REQ_VERIFY: return raft_runtime_verify(rt, REQUEST_TIMEOUT, waiter_done, w);
+    case CTL_REQ_READ_BARRIER:
+        return raft_runtime_read_index(rt, CTL_READ_BARRIER_TIMEOUT_MS, waiter_done, w);
     default: return RAFT_EINVAL;
     }
 }
@@ -322,6 +326,11 @@ static void *conn_main(void *arg)
             set_error(&resp, 0, text);
             ctl_send(c->fd, &resp);
         }
+        if (rc == 0) {
+            char line[64];
+            snprintf(line, sizeof line, "control request: %s", ctl_type_name(req.type));
+            c->srv->log(c->srv->log_ctx, RAFT_LOG_DEBUG, line);
+        }
         if (rc != 0 || !handle(c, &req, &resp) || ctl_send(c->fd, &resp) != 0)
             break;
     }
@@ -458,7 +467,8 @@ static int make_parent(const char *path, char *err, size_t errlen)
 }
 
 int ctl_server_start(const char *path, struct raft_runtime *rt, struct store_fsm *fsm,
-                     struct fs_locks *locks, struct ctl_server **out, char *err, size_t errlen)
+                     struct fs_locks *locks, ctl_server_log_fn *log, void *log_ctx,
+                     struct ctl_server **out, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path) {
@@ -479,6 +489,8 @@ int ctl_server_start(const char *path, struct raft_runtime *rt, struct store_fsm
     srv->rt = rt;
     srv->fsm = fsm;
     srv->locks = locks;
+    srv->log = log;
+    srv->log_ctx = log_ctx;
     srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (srv->fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));

@@ -1,6 +1,6 @@
 /* raftfsd: the raftfs daemon. Starts the Raft runtime (mutual TLS, the log in DATA, the inode
  * state machine in DATA/fsm) and serves the filesystem at the mount point through FUSE, in the
- * foreground, until SIGTERM or SIGINT (man/raftfsd.8). */
+ * foreground, until SIGTERM or SIGINT; SIGHUP rereads the log level (man/raftfsd.8). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -8,16 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "fs/fs.h"
 #include "tools/ctl/proto.h"
+#include "tools/ctl/version.h"
 #include "fs/node/replica.h"
 #include "raft/runtime/runtime.h"
 #include "lib/error.h"
 #include "store/fsm.h"
 #include "tools/raftfsd/config.h"
 #include "tools/raftfsd/ctl_server.h"
+#include "tools/raftfsd/log.h"
+#include "tools/raftfsd/sighup.h"
 
 #define USAGE                                                                                      \
     "usage: raftfsd [-c FILE] [--id ID] [--data-dir DIR] [--listen HOST:PORT]\n"                   \
@@ -25,7 +27,9 @@
     "               [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE] [--ctl-socket PATH]\n"      \
     "               [--op-timeout SECONDS] [--session-timeout SECONDS]\n"                          \
     "               [--lock-delay SECONDS] [--consistency open|strict|local] [--lease-reads]\n"    \
-    "               [--max-file-size BYTES] [--max-size BYTES] [-f] [-o OPTIONS] [MOUNTPOINT]\n"
+    "               [--max-file-size BYTES] [--max-size BYTES]\n"                                  \
+    "               [--log-level error|warn|info|debug] [-f] [-o OPTIONS] [MOUNTPOINT]\n"          \
+    "       raftfsd --version\n"
 
 /* Options that are not settings: they get short codes; a setting gets 256 + its key. */
 enum { OPT_KEY_BASE = 256 };
@@ -34,7 +38,7 @@ enum { OPT_KEY_BASE = 256 };
  * and the command line, which wins. Returns 0, or the exit status after a message. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    struct option longopts[CONFIG_N_KEYS + 4];
+    struct option longopts[CONFIG_N_KEYS + 5];
     unsigned n = 0;
     for (int k = 0; k < CONFIG_N_KEYS; k++)
         if (k != CONFIG_MOUNTPOINT) /* the last argument */
@@ -45,6 +49,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     longopts[n++] = (struct option){"config", required_argument, NULL, 'c'};
     longopts[n++] = (struct option){"foreground", no_argument, NULL, 'f'};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
     longopts[n] = (struct option){NULL, 0, NULL, 0};
     static const char shortopts[] = "c:fho:";
 
@@ -57,6 +62,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             file = optarg;
         else if (ch == 'h') {
             fputs(USAGE, stdout);
+            exit(0);
+        } else if (ch == 'V') {
+            ctl_version_print(stdout, "raftfsd", CTL_USED_BY_DAEMON);
             exit(0);
         } else if (ch == '?') {
             fputs(USAGE, stderr);
@@ -98,27 +106,27 @@ refused:
     return 2;
 }
 
-static void log_cb(void *ctx, enum raft_log_level level, const char *text)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    const struct args *a = ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    fprintf(stderr, "%lld.%03ld raftfsd %llu %s: %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
-            (unsigned long long)a->id, names[level], text);
-}
-
 int main(int argc, char **argv)
 {
     struct args a;
+    /* Before any thread starts, so that every thread inherits the block (sighup.h). */
+    sighup_block();
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
         goto err_after_args;
+    struct logger log;
+    logger_init(&log, a.id, a.log_level);
+    struct sighup hup;
+    if (sighup_start(&hup, &log, &a) != 0) {
+        fprintf(stderr, "raftfsd: cannot start the SIGHUP thread\n");
+        rc = 1;
+        goto err_after_args;
+    }
 
     rc = 1;
     if (mkdir(a.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "raftfsd: data-dir %s: %s\n", a.data_dir, strerror(errno));
-        goto err_after_args;
+        goto err_after_hup;
     }
     char fsm_dir[4096]; /* config.c bounds a path to fewer than 4000 bytes */
     snprintf(fsm_dir, sizeof fsm_dir, "%s/fsm", a.data_dir);
@@ -135,12 +143,13 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "raftfsd: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
         rc = 1;
-        goto err_after_args;
+        goto err_after_hup;
     }
     if (store_fsm_was_emptied(fsm))
-        log_cb(&a, RAFT_LOG_WARN,
-               "the state machine was open when the machine went down: emptied, to be rebuilt "
-               "from the snapshot and the log");
+        logger_write(
+            &log, RAFT_LOG_WARN,
+            "the state machine was open when the machine went down: emptied, to be rebuilt "
+            "from the snapshot and the log");
     /* The limits recorded when the state machine was created win over the options. */
     struct store_fsm_statfs sf;
     uint64_t max_file = a.max_file_size;
@@ -152,7 +161,7 @@ int main(int argc, char **argv)
                      "max-size %llu ignored: the state machine %s records %llu, which every "
                      "node shares",
                      (unsigned long long)a.max_size, fsm_dir, (unsigned long long)sf.space_limit);
-            log_cb(&a, RAFT_LOG_WARN, text);
+            logger_write(&log, RAFT_LOG_WARN, text);
         }
     }
 
@@ -178,13 +187,13 @@ int main(int argc, char **argv)
         .peers = &a.peers,
         .max_frame_bytes = frame_max > (64u << 20) ? frame_max : 0,
         .max_pending_bytes = 2 * frame_max > (64u << 20) ? 2 * frame_max : 0,
-        .log = log_cb,
-        .log_ctx = &a,
+        .log = logger_write,
+        .log_ctx = &log,
     };
     struct fs_replica rep;
     fs_replica_init(&rep, fsm);
     struct fs_locks *locks;
-    if (fs_locks_new(a.id, log_cb, &a, &locks) != 0) {
+    if (fs_locks_new(a.id, logger_write, &log, &locks) != 0) {
         fprintf(stderr, "raftfsd: out of memory\n");
         goto err_after_replica;
     }
@@ -205,7 +214,8 @@ int main(int argc, char **argv)
         goto err_after_runtime;
     }
     struct ctl_server *ctl;
-    if (ctl_server_start(a.ctl_socket, rt, fsm, locks, &ctl, err, sizeof err) != 0) {
+    if (ctl_server_start(a.ctl_socket, rt, fsm, locks, logger_write, &log, &ctl, err, sizeof err) !=
+        0) {
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_runtime;
     }
@@ -223,9 +233,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "raftfsd: %s\n", err);
         goto err_after_ctl;
     }
-    log_cb(&a, RAFT_LOG_INFO, "mounted; serving until SIGTERM or SIGINT");
+    logger_write(&log, RAFT_LOG_INFO, "mounted; serving until SIGTERM or SIGINT");
     rc = fs_run(fs);
-    log_cb(&a, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
+    logger_write(&log, RAFT_LOG_INFO, rc == 0 ? "stopping" : "the FUSE session failed; stopping");
     ctl_server_stop(ctl);
     /* Requests waiting for the cluster are answered (parked locks ENOLCK, the rest EROFS)
      * while the FUSE session still exists. */
@@ -235,6 +245,7 @@ int main(int argc, char **argv)
     fs_locks_free(locks);
     fs_replica_destroy(&rep);
     store_fsm_close(fsm);
+    sighup_stop(&hup);
     config_free(&a);
     return rc == 0 ? 0 : 1;
 
@@ -249,6 +260,8 @@ err_after_replica:
     fs_replica_destroy(&rep);
     store_fsm_close(fsm);
     rc = 1;
+err_after_hup:
+    sighup_stop(&hup);
 err_after_args:
     config_free(&a);
     return rc;
