@@ -12,7 +12,12 @@
  *    by the last commit (the kernel sends nothing on a handle after its release).
  * 4. A handle opened with O_TRUNC (is_replace) commits its first buffer as one REPLACE of the
  *    whole file, so no node ever sees the file empty or half written; until then this node
- *    shows the file as the buffer alone. */
+ *    shows the file as the buffer alone.
+ * 5. A commit that fails gives the handle back what it did not commit (a REPLACE stays a
+ *    REPLACE), under what was buffered since, so the next flush, fsync or release commits it
+ *    again: a close() after a failed fsync() succeeds only if the data is then committed. If
+ *    the bytes cannot be kept (no memory), the handle's next commit fails with EIO. A failed
+ *    release has no caller left to tell. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,9 +243,12 @@ struct commit {
     struct fs_extent *ext;
     size_t n_ext;
     struct fs_flush_req *reqs;
-    pthread_mutex_t lock; /* pending and err */
+    bool is_replace;       /* the commit is one REPLACE of the whole file (invariant 4) */
+    uint64_t replace_size; /* is_replace: the handle's replace_size when the commit began */
+    pthread_mutex_t lock;  /* pending, err and is_failed */
     size_t pending;
     int err;
+    bool *is_failed; /* per extent: its range was not committed (for a REPLACE: [0], all) */
 };
 
 static void start_commit(struct fs *fs, struct fs_handle *h);
@@ -256,6 +264,31 @@ static void answer(struct fs_flush_req *q, int err)
     free(q);
 }
 
+/* A commit failed (invariant 5): give h back the ranges that were not committed, under what it
+ * buffered since the commit began, which is newer. Under fs->lock. Returns 0 or ENOMEM (some
+ * bytes could not be kept). */
+static int keep_failed_locked(struct fs_handle *h, struct commit *c)
+{
+    struct fs_extent *newer = h->ext;
+    size_t n_newer = h->n_ext;
+    h->ext = NULL;
+    h->n_ext = h->cap_ext = 0;
+    int err = 0;
+    for (size_t i = 0; i < c->n_ext; i++)
+        if ((c->is_replace ? c->is_failed[0] : c->is_failed[i]) &&
+            buffer_write(h, c->ext[i].off, (const char *)c->ext[i].data, c->ext[i].len) != 0)
+            err = ENOMEM;
+    for (size_t i = 0; i < n_newer; i++)
+        if (buffer_write(h, newer[i].off, (const char *)newer[i].data, newer[i].len) != 0)
+            err = ENOMEM;
+    free_extents(newer, n_newer);
+    if (c->is_replace && c->is_failed[0]) {
+        h->is_replace = true;
+        h->replace_size = c->replace_size;
+    }
+    return err;
+}
+
 /* Answer the commit's requests; start the next commit of the handle, or free the handle after
  * its release. */
 static void finish_commit(struct commit *c)
@@ -269,6 +302,8 @@ static void finish_commit(struct commit *c)
         fs__notify_pages_stale(fs, c->ino); /* they hold bytes that were not committed */
     pthread_mutex_lock(&fs->lock);
     h->is_flushing = false;
+    if (c->err != 0 && !is_release && keep_failed_locked(h, c) != 0)
+        h->lost_err = EIO; /* reported by the next commit of this handle */
     if (is_release) {
         detach_locked(fs, h); /* invariant 3: nothing can be queued after the release */
     } else if (h->queued != NULL) {
@@ -286,14 +321,17 @@ static void finish_commit(struct commit *c)
         fs__orphan_released(fs, c->ino);
     }
     free_extents(c->ext, c->n_ext);
+    free(c->is_failed);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-/* One range is done (status as for a raft_done_fn); the last one finishes the commit. */
-static void range_done(struct commit *c, int err)
+/* Range i is done with err (i == SIZE_MAX: not a range); the last one finishes the commit. */
+static void range_done(struct commit *c, size_t i, int err)
 {
     pthread_mutex_lock(&c->lock);
+    if (err != 0 && i != SIZE_MAX)
+        c->is_failed[i] = true;
     if (err != 0 && c->err == 0)
         c->err = err;
     bool is_last = --c->pending == 0;
@@ -304,6 +342,7 @@ static void range_done(struct commit *c, int err)
 
 struct range {
     struct commit *commit;
+    size_t i; /* the extent of the commit (0 for a REPLACE) */
     size_t len;
 };
 
@@ -315,21 +354,23 @@ static void write_done(void *arg, int status, struct raft_apply_result *result)
     if (err == 0 && res.written < r->len)
         err = EFBIG; /* cut by the state machine's size limit */
     struct commit *c = r->commit;
+    size_t i = r->i;
     free(r);
-    range_done(c, err);
+    range_done(c, i, err);
 }
 
-/* Propose one command of commit c: a WRITE of len bytes of data at off, or a REPLACE of the
- * file by them (off 0). The range counts in c->pending already. */
-static void propose_range(struct commit *c, uint8_t type, uint64_t off, const uint8_t *data,
-                          size_t len)
+/* Propose range i of commit c: a WRITE of len bytes of data at off, or a REPLACE of the file by
+ * them (off 0, i 0). The range counts in c->pending already. */
+static void propose_range(struct commit *c, size_t i, uint8_t type, uint64_t off,
+                          const uint8_t *data, size_t len)
 {
     struct range *r = malloc(sizeof *r);
     if (r == NULL) {
-        range_done(c, ENOMEM);
+        range_done(c, i, ENOMEM);
         return;
     }
     r->commit = c;
+    r->i = i;
     r->len = len;
     struct store_cmd cmd = {
         .type = type, .ino = c->ino, .offset = off, .data = data, .data_len = len};
@@ -337,7 +378,7 @@ static void propose_range(struct commit *c, uint8_t type, uint64_t off, const ui
     int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, &cmd, write_done, r);
     if (err != 0) {
         free(r);
-        range_done(c, err);
+        range_done(c, i, err);
     }
 }
 
@@ -347,12 +388,12 @@ static void propose_replace(struct commit *c, uint64_t size)
 {
     uint8_t *data = calloc(1, size ? (size_t)size : 1);
     if (data == NULL) {
-        range_done(c, ENOMEM);
+        range_done(c, 0, ENOMEM);
         return;
     }
     for (size_t i = 0; i < c->n_ext; i++)
         memcpy(data + c->ext[i].off, c->ext[i].data, c->ext[i].len);
-    propose_range(c, STORE_CMD_REPLACE, 0, data, (size_t)size);
+    propose_range(c, 0, STORE_CMD_REPLACE, 0, data, (size_t)size);
     free(data); /* fs__propose copied it */
 }
 
@@ -361,7 +402,10 @@ static void propose_replace(struct commit *c, uint64_t size)
 static void start_commit(struct fs *fs, struct fs_handle *h)
 {
     struct commit *c = calloc(1, sizeof *c);
-    if (c == NULL) {
+    bool *is_failed = calloc(h->n_ext ? h->n_ext : 1, sizeof *is_failed);
+    if (c == NULL || is_failed == NULL) {
+        free(c);
+        free(is_failed);
         /* Answer the queued requests with ENOMEM; the buffer stays for a later flush. */
         struct fs_flush_req *q = h->queued;
         h->queued = NULL;
@@ -386,8 +430,12 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
     c->ext = h->ext;
     c->n_ext = h->n_ext;
     c->reqs = h->queued;
-    bool is_replace = h->is_replace;
+    c->is_failed = is_failed;
+    c->is_replace = h->is_replace;
+    c->replace_size = h->replace_size;
     uint64_t replace_end = handle_end(h);
+    int lost_err = h->lost_err;
+    h->lost_err = 0;
     h->is_replace = false; /* invariant 4: later commits write ranges */
     h->ext = NULL;
     h->n_ext = h->cap_ext = 0;
@@ -396,15 +444,15 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
     pthread_mutex_unlock(&fs->lock);
 
     pthread_mutex_init(&c->lock, NULL);
-    if (is_replace) {
+    if (c->is_replace) {
         c->pending = 2; /* the REPLACE, and this function */
         propose_replace(c, replace_end);
     } else {
         c->pending = c->n_ext + 1; /* one for this function, so the commit cannot finish early */
         for (size_t i = 0; i < c->n_ext; i++)
-            propose_range(c, STORE_CMD_WRITE, c->ext[i].off, c->ext[i].data, c->ext[i].len);
+            propose_range(c, i, STORE_CMD_WRITE, c->ext[i].off, c->ext[i].data, c->ext[i].len);
     }
-    range_done(c, 0);
+    range_done(c, SIZE_MAX, lost_err);
 }
 
 /* Queue req for the next commit of h, and start it unless one is in flight (invariant 2).

@@ -71,6 +71,7 @@ struct fs_handle {
                                     one REPLACE of the whole file (the buffer, zeros elsewhere) */
     uint64_t replace_size;       /* is_replace: the size before the buffered writes (0, or an
                                     ftruncate's since the open) */
+    int lost_err;                /* a failed commit's bytes were lost: the next commit fails */
     struct fs_flush_req *queued; /* flush/fsync/release requests for the next commit */
     struct fs_handle *next;      /* in fs->handles */
     /* A read-only open's version of the file (fs/ops_read.c, "one version per open"): its data,

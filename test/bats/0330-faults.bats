@@ -218,3 +218,51 @@ PY
     fsd_stop 3
     umount "$D/n3"
 }
+
+@test "close() after a failed fsync() commits the data: it never acknowledges data it lost" {
+    fsd_cluster_start
+    l=$(fsd_leader)
+    n=$((l % 3 + 1))
+    others=$(seq 1 "$NODES" | grep -vx "$n" | tr '\n' ' ')
+    # The partition and its end as commands for the writer below.
+    {
+        for i in $others; do echo "$RAFTFS_CTL --socket $(ctl_sock "$i") faults drop:$n"; done
+        echo "$RAFTFS_CTL --socket $(ctl_sock "$n") faults $(printf 'drop:%s ' $others)"
+    } >"$D/cut"
+    for i in $(seq 1 "$NODES"); do echo "$RAFTFS_CTL --socket $(ctl_sock "$i") faults"; done >"$D/heal"
+    run timeout 60 python3 - "$(mnt "$n")" "$D" <<'PY'
+import errno, os, subprocess, sys, time
+mnt, d = sys.argv[1], sys.argv[2]
+fd = os.open(mnt + "/f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+# Cut off before the write: the child's exec closes its copy of fd, which flushes it.
+subprocess.run(["sh", d + "/cut"], check=True, stdout=subprocess.DEVNULL)
+os.write(fd, b"acknowledged\n")
+try:
+    os.fsync(fd)
+    print("fsync succeeded while cut off")
+except OSError as e:
+    print("fsync:", errno.errorcode[e.errno])
+subprocess.run(["sh", d + "/heal"], check=True, stdout=subprocess.DEVNULL)
+end = time.monotonic() + 30
+while True:  # until node n commits again
+    try:
+        os.close(os.open(mnt + "/probe", os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        break
+    except OSError:
+        if time.monotonic() > end:
+            raise
+        time.sleep(0.1)
+try:
+    os.close(fd)
+    print("close: ok")
+except OSError as e:
+    print("close:", errno.errorcode[e.errno])
+PY
+    assert_success
+    assert_line "fsync: EROFS"
+    assert_line "close: ok"
+    # What close() acknowledged is on the other nodes.
+    for i in $others; do
+        wait_for 10 output_is acknowledged cat "$(mnt "$i")/f"
+    done
+}
