@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/error.h"
 #include "store/fsm.h"
@@ -45,7 +46,7 @@ struct store_fsm {
     size_t n_wakeups, wakeups_cap;
 };
 
-/* An inode as held in memory while applying (the record layout is in fsm.c). */
+/* An inode as held in memory while applying (the record layout is in fsm_inode.c). */
 struct fsm_inode {
     uint64_t ino;
     uint32_t mode;
@@ -120,7 +121,7 @@ static inline bool fsm_is_store_error(int r)
     return r > RFS_ERROR_BASE;
 }
 
-/* --- inodes (fsm.c) ------------------------------------------------------------------------ */
+/* --- inodes and meta (fsm_inode.c) --------------------------------------------------------- */
 
 /* Read inode ino in txn. Returns 0, ENOENT, or an RFS_E* code. fsm may be NULL (reader). */
 int store__inode_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, struct fsm_inode *out);
@@ -128,6 +129,25 @@ int store__inode_put(struct fsm_txn *t, const struct fsm_inode *node);
 void store__inode_to_attr(const struct fsm_inode *node, struct store_fsm_attr *out);
 /* Encode a record (FSM_INODE_RECORD bytes) for digest and storage. */
 void store__inode_encode(const struct fsm_inode *node, uint8_t *rec);
+
+/* Meta keys (ASCII, no NUL). */
+#define META_FORMAT   "format"   /* u32 format version */
+#define META_APPLIED  "applied"  /* u64 index, u64 term */
+#define META_CONFIG   "config"   /* u64 index, then the opaque blob */
+#define META_NEXT_INO "next_ino" /* u64: the next inode number handed out */
+#define META_LIMITS   "limits" /* u64 max file size, u32 max links, u32 block size, u32 name max */
+
+static inline MDB_val fsm_meta_key(const char *name)
+{
+    return (MDB_val){.mv_size = strlen(name), .mv_data = (void *)name};
+}
+
+/* The u64 at byte at of meta value name: 0, RFS_ENOTFOUND, RFS_ECORRUPT (too short), or a
+ * store error. fsm (or NULL) gets the message of an LMDB error. */
+int store__meta_get_u64(struct store_fsm *fsm, MDB_txn *txn, const char *name, uint64_t *v,
+                        size_t at);
+/* Set meta value name to len bytes of data. Only store errors. */
+int store__meta_put(struct fsm_txn *t, const char *name, const void *data, size_t len);
 
 /* Meta values: the next inode number to hand out. */
 int store__next_ino_take(struct fsm_txn *t, uint64_t *ino);
@@ -172,8 +192,7 @@ int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub);
 /* Record limit and a count made by walking the tables (creation and upgrade). */
 int store__space_init(struct fsm_txn *t, uint64_t limit);
 
-/* --- prefix walks and range deletes (fsm.c)
- * ----------------------------------------------------------------- */
+/* --- prefix walks and range deletes (fsm_inode.c) ------------------------------------------ */
 
 /* Call fn(arg, key, value) for every key of dbi that starts with the 8-byte big-endian ino, in
  * order. fsm (or NULL) gets the message of an LMDB error. */
@@ -213,7 +232,7 @@ int store__lock_token(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, uint64_
 /* Record a wakeup of the command being applied. Only store errors (RFS_ENOMEM). */
 int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w);
 
-/* --- namespace commands (fsm_apply.c) ------------------------------------------------------ */
+/* --- namespace commands (fsm_namespace.c) -------------------------------------------------- */
 
 int store__cmd_namespace(struct fsm_txn *t, const struct store_cmd *c,
                          struct store_fsm_result *res);
