@@ -1,7 +1,7 @@
 /* The inode state machine: the filesystem tree in its own LMDB environment, changed only by
  * applying committed commands (store/command.h) in batches, read from any thread.
  * Format: docs/disk-format.md; commands: docs/fsm-format.md. Design of the inode lifecycle: the
- * note in store/fsm_apply.c.
+ * note in store/fsm_namespace.c.
  *
  * Return values. Functions return 0 on success or an RFS_E* code (lib/error.h, >= 1000)
  * when the store itself failed. Where a filesystem answer is meant (lookup of a missing name,
