@@ -10,34 +10,46 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/error_map.h"
 #include "store/fsm_internal.h"
 
 int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
 {
-    if (fsm != NULL) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(fsm->errmsg, sizeof fsm->errmsg, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < sizeof fsm->errmsg)
-            snprintf(fsm->errmsg + n, sizeof fsm->errmsg - (size_t)n, ": %s", mdb_strerror(rc));
-    }
-    switch (rc) {
-    case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
-    case ENOSPC: return RFS_ENOSPACE;
-    case ENOMEM: return RFS_ENOMEM;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND: return RFS_ECORRUPT;
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH: return RFS_EFORMAT;
-    default: return RFS_EIO;
-    }
+    if (fsm == NULL)
+        return store__error_code(rc);
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&fsm->err_lock);
+    int code = store__verror(fsm->errmsg, sizeof fsm->errmsg, rc, fmt, ap);
+    pthread_mutex_unlock(&fsm->err_lock);
+    va_end(ap);
+    return code;
 }
 
-const char *store_fsm_errmsg(const struct store_fsm *fsm)
+void store__fsm_set_errmsg(struct store_fsm *fsm, const char *fmt, ...)
 {
-    return fsm->errmsg;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&fsm->err_lock);
+    vsnprintf(fsm->errmsg, sizeof fsm->errmsg, fmt, ap);
+    pthread_mutex_unlock(&fsm->err_lock);
+    va_end(ap);
+}
+
+static void clear_errmsg(struct store_fsm *fsm)
+{
+    pthread_mutex_lock(&fsm->err_lock);
+    fsm->errmsg[0] = '\0';
+    pthread_mutex_unlock(&fsm->err_lock);
+}
+
+void store_fsm_errmsg(struct store_fsm *fsm, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    pthread_mutex_lock(&fsm->err_lock);
+    snprintf(buf, len, "%s", fsm->errmsg);
+    pthread_mutex_unlock(&fsm->err_lock);
 }
 
 static int put_applied(struct fsm_txn *t, uint64_t index, uint64_t term)
@@ -154,9 +166,7 @@ static bool boot_id(char *buf, size_t len)
 
 static int marker_error(struct store_fsm *fsm, const char *what)
 {
-    snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s/%s: %s: %s", fsm->dir, MARKER, what,
-             strerror(errno));
-    return RFS_EIO;
+    return store__fsm_mdb_error(fsm, errno, "%s/%s: %s", fsm->dir, MARKER, what);
 }
 
 static int sync_dir(struct store_fsm *fsm)
@@ -262,10 +272,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
 
     /* The recorded limit may differ from the option: the map is set again once it is read. */
     fsm->map_size = o->map_size ? o->map_size : store__space_map_size(space_limit_option(o));
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
-        return RFS_EIO;
-    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return store__fsm_mdb_error(fsm, errno, "create %s", dir);
     if ((r = unsynced_begin(fsm)) != 0)
         return r;
     if ((rc = mdb_env_create(&fsm->env)) != 0)
@@ -315,8 +323,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
                 goto err_after_txn;
         } else if (version != FSM_FORMAT_VERSION) {
             r = RFS_EFORMAT;
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s: format version %u, expected %u", dir,
-                     (unsigned)version, FSM_FORMAT_VERSION);
+            store__fsm_set_errmsg(fsm, "%s: format version %u, expected %u", dir, (unsigned)version,
+                                  FSM_FORMAT_VERSION);
             goto err_after_txn;
         }
     }
@@ -337,7 +345,7 @@ int store__fsm_env_open(struct store_fsm *fsm)
         }
     }
     fsm->is_failed = false;
-    fsm->errmsg[0] = '\0';
+    clear_errmsg(fsm);
     return 0;
 
 err_after_txn:
@@ -348,21 +356,28 @@ err_after_env:
     return r;
 }
 
-int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out)
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out,
+                   char *err, size_t errlen)
 {
     static const struct store_fsm_options defaults;
+    *out = NULL;
     struct store_fsm *fsm = calloc(1, sizeof *fsm);
-    if (fsm == NULL)
-        return RFS_ENOMEM;
-    fsm->dir = strdup(dir);
-    if (fsm->dir == NULL) {
+    if (fsm == NULL || (fsm->dir = strdup(dir)) == NULL) {
         free(fsm);
+        if (err != NULL)
+            snprintf(err, errlen, "open %s: out of memory", dir);
         return RFS_ENOMEM;
     }
     fsm->opts = opts ? *opts : defaults;
     pthread_rwlock_init(&fsm->lock, NULL);
+    pthread_mutex_init(&fsm->err_lock, NULL);
     int r = store__fsm_env_open(fsm);
     if (r != 0) {
+        if (fsm->errmsg[0] == '\0') /* a check of our own that found no foreign error */
+            store__fsm_set_errmsg(fsm, "open %s: %s", dir, rfs_strerror(r));
+        if (err != NULL)
+            store_fsm_errmsg(fsm, err, errlen);
+        pthread_mutex_destroy(&fsm->err_lock);
         pthread_rwlock_destroy(&fsm->lock);
         free(fsm->dir);
         free(fsm);
@@ -378,6 +393,7 @@ void store_fsm_close(struct store_fsm *fsm)
         return;
     unsynced_end(fsm);
     mdb_env_close(fsm->env);
+    pthread_mutex_destroy(&fsm->err_lock);
     pthread_rwlock_destroy(&fsm->lock);
     free(fsm->wakeups);
     free(fsm->dir);
@@ -398,8 +414,7 @@ int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w)
         size_t cap = fsm->wakeups_cap ? 2 * fsm->wakeups_cap : 16;
         struct store_fsm_wakeup *p = realloc(fsm->wakeups, cap * sizeof *p);
         if (p == NULL) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "record %zu lock wakeups: out of memory",
-                     cap);
+            store__fsm_set_errmsg(fsm, "record %zu lock wakeups: out of memory", cap);
             return RFS_ENOMEM;
         }
         fsm->wakeups = p;
@@ -463,16 +478,16 @@ static int check_cmd_indexes(struct store_fsm *fsm, uint64_t applied, uint64_t i
     for (size_t i = 0; i < n; i++) {
         uint64_t at = cmds[i].index;
         if (at == 0 && is_lock_type(cmds[i].type)) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply %s at index %llu: no entry index",
-                     store_cmd_type_name(cmds[i].type), (unsigned long long)index);
+            store__fsm_set_errmsg(fsm, "apply %s at index %llu: no entry index",
+                                  store_cmd_type_name(cmds[i].type), (unsigned long long)index);
             return RFS_EINVAL;
         }
         if (at == 0)
             continue;
         if (at <= prev || at > index) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg,
-                     "apply batch up to %llu: command index %llu after %llu",
-                     (unsigned long long)index, (unsigned long long)at, (unsigned long long)prev);
+            store__fsm_set_errmsg(fsm, "apply batch up to %llu: command index %llu after %llu",
+                                  (unsigned long long)index, (unsigned long long)at,
+                                  (unsigned long long)prev);
             return RFS_ERANGE;
         }
         prev = at;
@@ -487,8 +502,8 @@ static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index, uint
     if (r != 0)
         return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
     if (index <= applied) {
-        snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply index %llu: already applied %llu",
-                 (unsigned long long)index, (unsigned long long)applied);
+        store__fsm_set_errmsg(fsm, "apply index %llu: already applied %llu",
+                              (unsigned long long)index, (unsigned long long)applied);
         return RFS_ERANGE;
     }
     if (out != NULL)
@@ -513,7 +528,7 @@ int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
     int rc, r;
     if (fsm->is_failed)
         return RFS_ESTICKY;
-    fsm->errmsg[0] = '\0';
+    clear_errmsg(fsm);
     if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
         return store__fsm_mdb_error(fsm, rc, "begin transaction");
     struct fsm_txn t = {.fsm = fsm, .txn = txn};

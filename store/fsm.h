@@ -83,10 +83,14 @@ struct store_fsm_options {
 
 /* Open the state machine in directory dir (created, mode 0700, if missing); create the
  * environment with its root directory (inode 1, mode 0755, uid 0, gid 0, times
- * opts->root_time) if it is new. opts may be NULL for defaults. On success *out is a new
- * instance, freed with store_fsm_close. Errors: RFS_EFORMAT (existing env of another format
- * version), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small for even the root). */
-int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out);
+ * opts->root_time) if it is new. opts may be NULL for defaults; dir is copied. On success *out
+ * is a new instance, freed with store_fsm_close. On failure *out is NULL and, if err is not
+ * NULL, a message with context is written to err (errlen bytes, NUL-terminated, truncated if
+ * need be). Errors: RFS_EFORMAT (existing env of another format version), RFS_ECORRUPT,
+ * RFS_ENOTFOUND (a missing parent of dir), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small
+ * for even the root, or the disk is full). */
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out,
+                   char *err, size_t errlen);
 
 /* Close and free fsm. With unsynced_apply, everything is synced first and the crash marker
  * removed. No other call may be running or start afterwards. NULL is allowed. */
@@ -97,9 +101,12 @@ void store_fsm_close(struct store_fsm *fsm);
  * rebuilt from the snapshot and the log. */
 bool store_fsm_was_emptied(const struct store_fsm *fsm);
 
-/* Text describing the last store error of the apply thread, with context ("put block 7 of
- * inode 12: MDB_MAP_FULL"); "" if none. Borrowed until the next apply call. */
-const char *store_fsm_errmsg(const struct store_fsm *fsm);
+/* The message of the last failure of open, apply or restore, with context ("put block 7 of
+ * inode 12: MDB_MAP_FULL: ..."), copied into buf (len bytes, NUL-terminated, truncated if need
+ * be); "" if there was none since the last successful open or the start of the last apply
+ * batch. Any thread may call it. Failed reads record no message: their error code is their
+ * caller's. */
+void store_fsm_errmsg(struct store_fsm *fsm, char *buf, size_t len);
 
 /* A waiting lock request that a command answered: granted (err 0, with its token), or failed
  * (err ENOLCK: its session ended; ENOENT: its file was deleted; EINTR: LOCK_CANCEL withdrew

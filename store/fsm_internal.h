@@ -40,7 +40,8 @@ struct store_fsm {
     bool is_failed;   /* a commit failed: refuse writes until reopened (sticky) */
     bool is_unsynced; /* commits are not synced: opts.unsynced_apply and a boot id is known */
     bool was_emptied; /* the open found a stale crash marker and emptied the environment */
-    char errmsg[256]; /* owned by the apply thread */
+    pthread_mutex_t err_lock;
+    char errmsg[256]; /* protected by err_lock; written by open, apply and restore */
     /* Wakeups of the batch being applied; results point into it (owned by the apply thread). */
     struct store_fsm_wakeup *wakeups;
     size_t n_wakeups, wakeups_cap;
@@ -111,10 +112,16 @@ static inline uint64_t fsm_get_le(const uint8_t *p, int n)
 
 /* --- errors -------------------------------------------------------------------------------- */
 
-/* Convert LMDB code rc into an RFS_E* code, recording "context: MDB message" in
- * fsm->errmsg when fsm is not NULL (the apply thread; readers pass NULL). */
+/* Convert rc, an LMDB code or an errno value, into an RFS_E* code (store/error_map.h),
+ * recording "context: text of rc" as fsm's message when fsm is not NULL (open, apply and
+ * restore; readers pass NULL: their failures are answered to their caller, and must not
+ * overwrite the message of a failed apply). */
 int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Record a message of the state machine's own (no foreign error behind it) as fsm's message. */
+void store__fsm_set_errmsg(struct store_fsm *fsm, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static inline bool fsm_is_store_error(int r)
 {

@@ -117,9 +117,9 @@ static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
         return EINVAL; /* raft IDs are non-zero */
     int r = store__session_get(t->fsm, t->txn, t->index, &s);
     if (r == 0) {
-        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
-                 "open session %llu: the ID is taken (commands need their own entry's index)",
-                 (unsigned long long)t->index);
+        store__fsm_set_errmsg(
+            t->fsm, "open session %llu: the ID is taken (commands need their own entry's index)",
+            (unsigned long long)t->index);
         return RFS_ERANGE;
     }
     if (r != ENOENT)

@@ -59,9 +59,8 @@ int store_fsm_restore(struct store_fsm *fsm, struct store_snapshot_dir *sd, uint
     if (r == 0 && r2 == 0) {
         uint64_t applied;
         if ((r = store_fsm_applied(fsm, &applied, NULL)) == 0 && applied != index) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg,
-                     "restored snapshot %llu holds applied index %llu", (unsigned long long)index,
-                     (unsigned long long)applied);
+            store__fsm_set_errmsg(fsm, "restored snapshot %llu holds applied index %llu",
+                                  (unsigned long long)index, (unsigned long long)applied);
             r = RFS_ECORRUPT;
         }
     }

@@ -92,9 +92,9 @@ int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub)
     if (r != 0)
         return r;
     if (sub > used + add) {
-        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
-                 "space count %llu cannot give back %llu bytes: the accounting is broken",
-                 (unsigned long long)(used + add), (unsigned long long)sub);
+        store__fsm_set_errmsg(
+            t->fsm, "space count %llu cannot give back %llu bytes: the accounting is broken",
+            (unsigned long long)(used + add), (unsigned long long)sub);
         return RFS_ECORRUPT;
     }
     return space_put(t, limit, used + add - sub);

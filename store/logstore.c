@@ -32,8 +32,9 @@
 
 #include "lib/crc32c.h"
 #include "lib/error.h"
-#include "store/logstore.h"
 #include "lib/le.h"
+#include "store/error_map.h"
+#include "store/logstore.h"
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
 
@@ -104,27 +105,12 @@ __attribute__((format(printf, 2, 3))) static void set_err(struct store_log *log,
     pthread_mutex_unlock(&log->err_lock);
 }
 
-/* Convert an LMDB or errno code once, with context; returns an RFS code. */
+/* Convert an LMDB or errno code once (store/error_map.h), with context; returns an RFS code. */
 static int from_mdb(struct store_log *log, int rc, const char *what)
 {
-    int code;
-    switch (rc) {
-    case MDB_NOTFOUND: code = RFS_ENOTFOUND; break;
-    case MDB_MAP_FULL:
-    case ENOSPC:
-    case EFBIG:
-    case EDQUOT: code = RFS_ENOSPACE; break;
-    case MDB_TXN_FULL:
-    case MDB_BAD_VALSIZE: code = RFS_EINVAL; break;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND: code = RFS_ECORRUPT; break;
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-    case MDB_INCOMPATIBLE: code = RFS_EFORMAT; break;
-    case ENOMEM: code = RFS_ENOMEM; break;
-    default: code = RFS_EIO; break;
-    }
-    set_err(log, "%s: %s", what, mdb_strerror(rc));
+    pthread_mutex_lock(&log->err_lock);
+    int code = store__error(log->err, sizeof log->err, rc, "%s", what);
+    pthread_mutex_unlock(&log->err_lock);
     return code;
 }
 
@@ -1202,9 +1188,11 @@ int store_log_open(const char *path, const struct store_log_options *opts, struc
     log->headroom = o.map_headroom;
     log->grow_wait_ms = o.grow_wait_ms;
 
+    char what[300];
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc = errno == ENOSPC ? RFS_ENOSPACE : RFS_EIO;
-        set_err(log, "open %s: mkdir: %s", path, strerror(errno));
+        int err = errno;
+        snprintf(what, sizeof what, "open %s: mkdir", path);
+        rc = from_mdb(log, err, what);
         goto err_after_alloc;
     }
     if ((rc = mdb_env_create(&log->env)) != 0) {
@@ -1220,7 +1208,6 @@ int store_log_open(const char *path, const struct store_log_options *opts, struc
      * another thread and one thread may hold several. No MDB_WRITEMAP: write errors then
      * come back as return codes instead of SIGBUS. */
     if ((rc = mdb_env_open(log->env, path, MDB_NOTLS, 0600)) != 0) {
-        char what[300];
         snprintf(what, sizeof what, "open %s", path);
         rc = from_mdb(log, rc, what);
         goto err_after_env;

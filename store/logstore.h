@@ -72,8 +72,8 @@ char *store_log_errmsg(struct store_log *log, char *buf, size_t size);
  * highest index ever dropped as a prefix (e.g. snapshot index + 1 after an install). Terms
  * must not decrease, neither within the batch nor from the last stored entry.
  * Payloads are borrowed for the duration of the call.
- * Errors: RFS_ERANGE (not contiguous), RFS_EINVAL (term decreases, payload > 1 GiB, batch
- * too large for one transaction), RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
+ * Errors: RFS_ERANGE (not contiguous), RFS_EINVAL (term decreases, payload > 1 GiB),
+ * RFS_ENOSPACE (also for a batch too large for one transaction), RFS_ESTICKY, RFS_EIO. */
 int store_log_append(struct store_log *log, const struct store_log_entry *entries, size_t n);
 
 /* Delete every entry with index >= from, then append n (may be 0) entries, in one

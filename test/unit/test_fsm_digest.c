@@ -170,7 +170,7 @@ static void same_tree_same_digest(void **state)
     assert_memory_equal(da, db, 32);
     /* And the digest is stable across a reopen. */
     store_fsm_close(b.fsm);
-    assert_int_equal(store_fsm_open(b.dir, NULL, &b.fsm), 0);
+    assert_int_equal(store_fsm_open(b.dir, NULL, &b.fsm, NULL, 0), 0);
     digest_of(&b, db);
     assert_memory_equal(da, db, 32);
     fx_close(&a);

@@ -90,9 +90,10 @@ static void restored_store_continues_like_the_original(void **state)
             fail_msg("seed %llu: snapshot: %s", (unsigned long long)seed, rfs_strerror(r));
         assert_int_equal(info.index, b.index);
         r = store_fsm_restore(c.fsm, sd, info.index, info.term);
+        char msg[256];
         if (r != 0)
             fail_msg("seed %llu: restore: %s (%s)", (unsigned long long)seed, rfs_strerror(r),
-                     store_fsm_errmsg(c.fsm));
+                     fx_errmsg(c.fsm, msg, sizeof msg));
         c.index = b.index;
         c.clock = b.clock;
         for (unsigned k = prefix; k < n; k++)
