@@ -55,8 +55,8 @@ void store_fsm_errmsg(struct store_fsm *fsm, char *buf, size_t len)
 static int put_applied(struct fsm_txn *t, uint64_t index, uint64_t term)
 {
     uint8_t buf[16];
-    fsm_put_le(buf, index, 8);
-    fsm_put_le(buf + 8, term, 8);
+    rfs_put_le64(buf, index);
+    rfs_put_le64(buf + 8, term);
     return store__meta_put(t, META_APPLIED, buf, sizeof buf);
 }
 
@@ -73,16 +73,16 @@ static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fs
     uint8_t buf[24];
     int r;
 
-    fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
+    rfs_put_le32(buf, FSM_FORMAT_VERSION);
     if ((r = store__meta_put(&t, META_FORMAT, buf, 4)) != 0)
         return r;
-    fsm_put_le(buf, o->max_file_size ? o->max_file_size : STORE_FSM_DEFAULT_FILE_MAX, 8);
-    fsm_put_le(buf + 8, o->max_links ? o->max_links : STORE_FSM_DEFAULT_MAX_LINKS, 4);
-    fsm_put_le(buf + 12, FSM_BLOCK_SIZE, 4);
-    fsm_put_le(buf + 16, STORE_FSM_NAME_MAX, 4);
+    rfs_put_le64(buf, o->max_file_size ? o->max_file_size : STORE_FSM_DEFAULT_FILE_MAX);
+    rfs_put_le32(buf + 8, o->max_links ? o->max_links : STORE_FSM_DEFAULT_MAX_LINKS);
+    rfs_put_le32(buf + 12, FSM_BLOCK_SIZE);
+    rfs_put_le32(buf + 16, STORE_FSM_NAME_MAX);
     if ((r = store__meta_put(&t, META_LIMITS, buf, 20)) != 0)
         return r;
-    fsm_put_le(buf, STORE_FSM_ROOT_INO + 1, 8);
+    rfs_put_le64(buf, STORE_FSM_ROOT_INO + 1);
     if ((r = store__meta_put(&t, META_NEXT_INO, buf, 8)) != 0)
         return r;
     if ((r = put_applied(&t, 0, 0)) != 0)
@@ -113,9 +113,9 @@ static int load_limits(struct store_fsm *fsm, MDB_txn *txn)
     const uint8_t *p = val.mv_data;
     if (val.mv_size < 20)
         return RFS_ECORRUPT;
-    fsm->max_file_size = fsm_get_le(p, 8);
-    fsm->max_links = (uint32_t)fsm_get_le(p + 8, 4);
-    fsm->block_size = (uint32_t)fsm_get_le(p + 12, 4);
+    fsm->max_file_size = rfs_get_le64(p);
+    fsm->max_links = rfs_get_le32(p + 8);
+    fsm->block_size = rfs_get_le32(p + 12);
     if (fsm->block_size != FSM_BLOCK_SIZE)
         return RFS_EFORMAT;
     return 0;
@@ -310,14 +310,14 @@ int store__fsm_env_open(struct store_fsm *fsm)
             r = RFS_ECORRUPT;
             goto err_after_txn;
         }
-        uint32_t version = (uint32_t)fsm_get_le(val.mv_data, 4);
+        uint32_t version = rfs_get_le32(val.mv_data);
         if (version == 1 || version == 2) {
             /* Version 2 only added the locks and sessions tables, which open_tables has just
              * created empty for a version 1 store; version 3 adds the space count, made here
              * by walking the tree, and the limit, which is the option's. */
             struct fsm_txn t = {.fsm = fsm, .txn = txn};
             uint8_t buf[4];
-            fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
+            rfs_put_le32(buf, FSM_FORMAT_VERSION);
             if ((r = store__meta_put(&t, META_FORMAT, buf, 4)) != 0 ||
                 (r = store__space_init(&t, space_limit_option(o))) != 0)
                 goto err_after_txn;
@@ -578,7 +578,7 @@ int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term,
                                  (unsigned long long)index);
         goto err_after_txn;
     }
-    fsm_put_le(val.mv_data, index, 8);
+    rfs_put_le64(val.mv_data, index);
     if (len > 0)
         memcpy((uint8_t *)val.mv_data + 8, blob, len);
     return commit(fsm, txn, index);
@@ -652,7 +652,7 @@ int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *
         } else {
             memcpy(*blob, (uint8_t *)val.mv_data + 8, *len);
             if (index)
-                *index = fsm_get_le(val.mv_data, 8);
+                *index = rfs_get_le64(val.mv_data);
         }
     }
     store__fsm_read_end(fsm, txn);

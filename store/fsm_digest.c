@@ -40,10 +40,11 @@ static void hash(struct walk *w, const void *data, size_t len)
         w->is_failed = true;
 }
 
+/* The low n bytes of v, little-endian: the first n bytes of its 64-bit encoding. */
 static void add_le(struct walk *w, uint64_t v, int n)
 {
     uint8_t b[8];
-    fsm_put_le(b, v, n);
+    rfs_put_le64(b, v);
     hash(w, b, (size_t)n);
 }
 
@@ -59,7 +60,7 @@ static void add_entry(void *arg, const MDB_val *k, const MDB_val *v)
     add_tag(w, 'E');
     add_le(w, k->mv_size - 8, 2);
     hash(w, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
-    add_le(w, v->mv_size >= 9 ? fsm_get_le(d, 8) : 0, 8);
+    add_le(w, v->mv_size >= 9 ? rfs_get_le64(d) : 0, 8);
     add_le(w, v->mv_size >= 9 ? d[8] : 0, 1);
 }
 
@@ -175,7 +176,7 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
         goto out;
     }
     add_tag(&w, 'M');
-    add_le(&w, fsm_get_le(val.mv_data, 8), 8);
+    add_le(&w, rfs_get_le64(val.mv_data), 8);
     add_le(&w, fsm->max_file_size, 8);
     add_le(&w, fsm->max_links, 4);
     add_le(&w, fsm->block_size, 4);

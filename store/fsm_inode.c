@@ -13,22 +13,22 @@ void store__inode_encode(const struct fsm_inode *n, uint8_t *rec)
 {
     memset(rec, 0, FSM_INODE_RECORD);
     rec[0] = 1; /* record version */
-    fsm_put_le(rec + 4, n->mode, 4);
-    fsm_put_le(rec + 8, n->uid, 4);
-    fsm_put_le(rec + 12, n->gid, 4);
-    fsm_put_le(rec + 16, n->nlink, 4);
-    fsm_put_le(rec + 20, n->rdev, 4);
-    fsm_put_le(rec + 24, n->size, 8);
-    fsm_put_le(rec + 32, n->nblocks, 8);
-    fsm_put_le(rec + 40, (uint64_t)n->atime.sec, 8);
-    fsm_put_le(rec + 48, n->atime.nsec, 4);
-    fsm_put_le(rec + 52, n->mtime.nsec, 4);
-    fsm_put_le(rec + 56, (uint64_t)n->mtime.sec, 8);
-    fsm_put_le(rec + 64, (uint64_t)n->ctime.sec, 8);
-    fsm_put_le(rec + 72, n->ctime.nsec, 4);
-    fsm_put_le(rec + 80, n->generation, 8);
-    fsm_put_le(rec + 88, n->parent, 8);
-    fsm_put_le(rec + 96, n->next_cookie, 8);
+    rfs_put_le32(rec + 4, n->mode);
+    rfs_put_le32(rec + 8, n->uid);
+    rfs_put_le32(rec + 12, n->gid);
+    rfs_put_le32(rec + 16, n->nlink);
+    rfs_put_le32(rec + 20, n->rdev);
+    rfs_put_le64(rec + 24, n->size);
+    rfs_put_le64(rec + 32, n->nblocks);
+    rfs_put_le64(rec + 40, (uint64_t)n->atime.sec);
+    rfs_put_le32(rec + 48, n->atime.nsec);
+    rfs_put_le32(rec + 52, n->mtime.nsec);
+    rfs_put_le64(rec + 56, (uint64_t)n->mtime.sec);
+    rfs_put_le64(rec + 64, (uint64_t)n->ctime.sec);
+    rfs_put_le32(rec + 72, n->ctime.nsec);
+    rfs_put_le64(rec + 80, n->generation);
+    rfs_put_le64(rec + 88, n->parent);
+    rfs_put_le64(rec + 96, n->next_cookie);
 }
 
 static int inode_decode(uint64_t ino, const MDB_val *v, struct fsm_inode *n)
@@ -37,22 +37,22 @@ static int inode_decode(uint64_t ino, const MDB_val *v, struct fsm_inode *n)
     if (v->mv_size != FSM_INODE_RECORD || rec[0] != 1)
         return RFS_ECORRUPT;
     n->ino = ino;
-    n->mode = (uint32_t)fsm_get_le(rec + 4, 4);
-    n->uid = (uint32_t)fsm_get_le(rec + 8, 4);
-    n->gid = (uint32_t)fsm_get_le(rec + 12, 4);
-    n->nlink = (uint32_t)fsm_get_le(rec + 16, 4);
-    n->rdev = (uint32_t)fsm_get_le(rec + 20, 4);
-    n->size = fsm_get_le(rec + 24, 8);
-    n->nblocks = fsm_get_le(rec + 32, 8);
-    n->atime.sec = (int64_t)fsm_get_le(rec + 40, 8);
-    n->atime.nsec = (uint32_t)fsm_get_le(rec + 48, 4);
-    n->mtime.nsec = (uint32_t)fsm_get_le(rec + 52, 4);
-    n->mtime.sec = (int64_t)fsm_get_le(rec + 56, 8);
-    n->ctime.sec = (int64_t)fsm_get_le(rec + 64, 8);
-    n->ctime.nsec = (uint32_t)fsm_get_le(rec + 72, 4);
-    n->generation = fsm_get_le(rec + 80, 8);
-    n->parent = fsm_get_le(rec + 88, 8);
-    n->next_cookie = fsm_get_le(rec + 96, 8);
+    n->mode = rfs_get_le32(rec + 4);
+    n->uid = rfs_get_le32(rec + 8);
+    n->gid = rfs_get_le32(rec + 12);
+    n->nlink = rfs_get_le32(rec + 16);
+    n->rdev = rfs_get_le32(rec + 20);
+    n->size = rfs_get_le64(rec + 24);
+    n->nblocks = rfs_get_le64(rec + 32);
+    n->atime.sec = (int64_t)rfs_get_le64(rec + 40);
+    n->atime.nsec = rfs_get_le32(rec + 48);
+    n->mtime.nsec = rfs_get_le32(rec + 52);
+    n->mtime.sec = (int64_t)rfs_get_le64(rec + 56);
+    n->ctime.sec = (int64_t)rfs_get_le64(rec + 64);
+    n->ctime.nsec = rfs_get_le32(rec + 72);
+    n->generation = rfs_get_le64(rec + 80);
+    n->parent = rfs_get_le64(rec + 88);
+    n->next_cookie = rfs_get_le64(rec + 96);
     return 0;
 }
 
@@ -117,7 +117,7 @@ int store__meta_get_u64(struct store_fsm *fsm, MDB_txn *txn, const char *name, u
         return store__fsm_mdb_error(NULL, rc, "get meta %s", name);
     if (val.mv_size < at + 8)
         return RFS_ECORRUPT;
-    *v = fsm_get_le((const uint8_t *)val.mv_data + at, 8);
+    *v = rfs_get_le64((const uint8_t *)val.mv_data + at);
     return 0;
 }
 
@@ -139,7 +139,7 @@ int store__next_ino_take(struct fsm_txn *t, uint64_t *ino)
     if (next == UINT64_MAX)
         return ENOSPC; /* inode numbers exhausted: a filesystem answer, not a store error */
     uint8_t buf[8];
-    fsm_put_le(buf, next + 1, 8);
+    rfs_put_le64(buf, next + 1);
     r = store__meta_put(t, META_NEXT_INO, buf, 8);
     if (r != 0)
         return r;
@@ -256,7 +256,7 @@ int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, s
             r = RFS_ECORRUPT;
             goto out;
         }
-        child = fsm_get_le(val.mv_data, 8);
+        child = rfs_get_le64(val.mv_data);
     }
     if ((r = store__inode_get(fsm, txn, child, &node)) != 0) {
         if (r == ENOENT) /* an entry naming a missing inode: the tree is damaged */
@@ -308,7 +308,7 @@ int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, stor
         const uint8_t *v = val.mv_data;
         uint64_t cookie = fsm_get_be64((const uint8_t *)key.mv_data + 8);
         uint32_t type = (uint32_t)v[8] << 12;
-        if (fn(arg, (const char *)v + 9, val.mv_size - 9, fsm_get_le(v, 8), type, cookie))
+        if (fn(arg, (const char *)v + 9, val.mv_size - 9, rfs_get_le64(v), type, cookie))
             break;
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -370,7 +370,7 @@ int store_fsm_orphans(struct store_fsm *fsm, store_fsm_orphan_fn fn, void *arg)
             r = RFS_ECORRUPT;
             break;
         }
-        if (fn(arg, fsm_get_be64(key.mv_data), fsm_get_le(val.mv_data, 8)))
+        if (fn(arg, fsm_get_be64(key.mv_data), rfs_get_le64(val.mv_data)))
             break;
     }
     if (rc != 0 && rc != MDB_NOTFOUND)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/error.h"
+#include "lib/le.h"
 #include "store/fsm.h"
 
 #define FSM_FORMAT_VERSION 3 /* 2: locks and sessions; 3: the space count. Older: upgraded */
@@ -82,6 +83,8 @@ void store__fsm_read_end(struct store_fsm *fsm, MDB_txn *txn);
 
 /* --- byte order ---------------------------------------------------------------------------- */
 
+/* Keys are big-endian, so that LMDB's byte order is numeric order; values are little-endian
+ * (lib/le.h). */
 static inline void fsm_put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -93,20 +96,6 @@ static inline uint64_t fsm_get_be64(const uint8_t *p)
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v = (v << 8) | p[i];
-    return v;
-}
-
-static inline void fsm_put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t fsm_get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 

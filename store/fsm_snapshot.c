@@ -19,8 +19,8 @@ static int describe(void *ctx, MDB_txn *txn, struct store_snapshot_meta *meta)
     MDB_val key = {strlen("applied"), "applied"}, val;
     if (mdb_get(txn, dbi, &key, &val) != 0 || val.mv_size != 16)
         return RFS_ECORRUPT;
-    meta->index = fsm_get_le(val.mv_data, 8);
-    meta->term = fsm_get_le((const uint8_t *)val.mv_data + 8, 8);
+    meta->index = rfs_get_le64(val.mv_data);
+    meta->term = rfs_get_le64((const uint8_t *)val.mv_data + 8);
     key = (MDB_val){strlen("config"), "config"};
     int rc = mdb_get(txn, dbi, &key, &val);
     if (rc == MDB_NOTFOUND) {
