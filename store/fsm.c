@@ -628,33 +628,3 @@ int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term)
         *term = tm;
     return 0;
 }
-
-int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index)
-{
-    MDB_txn *txn;
-    *blob = NULL;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    MDB_val key = fsm_meta_key(META_CONFIG), val;
-    int rc = mdb_get(txn, fsm->meta, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        r = RFS_ENOTFOUND;
-    } else if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "get configuration");
-    } else if (val.mv_size < 8) {
-        r = RFS_ECORRUPT;
-    } else {
-        *len = val.mv_size - 8;
-        *blob = malloc(*len ? *len : 1);
-        if (*blob == NULL) {
-            r = RFS_ENOMEM;
-        } else {
-            memcpy(*blob, (uint8_t *)val.mv_data + 8, *len);
-            if (index)
-                *index = rfs_get_le64(val.mv_data);
-        }
-    }
-    store__fsm_read_end(fsm, txn);
-    return r;
-}

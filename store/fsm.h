@@ -171,10 +171,6 @@ int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term,
 /* Last applied index and term (0, 0 for a new store). Either pointer may be NULL. */
 int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term);
 
-/* Last configuration blob and the index that recorded it. *blob is a malloc'ed copy the
- * caller frees with free(); RFS_ENOTFOUND (and *blob NULL) if none was ever recorded. */
-int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index);
-
 /* --- reads: any thread --------------------------------------------------------------------- */
 
 /* Attributes of the entry name (name_len bytes) in directory parent. "." and ".." work.
