@@ -494,23 +494,6 @@ int store_snapshot_list(struct store_snapshot_dir *sd, struct store_snapshot_inf
     return 0;
 }
 
-int store_snapshot_latest(struct store_snapshot_dir *sd, struct store_snapshot_info *out)
-{
-    struct store_snapshot_info *v;
-    size_t n;
-    int rc = store_snapshot_list(sd, &v, &n);
-    if (rc != 0)
-        return rc;
-    if (n == 0) {
-        set_err(sd, "latest snapshot: none in %s", sd->path);
-        rc = RFS_ENOTFOUND;
-    } else {
-        *out = v[0];
-    }
-    free(v);
-    return rc;
-}
-
 int store_snapshot_retain(struct store_snapshot_dir *sd, unsigned keep)
 {
     if (keep == 0) {
@@ -560,22 +543,6 @@ static int open_snapshot(struct store_snapshot_dir *sd, uint64_t index, uint64_t
         close(*fd);
         *fd = -1;
     }
-    return rc;
-}
-
-int store_snapshot_verify(struct store_snapshot_dir *sd, uint64_t index, uint64_t term)
-{
-    char what[96];
-    snprintf(what, sizeof what, "verify snapshot %" PRIu64 "/%" PRIu64, index, term);
-    int fd;
-    struct store_snapshot_header hdr;
-    void *hbuf;
-    int rc = open_snapshot(sd, index, term, &fd, &hdr, &hbuf, what);
-    if (rc != 0)
-        return rc;
-    rc = check_payload(sd, fd, &hdr, -1, what);
-    free(hbuf);
-    close(fd);
     return rc;
 }
 
@@ -846,11 +813,6 @@ int store_snapshot_receive_write(struct store_snapshot_receiver *r, uint64_t off
         return convert_error(r->sd, err, "receive snapshot", "write chunk");
     r->received += len;
     return 0;
-}
-
-uint64_t store_snapshot_receive_offset(const struct store_snapshot_receiver *r)
-{
-    return r->received;
 }
 
 int store_snapshot_receive_finish(struct store_snapshot_receiver *r,
