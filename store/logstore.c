@@ -554,11 +554,6 @@ int store_log_truncate_append(struct store_log *log, uint64_t from,
     return run_write(log, n > 0 ? WRITE_GROWS_LOG : WRITE_MAINTENANCE, append_body, &a, what);
 }
 
-int store_log_truncate_suffix(struct store_log *log, uint64_t from)
-{
-    return store_log_truncate_append(log, from, NULL, 0);
-}
-
 static int drop_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
 {
     uint64_t through = *(uint64_t *)arg;
@@ -686,18 +681,6 @@ err:
     return 0;
 }
 
-int store_log_first_index(struct store_log *log, uint64_t *first)
-{
-    uint64_t last;
-    return store_log_bounds(log, first, &last);
-}
-
-int store_log_last_index(struct store_log *log, uint64_t *last)
-{
-    uint64_t first;
-    return store_log_bounds(log, &first, last);
-}
-
 /* Look up one entry inside txn; out borrows the map. */
 static int get_in_txn(struct store_log *log, MDB_txn *txn, uint64_t index,
                       struct store_log_entry *out, const char *what)
@@ -754,89 +737,6 @@ int store_log_get(struct store_log *log, uint64_t index, struct store_log_entry 
     out->payload = copy;
 out:
     read_end(log, txn);
-    return rc;
-}
-
-void store_log_entry_free(struct store_log_entry *entry)
-{
-    if (entry == NULL)
-        return;
-    free((void *)entry->payload);
-    memset(entry, 0, sizeof *entry);
-}
-
-int store_log_get_range(struct store_log *log, uint64_t lo, uint64_t hi, size_t max_bytes,
-                        struct store_log_entry **out, size_t *n)
-{
-    char what[96];
-    snprintf(what, sizeof what, "read range %llu..%llu", (unsigned long long)lo,
-             (unsigned long long)hi);
-    *out = NULL;
-    *n = 0;
-    if (lo == 0 || lo > hi) {
-        set_err(log, "%s: invalid range", what);
-        return RFS_EINVAL;
-    }
-    struct store_log_iter *it;
-    int rc = store_log_iter_open(log, lo, hi, &it);
-    if (rc != 0)
-        return rc;
-
-    /* Pass 1 collects borrowed entries (valid for the iterator's transaction), pass 2 copies
-     * them into one block so the caller frees a single pointer. */
-    struct store_log_entry *tmp = NULL;
-    size_t count = 0, cap = 0, bytes = 0;
-    struct store_log_entry e;
-    while ((rc = store_log_iter_next(it, &e)) == 0) {
-        if (count == 0 && e.index != lo) {
-            set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
-            rc = RFS_ENOTFOUND;
-            goto out;
-        }
-        if (count > 0 && max_bytes != 0 && bytes + e.len > max_bytes)
-            break;
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct store_log_entry *grown = realloc(tmp, ncap * sizeof *tmp);
-            if (grown == NULL) {
-                set_err(log, "%s: out of memory", what);
-                rc = RFS_ENOMEM;
-                goto out;
-            }
-            tmp = grown;
-            cap = ncap;
-        }
-        tmp[count++] = e;
-        bytes += e.len;
-    }
-    if (rc == RFS_ENOTFOUND && count == 0) {
-        set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
-        goto out;
-    }
-    if (rc != 0 && rc != RFS_ENOTFOUND)
-        goto out;
-
-    struct store_log_entry *block = malloc(count * sizeof *block + bytes);
-    if (block == NULL) {
-        set_err(log, "%s: out of memory for %zu bytes", what, bytes);
-        rc = RFS_ENOMEM;
-        goto out;
-    }
-    uint8_t *data = (uint8_t *)(block + count);
-    for (size_t i = 0; i < count; i++) {
-        block[i] = tmp[i];
-        if (tmp[i].len > 0) {
-            memcpy(data, tmp[i].payload, tmp[i].len);
-            block[i].payload = data;
-            data += tmp[i].len;
-        }
-    }
-    *out = block;
-    *n = count;
-    rc = 0;
-out:
-    free(tmp);
-    store_log_iter_close(it);
     return rc;
 }
 
@@ -928,41 +828,31 @@ void store_log_iter_close(struct store_log_iter *it)
 
 /* --- stable store --------------------------------------------------------------------------- */
 
+/* One record of the stable sub-db: name and its nfields values. */
 struct stable_args {
-    const char *names[2];
-    uint64_t values[2][2];
-    int nfields[2];
-    int n;
+    const char *name;
+    uint64_t values[2];
+    int nfields;
 };
 
 static int stable_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
 {
     (void)what;
     struct stable_args *a = arg;
-    for (int i = 0; i < a->n; i++) {
-        int rc = record_put(txn, log->dbi_stable, a->names[i], a->values[i], a->nfields[i]);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return record_put(txn, log->dbi_stable, a->name, a->values, a->nfields);
 }
 
 static int stable_set(struct store_log *log, const char *name, uint64_t a, uint64_t b, int nfields)
 {
     char what[64];
     snprintf(what, sizeof what, "set %s", name);
-    struct stable_args args = {.names = {name}, .values = {{a, b}}, .nfields = {nfields}, .n = 1};
+    struct stable_args args = {.name = name, .values = {a, b}, .nfields = nfields};
     return run_write(log, WRITE_MAINTENANCE, stable_body, &args, what);
 }
 
 int store_log_set_term(struct store_log *log, uint64_t term)
 {
     return stable_set(log, "term", term, 0, 1);
-}
-
-int store_log_set_vote(struct store_log *log, uint64_t node_id)
-{
-    return stable_set(log, "vote", node_id, 0, 1);
 }
 
 int store_log_set_epoch(struct store_log *log, uint64_t epoch)
@@ -995,13 +885,6 @@ int store_log_set_cluster_id(struct store_log *log, const char *id)
 int store_log_set_snapshot_meta(struct store_log *log, uint64_t index, uint64_t term)
 {
     return stable_set(log, "snapshot", index, term, 2);
-}
-
-int store_log_set_term_vote(struct store_log *log, uint64_t term, uint64_t node_id)
-{
-    struct stable_args args = {
-        .names = {"term", "vote"}, .values = {{term}, {node_id}}, .nfields = {1, 1}, .n = 2};
-    return run_write(log, WRITE_MAINTENANCE, stable_body, &args, "set term and vote");
 }
 
 static int stable_get(struct store_log *log, const char *name, uint64_t *fields, int n)
