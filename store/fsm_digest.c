@@ -170,7 +170,7 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
     }
     if ((r = store__fsm_read_begin(fsm, &w.txn)) != 0)
         goto out_ctx;
-    MDB_val key = {8, "next_ino"}, val;
+    MDB_val key = fsm_meta_key(META_NEXT_INO), val;
     if ((rc = mdb_get(w.txn, fsm->meta, &key, &val)) != 0 || val.mv_size != 8) {
         r = rc == 0 || rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "digest");
         goto out;
