@@ -3,23 +3,10 @@
  * Decoding checks every length, so a corrupt entry is refused, never read past its end. */
 #include <string.h>
 
+#include "lib/le.h"
 #include "raft/internal.h"
 
 #define CONF_VERSION 1
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 size_t raft_configuration_encoded_size(const struct raft_configuration *c)
 {
@@ -37,7 +24,7 @@ void raft_configuration_encode(const struct raft_configuration *c, uint8_t *buf)
     for (unsigned i = 0; i < c->n; i++) {
         const struct raft_server *s = &c->servers[i];
         size_t len = strnlen(s->address, RAFT_ADDRESS_MAX - 1);
-        put_u64(p, s->id);
+        rfs_put_le64(p, s->id);
         p += 8;
         *p++ = (uint8_t)s->suffrage;
         *p++ = (uint8_t)len;
@@ -57,7 +44,7 @@ int raft_configuration_decode(const uint8_t *buf, size_t len, struct raft_config
         if (len - pos < 10)
             return RAFT_EINVAL;
         struct raft_server *s = &c->servers[i];
-        s->id = get_u64(buf + pos);
+        s->id = rfs_get_le64(buf + pos);
         uint8_t suffrage = buf[pos + 8];
         size_t alen = buf[pos + 9];
         pos += 10;

@@ -3,6 +3,7 @@
  * allocated, so a frame can never make the daemon allocate more than its own size allows. */
 #include <string.h>
 
+#include "lib/le.h"
 #include "raft/internal.h"
 
 #define ENTRY_HEADER 13 /* u64 term | u8 type | u32 len */
@@ -18,14 +19,14 @@ static void w_u8(struct writer *w, uint8_t v)
 
 static void w_u32(struct writer *w, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        *w->p++ = (uint8_t)(v >> (8 * i));
+    rfs_put_le32(w->p, v);
+    w->p += 4;
 }
 
 static void w_u64(struct writer *w, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        *w->p++ = (uint8_t)(v >> (8 * i));
+    rfs_put_le64(w->p, v);
+    w->p += 8;
 }
 
 static void w_bytes(struct writer *w, const void *data, size_t len)
@@ -62,9 +63,7 @@ static uint32_t r_u32(struct reader *r)
 {
     if (!r_need(r, 4))
         return 0;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)r->p[i] << (8 * i);
+    uint32_t v = rfs_get_le32(r->p);
     r->p += 4;
     r->left -= 4;
     return v;
@@ -74,9 +73,7 @@ static uint64_t r_u64(struct reader *r)
 {
     if (!r_need(r, 8))
         return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
+    uint64_t v = rfs_get_le64(r->p);
     r->p += 8;
     r->left -= 8;
     return v;

@@ -3,8 +3,9 @@
  * about the layout. */
 #include <string.h>
 
-#include "store/command.h"
 #include "lib/error.h"
+#include "lib/le.h"
+#include "store/command.h"
 
 /* Field codes (all little-endian):
  *   P ino u64      Q ino2 u64     F flags u32    M mode u32     U uid u32     G gid u32
@@ -127,24 +128,22 @@ size_t store_cmd_encoded_size(const struct store_cmd *cmd)
     return total;
 }
 
+/* Each put writes at p and returns the position after it. */
 static uint8_t *put_u16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    rfs_put_le16(p, v);
     return p + 2;
 }
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    rfs_put_le32(p, v);
     return p + 4;
 }
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    rfs_put_le64(p, v);
     return p + 8;
 }
 
@@ -227,20 +226,6 @@ struct reader {
     int bad;
 };
 
-static uint64_t get_le(struct reader *r, size_t n)
-{
-    if (r->bad || r->left < n) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += n;
-    r->left -= n;
-    return v;
-}
-
 static const void *get_bytes(struct reader *r, size_t n)
 {
     if (r->bad || r->left < n) {
@@ -251,6 +236,20 @@ static const void *get_bytes(struct reader *r, size_t n)
     r->p += n;
     r->left -= n;
     return s;
+}
+
+/* A little-endian integer of n bytes (1, 2, 4 or 8); 0 once the input is exhausted. */
+static uint64_t get_le(struct reader *r, size_t n)
+{
+    const uint8_t *p = get_bytes(r, n);
+    if (p == NULL)
+        return 0;
+    switch (n) {
+    case 1: return p[0];
+    case 2: return rfs_get_le16(p);
+    case 4: return rfs_get_le32(p);
+    default: return rfs_get_le64(p);
+    }
 }
 
 static void get_time(struct reader *r, int64_t *sec, uint32_t *nsec)

@@ -1,5 +1,5 @@
-/* Inode state machine: opening and creating the environment, the meta table, inode records,
- * and the read side (lookup, getattr, readdir, readlink, statfs, applied index). */
+/* Inode state machine: opening and creating the environment, the crash marker, closing, the
+ * apply dispatch (batches, no-ops, configuration) and the applied index. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,246 +10,54 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/error_map.h"
 #include "store/fsm_internal.h"
-
-/* Meta keys (ASCII, no NUL). */
-#define META_FORMAT   "format"   /* u32 format version */
-#define META_APPLIED  "applied"  /* u64 index, u64 term */
-#define META_CONFIG   "config"   /* u64 index, then the opaque blob */
-#define META_NEXT_INO "next_ino" /* u64: the next inode number handed out */
-#define META_LIMITS   "limits" /* u64 max file size, u32 max links, u32 block size, u32 name max */
-
-static MDB_val meta_key(const char *name)
-{
-    return (MDB_val){.mv_size = strlen(name), .mv_data = (void *)name};
-}
 
 int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
 {
-    if (fsm != NULL) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(fsm->errmsg, sizeof fsm->errmsg, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < sizeof fsm->errmsg)
-            snprintf(fsm->errmsg + n, sizeof fsm->errmsg - (size_t)n, ": %s", mdb_strerror(rc));
-    }
-    switch (rc) {
-    case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
-    case ENOSPC: return RFS_ENOSPACE;
-    case ENOMEM: return RFS_ENOMEM;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND: return RFS_ECORRUPT;
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH: return RFS_EFORMAT;
-    default: return RFS_EIO;
-    }
+    if (fsm == NULL)
+        return store__error_code(rc);
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&fsm->err_lock);
+    int code = store__verror(fsm->errmsg, sizeof fsm->errmsg, rc, fmt, ap);
+    pthread_mutex_unlock(&fsm->err_lock);
+    va_end(ap);
+    return code;
 }
 
-const char *store_fsm_errmsg(const struct store_fsm *fsm)
+void store__fsm_set_errmsg(struct store_fsm *fsm, const char *fmt, ...)
 {
-    return fsm->errmsg;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&fsm->err_lock);
+    vsnprintf(fsm->errmsg, sizeof fsm->errmsg, fmt, ap);
+    pthread_mutex_unlock(&fsm->err_lock);
+    va_end(ap);
 }
 
-/* --- inode records ------------------------------------------------------------------------- */
-
-void store__inode_encode(const struct fsm_inode *n, uint8_t *rec)
+static void clear_errmsg(struct store_fsm *fsm)
 {
-    memset(rec, 0, FSM_INODE_RECORD);
-    rec[0] = 1; /* record version */
-    fsm_put_le(rec + 4, n->mode, 4);
-    fsm_put_le(rec + 8, n->uid, 4);
-    fsm_put_le(rec + 12, n->gid, 4);
-    fsm_put_le(rec + 16, n->nlink, 4);
-    fsm_put_le(rec + 20, n->rdev, 4);
-    fsm_put_le(rec + 24, n->size, 8);
-    fsm_put_le(rec + 32, n->nblocks, 8);
-    fsm_put_le(rec + 40, (uint64_t)n->atime.sec, 8);
-    fsm_put_le(rec + 48, n->atime.nsec, 4);
-    fsm_put_le(rec + 52, n->mtime.nsec, 4);
-    fsm_put_le(rec + 56, (uint64_t)n->mtime.sec, 8);
-    fsm_put_le(rec + 64, (uint64_t)n->ctime.sec, 8);
-    fsm_put_le(rec + 72, n->ctime.nsec, 4);
-    fsm_put_le(rec + 80, n->generation, 8);
-    fsm_put_le(rec + 88, n->parent, 8);
-    fsm_put_le(rec + 96, n->next_cookie, 8);
+    pthread_mutex_lock(&fsm->err_lock);
+    fsm->errmsg[0] = '\0';
+    pthread_mutex_unlock(&fsm->err_lock);
 }
 
-static int inode_decode(uint64_t ino, const MDB_val *v, struct fsm_inode *n)
+void store_fsm_errmsg(struct store_fsm *fsm, char *buf, size_t len)
 {
-    const uint8_t *rec = v->mv_data;
-    if (v->mv_size != FSM_INODE_RECORD || rec[0] != 1)
-        return RFS_ECORRUPT;
-    n->ino = ino;
-    n->mode = (uint32_t)fsm_get_le(rec + 4, 4);
-    n->uid = (uint32_t)fsm_get_le(rec + 8, 4);
-    n->gid = (uint32_t)fsm_get_le(rec + 12, 4);
-    n->nlink = (uint32_t)fsm_get_le(rec + 16, 4);
-    n->rdev = (uint32_t)fsm_get_le(rec + 20, 4);
-    n->size = fsm_get_le(rec + 24, 8);
-    n->nblocks = fsm_get_le(rec + 32, 8);
-    n->atime.sec = (int64_t)fsm_get_le(rec + 40, 8);
-    n->atime.nsec = (uint32_t)fsm_get_le(rec + 48, 4);
-    n->mtime.nsec = (uint32_t)fsm_get_le(rec + 52, 4);
-    n->mtime.sec = (int64_t)fsm_get_le(rec + 56, 8);
-    n->ctime.sec = (int64_t)fsm_get_le(rec + 64, 8);
-    n->ctime.nsec = (uint32_t)fsm_get_le(rec + 72, 4);
-    n->generation = fsm_get_le(rec + 80, 8);
-    n->parent = fsm_get_le(rec + 88, 8);
-    n->next_cookie = fsm_get_le(rec + 96, 8);
-    return 0;
-}
-
-int store__inode_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, struct fsm_inode *out)
-{
-    uint8_t k[8];
-    fsm_put_be64(k, ino);
-    MDB_val key = {8, k}, val;
-    MDB_dbi dbi = fsm->inodes;
-    int rc = mdb_get(txn, dbi, &key, &val);
-    if (rc == MDB_NOTFOUND)
-        return ENOENT;
-    if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "get inode %llu", (unsigned long long)ino);
-    return inode_decode(ino, &val, out);
-}
-
-int store__inode_put(struct fsm_txn *t, const struct fsm_inode *node)
-{
-    uint8_t k[8], rec[FSM_INODE_RECORD];
-    fsm_put_be64(k, node->ino);
-    store__inode_encode(node, rec);
-    MDB_val key = {8, k}, val = {sizeof rec, rec};
-    int rc = mdb_put(t->txn, t->fsm->inodes, &key, &val, 0);
-    if (rc != 0)
-        return store__fsm_mdb_error(t->fsm, rc, "put inode %llu", (unsigned long long)node->ino);
-    return 0;
-}
-
-void store__inode_to_attr(const struct fsm_inode *n, struct store_fsm_attr *a)
-{
-    memset(a, 0, sizeof *a);
-    a->ino = n->ino;
-    a->mode = n->mode;
-    a->uid = n->uid;
-    a->gid = n->gid;
-    a->nlink = n->nlink;
-    a->rdev = n->rdev;
-    a->size = n->size;
-    a->blocks = n->nblocks * (FSM_BLOCK_SIZE / 512);
-    /* Field by field, so the padding memset above cleared stays clear (attributes are
-     * compared and copied as bytes by callers). */
-    a->atime.sec = n->atime.sec;
-    a->atime.nsec = n->atime.nsec;
-    a->mtime.sec = n->mtime.sec;
-    a->mtime.nsec = n->mtime.nsec;
-    a->ctime.sec = n->ctime.sec;
-    a->ctime.nsec = n->ctime.nsec;
-    a->generation = n->generation;
-}
-
-/* --- meta ---------------------------------------------------------------------------------- */
-
-static int meta_get_u64(struct store_fsm *fsm, MDB_txn *txn, const char *name, uint64_t *v,
-                        size_t at)
-{
-    MDB_val key = meta_key(name), val;
-    int rc = mdb_get(txn, fsm->meta, &key, &val);
-    if (rc == MDB_NOTFOUND)
-        return RFS_ENOTFOUND;
-    if (rc != 0)
-        return store__fsm_mdb_error(NULL, rc, "get meta %s", name);
-    if (val.mv_size < at + 8)
-        return RFS_ECORRUPT;
-    *v = fsm_get_le((const uint8_t *)val.mv_data + at, 8);
-    return 0;
-}
-
-static int meta_put(struct fsm_txn *t, const char *name, const void *data, size_t len)
-{
-    MDB_val key = meta_key(name), val = {len, (void *)data};
-    int rc = mdb_put(t->txn, t->fsm->meta, &key, &val, 0);
-    if (rc != 0)
-        return store__fsm_mdb_error(t->fsm, rc, "put meta %s", name);
-    return 0;
-}
-
-int store__next_ino_take(struct fsm_txn *t, uint64_t *ino)
-{
-    uint64_t next;
-    int r = meta_get_u64(t->fsm, t->txn, META_NEXT_INO, &next, 0);
-    if (r != 0)
-        return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
-    if (next == UINT64_MAX)
-        return ENOSPC; /* inode numbers exhausted: a filesystem answer, not a store error */
-    uint8_t buf[8];
-    fsm_put_le(buf, next + 1, 8);
-    r = meta_put(t, META_NEXT_INO, buf, 8);
-    if (r != 0)
-        return r;
-    *ino = next;
-    return 0;
+    if (len == 0)
+        return;
+    pthread_mutex_lock(&fsm->err_lock);
+    snprintf(buf, len, "%s", fsm->errmsg);
+    pthread_mutex_unlock(&fsm->err_lock);
 }
 
 static int put_applied(struct fsm_txn *t, uint64_t index, uint64_t term)
 {
     uint8_t buf[16];
-    fsm_put_le(buf, index, 8);
-    fsm_put_le(buf + 8, term, 8);
-    return meta_put(t, META_APPLIED, buf, sizeof buf);
-}
-
-/* --- range deletes ------------------------------------------------------------------------- */
-
-int store__for_prefix(struct store_fsm *fsm, MDB_txn *txn, MDB_dbi dbi, uint64_t ino,
-                      void (*fn)(void *arg, const MDB_val *key, const MDB_val *val), void *arg)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc != 0)
-        return store__fsm_mdb_error(fsm, rc, "open a cursor");
-    uint8_t k[8];
-    fsm_put_be64(k, ino);
-    MDB_val key = {8, k}, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
-            break;
-        fn(arg, &key, &val);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store__fsm_mdb_error(fsm, rc, "walk the keys of inode %llu",
-                                    (unsigned long long)ino);
-    return 0;
-}
-
-int store__delete_prefix(struct fsm_txn *t, MDB_dbi dbi, uint64_t ino, bool has_from, uint64_t from,
-                         const char *what)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->txn, dbi, &cur);
-    if (rc != 0)
-        return store__fsm_mdb_error(t->fsm, rc, "open cursor on %s", what);
-    uint8_t k[16];
-    fsm_put_be64(k, ino);
-    fsm_put_be64(k + 8, from);
-    /* Seek again after every delete rather than trusting the cursor's position after
-     * mdb_cursor_del: simple, and these ranges are short. */
-    for (;;) {
-        MDB_val key = {has_from ? 16 : 8, k}, val;
-        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-        if (rc != 0 || key.mv_size < 8 || fsm_get_be64(key.mv_data) != ino)
-            break;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store__fsm_mdb_error(t->fsm, rc, "delete %s of inode %llu", what,
-                                    (unsigned long long)ino);
-    return 0;
+    rfs_put_le64(buf, index);
+    rfs_put_le64(buf + 8, term);
+    return store__meta_put(t, META_APPLIED, buf, sizeof buf);
 }
 
 /* --- open and create ----------------------------------------------------------------------- */
@@ -265,17 +73,17 @@ static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fs
     uint8_t buf[24];
     int r;
 
-    fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
-    if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0)
+    rfs_put_le32(buf, FSM_FORMAT_VERSION);
+    if ((r = store__meta_put(&t, META_FORMAT, buf, 4)) != 0)
         return r;
-    fsm_put_le(buf, o->max_file_size ? o->max_file_size : STORE_FSM_DEFAULT_FILE_MAX, 8);
-    fsm_put_le(buf + 8, o->max_links ? o->max_links : STORE_FSM_DEFAULT_MAX_LINKS, 4);
-    fsm_put_le(buf + 12, FSM_BLOCK_SIZE, 4);
-    fsm_put_le(buf + 16, STORE_FSM_NAME_MAX, 4);
-    if ((r = meta_put(&t, META_LIMITS, buf, 20)) != 0)
+    rfs_put_le64(buf, o->max_file_size ? o->max_file_size : STORE_FSM_DEFAULT_FILE_MAX);
+    rfs_put_le32(buf + 8, o->max_links ? o->max_links : STORE_FSM_DEFAULT_MAX_LINKS);
+    rfs_put_le32(buf + 12, FSM_BLOCK_SIZE);
+    rfs_put_le32(buf + 16, STORE_FSM_NAME_MAX);
+    if ((r = store__meta_put(&t, META_LIMITS, buf, 20)) != 0)
         return r;
-    fsm_put_le(buf, STORE_FSM_ROOT_INO + 1, 8);
-    if ((r = meta_put(&t, META_NEXT_INO, buf, 8)) != 0)
+    rfs_put_le64(buf, STORE_FSM_ROOT_INO + 1);
+    if ((r = store__meta_put(&t, META_NEXT_INO, buf, 8)) != 0)
         return r;
     if ((r = put_applied(&t, 0, 0)) != 0)
         return r;
@@ -297,7 +105,7 @@ static int create_env(struct store_fsm *fsm, MDB_txn *txn, const struct store_fs
 
 static int load_limits(struct store_fsm *fsm, MDB_txn *txn)
 {
-    MDB_val key = meta_key(META_LIMITS), val;
+    MDB_val key = fsm_meta_key(META_LIMITS), val;
     int rc = mdb_get(txn, fsm->meta, &key, &val);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? RFS_ECORRUPT
@@ -305,9 +113,9 @@ static int load_limits(struct store_fsm *fsm, MDB_txn *txn)
     const uint8_t *p = val.mv_data;
     if (val.mv_size < 20)
         return RFS_ECORRUPT;
-    fsm->max_file_size = fsm_get_le(p, 8);
-    fsm->max_links = (uint32_t)fsm_get_le(p + 8, 4);
-    fsm->block_size = (uint32_t)fsm_get_le(p + 12, 4);
+    fsm->max_file_size = rfs_get_le64(p);
+    fsm->max_links = rfs_get_le32(p + 8);
+    fsm->block_size = rfs_get_le32(p + 12);
     if (fsm->block_size != FSM_BLOCK_SIZE)
         return RFS_EFORMAT;
     return 0;
@@ -358,9 +166,7 @@ static bool boot_id(char *buf, size_t len)
 
 static int marker_error(struct store_fsm *fsm, const char *what)
 {
-    snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s/%s: %s: %s", fsm->dir, MARKER, what,
-             strerror(errno));
-    return RFS_EIO;
+    return store__fsm_mdb_error(fsm, errno, "%s/%s: %s", fsm->dir, MARKER, what);
 }
 
 static int sync_dir(struct store_fsm *fsm)
@@ -466,10 +272,8 @@ int store__fsm_env_open(struct store_fsm *fsm)
 
     /* The recorded limit may differ from the option: the map is set again once it is read. */
     fsm->map_size = o->map_size ? o->map_size : store__space_map_size(space_limit_option(o));
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(fsm->errmsg, sizeof fsm->errmsg, "create %s: %s", dir, strerror(errno));
-        return RFS_EIO;
-    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return store__fsm_mdb_error(fsm, errno, "create %s", dir);
     if ((r = unsynced_begin(fsm)) != 0)
         return r;
     if ((rc = mdb_env_create(&fsm->env)) != 0)
@@ -493,34 +297,34 @@ int store__fsm_env_open(struct store_fsm *fsm)
     if ((r = open_tables(fsm, txn)) != 0)
         goto err_after_txn;
     uint64_t format;
-    r = meta_get_u64(fsm, txn, META_FORMAT, &format, 0);
+    r = store__meta_get_u64(fsm, txn, META_FORMAT, &format, 0);
     if (r == RFS_ENOTFOUND) {
         /* meta_get_u64 reads 8 bytes; the format is 4, so look at it directly below. */
         r = create_env(fsm, txn, o);
         if (r != 0)
             goto err_after_txn;
     } else {
-        MDB_val key = meta_key(META_FORMAT), val;
+        MDB_val key = fsm_meta_key(META_FORMAT), val;
         rc = mdb_get(txn, fsm->meta, &key, &val);
         if (rc != 0 || val.mv_size != 4) {
             r = RFS_ECORRUPT;
             goto err_after_txn;
         }
-        uint32_t version = (uint32_t)fsm_get_le(val.mv_data, 4);
+        uint32_t version = rfs_get_le32(val.mv_data);
         if (version == 1 || version == 2) {
             /* Version 2 only added the locks and sessions tables, which open_tables has just
              * created empty for a version 1 store; version 3 adds the space count, made here
              * by walking the tree, and the limit, which is the option's. */
             struct fsm_txn t = {.fsm = fsm, .txn = txn};
             uint8_t buf[4];
-            fsm_put_le(buf, FSM_FORMAT_VERSION, 4);
-            if ((r = meta_put(&t, META_FORMAT, buf, 4)) != 0 ||
+            rfs_put_le32(buf, FSM_FORMAT_VERSION);
+            if ((r = store__meta_put(&t, META_FORMAT, buf, 4)) != 0 ||
                 (r = store__space_init(&t, space_limit_option(o))) != 0)
                 goto err_after_txn;
         } else if (version != FSM_FORMAT_VERSION) {
             r = RFS_EFORMAT;
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "%s: format version %u, expected %u", dir,
-                     (unsigned)version, FSM_FORMAT_VERSION);
+            store__fsm_set_errmsg(fsm, "%s: format version %u, expected %u", dir, (unsigned)version,
+                                  FSM_FORMAT_VERSION);
             goto err_after_txn;
         }
     }
@@ -541,7 +345,7 @@ int store__fsm_env_open(struct store_fsm *fsm)
         }
     }
     fsm->is_failed = false;
-    fsm->errmsg[0] = '\0';
+    clear_errmsg(fsm);
     return 0;
 
 err_after_txn:
@@ -552,21 +356,28 @@ err_after_env:
     return r;
 }
 
-int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out)
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out,
+                   char *err, size_t errlen)
 {
     static const struct store_fsm_options defaults;
+    *out = NULL;
     struct store_fsm *fsm = calloc(1, sizeof *fsm);
-    if (fsm == NULL)
-        return RFS_ENOMEM;
-    fsm->dir = strdup(dir);
-    if (fsm->dir == NULL) {
+    if (fsm == NULL || (fsm->dir = strdup(dir)) == NULL) {
         free(fsm);
+        if (err != NULL)
+            snprintf(err, errlen, "open %s: out of memory", dir);
         return RFS_ENOMEM;
     }
     fsm->opts = opts ? *opts : defaults;
     pthread_rwlock_init(&fsm->lock, NULL);
+    pthread_mutex_init(&fsm->err_lock, NULL);
     int r = store__fsm_env_open(fsm);
     if (r != 0) {
+        if (fsm->errmsg[0] == '\0') /* a check of our own that found no foreign error */
+            store__fsm_set_errmsg(fsm, "open %s: %s", dir, rfs_strerror(r));
+        if (err != NULL)
+            store_fsm_errmsg(fsm, err, errlen);
+        pthread_mutex_destroy(&fsm->err_lock);
         pthread_rwlock_destroy(&fsm->lock);
         free(fsm->dir);
         free(fsm);
@@ -582,6 +393,7 @@ void store_fsm_close(struct store_fsm *fsm)
         return;
     unsynced_end(fsm);
     mdb_env_close(fsm->env);
+    pthread_mutex_destroy(&fsm->err_lock);
     pthread_rwlock_destroy(&fsm->lock);
     free(fsm->wakeups);
     free(fsm->dir);
@@ -602,8 +414,7 @@ int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w)
         size_t cap = fsm->wakeups_cap ? 2 * fsm->wakeups_cap : 16;
         struct store_fsm_wakeup *p = realloc(fsm->wakeups, cap * sizeof *p);
         if (p == NULL) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "record %zu lock wakeups: out of memory",
-                     cap);
+            store__fsm_set_errmsg(fsm, "record %zu lock wakeups: out of memory", cap);
             return RFS_ENOMEM;
         }
         fsm->wakeups = p;
@@ -667,16 +478,16 @@ static int check_cmd_indexes(struct store_fsm *fsm, uint64_t applied, uint64_t i
     for (size_t i = 0; i < n; i++) {
         uint64_t at = cmds[i].index;
         if (at == 0 && is_lock_type(cmds[i].type)) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply %s at index %llu: no entry index",
-                     store_cmd_type_name(cmds[i].type), (unsigned long long)index);
+            store__fsm_set_errmsg(fsm, "apply %s at index %llu: no entry index",
+                                  store_cmd_type_name(cmds[i].type), (unsigned long long)index);
             return RFS_EINVAL;
         }
         if (at == 0)
             continue;
         if (at <= prev || at > index) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg,
-                     "apply batch up to %llu: command index %llu after %llu",
-                     (unsigned long long)index, (unsigned long long)at, (unsigned long long)prev);
+            store__fsm_set_errmsg(fsm, "apply batch up to %llu: command index %llu after %llu",
+                                  (unsigned long long)index, (unsigned long long)at,
+                                  (unsigned long long)prev);
             return RFS_ERANGE;
         }
         prev = at;
@@ -687,12 +498,12 @@ static int check_cmd_indexes(struct store_fsm *fsm, uint64_t applied, uint64_t i
 static int check_index(struct store_fsm *fsm, MDB_txn *txn, uint64_t index, uint64_t *out)
 {
     uint64_t applied;
-    int r = meta_get_u64(fsm, txn, META_APPLIED, &applied, 0);
+    int r = store__meta_get_u64(fsm, txn, META_APPLIED, &applied, 0);
     if (r != 0)
         return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
     if (index <= applied) {
-        snprintf(fsm->errmsg, sizeof fsm->errmsg, "apply index %llu: already applied %llu",
-                 (unsigned long long)index, (unsigned long long)applied);
+        store__fsm_set_errmsg(fsm, "apply index %llu: already applied %llu",
+                              (unsigned long long)index, (unsigned long long)applied);
         return RFS_ERANGE;
     }
     if (out != NULL)
@@ -717,7 +528,7 @@ int store_fsm_apply_batch(struct store_fsm *fsm, uint64_t index, uint64_t term,
     int rc, r;
     if (fsm->is_failed)
         return RFS_ESTICKY;
-    fsm->errmsg[0] = '\0';
+    clear_errmsg(fsm);
     if ((rc = mdb_txn_begin(fsm->env, NULL, 0, &txn)) != 0)
         return store__fsm_mdb_error(fsm, rc, "begin transaction");
     struct fsm_txn t = {.fsm = fsm, .txn = txn};
@@ -761,13 +572,13 @@ int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term,
         goto err_after_txn;
     if ((r = put_applied(&t, index, term)) != 0)
         goto err_after_txn;
-    MDB_val key = meta_key(META_CONFIG), val = {8 + len, NULL};
+    MDB_val key = fsm_meta_key(META_CONFIG), val = {8 + len, NULL};
     if ((rc = mdb_put(txn, fsm->meta, &key, &val, MDB_RESERVE)) != 0) {
         r = store__fsm_mdb_error(fsm, rc, "put configuration of index %llu",
                                  (unsigned long long)index);
         goto err_after_txn;
     }
-    fsm_put_le(val.mv_data, index, 8);
+    rfs_put_le64(val.mv_data, index);
     if (len > 0)
         memcpy((uint8_t *)val.mv_data + 8, blob, len);
     return commit(fsm, txn, index);
@@ -805,9 +616,9 @@ int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term)
     int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
-    r = meta_get_u64(fsm, txn, META_APPLIED, &i, 0);
+    r = store__meta_get_u64(fsm, txn, META_APPLIED, &i, 0);
     if (r == 0)
-        r = meta_get_u64(fsm, txn, META_APPLIED, &tm, 8);
+        r = store__meta_get_u64(fsm, txn, META_APPLIED, &tm, 8);
     store__fsm_read_end(fsm, txn);
     if (r != 0)
         return r == RFS_ENOTFOUND ? RFS_ECORRUPT : r;
@@ -816,246 +627,4 @@ int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term)
     if (term)
         *term = tm;
     return 0;
-}
-
-int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index)
-{
-    MDB_txn *txn;
-    *blob = NULL;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    MDB_val key = meta_key(META_CONFIG), val;
-    int rc = mdb_get(txn, fsm->meta, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        r = RFS_ENOTFOUND;
-    } else if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "get configuration");
-    } else if (val.mv_size < 8) {
-        r = RFS_ECORRUPT;
-    } else {
-        *len = val.mv_size - 8;
-        *blob = malloc(*len ? *len : 1);
-        if (*blob == NULL) {
-            r = RFS_ENOMEM;
-        } else {
-            memcpy(*blob, (uint8_t *)val.mv_data + 8, *len);
-            if (index)
-                *index = fsm_get_le(val.mv_data, 8);
-        }
-    }
-    store__fsm_read_end(fsm, txn);
-    return r;
-}
-
-int store_fsm_getattr(struct store_fsm *fsm, uint64_t ino, struct store_fsm_attr *out)
-{
-    MDB_txn *txn;
-    struct fsm_inode node;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    r = store__inode_get(fsm, txn, ino, &node);
-    store__fsm_read_end(fsm, txn);
-    if (r == 0)
-        store__inode_to_attr(&node, out);
-    return r;
-}
-
-int store_fsm_lookup(struct store_fsm *fsm, uint64_t parent, const char *name, size_t name_len,
-                     struct store_fsm_attr *out)
-{
-    MDB_txn *txn;
-    struct fsm_inode dir, node;
-    uint64_t child;
-    if (name_len > STORE_FSM_NAME_MAX)
-        return ENAMETOOLONG;
-    if (name_len == 0)
-        return ENOENT;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    if ((r = store__inode_get(fsm, txn, parent, &dir)) != 0)
-        goto out;
-    if (!S_ISDIR(dir.mode)) {
-        r = ENOTDIR;
-        goto out;
-    }
-    if (name_len == 1 && name[0] == '.') {
-        child = parent;
-    } else if (name_len == 2 && name[0] == '.' && name[1] == '.') {
-        child = dir.parent;
-    } else {
-        uint8_t k[8 + STORE_FSM_NAME_MAX];
-        fsm_put_be64(k, parent);
-        memcpy(k + 8, name, name_len);
-        MDB_val key = {8 + name_len, k}, val;
-        int rc = mdb_get(txn, fsm->dirents, &key, &val);
-        if (rc == MDB_NOTFOUND) {
-            r = ENOENT;
-            goto out;
-        }
-        if (rc != 0) {
-            r = store__fsm_mdb_error(NULL, rc, "lookup");
-            goto out;
-        }
-        if (val.mv_size != 17) {
-            r = RFS_ECORRUPT;
-            goto out;
-        }
-        child = fsm_get_le(val.mv_data, 8);
-    }
-    if ((r = store__inode_get(fsm, txn, child, &node)) != 0) {
-        if (r == ENOENT) /* an entry naming a missing inode: the tree is damaged */
-            r = RFS_ECORRUPT;
-        goto out;
-    }
-    store__inode_to_attr(&node, out);
-out:
-    store__fsm_read_end(fsm, txn);
-    return r;
-}
-
-int store_fsm_readdir(struct store_fsm *fsm, uint64_t ino, uint64_t offset, store_fsm_readdir_fn fn,
-                      void *arg)
-{
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    struct fsm_inode dir;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    if ((r = store__inode_get(fsm, txn, ino, &dir)) != 0)
-        goto out;
-    if (!S_ISDIR(dir.mode)) {
-        r = ENOTDIR;
-        goto out;
-    }
-    if (offset < 1 && fn(arg, ".", 1, ino, S_IFDIR, 1))
-        goto out;
-    if (offset < 2 && fn(arg, "..", 2, dir.parent, S_IFDIR, 2))
-        goto out;
-    int rc = mdb_cursor_open(txn, fsm->cookies, &cur);
-    if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "readdir cursor");
-        goto out;
-    }
-    uint8_t k[16];
-    fsm_put_be64(k, ino);
-    fsm_put_be64(k + 8, offset < FSM_FIRST_COOKIE ? FSM_FIRST_COOKIE : offset + 1);
-    MDB_val key = {16, k}, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != 16 || fsm_get_be64(key.mv_data) != ino)
-            break;
-        if (val.mv_size < 9) {
-            r = RFS_ECORRUPT;
-            break;
-        }
-        const uint8_t *v = val.mv_data;
-        uint64_t cookie = fsm_get_be64((const uint8_t *)key.mv_data + 8);
-        uint32_t type = (uint32_t)v[8] << 12;
-        if (fn(arg, (const char *)v + 9, val.mv_size - 9, fsm_get_le(v, 8), type, cookie))
-            break;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        r = store__fsm_mdb_error(NULL, rc, "readdir");
-    mdb_cursor_close(cur);
-out:
-    store__fsm_read_end(fsm, txn);
-    return r;
-}
-
-int store_fsm_readlink(struct store_fsm *fsm, uint64_t ino, char *buf, size_t cap, size_t *len)
-{
-    MDB_txn *txn;
-    struct fsm_inode node;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    if ((r = store__inode_get(fsm, txn, ino, &node)) != 0)
-        goto out;
-    if (!S_ISLNK(node.mode)) {
-        r = EINVAL;
-        goto out;
-    }
-    uint8_t k[8];
-    fsm_put_be64(k, ino);
-    MDB_val key = {8, k}, val;
-    int rc = mdb_get(txn, fsm->symlinks, &key, &val);
-    if (rc != 0) {
-        r = rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "readlink");
-        goto out;
-    }
-    *len = val.mv_size;
-    if (cap < val.mv_size) {
-        r = ERANGE;
-        goto out;
-    }
-    memcpy(buf, val.mv_data, val.mv_size);
-out:
-    store__fsm_read_end(fsm, txn);
-    return r;
-}
-
-int store_fsm_orphans(struct store_fsm *fsm, store_fsm_orphan_fn fn, void *arg)
-{
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    int rc = mdb_cursor_open(txn, fsm->orphans, &cur);
-    if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "orphans cursor");
-        goto out;
-    }
-    MDB_val key, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != 8 || val.mv_size != 8) {
-            r = RFS_ECORRUPT;
-            break;
-        }
-        if (fn(arg, fsm_get_be64(key.mv_data), fsm_get_le(val.mv_data, 8)))
-            break;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        r = store__fsm_mdb_error(NULL, rc, "orphans");
-    mdb_cursor_close(cur);
-out:
-    store__fsm_read_end(fsm, txn);
-    return r;
-}
-
-int store_fsm_statfs(struct store_fsm *fsm, struct store_fsm_statfs *out)
-{
-    MDB_stat st;
-    MDB_txn *txn;
-    uint64_t next, limit, used;
-    memset(out, 0, sizeof *out);
-    int r = store__fsm_read_begin(fsm, &txn);
-    if (r != 0)
-        return r;
-    int rc = mdb_stat(txn, fsm->inodes, &st);
-    if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "statfs");
-        goto out;
-    }
-    if ((r = meta_get_u64(fsm, txn, META_NEXT_INO, &next, 0)) != 0)
-        goto out;
-    if ((r = store__space_get(fsm, txn, &limit, &used)) != 0)
-        goto out;
-    out->bsize = fsm->block_size;
-    out->blocks = limit / fsm->block_size;
-    out->bfree = used >= limit ? 0 : (limit - used) / fsm->block_size;
-    out->space_limit = limit;
-    out->space_used = used;
-    out->files = st.ms_entries;
-    out->ffree = UINT64_MAX - next;
-    out->namemax = STORE_FSM_NAME_MAX;
-    out->max_file_size = fsm->max_file_size;
-out:
-    store__fsm_read_end(fsm, txn);
-    return r;
 }

@@ -1,7 +1,7 @@
 /* The inode state machine: the filesystem tree in its own LMDB environment, changed only by
  * applying committed commands (store/command.h) in batches, read from any thread.
  * Format: docs/disk-format.md; commands: docs/fsm-format.md. Design of the inode lifecycle: the
- * note in store/fsm_apply.c.
+ * note in store/fsm_namespace.c.
  *
  * Return values. Functions return 0 on success or an RFS_E* code (lib/error.h, >= 1000)
  * when the store itself failed. Where a filesystem answer is meant (lookup of a missing name,
@@ -84,10 +84,14 @@ struct store_fsm_options {
 
 /* Open the state machine in directory dir (created, mode 0700, if missing); create the
  * environment with its root directory (inode 1, mode 0755, uid 0, gid 0, times
- * opts->root_time) if it is new. opts may be NULL for defaults. On success *out is a new
- * instance, freed with store_fsm_close. Errors: RFS_EFORMAT (existing env of another format
- * version), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small for even the root). */
-int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out);
+ * opts->root_time) if it is new. opts may be NULL for defaults; dir is copied. On success *out
+ * is a new instance, freed with store_fsm_close. On failure *out is NULL and, if err is not
+ * NULL, a message with context is written to err (errlen bytes, NUL-terminated, truncated if
+ * need be). Errors: RFS_EFORMAT (existing env of another format version), RFS_ECORRUPT,
+ * RFS_ENOTFOUND (a missing parent of dir), RFS_EIO, RFS_ENOMEM, RFS_ENOSPACE (map too small
+ * for even the root, or the disk is full). */
+int store_fsm_open(const char *dir, const struct store_fsm_options *opts, struct store_fsm **out,
+                   char *err, size_t errlen);
 
 /* Close and free fsm. With unsynced_apply, everything is synced first and the crash marker
  * removed. No other call may be running or start afterwards. NULL is allowed. */
@@ -98,9 +102,12 @@ void store_fsm_close(struct store_fsm *fsm);
  * rebuilt from the snapshot and the log. */
 bool store_fsm_was_emptied(const struct store_fsm *fsm);
 
-/* Text describing the last store error of the apply thread, with context ("put block 7 of
- * inode 12: MDB_MAP_FULL"); "" if none. Borrowed until the next apply call. */
-const char *store_fsm_errmsg(const struct store_fsm *fsm);
+/* The message of the last failure of open, apply or restore, with context ("put block 7 of
+ * inode 12: MDB_MAP_FULL: ..."), copied into buf (len bytes, NUL-terminated, truncated if need
+ * be); "" if there was none since the last successful open or the start of the last apply
+ * batch. Any thread may call it. Failed reads record no message: their error code is their
+ * caller's. */
+void store_fsm_errmsg(struct store_fsm *fsm, char *buf, size_t len);
 
 /* A waiting lock request that a command answered: granted (err 0, with its token), or failed
  * (err ENOLCK: its session ended; ENOENT: its file was deleted; EINTR: LOCK_CANCEL withdrew
@@ -164,10 +171,6 @@ int store_fsm_apply_config(struct store_fsm *fsm, uint64_t index, uint64_t term,
 
 /* Last applied index and term (0, 0 for a new store). Either pointer may be NULL. */
 int store_fsm_applied(struct store_fsm *fsm, uint64_t *index, uint64_t *term);
-
-/* Last configuration blob and the index that recorded it. *blob is a malloc'ed copy the
- * caller frees with free(); RFS_ENOTFOUND (and *blob NULL) if none was ever recorded. */
-int store_fsm_config(struct store_fsm *fsm, void **blob, size_t *len, uint64_t *index);
 
 /* --- reads: any thread --------------------------------------------------------------------- */
 

@@ -15,28 +15,42 @@
  *   'S' session u64, session record (48 bytes)            per session, ascending
  * Left out on purpose: the applied index and term, the configuration, readdir cookies (they
  * record the order entries were made, not what the tree holds), nblocks (a block of written
- * zeros and a hole read the same) and so the space count, which follows the blocks stored. */
+ * zeros and a hole read the same) and so the space count, which follows the blocks stored.
+ *
+ * The hash is libcrypto's SHA-256 through EVP (DESIGN.md section 1: store may use libcrypto's
+ * hashes). */
+#include <openssl/evp.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "store/fsm_internal.h"
-#include "store/sha256.h"
 
 struct walk {
-    struct rfs_sha256 sha;
+    EVP_MD_CTX *sha;
+    bool is_failed; /* an update failed: the digest is not to be trusted */
     MDB_txn *txn;
 };
 
+/* Feed len bytes to the hash. The walk's callbacks cannot return an error, so a failure is
+ * remembered and reported once, at the end. */
+static void hash(struct walk *w, const void *data, size_t len)
+{
+    if (EVP_DigestUpdate(w->sha, data, len) != 1)
+        w->is_failed = true;
+}
+
+/* The low n bytes of v, little-endian: the first n bytes of its 64-bit encoding. */
 static void add_le(struct walk *w, uint64_t v, int n)
 {
     uint8_t b[8];
-    fsm_put_le(b, v, n);
-    rfs_sha256_update(&w->sha, b, (size_t)n);
+    rfs_put_le64(b, v);
+    hash(w, b, (size_t)n);
 }
 
 static void add_tag(struct walk *w, char tag)
 {
-    rfs_sha256_update(&w->sha, &tag, 1);
+    hash(w, &tag, 1);
 }
 
 static void add_entry(void *arg, const MDB_val *k, const MDB_val *v)
@@ -45,8 +59,8 @@ static void add_entry(void *arg, const MDB_val *k, const MDB_val *v)
     const uint8_t *d = v->mv_data;
     add_tag(w, 'E');
     add_le(w, k->mv_size - 8, 2);
-    rfs_sha256_update(&w->sha, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
-    add_le(w, v->mv_size >= 9 ? fsm_get_le(d, 8) : 0, 8);
+    hash(w, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
+    add_le(w, v->mv_size >= 9 ? rfs_get_le64(d) : 0, 8);
     add_le(w, v->mv_size >= 9 ? d[8] : 0, 1);
 }
 
@@ -62,7 +76,7 @@ static void add_block(void *arg, const MDB_val *k, const MDB_val *v)
     add_tag(w, 'B');
     add_le(w, fsm_get_be64((const uint8_t *)k->mv_data + 8), 8);
     add_le(w, len, 4);
-    rfs_sha256_update(&w->sha, d, len);
+    hash(w, d, len);
 }
 
 static void add_xattr(void *arg, const MDB_val *k, const MDB_val *v)
@@ -70,16 +84,16 @@ static void add_xattr(void *arg, const MDB_val *k, const MDB_val *v)
     struct walk *w = arg;
     add_tag(w, 'X');
     add_le(w, k->mv_size - 8, 2);
-    rfs_sha256_update(&w->sha, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
+    hash(w, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
     add_le(w, v->mv_size, 4);
-    rfs_sha256_update(&w->sha, v->mv_data, v->mv_size);
+    hash(w, v->mv_data, v->mv_size);
 }
 
 static void add_value(struct walk *w, char tag, const MDB_val *v)
 {
     add_tag(w, tag);
     add_le(w, v->mv_size, 4);
-    rfs_sha256_update(&w->sha, v->mv_data, v->mv_size);
+    hash(w, v->mv_data, v->mv_size);
 }
 
 static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_inode *node)
@@ -91,7 +105,7 @@ static int add_inode(struct store_fsm *fsm, struct walk *w, const struct fsm_ino
     store__inode_encode(&canon, rec);
     add_tag(w, 'I');
     add_le(w, node->ino, 8);
-    rfs_sha256_update(&w->sha, rec, sizeof rec);
+    hash(w, rec, sizeof rec);
     int r = 0;
     if (S_ISDIR(node->mode))
         r = store__for_prefix(NULL, w->txn, fsm->dirents, node->ino, add_entry, w);
@@ -133,8 +147,8 @@ static int add_sessions(struct store_fsm *fsm, struct walk *w)
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         add_tag(w, 'S');
-        rfs_sha256_update(&w->sha, key.mv_data, key.mv_size);
-        rfs_sha256_update(&w->sha, val.mv_data, val.mv_size);
+        hash(w, key.mv_data, key.mv_size);
+        hash(w, val.mv_data, val.mv_size);
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
@@ -144,20 +158,25 @@ static int add_sessions(struct store_fsm *fsm, struct walk *w)
 
 int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
 {
-    struct walk w;
+    struct walk w = {.sha = EVP_MD_CTX_new()};
     MDB_cursor *cur;
-    int rc = store__fsm_read_begin(fsm, &w.txn);
-    if (rc != 0)
-        return rc;
-    rfs_sha256_init(&w.sha);
-    int r = 0;
-    MDB_val key = {8, "next_ino"}, val;
+    int rc, r;
+    if (w.sha == NULL)
+        return RFS_ENOMEM;
+    /* libcrypto failing to hash has no better code than RFS_EIO: no digest was made. */
+    if (EVP_DigestInit_ex(w.sha, EVP_sha256(), NULL) != 1) {
+        r = RFS_EIO;
+        goto out_ctx;
+    }
+    if ((r = store__fsm_read_begin(fsm, &w.txn)) != 0)
+        goto out_ctx;
+    MDB_val key = fsm_meta_key(META_NEXT_INO), val;
     if ((rc = mdb_get(w.txn, fsm->meta, &key, &val)) != 0 || val.mv_size != 8) {
         r = rc == 0 || rc == MDB_NOTFOUND ? RFS_ECORRUPT : store__fsm_mdb_error(NULL, rc, "digest");
         goto out;
     }
     add_tag(&w, 'M');
-    add_le(&w, fsm_get_le(val.mv_data, 8), 8);
+    add_le(&w, rfs_get_le64(val.mv_data), 8);
     add_le(&w, fsm->max_file_size, 8);
     add_le(&w, fsm->max_links, 4);
     add_le(&w, fsm->block_size, 4);
@@ -185,9 +204,11 @@ int store_fsm_digest(struct store_fsm *fsm, uint8_t out[STORE_FSM_DIGEST_SIZE])
     mdb_cursor_close(cur);
     if (r == 0)
         r = add_sessions(fsm, &w);
-    if (r == 0)
-        rfs_sha256_final(&w.sha, out);
+    if (r == 0 && (w.is_failed || EVP_DigestFinal_ex(w.sha, out, NULL) != 1))
+        r = RFS_EIO;
 out:
     store__fsm_read_end(fsm, w.txn);
+out_ctx:
+    EVP_MD_CTX_free(w.sha);
     return r;
 }

@@ -7,8 +7,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/error.h"
+#include "lib/le.h"
 #include "store/fsm.h"
 
 #define FSM_FORMAT_VERSION STORE_FSM_FORMAT_VERSION /* older formats are upgraded */
@@ -39,13 +41,14 @@ struct store_fsm {
     bool is_failed;   /* a commit failed: refuse writes until reopened (sticky) */
     bool is_unsynced; /* commits are not synced: opts.unsynced_apply and a boot id is known */
     bool was_emptied; /* the open found a stale crash marker and emptied the environment */
-    char errmsg[256]; /* owned by the apply thread */
+    pthread_mutex_t err_lock;
+    char errmsg[256]; /* protected by err_lock; written by open, apply and restore */
     /* Wakeups of the batch being applied; results point into it (owned by the apply thread). */
     struct store_fsm_wakeup *wakeups;
     size_t n_wakeups, wakeups_cap;
 };
 
-/* An inode as held in memory while applying (the record layout is in fsm.c). */
+/* An inode as held in memory while applying (the record layout is in fsm_inode.c). */
 struct fsm_inode {
     uint64_t ino;
     uint32_t mode;
@@ -80,6 +83,8 @@ void store__fsm_read_end(struct store_fsm *fsm, MDB_txn *txn);
 
 /* --- byte order ---------------------------------------------------------------------------- */
 
+/* Keys are big-endian, so that LMDB's byte order is numeric order; values are little-endian
+ * (lib/le.h). */
 static inline void fsm_put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -94,33 +99,25 @@ static inline uint64_t fsm_get_be64(const uint8_t *p)
     return v;
 }
 
-static inline void fsm_put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t fsm_get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* --- errors -------------------------------------------------------------------------------- */
 
-/* Convert LMDB code rc into an RFS_E* code, recording "context: MDB message" in
- * fsm->errmsg when fsm is not NULL (the apply thread; readers pass NULL). */
+/* Convert rc, an LMDB code or an errno value, into an RFS_E* code (store/error_map.h),
+ * recording "context: text of rc" as fsm's message when fsm is not NULL (open, apply and
+ * restore; readers pass NULL: their failures are answered to their caller, and must not
+ * overwrite the message of a failed apply). */
 int store__fsm_mdb_error(struct store_fsm *fsm, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Record a message of the state machine's own (no foreign error behind it) as fsm's message. */
+void store__fsm_set_errmsg(struct store_fsm *fsm, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static inline bool fsm_is_store_error(int r)
 {
     return r > RFS_ERROR_BASE;
 }
 
-/* --- inodes (fsm.c) ------------------------------------------------------------------------ */
+/* --- inodes and meta (fsm_inode.c) --------------------------------------------------------- */
 
 /* Read inode ino in txn. Returns 0, ENOENT, or an RFS_E* code. fsm may be NULL (reader). */
 int store__inode_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, struct fsm_inode *out);
@@ -128,6 +125,25 @@ int store__inode_put(struct fsm_txn *t, const struct fsm_inode *node);
 void store__inode_to_attr(const struct fsm_inode *node, struct store_fsm_attr *out);
 /* Encode a record (FSM_INODE_RECORD bytes) for digest and storage. */
 void store__inode_encode(const struct fsm_inode *node, uint8_t *rec);
+
+/* Meta keys (ASCII, no NUL). */
+#define META_FORMAT   "format"   /* u32 format version */
+#define META_APPLIED  "applied"  /* u64 index, u64 term */
+#define META_CONFIG   "config"   /* u64 index, then the opaque blob */
+#define META_NEXT_INO "next_ino" /* u64: the next inode number handed out */
+#define META_LIMITS   "limits" /* u64 max file size, u32 max links, u32 block size, u32 name max */
+
+static inline MDB_val fsm_meta_key(const char *name)
+{
+    return (MDB_val){.mv_size = strlen(name), .mv_data = (void *)name};
+}
+
+/* The u64 at byte at of meta value name: 0, RFS_ENOTFOUND, RFS_ECORRUPT (too short), or a
+ * store error. fsm (or NULL) gets the message of an LMDB error. */
+int store__meta_get_u64(struct store_fsm *fsm, MDB_txn *txn, const char *name, uint64_t *v,
+                        size_t at);
+/* Set meta value name to len bytes of data. Only store errors. */
+int store__meta_put(struct fsm_txn *t, const char *name, const void *data, size_t len);
 
 /* Meta values: the next inode number to hand out. */
 int store__next_ino_take(struct fsm_txn *t, uint64_t *ino);
@@ -172,8 +188,7 @@ int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub);
 /* Record limit and a count made by walking the tables (creation and upgrade). */
 int store__space_init(struct fsm_txn *t, uint64_t limit);
 
-/* --- prefix walks and range deletes (fsm.c)
- * ----------------------------------------------------------------- */
+/* --- prefix walks and range deletes (fsm_inode.c) ------------------------------------------ */
 
 /* Call fn(arg, key, value) for every key of dbi that starts with the 8-byte big-endian ino, in
  * order. fsm (or NULL) gets the message of an LMDB error. */
@@ -213,7 +228,7 @@ int store__lock_token(struct store_fsm *fsm, MDB_txn *txn, uint64_t ino, uint64_
 /* Record a wakeup of the command being applied. Only store errors (RFS_ENOMEM). */
 int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w);
 
-/* --- namespace commands (fsm_apply.c) ------------------------------------------------------ */
+/* --- namespace commands (fsm_namespace.c) -------------------------------------------------- */
 
 int store__cmd_namespace(struct fsm_txn *t, const struct store_cmd *c,
                          struct store_fsm_result *res);

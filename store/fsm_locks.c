@@ -67,30 +67,30 @@ static void list_free(struct lock_list *l)
 static void lk_encode(const struct lk *k, uint8_t *p)
 {
     memset(p, 0, LOCK_RECORD);
-    fsm_put_le(p, k->session, 8);
-    fsm_put_le(p + 8, k->owner, 8);
-    fsm_put_le(p + 16, k->request, 8);
-    fsm_put_le(p + 24, k->start, 8);
-    fsm_put_le(p + 32, k->end, 8);
-    fsm_put_le(p + 40, k->token, 8);
-    fsm_put_le(p + 48, (uint64_t)k->time.sec, 8);
-    fsm_put_le(p + 56, k->time.nsec, 4);
-    fsm_put_le(p + 60, k->pid, 4);
+    rfs_put_le64(p, k->session);
+    rfs_put_le64(p + 8, k->owner);
+    rfs_put_le64(p + 16, k->request);
+    rfs_put_le64(p + 24, k->start);
+    rfs_put_le64(p + 32, k->end);
+    rfs_put_le64(p + 40, k->token);
+    rfs_put_le64(p + 48, (uint64_t)k->time.sec);
+    rfs_put_le32(p + 56, k->time.nsec);
+    rfs_put_le32(p + 60, k->pid);
     p[64] = k->kind;
     p[65] = k->type;
 }
 
 static bool lk_decode(const uint8_t *p, bool is_held, struct lk *k)
 {
-    k->session = fsm_get_le(p, 8);
-    k->owner = fsm_get_le(p + 8, 8);
-    k->request = fsm_get_le(p + 16, 8);
-    k->start = fsm_get_le(p + 24, 8);
-    k->end = fsm_get_le(p + 32, 8);
-    k->token = fsm_get_le(p + 40, 8);
-    k->time.sec = (int64_t)fsm_get_le(p + 48, 8);
-    k->time.nsec = (uint32_t)fsm_get_le(p + 56, 4);
-    k->pid = (uint32_t)fsm_get_le(p + 60, 4);
+    k->session = rfs_get_le64(p);
+    k->owner = rfs_get_le64(p + 8);
+    k->request = rfs_get_le64(p + 16);
+    k->start = rfs_get_le64(p + 24);
+    k->end = rfs_get_le64(p + 32);
+    k->token = rfs_get_le64(p + 40);
+    k->time.sec = (int64_t)rfs_get_le64(p + 48);
+    k->time.nsec = rfs_get_le32(p + 56);
+    k->pid = rfs_get_le32(p + 60);
     k->kind = p[64];
     k->type = p[65];
     bool kind_ok = k->kind == STORE_CMD_LOCK_FLOCK || k->kind == STORE_CMD_LOCK_POSIX;
@@ -121,7 +121,7 @@ static int list_decode(uint64_t ino, const MDB_val *v, struct lock_list *l)
     l->ino = ino;
     if (v->mv_size < LIST_HEADER || p[0] != LIST_VERSION)
         return RFS_ECORRUPT;
-    size_t nh = (size_t)fsm_get_le(p + 4, 4), nw = (size_t)fsm_get_le(p + 8, 4);
+    size_t nh = (size_t)rfs_get_le32(p + 4), nw = (size_t)rfs_get_le32(p + 8);
     if (nh + nw == 0 || nh + nw > STORE_FSM_LOCKS_MAX ||
         v->mv_size != LIST_HEADER + (nh + nw) * LOCK_RECORD)
         return RFS_ECORRUPT;
@@ -190,8 +190,8 @@ static int list_store(struct fsm_txn *t, struct lock_list *l)
     uint8_t *p = val.mv_data;
     memset(p, 0, LIST_HEADER);
     p[0] = LIST_VERSION;
-    fsm_put_le(p + 4, l->n_held, 4);
-    fsm_put_le(p + 8, l->n_wait, 4);
+    rfs_put_le32(p + 4, l->n_held);
+    rfs_put_le32(p + 8, l->n_wait);
     p += LIST_HEADER;
     for (size_t i = 0; i < l->n_held; i++, p += LOCK_RECORD)
         lk_encode(&l->held[i], p);

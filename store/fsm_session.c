@@ -20,26 +20,26 @@
 static void session_encode(const struct fsm_session *s, uint8_t *rec)
 {
     memset(rec, 0, FSM_SESSION_RECORD);
-    fsm_put_le(rec, s->node, 8);
-    fsm_put_le(rec + 8, (uint64_t)s->opened.sec, 8);
-    fsm_put_le(rec + 16, (uint64_t)s->ended.sec, 8);
-    fsm_put_le(rec + 24, (uint64_t)s->delay_until.sec, 8);
-    fsm_put_le(rec + 32, s->opened.nsec, 4);
-    fsm_put_le(rec + 36, s->ended.nsec, 4);
-    fsm_put_le(rec + 40, s->delay_until.nsec, 4);
+    rfs_put_le64(rec, s->node);
+    rfs_put_le64(rec + 8, (uint64_t)s->opened.sec);
+    rfs_put_le64(rec + 16, (uint64_t)s->ended.sec);
+    rfs_put_le64(rec + 24, (uint64_t)s->delay_until.sec);
+    rfs_put_le32(rec + 32, s->opened.nsec);
+    rfs_put_le32(rec + 36, s->ended.nsec);
+    rfs_put_le32(rec + 40, s->delay_until.nsec);
     rec[44] = s->state;
 }
 
 void store__session_decode(uint64_t id, const uint8_t *rec, struct fsm_session *s)
 {
     s->id = id;
-    s->node = fsm_get_le(rec, 8);
-    s->opened.sec = (int64_t)fsm_get_le(rec + 8, 8);
-    s->ended.sec = (int64_t)fsm_get_le(rec + 16, 8);
-    s->delay_until.sec = (int64_t)fsm_get_le(rec + 24, 8);
-    s->opened.nsec = (uint32_t)fsm_get_le(rec + 32, 4);
-    s->ended.nsec = (uint32_t)fsm_get_le(rec + 36, 4);
-    s->delay_until.nsec = (uint32_t)fsm_get_le(rec + 40, 4);
+    s->node = rfs_get_le64(rec);
+    s->opened.sec = (int64_t)rfs_get_le64(rec + 8);
+    s->ended.sec = (int64_t)rfs_get_le64(rec + 16);
+    s->delay_until.sec = (int64_t)rfs_get_le64(rec + 24);
+    s->opened.nsec = rfs_get_le32(rec + 32);
+    s->ended.nsec = rfs_get_le32(rec + 36);
+    s->delay_until.nsec = rfs_get_le32(rec + 40);
     s->state = rec[44];
 }
 
@@ -117,9 +117,9 @@ static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
         return EINVAL; /* raft IDs are non-zero */
     int r = store__session_get(t->fsm, t->txn, t->index, &s);
     if (r == 0) {
-        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
-                 "open session %llu: the ID is taken (commands need their own entry's index)",
-                 (unsigned long long)t->index);
+        store__fsm_set_errmsg(
+            t->fsm, "open session %llu: the ID is taken (commands need their own entry's index)",
+            (unsigned long long)t->index);
         return RFS_ERANGE;
     }
     if (r != ENOENT)
@@ -135,11 +135,11 @@ static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         if (key.mv_size != 8 || !record_ok(&val) ||
-            (fsm_get_le(val.mv_data, 8) == c->node && old != 0)) {
+            (rfs_get_le64(val.mv_data) == c->node && old != 0)) {
             mdb_cursor_close(cur);
             return RFS_ECORRUPT;
         }
-        if (fsm_get_le(val.mv_data, 8) == c->node)
+        if (rfs_get_le64(val.mv_data) == c->node)
             old = fsm_get_be64(key.mv_data);
     }
     mdb_cursor_close(cur);

@@ -2,26 +2,23 @@
  * whole state with one received from the leader. The file format is store/snapshot.c's; what a
  * snapshot holds (applied index, term, raft configuration) is read back from the copy itself,
  * since the copy's read transaction starts inside LMDB. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "store/fsm_internal.h"
 #include "store/snapshot.h"
 
-/* meta records, as in fsm.c: "applied" = u64 index, u64 term (LE); "config" = u64 index, blob */
+/* What the copy holds, from its meta records (fsm_internal.h, "Meta keys"). */
 static int describe(void *ctx, MDB_txn *txn, struct store_snapshot_meta *meta)
 {
     (void)ctx;
     MDB_dbi dbi;
     if (mdb_dbi_open(txn, "meta", 0, &dbi) != 0)
         return RFS_ECORRUPT;
-    MDB_val key = {strlen("applied"), "applied"}, val;
+    MDB_val key = fsm_meta_key(META_APPLIED), val;
     if (mdb_get(txn, dbi, &key, &val) != 0 || val.mv_size != 16)
         return RFS_ECORRUPT;
-    meta->index = fsm_get_le(val.mv_data, 8);
-    meta->term = fsm_get_le((const uint8_t *)val.mv_data + 8, 8);
-    key = (MDB_val){strlen("config"), "config"};
+    meta->index = rfs_get_le64(val.mv_data);
+    meta->term = rfs_get_le64((const uint8_t *)val.mv_data + 8);
+    key = fsm_meta_key(META_CONFIG);
     int rc = mdb_get(txn, dbi, &key, &val);
     if (rc == MDB_NOTFOUND) {
         meta->config = NULL;
@@ -59,9 +56,8 @@ int store_fsm_restore(struct store_fsm *fsm, struct store_snapshot_dir *sd, uint
     if (r == 0 && r2 == 0) {
         uint64_t applied;
         if ((r = store_fsm_applied(fsm, &applied, NULL)) == 0 && applied != index) {
-            snprintf(fsm->errmsg, sizeof fsm->errmsg,
-                     "restored snapshot %llu holds applied index %llu", (unsigned long long)index,
-                     (unsigned long long)applied);
+            store__fsm_set_errmsg(fsm, "restored snapshot %llu holds applied index %llu",
+                                  (unsigned long long)index, (unsigned long long)applied);
             r = RFS_ECORRUPT;
         }
     }

@@ -56,17 +56,17 @@ int store__space_get(struct store_fsm *fsm, MDB_txn *txn, uint64_t *limit, uint6
     if (val.mv_size != 16)
         return RFS_ECORRUPT;
     if (limit != NULL)
-        *limit = fsm_get_le(val.mv_data, 8);
+        *limit = rfs_get_le64(val.mv_data);
     if (used != NULL)
-        *used = fsm_get_le((const uint8_t *)val.mv_data + 8, 8);
+        *used = rfs_get_le64((const uint8_t *)val.mv_data + 8);
     return 0;
 }
 
 static int space_put(struct fsm_txn *t, uint64_t limit, uint64_t used)
 {
     uint8_t buf[16];
-    fsm_put_le(buf, limit, 8);
-    fsm_put_le(buf + 8, used, 8);
+    rfs_put_le64(buf, limit);
+    rfs_put_le64(buf + 8, used);
     MDB_val key = {sizeof META_SPACE - 1, META_SPACE}, val = {sizeof buf, buf};
     int rc = mdb_put(t->txn, t->fsm->meta, &key, &val, 0);
     if (rc != 0)
@@ -92,9 +92,9 @@ int store__space_adjust(struct fsm_txn *t, uint64_t add, uint64_t sub)
     if (r != 0)
         return r;
     if (sub > used + add) {
-        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
-                 "space count %llu cannot give back %llu bytes: the accounting is broken",
-                 (unsigned long long)(used + add), (unsigned long long)sub);
+        store__fsm_set_errmsg(
+            t->fsm, "space count %llu cannot give back %llu bytes: the accounting is broken",
+            (unsigned long long)(used + add), (unsigned long long)sub);
         return RFS_ECORRUPT;
     }
     return space_put(t, limit, used + add - sub);
@@ -130,9 +130,9 @@ static uint64_t inode_charge_of(const MDB_val *key, const MDB_val *val)
     if (val->mv_size != FSM_INODE_RECORD)
         return 0; /* store__inode_get reports damaged records; the count is no judge */
     (void)key;
-    node.mode = (uint32_t)fsm_get_le(rec + 4, 4);
-    node.size = fsm_get_le(rec + 24, 8);
-    node.nblocks = fsm_get_le(rec + 32, 8);
+    node.mode = rfs_get_le32(rec + 4);
+    node.size = rfs_get_le64(rec + 24);
+    node.nblocks = rfs_get_le64(rec + 32);
     return store__charge_inode(&node);
 }
 

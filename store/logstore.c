@@ -32,8 +32,9 @@
 
 #include "lib/crc32c.h"
 #include "lib/error.h"
-#include "store/logstore.h"
 #include "lib/le.h"
+#include "store/error_map.h"
+#include "store/logstore.h"
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "MDB_INTEGERKEY keys are size_t: 64-bit only");
 
@@ -104,27 +105,12 @@ __attribute__((format(printf, 2, 3))) static void set_err(struct store_log *log,
     pthread_mutex_unlock(&log->err_lock);
 }
 
-/* Convert an LMDB or errno code once, with context; returns an RFS code. */
+/* Convert an LMDB or errno code once (store/error_map.h), with context; returns an RFS code. */
 static int from_mdb(struct store_log *log, int rc, const char *what)
 {
-    int code;
-    switch (rc) {
-    case MDB_NOTFOUND: code = RFS_ENOTFOUND; break;
-    case MDB_MAP_FULL:
-    case ENOSPC:
-    case EFBIG:
-    case EDQUOT: code = RFS_ENOSPACE; break;
-    case MDB_TXN_FULL:
-    case MDB_BAD_VALSIZE: code = RFS_EINVAL; break;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND: code = RFS_ECORRUPT; break;
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-    case MDB_INCOMPATIBLE: code = RFS_EFORMAT; break;
-    case ENOMEM: code = RFS_ENOMEM; break;
-    default: code = RFS_EIO; break;
-    }
-    set_err(log, "%s: %s", what, mdb_strerror(rc));
+    pthread_mutex_lock(&log->err_lock);
+    int code = store__error(log->err, sizeof log->err, rc, "%s", what);
+    pthread_mutex_unlock(&log->err_lock);
     return code;
 }
 
@@ -568,11 +554,6 @@ int store_log_truncate_append(struct store_log *log, uint64_t from,
     return run_write(log, n > 0 ? WRITE_GROWS_LOG : WRITE_MAINTENANCE, append_body, &a, what);
 }
 
-int store_log_truncate_suffix(struct store_log *log, uint64_t from)
-{
-    return store_log_truncate_append(log, from, NULL, 0);
-}
-
 static int drop_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
 {
     uint64_t through = *(uint64_t *)arg;
@@ -700,18 +681,6 @@ err:
     return 0;
 }
 
-int store_log_first_index(struct store_log *log, uint64_t *first)
-{
-    uint64_t last;
-    return store_log_bounds(log, first, &last);
-}
-
-int store_log_last_index(struct store_log *log, uint64_t *last)
-{
-    uint64_t first;
-    return store_log_bounds(log, &first, last);
-}
-
 /* Look up one entry inside txn; out borrows the map. */
 static int get_in_txn(struct store_log *log, MDB_txn *txn, uint64_t index,
                       struct store_log_entry *out, const char *what)
@@ -768,89 +737,6 @@ int store_log_get(struct store_log *log, uint64_t index, struct store_log_entry 
     out->payload = copy;
 out:
     read_end(log, txn);
-    return rc;
-}
-
-void store_log_entry_free(struct store_log_entry *entry)
-{
-    if (entry == NULL)
-        return;
-    free((void *)entry->payload);
-    memset(entry, 0, sizeof *entry);
-}
-
-int store_log_get_range(struct store_log *log, uint64_t lo, uint64_t hi, size_t max_bytes,
-                        struct store_log_entry **out, size_t *n)
-{
-    char what[96];
-    snprintf(what, sizeof what, "read range %llu..%llu", (unsigned long long)lo,
-             (unsigned long long)hi);
-    *out = NULL;
-    *n = 0;
-    if (lo == 0 || lo > hi) {
-        set_err(log, "%s: invalid range", what);
-        return RFS_EINVAL;
-    }
-    struct store_log_iter *it;
-    int rc = store_log_iter_open(log, lo, hi, &it);
-    if (rc != 0)
-        return rc;
-
-    /* Pass 1 collects borrowed entries (valid for the iterator's transaction), pass 2 copies
-     * them into one block so the caller frees a single pointer. */
-    struct store_log_entry *tmp = NULL;
-    size_t count = 0, cap = 0, bytes = 0;
-    struct store_log_entry e;
-    while ((rc = store_log_iter_next(it, &e)) == 0) {
-        if (count == 0 && e.index != lo) {
-            set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
-            rc = RFS_ENOTFOUND;
-            goto out;
-        }
-        if (count > 0 && max_bytes != 0 && bytes + e.len > max_bytes)
-            break;
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct store_log_entry *grown = realloc(tmp, ncap * sizeof *tmp);
-            if (grown == NULL) {
-                set_err(log, "%s: out of memory", what);
-                rc = RFS_ENOMEM;
-                goto out;
-            }
-            tmp = grown;
-            cap = ncap;
-        }
-        tmp[count++] = e;
-        bytes += e.len;
-    }
-    if (rc == RFS_ENOTFOUND && count == 0) {
-        set_err(log, "%s: no entry at index %llu", what, (unsigned long long)lo);
-        goto out;
-    }
-    if (rc != 0 && rc != RFS_ENOTFOUND)
-        goto out;
-
-    struct store_log_entry *block = malloc(count * sizeof *block + bytes);
-    if (block == NULL) {
-        set_err(log, "%s: out of memory for %zu bytes", what, bytes);
-        rc = RFS_ENOMEM;
-        goto out;
-    }
-    uint8_t *data = (uint8_t *)(block + count);
-    for (size_t i = 0; i < count; i++) {
-        block[i] = tmp[i];
-        if (tmp[i].len > 0) {
-            memcpy(data, tmp[i].payload, tmp[i].len);
-            block[i].payload = data;
-            data += tmp[i].len;
-        }
-    }
-    *out = block;
-    *n = count;
-    rc = 0;
-out:
-    free(tmp);
-    store_log_iter_close(it);
     return rc;
 }
 
@@ -942,41 +828,31 @@ void store_log_iter_close(struct store_log_iter *it)
 
 /* --- stable store --------------------------------------------------------------------------- */
 
+/* One record of the stable sub-db: name and its nfields values. */
 struct stable_args {
-    const char *names[2];
-    uint64_t values[2][2];
-    int nfields[2];
-    int n;
+    const char *name;
+    uint64_t values[2];
+    int nfields;
 };
 
 static int stable_body(struct store_log *log, MDB_txn *txn, void *arg, const char *what)
 {
     (void)what;
     struct stable_args *a = arg;
-    for (int i = 0; i < a->n; i++) {
-        int rc = record_put(txn, log->dbi_stable, a->names[i], a->values[i], a->nfields[i]);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return record_put(txn, log->dbi_stable, a->name, a->values, a->nfields);
 }
 
 static int stable_set(struct store_log *log, const char *name, uint64_t a, uint64_t b, int nfields)
 {
     char what[64];
     snprintf(what, sizeof what, "set %s", name);
-    struct stable_args args = {.names = {name}, .values = {{a, b}}, .nfields = {nfields}, .n = 1};
+    struct stable_args args = {.name = name, .values = {a, b}, .nfields = nfields};
     return run_write(log, WRITE_MAINTENANCE, stable_body, &args, what);
 }
 
 int store_log_set_term(struct store_log *log, uint64_t term)
 {
     return stable_set(log, "term", term, 0, 1);
-}
-
-int store_log_set_vote(struct store_log *log, uint64_t node_id)
-{
-    return stable_set(log, "vote", node_id, 0, 1);
 }
 
 int store_log_set_epoch(struct store_log *log, uint64_t epoch)
@@ -1009,13 +885,6 @@ int store_log_set_cluster_id(struct store_log *log, const char *id)
 int store_log_set_snapshot_meta(struct store_log *log, uint64_t index, uint64_t term)
 {
     return stable_set(log, "snapshot", index, term, 2);
-}
-
-int store_log_set_term_vote(struct store_log *log, uint64_t term, uint64_t node_id)
-{
-    struct stable_args args = {
-        .names = {"term", "vote"}, .values = {{term}, {node_id}}, .nfields = {1, 1}, .n = 2};
-    return run_write(log, WRITE_MAINTENANCE, stable_body, &args, "set term and vote");
 }
 
 static int stable_get(struct store_log *log, const char *name, uint64_t *fields, int n)
@@ -1202,9 +1071,11 @@ int store_log_open(const char *path, const struct store_log_options *opts, struc
     log->headroom = o.map_headroom;
     log->grow_wait_ms = o.grow_wait_ms;
 
+    char what[300];
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc = errno == ENOSPC ? RFS_ENOSPACE : RFS_EIO;
-        set_err(log, "open %s: mkdir: %s", path, strerror(errno));
+        int err = errno;
+        snprintf(what, sizeof what, "open %s: mkdir", path);
+        rc = from_mdb(log, err, what);
         goto err_after_alloc;
     }
     if ((rc = mdb_env_create(&log->env)) != 0) {
@@ -1220,7 +1091,6 @@ int store_log_open(const char *path, const struct store_log_options *opts, struc
      * another thread and one thread may hold several. No MDB_WRITEMAP: write errors then
      * come back as return codes instead of SIGBUS. */
     if ((rc = mdb_env_open(log->env, path, MDB_NOTLS, 0600)) != 0) {
-        char what[300];
         snprintf(what, sizeof what, "open %s", path);
         rc = from_mdb(log, rc, what);
         goto err_after_env;

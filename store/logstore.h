@@ -74,8 +74,8 @@ char *store_log_errmsg(struct store_log *log, char *buf, size_t size);
  * highest index ever dropped as a prefix (e.g. snapshot index + 1 after an install). Terms
  * must not decrease, neither within the batch nor from the last stored entry.
  * Payloads are borrowed for the duration of the call.
- * Errors: RFS_ERANGE (not contiguous), RFS_EINVAL (term decreases, payload > 1 GiB, batch
- * too large for one transaction), RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
+ * Errors: RFS_ERANGE (not contiguous), RFS_EINVAL (term decreases, payload > 1 GiB),
+ * RFS_ENOSPACE (also for a batch too large for one transaction), RFS_ESTICKY, RFS_EIO. */
 int store_log_append(struct store_log *log, const struct store_log_entry *entries, size_t n);
 
 /* Delete every entry with index >= from, then append n (may be 0) entries, in one
@@ -108,10 +108,6 @@ int store_log_write(struct store_log *log, const struct store_log_batch *batch);
  * Errors: RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
 int store_log_reset(struct store_log *log, uint64_t index, uint64_t term);
 
-/* Delete every entry with index >= from in one transaction (same as truncate_append with no
- * entries). Errors: RFS_EINVAL (from == 0), RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
-int store_log_truncate_suffix(struct store_log *log, uint64_t from);
-
 /* Delete every entry with index <= through in one transaction (log compaction after a
  * snapshot). through may exceed last_index (snapshot install): the log becomes empty and the
  * next append may start at through + 1. The highest value ever passed is remembered and no
@@ -123,30 +119,15 @@ int store_log_drop_prefix(struct store_log *log, uint64_t through);
 
 /* First and last index present; both 0 when the log is empty. Errors: RFS_EIO. */
 int store_log_bounds(struct store_log *log, uint64_t *first, uint64_t *last);
-int store_log_first_index(struct store_log *log, uint64_t *first);
-int store_log_last_index(struct store_log *log, uint64_t *last);
 
 /* Term of the entry at index (after checking its CRC).
  * Errors: RFS_ENOTFOUND (no such entry), RFS_ECORRUPT, RFS_EIO. */
 int store_log_term_at(struct store_log *log, uint64_t index, uint64_t *term);
 
 /* Read one entry into *out. On success out->payload is a malloc'd copy owned by the caller,
- * released with store_log_entry_free() (or free()); it is NULL when len is 0.
+ * released with free(); it is NULL when len is 0.
  * Errors: RFS_ENOTFOUND, RFS_ECORRUPT, RFS_ENOMEM, RFS_EIO. */
 int store_log_get(struct store_log *log, uint64_t index, struct store_log_entry *out);
-
-/* Free the payload of an entry returned by store_log_get() and zero the entry. */
-void store_log_entry_free(struct store_log_entry *entry);
-
-/* Read entries lo..hi (inclusive) into one allocation: *out is an array of *n entries whose
- * payloads live in the same block; free it all with free(*out). Stops at the last entry if
- * hi is beyond it, and early (at least one entry) once max_bytes of payload would be
- * exceeded (0: no limit), for building messages of bounded size. All entries come from one
- * read transaction.
- * Errors: RFS_ENOTFOUND (lo not present, or a gap), RFS_EINVAL (lo > hi or lo == 0),
- * RFS_ECORRUPT, RFS_ENOMEM, RFS_EIO. */
-int store_log_get_range(struct store_log *log, uint64_t lo, uint64_t hi, size_t max_bytes,
-                        struct store_log_entry **out, size_t *n);
 
 /* Zero-copy iterator over entries lo..hi (inclusive; hi == UINT64_MAX for "to the end").
  * It holds one LMDB read transaction for its whole life, so it sees one consistent state and
@@ -169,11 +150,9 @@ void store_log_iter_close(struct store_log_iter *it);
 
 /* --- stable store --------------------------------------------------------------------------- */
 
-/* Setters are durable when they return. Errors: RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. */
+/* Setters are durable when they return. Errors: RFS_ENOSPACE, RFS_ESTICKY, RFS_EIO. The vote
+ * is written with the term, as the hard state of store_log_write. */
 int store_log_set_term(struct store_log *log, uint64_t term);
-int store_log_set_vote(struct store_log *log, uint64_t node_id);
-/* Term and vote in one transaction (a new term usually clears or sets the vote). */
-int store_log_set_term_vote(struct store_log *log, uint64_t term, uint64_t node_id);
 int store_log_set_epoch(struct store_log *log, uint64_t epoch);
 
 /* Getters return 0 for a value never set. Errors: RFS_ECORRUPT, RFS_EIO. */

@@ -31,8 +31,9 @@
 
 #include "lib/crc32c.h"
 #include "lib/error.h"
-#include "store/snapshot.h"
 #include "lib/le.h"
+#include "store/error_map.h"
+#include "store/snapshot.h"
 
 #define SNAP_MAGIC      "RFSSNAP\0"
 #define SNAP_VERSION    STORE_SNAPSHOT_VERSION
@@ -81,18 +82,13 @@ __attribute__((format(printf, 2, 3))) static void set_err(struct store_snapshot_
     pthread_mutex_unlock(&sd->err_lock);
 }
 
-/* Convert an errno value once, with context. */
-static int from_errno(struct store_snapshot_dir *sd, int err, const char *what, const char *call)
+/* Convert an errno value or an LMDB code once (store/error_map.h), with context. */
+static int convert_error(struct store_snapshot_dir *sd, int err, const char *what, const char *call)
 {
-    set_err(sd, "%s: %s: %s", what, call, strerror(err));
-    switch (err) {
-    case ENOENT: return RFS_ENOTFOUND;
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG: return RFS_ENOSPACE;
-    case ENOMEM: return RFS_ENOMEM;
-    default: return RFS_EIO;
-    }
+    pthread_mutex_lock(&sd->err_lock);
+    int code = store__error(sd->err, sizeof sd->err, err, "%s: %s", what, call);
+    pthread_mutex_unlock(&sd->err_lock);
+    return code;
 }
 
 static void snap_name(char *buf, uint64_t index, uint64_t term)
@@ -161,7 +157,7 @@ static int make_temp(struct store_snapshot_dir *sd, const char *kind, char *name
     }
     *fd = mkostemp(path, O_CLOEXEC);
     if (*fd < 0) {
-        int rc = from_errno(sd, errno, what, "create temporary file");
+        int rc = convert_error(sd, errno, what, "create temporary file");
         free(path);
         return rc;
     }
@@ -173,7 +169,7 @@ static int make_temp(struct store_snapshot_dir *sd, const char *kind, char *name
 static int sync_dir(struct store_snapshot_dir *sd, int dirfd, const char *what)
 {
     if (fsync(dirfd) != 0)
-        return from_errno(sd, errno, what, "fsync directory");
+        return convert_error(sd, errno, what, "fsync directory");
     return 0;
 }
 
@@ -294,7 +290,7 @@ static int read_header(struct store_snapshot_dir *sd, int fd, struct store_snaps
     *hbuf = NULL;
     int err = read_full(fd, fixed, sizeof fixed, 0, &got);
     if (err != 0)
-        return from_errno(sd, err, what, "read header");
+        return convert_error(sd, err, what, "read header");
     uint32_t hlen = header_peek(fixed, got, why, sizeof why);
     if (hlen == 0) {
         set_err(sd, "%s: %s", what, why);
@@ -307,7 +303,7 @@ static int read_header(struct store_snapshot_dir *sd, int fd, struct store_snaps
     }
     if ((err = read_full(fd, buf, hlen, 0, &got)) != 0) {
         free(buf);
-        return from_errno(sd, err, what, "read header");
+        return convert_error(sd, err, what, "read header");
     }
     int rc = header_decode(buf, got, hdr, why, sizeof why);
     if (rc != 0) {
@@ -326,7 +322,7 @@ static int check_payload(struct store_snapshot_dir *sd, int fd,
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return from_errno(sd, errno, what, "fstat");
+        return convert_error(sd, errno, what, "fstat");
     uint64_t size = (uint64_t)st.st_size;
     if (size != hdr->header_len + hdr->payload_len) {
         set_err(sd, "%s: %s: the file has %" PRIu64 " bytes, its header says %" PRIu64, what,
@@ -349,12 +345,12 @@ static int check_payload(struct store_snapshot_dir *sd, int fd,
         if (err == 0 && got != want)
             err = EIO; /* shrank under us */
         if (err != 0) {
-            rc = from_errno(sd, err, what, "read payload");
+            rc = convert_error(sd, err, what, "read payload");
             goto out;
         }
         crc = rfs_crc32c(crc, buf, got);
         if (out_fd >= 0 && (err = write_full(out_fd, buf, got, off)) != 0) {
-            rc = from_errno(sd, err, what, "write data.mdb");
+            rc = convert_error(sd, err, what, "write data.mdb");
             goto out;
         }
         off += got;
@@ -389,17 +385,17 @@ int store_snapshot_dir_open(const char *path, const struct store_snapshot_option
     snprintf(what, sizeof what, "open snapshot directory %s", path);
     int rc;
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc = from_errno(sd, errno, what, "mkdir");
+        rc = convert_error(sd, errno, what, "mkdir");
         goto err;
     }
     if ((sd->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        rc = from_errno(sd, errno, what, "open");
+        rc = convert_error(sd, errno, what, "open");
         goto err;
     }
     /* Invariant 1: temporaries are garbage once nobody is writing them. */
     DIR *d = opendir(path);
     if (d == NULL) {
-        rc = from_errno(sd, errno, what, "opendir");
+        rc = convert_error(sd, errno, what, "opendir");
         goto err;
     }
     struct dirent *de;
@@ -455,7 +451,7 @@ int store_snapshot_list(struct store_snapshot_dir *sd, struct store_snapshot_inf
     int fd = dup(sd->dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
-        int rc = from_errno(sd, errno, "list snapshots", "opendir");
+        int rc = convert_error(sd, errno, "list snapshots", "opendir");
         if (fd >= 0)
             close(fd);
         return rc;
@@ -498,23 +494,6 @@ int store_snapshot_list(struct store_snapshot_dir *sd, struct store_snapshot_inf
     return 0;
 }
 
-int store_snapshot_latest(struct store_snapshot_dir *sd, struct store_snapshot_info *out)
-{
-    struct store_snapshot_info *v;
-    size_t n;
-    int rc = store_snapshot_list(sd, &v, &n);
-    if (rc != 0)
-        return rc;
-    if (n == 0) {
-        set_err(sd, "latest snapshot: none in %s", sd->path);
-        rc = RFS_ENOTFOUND;
-    } else {
-        *out = v[0];
-    }
-    free(v);
-    return rc;
-}
-
 int store_snapshot_retain(struct store_snapshot_dir *sd, unsigned keep)
 {
     if (keep == 0) {
@@ -530,7 +509,7 @@ int store_snapshot_retain(struct store_snapshot_dir *sd, unsigned keep)
         char name[NAME_SIZE];
         snap_name(name, v[i].index, v[i].term);
         if (unlinkat(sd->dirfd, name, 0) != 0 && errno != ENOENT) {
-            rc = from_errno(sd, errno, "retain", "unlink old snapshot");
+            rc = convert_error(sd, errno, "retain", "unlink old snapshot");
             break;
         }
     }
@@ -550,7 +529,7 @@ static int open_snapshot(struct store_snapshot_dir *sd, uint64_t index, uint64_t
             set_err(sd, "%s: no snapshot %s in %s", what, name, sd->path);
             return RFS_ENOTFOUND;
         }
-        return from_errno(sd, errno, what, "open");
+        return convert_error(sd, errno, what, "open");
     }
     int rc = read_header(sd, *fd, hdr, hbuf, what);
     if (rc == 0 && (hdr->meta.index != index || hdr->meta.term != term)) {
@@ -564,22 +543,6 @@ static int open_snapshot(struct store_snapshot_dir *sd, uint64_t index, uint64_t
         close(*fd);
         *fd = -1;
     }
-    return rc;
-}
-
-int store_snapshot_verify(struct store_snapshot_dir *sd, uint64_t index, uint64_t term)
-{
-    char what[96];
-    snprintf(what, sizeof what, "verify snapshot %" PRIu64 "/%" PRIu64, index, term);
-    int fd;
-    struct store_snapshot_header hdr;
-    void *hbuf;
-    int rc = open_snapshot(sd, index, term, &fd, &hdr, &hbuf, what);
-    if (rc != 0)
-        return rc;
-    rc = check_payload(sd, fd, &hdr, -1, what);
-    free(hbuf);
-    close(fd);
     return rc;
 }
 
@@ -632,9 +595,8 @@ static int describe_copy(struct store_snapshot_dir *sd, const char *copy_name,
     return rc;
 
 err_mdb:
-    set_err(sd, "%s: open the copy: %s", what, mdb_strerror(rc));
     free(path);
-    return rc == ENOSPC ? RFS_ENOSPACE : RFS_EIO;
+    return convert_error(sd, rc, what, "open the copy");
 }
 
 /* Write header + payload (streamed from copy_fd) into a new temporary file, fsync it and
@@ -661,30 +623,30 @@ static int write_snapshot(struct store_snapshot_dir *sd, int copy_fd,
     for (;;) {
         size_t got;
         if ((err = read_full(copy_fd, buf, COPY_CHUNK, len, &got)) != 0) {
-            rc = from_errno(sd, err, what, "read the copy");
+            rc = convert_error(sd, err, what, "read the copy");
             goto err_after_temp;
         }
         if (got == 0)
             break;
         crc = rfs_crc32c(crc, buf, got);
         if ((err = write_full(fd, buf, got, hlen + len)) != 0) {
-            rc = from_errno(sd, err, what, "write payload");
+            rc = convert_error(sd, err, what, "write payload");
             goto err_after_temp;
         }
         len += got;
     }
     header_encode(header, meta, len, crc);
     if ((err = write_full(fd, header, hlen, 0)) != 0) {
-        rc = from_errno(sd, err, what, "write header");
+        rc = convert_error(sd, err, what, "write header");
         goto err_after_temp;
     }
     if (fsync(fd) != 0) {
-        rc = from_errno(sd, errno, what, "fsync");
+        rc = convert_error(sd, errno, what, "fsync");
         goto err_after_temp;
     }
     snap_name(name, meta->index, meta->term);
     if (renameat(sd->dirfd, tmp, sd->dirfd, name) != 0) {
-        rc = from_errno(sd, errno, what, "rename into place");
+        rc = convert_error(sd, errno, what, "rename into place");
         goto err_after_temp;
     }
     close(fd);
@@ -720,8 +682,7 @@ int store_snapshot_take(struct store_snapshot_dir *sd, struct MDB_env *env,
         return rc;
     /* Invariant 3: LMDB copies from its own read transaction; writers go on. */
     if ((rc = mdb_env_copyfd2(env, copy_fd, MDB_CP_COMPACT)) != 0) {
-        set_err(sd, "%s: mdb_env_copyfd2: %s", what, mdb_strerror(rc));
-        rc = (rc == ENOSPC || rc == EDQUOT) ? RFS_ENOSPACE : RFS_EIO;
+        rc = convert_error(sd, rc, what, "mdb_env_copyfd2");
         goto out;
     }
     if (describe != NULL) {
@@ -767,7 +728,7 @@ int store_snapshot_open(struct store_snapshot_dir *sd, uint64_t index, uint64_t 
     }
     struct stat st;
     if (fstat(r->fd, &st) != 0) {
-        rc = from_errno(sd, errno, what, "fstat");
+        rc = convert_error(sd, errno, what, "fstat");
         store_snapshot_reader_close(r);
         return rc;
     }
@@ -798,7 +759,7 @@ int store_snapshot_reader_read(struct store_snapshot_reader *r, uint64_t offset,
         len = (size_t)(r->size - offset);
     int err = read_full(r->fd, buf, len, offset, n);
     if (err != 0)
-        return from_errno(r->sd, err, "read snapshot chunk", "pread");
+        return convert_error(r->sd, err, "read snapshot chunk", "pread");
     return 0;
 }
 
@@ -849,14 +810,9 @@ int store_snapshot_receive_write(struct store_snapshot_receiver *r, uint64_t off
     }
     int err = write_full(r->fd, buf, len, offset);
     if (err != 0)
-        return from_errno(r->sd, err, "receive snapshot", "write chunk");
+        return convert_error(r->sd, err, "receive snapshot", "write chunk");
     r->received += len;
     return 0;
-}
-
-uint64_t store_snapshot_receive_offset(const struct store_snapshot_receiver *r)
-{
-    return r->received;
 }
 
 int store_snapshot_receive_finish(struct store_snapshot_receiver *r,
@@ -882,12 +838,12 @@ int store_snapshot_receive_finish(struct store_snapshot_receiver *r,
     if (rc != 0)
         goto err;
     if (fsync(r->fd) != 0) {
-        rc = from_errno(sd, errno, what, "fsync");
+        rc = convert_error(sd, errno, what, "fsync");
         goto err;
     }
     snap_name(name, r->index, r->term);
     if (renameat(sd->dirfd, r->tmp_name, sd->dirfd, name) != 0) {
-        rc = from_errno(sd, errno, what, "rename into place");
+        rc = convert_error(sd, errno, what, "rename into place");
         goto err;
     }
     if (out != NULL)
@@ -969,7 +925,7 @@ int store_snapshot_extract(struct store_snapshot_dir *sd, uint64_t index, uint64
         goto out_paths;
     remove_stale_extracts(parent, base);
     if (mkdtemp(tmp) == NULL) {
-        rc = from_errno(sd, errno, what, "create temporary directory");
+        rc = convert_error(sd, errno, what, "create temporary directory");
         goto out_file;
     }
     if (asprintf(&data, "%s/data.mdb", tmp) < 0) {
@@ -978,32 +934,32 @@ int store_snapshot_extract(struct store_snapshot_dir *sd, uint64_t index, uint64
         goto out_tmpdir;
     }
     if ((out_fd = open(data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-        rc = from_errno(sd, errno, what, "create data.mdb");
+        rc = convert_error(sd, errno, what, "create data.mdb");
         goto out_tmpdir;
     }
     /* Invariant 2: copy and verify in one pass; rename only a verified copy. */
     if ((rc = check_payload(sd, fd, &hdr, out_fd, what)) != 0)
         goto out_tmpdir;
     if (fsync(out_fd) != 0) {
-        rc = from_errno(sd, errno, what, "fsync data.mdb");
+        rc = convert_error(sd, errno, what, "fsync data.mdb");
         goto out_tmpdir;
     }
     if ((tmp_dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(tmp_dirfd) != 0) {
-        rc = from_errno(sd, errno, what, "fsync temporary directory");
+        rc = convert_error(sd, errno, what, "fsync temporary directory");
         goto out_tmpdir;
     }
     if ((parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        rc = from_errno(sd, errno, what, "open parent directory");
+        rc = convert_error(sd, errno, what, "open parent directory");
         goto out_tmpdir;
     }
     bool is_swapped = false;
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
         if (errno != EEXIST) {
-            rc = from_errno(sd, errno, what, "rename into place");
+            rc = convert_error(sd, errno, what, "rename into place");
             goto out_tmpdir;
         }
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_EXCHANGE) != 0) {
-            rc = from_errno(sd, errno, what, "swap with the existing environment");
+            rc = convert_error(sd, errno, what, "swap with the existing environment");
             goto out_tmpdir;
         }
         is_swapped = true; /* tmp now names the old environment */

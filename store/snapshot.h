@@ -86,18 +86,11 @@ int store_snapshot_take(struct store_snapshot_dir *sd, struct MDB_env *env,
                         store_snapshot_describe_fn describe, void *ctx,
                         const struct store_snapshot_meta *given, struct store_snapshot_info *out);
 
-/* --- listing, verifying, retention ---------------------------------------------------------- */
-
-/* The newest snapshot by index. Errors: RFS_ENOTFOUND (none), RFS_EIO. */
-int store_snapshot_latest(struct store_snapshot_dir *sd, struct store_snapshot_info *out);
+/* --- listing, retention --------------------------------------------------------------------- */
 
 /* All snapshots, newest first: *out is malloc'd (free() it), *n entries (may be 0).
  * Errors: RFS_EIO, RFS_ENOMEM. */
 int store_snapshot_list(struct store_snapshot_dir *sd, struct store_snapshot_info **out, size_t *n);
-
-/* Read the whole file and check header and payload. Errors: RFS_ENOTFOUND, RFS_ECORRUPT,
- * RFS_EFORMAT, RFS_EIO. */
-int store_snapshot_verify(struct store_snapshot_dir *sd, uint64_t index, uint64_t term);
 
 /* Delete all but the newest `keep` snapshots (keep >= 1). Called after every take and
  * receive with the configured count. Errors: RFS_EINVAL (keep == 0), RFS_EIO. */
@@ -137,14 +130,11 @@ int store_snapshot_receive_begin(struct store_snapshot_dir *sd, uint64_t index, 
                                  struct store_snapshot_receiver **out);
 
 /* Write a chunk (the bytes of the file as the sender's reader returned them). Chunks must be
- * sequential: offset must equal store_snapshot_receive_offset(); otherwise RFS_ERANGE and
- * nothing is written (the sender resumes from the offset the receiver reports). buf is
- * borrowed for the call. Errors: RFS_ERANGE, RFS_ENOSPACE, RFS_EIO. */
+ * sequential: offset must equal the bytes received so far; otherwise RFS_ERANGE, nothing is
+ * written and the message names the offset expected. buf is borrowed for the call.
+ * Errors: RFS_ERANGE, RFS_ENOSPACE, RFS_EIO. */
 int store_snapshot_receive_write(struct store_snapshot_receiver *r, uint64_t offset,
                                  const void *buf, size_t len);
-
-/* Bytes received so far. */
-uint64_t store_snapshot_receive_offset(const struct store_snapshot_receiver *r);
 
 /* Verify the received file (header checksum, index and term as announced, length, payload
  * checksum), fsync it, rename it into place, fsync the directory and apply retention. Frees
@@ -188,7 +178,8 @@ struct store_snapshot_header {
 int store_snapshot_header_decode(const void *buf, size_t len, struct store_snapshot_header *out);
 
 /* Check a whole snapshot file held in memory: header, payload length and payload checksum.
- * Errors: as store_snapshot_header_decode. */
+ * Errors: as store_snapshot_header_decode. Production checks files (receive, open, extract);
+ * this is the in-memory oracle that test/fuzz/fuzz_snapshot.c compares the file path with. */
 int store_snapshot_image_verify(const void *buf, size_t len, struct store_snapshot_header *out);
 
 #endif

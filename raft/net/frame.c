@@ -5,48 +5,25 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "raft/net/transport.h"
 #include "lib/crc32c.h"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
+#include "lib/le.h"
+#include "raft/net/transport.h"
 
 void raft__frame_seal(uint8_t *h, uint8_t type, uint32_t len)
 {
-    put32(h, RAFT__FRAME_MAGIC);
+    rfs_put_le32(h, RAFT__FRAME_MAGIC);
     h[4] = RAFT__FRAME_VERSION;
     h[5] = type;
     h[6] = h[7] = 0;
-    put32(h + 8, len);
+    rfs_put_le32(h + 8, len);
     uint32_t crc = rfs_crc32c(0, h, 12);
-    put32(h + 12, rfs_crc32c(crc, h + RAFT__FRAME_HEADER, len));
+    rfs_put_le32(h + 12, rfs_crc32c(crc, h + RAFT__FRAME_HEADER, len));
 }
 
 int raft__frame_header_check(const uint8_t *h, uint32_t max_frame, uint8_t *type, uint32_t *len,
                              char *err, size_t errlen)
 {
-    uint32_t magic = get32(h), n = get32(h + 8);
+    uint32_t magic = rfs_get_le32(h), n = rfs_get_le32(h + 8);
     if (magic != RAFT__FRAME_MAGIC) {
         snprintf(err, errlen, "bad frame magic 0x%08" PRIx32 " (expected 0x%08" PRIx32 ")", magic,
                  (uint32_t)RAFT__FRAME_MAGIC);
@@ -77,7 +54,7 @@ int raft__frame_header_check(const uint8_t *h, uint32_t max_frame, uint8_t *type
 int raft__frame_crc_check(const uint8_t *h, const uint8_t *payload, uint32_t len, char *err,
                           size_t errlen)
 {
-    uint32_t want = get32(h + 12);
+    uint32_t want = rfs_get_le32(h + 12);
     uint32_t got = rfs_crc32c(rfs_crc32c(0, h, 12), payload, len);
     if (want != got) {
         snprintf(err, errlen, "bad frame CRC32C 0x%08" PRIx32 " (computed 0x%08" PRIx32 ")", want,
@@ -94,7 +71,7 @@ size_t raft__hello_encode(uint8_t *frame, enum raft__channel ch, uint64_t id, co
     p[0] = RAFT__HELLO_VERSION;
     p[1] = (uint8_t)ch;
     p[2] = p[3] = 0;
-    put64(p + 4, id);
+    rfs_put_le64(p + 4, id);
     p[12] = (uint8_t)cluster_len;
     memcpy(p + 13, cluster, cluster_len);
     uint32_t len = (uint32_t)(13 + cluster_len);
@@ -129,7 +106,7 @@ int raft__hello_check(const uint8_t *p, uint32_t len, const char *cluster, size_
                  theirs, (int)cluster_len, cluster);
         return RAFT_EPROTO;
     }
-    *id = get64(p + 4);
+    *id = rfs_get_le64(p + 4);
     *channel = p[1];
     return 0;
 }

@@ -94,7 +94,7 @@ static void snapshot_figures(void)
     }
     struct store_fsm *fsm, *other;
     struct store_fsm_options o = {.no_sync = true};
-    check(store_fsm_open(dir, &o, &fsm), "open");
+    check(store_fsm_open(dir, &o, &fsm, NULL, 0), "open");
     apply_rate_n(fsm, BATCH, SNAP_FILES);
     struct store_snapshot_dir *sd;
     char err[256];
@@ -110,7 +110,7 @@ static void snapshot_figures(void)
     struct store_snapshot_info info;
     check(store_fsm_snapshot(fsm, sd, &info), "snapshot");
     double take = now() - t0;
-    check(store_fsm_open(fresh, &o, &other), "open");
+    check(store_fsm_open(fresh, &o, &other, NULL, 0), "open");
     t0 = now();
     check(store_fsm_restore(other, sd, info.index, info.term), "restore");
     double restore = now() - t0;
@@ -176,7 +176,7 @@ int main(void)
             return 1;
         }
         struct store_fsm_options o = {.no_sync = runs[i].no_sync};
-        check(store_fsm_open(dir, &o, &fsm), "open");
+        check(store_fsm_open(dir, &o, &fsm, NULL, 0), "open");
         double rate = apply_rate(fsm, runs[i].batch), g, l, r;
         read_rates(fsm, &g, &l, &r);
         printf("%-6s %-7s %6d %12.0f %12.0f %12.0f %12.0f\n", runs[i].where,

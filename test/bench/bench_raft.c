@@ -379,9 +379,10 @@ static int cluster_start(struct cluster *c)
         }
         /* The production setting: unsynced apply, the log being the durable record. */
         struct store_fsm_options fo = {.unsynced_apply = true};
-        int rc = store_fsm_open(fsm_dir, &fo, &n->fsm);
+        char fsm_err[256];
+        int rc = store_fsm_open(fsm_dir, &fo, &n->fsm, fsm_err, sizeof fsm_err);
         if (rc != 0) {
-            fprintf(stderr, "bench-raft: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
+            fprintf(stderr, "bench-raft: state machine %s: %s\n", fsm_dir, fsm_err);
             return -1;
         }
         struct raft_runtime_config cfg = {

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A small limit: a long run fills it and goes on through ENOSPC answers. */
         struct store_fsm_options o = {.space_limit = 8 << 20, .no_sync = true};
         snprintf(dir, sizeof dir, "/dev/shm/rfs-fuzz-XXXXXX");
-        if (mkdtemp(dir) == NULL || store_fsm_open(dir, &o, &fsm) != 0)
+        if (mkdtemp(dir) == NULL || store_fsm_open(dir, &o, &fsm, NULL, 0) != 0)
             abort();
         atexit(cleanup);
     }

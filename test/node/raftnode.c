@@ -586,9 +586,11 @@ int main(int argc, char **argv)
     }
     /* As raftfsd, but for the map size. */
     struct store_fsm_options fo = {.unsynced_apply = true, .map_size = fsm_map_size};
-    int rc = store_fsm_open(fsm_dir, &fo, &node.fsm);
+    char fsm_err[256];
+    int rc = store_fsm_open(fsm_dir, &fo, &node.fsm, fsm_err, sizeof fsm_err);
     if (rc != 0) {
-        fprintf(stderr, "raftnode: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
+        fprintf(stderr, "raftnode: state machine %s: %s (%s)\n", fsm_dir, fsm_err,
+                rfs_strerror(rc));
         return 1;
     }
     if (store_fsm_was_emptied(node.fsm))

@@ -47,7 +47,11 @@ static int fx_open_opts(struct fx *f, const struct store_fsm_options *o)
     if (mkdtemp(f->dir) == NULL)
         return RFS_EIO;
     f->clock = T0;
-    return store_fsm_open(f->dir, o, &f->fsm);
+    char err[256];
+    int r = store_fsm_open(f->dir, o, &f->fsm, err, sizeof err);
+    if (r != 0)
+        fprintf(stderr, "open %s: %s (%s)\n", f->dir, rfs_strerror(r), err);
+    return r;
 }
 
 static int fx_open(struct fx *f)
@@ -61,6 +65,13 @@ static void fx_close(struct fx *f)
     store_fsm_close(f->fsm);
     f->fsm = NULL;
     fx_rmdir(f->dir);
+}
+
+/* fsm's message (store_fsm_errmsg) in buf, returned for printing. */
+static const char *fx_errmsg(struct store_fsm *fsm, char *buf, size_t len)
+{
+    store_fsm_errmsg(fsm, buf, len);
+    return buf;
 }
 
 static struct store_cmd cmd_base(struct fx *f, uint8_t type)
@@ -81,7 +92,8 @@ static struct store_fsm_result fx_apply(struct fx *f, const struct store_cmd *c)
     memset(&res, 0, sizeof res);
     int r = store_fsm_apply_batch(f->fsm, ++f->index, 1, c, 1, &res);
     if (r != 0) {
-        fprintf(stderr, "apply: %s (%s)\n", rfs_strerror(r), store_fsm_errmsg(f->fsm));
+        char msg[256];
+        fprintf(stderr, "apply: %s (%s)\n", rfs_strerror(r), fx_errmsg(f->fsm, msg, sizeof msg));
         res.err = r;
     }
     return res;

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <lmdb.h>
 
+#include "store/error_map.h"
 #include "test/unit/fsm_util.h"
 
 #define R STORE_FSM_ROOT_INO
@@ -774,26 +775,16 @@ static void batch_is_atomic_and_ordered(void **state)
     assert_int_equal(store_fsm_applied(f->fsm, &idx, &term), 0);
     assert_int_equal(idx, 11);
     assert_int_equal(term, 4);
-    /* Configuration. */
-    void *blob;
-    size_t len;
-    uint64_t at;
-    assert_int_equal(store_fsm_config(f->fsm, &blob, &len, &at), RFS_ENOTFOUND);
+    /* A configuration entry advances the index like any other (what it records is read
+     * back through snapshots: test_fsm_snapshot.c). */
     assert_int_equal(store_fsm_apply_config(f->fsm, 12, 4, "cfg-1", 5), 0);
     assert_int_equal(store_fsm_apply_config(f->fsm, 12, 4, "cfg-2", 5), RFS_ERANGE);
-    assert_int_equal(store_fsm_config(f->fsm, &blob, &len, &at), 0);
-    assert_int_equal(len, 5);
-    assert_int_equal(at, 12);
-    assert_memory_equal(blob, "cfg-1", 5);
-    free(blob);
     /* Everything survives a reopen. */
     store_fsm_close(f->fsm);
-    assert_int_equal(store_fsm_open(f->dir, NULL, &f->fsm), 0);
+    assert_int_equal(store_fsm_open(f->dir, NULL, &f->fsm, NULL, 0), 0);
     assert_int_equal(store_fsm_applied(f->fsm, &idx, NULL), 0);
     assert_int_equal(idx, 12);
     assert_int_equal(ino_of(f, 2, "x"), 3);
-    assert_int_equal(store_fsm_config(f->fsm, &blob, &len, &at), 0);
-    free(blob);
 }
 
 /* A map that fills up anyway (here: made far smaller than the limit) is not a filesystem
@@ -817,7 +808,8 @@ static void map_full_fails_the_batch(void **state)
     cmds[1].data_len = sizeof big;
     cmds[2] = c_named(&f, STORE_CMD_CREATE, R, "after");
     assert_int_equal(store_fsm_apply_batch(f.fsm, 100, 1, cmds, 3, res), RFS_ENOSPACE);
-    assert_non_null(strstr(store_fsm_errmsg(f.fsm), "MDB_MAP_FULL"));
+    char msg[256];
+    assert_non_null(strstr(fx_errmsg(f.fsm, msg, sizeof msg), "MDB_MAP_FULL"));
     assert_int_equal(attr_of(&f, a).size, 0);
     assert_int_equal(ino_of(&f, R, "before"), 0);
     assert_int_equal(ino_of(&f, R, "after"), 0);
@@ -946,11 +938,13 @@ static void reopen_refuses_other_format(void **state)
     f->fsm = NULL;
     fx_set_format(f->dir, 4, NULL);
     struct store_fsm *fsm = NULL;
-    assert_int_equal(store_fsm_open(f->dir, NULL, &fsm), RFS_EFORMAT);
+    char err[256];
+    assert_int_equal(store_fsm_open(f->dir, NULL, &fsm, err, sizeof err), RFS_EFORMAT);
     assert_null(fsm);
+    assert_non_null(strstr(err, "format version 4, expected 3"));
     /* Format 1 (before locks, sessions and the space count) is upgraded to 3 in place. */
     fx_set_format(f->dir, 1, NULL);
-    assert_int_equal(store_fsm_open(f->dir, NULL, &fsm), 0);
+    assert_int_equal(store_fsm_open(f->dir, NULL, &fsm, NULL, 0), 0);
     assert_int_equal(store_fsm_getattr(fsm, STORE_FSM_ROOT_INO, &(struct store_fsm_attr){0}), 0);
     store_fsm_close(fsm);
     MDB_env *env;
@@ -972,6 +966,49 @@ static void reopen_refuses_other_format(void **state)
     /* A fresh store for teardown. */
     fx_rmdir(f->dir);
     assert_int_equal(fx_open(f), 0);
+}
+
+/* An environment LMDB cannot read: open fails with the code and the message says why. */
+static void open_reports_lmdb_errors(void **state)
+{
+    (void)state;
+    char dir[] = "/dev/shm/rfs-fsm-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 8192; i++)
+        fputc('x', f);
+    fclose(f);
+    struct store_fsm *fsm = (struct store_fsm *)&fsm; /* not NULL: a failed open clears it */
+    assert_int_equal(store_fsm_open(dir, NULL, &fsm, err, sizeof err), RFS_EFORMAT);
+    assert_null(fsm);
+    assert_non_null(strstr(err, "open environment"));
+    assert_non_null(strstr(err, "MDB_INVALID"));
+    fx_rmdir(dir);
+}
+
+/* store/ converts foreign errors in one place (store/error_map.h): the log store, the state
+ * machine and the snapshots answer alike, with the context first. */
+static void store_errors_convert_once(void **state)
+{
+    (void)state;
+    char buf[128];
+    assert_int_equal(store__error(buf, sizeof buf, MDB_MAP_FULL, "put inode %d", 42), RFS_ENOSPACE);
+    assert_int_equal(strncmp(buf, "put inode 42: MDB_MAP_FULL", 26), 0);
+    assert_int_equal(store__error(buf, sizeof buf, ENOSPC, "write %s", "x"), RFS_ENOSPACE);
+    assert_string_equal(buf, "write x: No space left on device");
+    assert_int_equal(store__error(buf, 8, EIO, "%s", "a long context"), RFS_EIO);
+    assert_string_equal(buf, "a long ");
+    assert_int_equal(store__error_code(MDB_TXN_FULL), RFS_ENOSPACE);
+    assert_int_equal(store__error_code(EDQUOT), RFS_ENOSPACE);
+    assert_int_equal(store__error_code(MDB_NOTFOUND), RFS_ENOTFOUND);
+    assert_int_equal(store__error_code(ENOENT), RFS_ENOTFOUND);
+    assert_int_equal(store__error_code(MDB_BAD_VALSIZE), RFS_EINVAL);
+    assert_int_equal(store__error_code(MDB_CORRUPTED), RFS_ECORRUPT);
+    assert_int_equal(store__error_code(MDB_INCOMPATIBLE), RFS_EFORMAT);
+    assert_int_equal(store__error_code(ENOMEM), RFS_ENOMEM);
+    assert_int_equal(store__error_code(MDB_PANIC), RFS_EIO);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1009,6 +1046,8 @@ int main(void)
         T(orphans_live_until_forgotten),
         T(statfs_counts),
         T(reopen_refuses_other_format),
+        cmocka_unit_test(open_reports_lmdb_errors),
+        cmocka_unit_test(store_errors_convert_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

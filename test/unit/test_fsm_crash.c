@@ -132,7 +132,8 @@ static void child(const char *dir, uint64_t seed, int fd)
     /* As in production: unsynced commits, which a process crash must not lose. */
     struct store_fsm_options o = {.root_time = {T0, 0}, .unsynced_apply = true};
     uint64_t ready = READY;
-    if (store_fsm_open(dir, &o, &fsm) != 0 || store_fsm_applied(fsm, &applied, NULL) != 0 ||
+    if (store_fsm_open(dir, &o, &fsm, NULL, 0) != 0 ||
+        store_fsm_applied(fsm, &applied, NULL) != 0 ||
         write(fd, &ready, sizeof ready) != sizeof ready)
         _exit(2);
     apply_range(fsm, seed, applied, UINT64_MAX / 2, fd);
@@ -197,7 +198,7 @@ static void crash_and_recover(void **state)
         uint64_t applied;
         /* The same options as the child: it may have died before creating the store. */
         struct store_fsm_options co = {.root_time = {T0, 0}, .unsynced_apply = true};
-        assert_int_equal(store_fsm_open(dir, &co, &fsm), 0);
+        assert_int_equal(store_fsm_open(dir, &co, &fsm, NULL, 0), 0);
         assert_false(store_fsm_was_emptied(fsm)); /* the same boot: nothing may be dropped */
         assert_int_equal(store_fsm_applied(fsm, &applied, NULL), 0);
         if (applied < last_reported)

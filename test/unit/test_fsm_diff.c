@@ -893,8 +893,9 @@ static void run_seed(struct run *r, uint64_t seed, long ops)
         for (int i = 0; i < made; i++)
             cmds[i] = r->batch[i].c;
         rc = store_fsm_apply_batch(r->fx.fsm, ++r->fx.index, 1, cmds, (size_t)made, res);
+        char msg[256];
         if (rc != 0)
-            FAIL(r, "apply: %s (%s)", rfs_strerror(rc), store_fsm_errmsg(r->fx.fsm));
+            FAIL(r, "apply: %s (%s)", rfs_strerror(rc), fx_errmsg(r->fx.fsm, msg, sizeof msg));
         for (int i = 0; i < made; i++, r->op++) {
             struct op *op = &r->batch[i];
             long count;

@@ -90,9 +90,10 @@ static void restored_store_continues_like_the_original(void **state)
             fail_msg("seed %llu: snapshot: %s", (unsigned long long)seed, rfs_strerror(r));
         assert_int_equal(info.index, b.index);
         r = store_fsm_restore(c.fsm, sd, info.index, info.term);
+        char msg[256];
         if (r != 0)
             fail_msg("seed %llu: restore: %s (%s)", (unsigned long long)seed, rfs_strerror(r),
-                     store_fsm_errmsg(c.fsm));
+                     fx_errmsg(c.fsm, msg, sizeof msg));
         c.index = b.index;
         c.clock = b.clock;
         for (unsigned k = prefix; k < n; k++)
@@ -205,12 +206,55 @@ static void damaged_snapshot_leaves_state_alone(void **state)
     tmpdir_remove(snapdir);
 }
 
+/* The configuration meta of snapshot (index, term) of sd must be want (NULL: none). */
+static void assert_snapshot_config(struct store_snapshot_dir *sd, struct store_snapshot_info info,
+                                   uint64_t index, const char *want)
+{
+    struct store_snapshot_reader *r;
+    assert_int_equal(info.index, index);
+    assert_int_equal(store_snapshot_open(sd, info.index, info.term, &r), 0);
+    const struct store_snapshot_meta *m = store_snapshot_reader_meta(r);
+    assert_int_equal(m->index, index);
+    assert_int_equal(m->config_len, want ? strlen(want) : 0);
+    if (want != NULL)
+        assert_memory_equal(m->config, want, strlen(want));
+    store_snapshot_reader_close(r);
+}
+
+/* The configuration that store_fsm_apply_config records is what a snapshot carries (the
+ * runtime reads it from there at start), the last one winning, across a reopen. */
+static void snapshot_carries_the_configuration(void **state)
+{
+    (void)state;
+    char *snapdir = tmpdir_make("fsm-snap");
+    struct store_snapshot_dir *sd;
+    char err[256];
+    assert_int_equal(store_snapshot_dir_open(snapdir, NULL, &sd, err, sizeof err), 0);
+    struct fx f;
+    struct store_snapshot_info info;
+    assert_int_equal(fx_open(&f), 0);
+    do_create(&f, STORE_FSM_ROOT_INO, "a", 0644, 0);
+    assert_int_equal(store_fsm_snapshot(f.fsm, sd, &info), 0);
+    assert_snapshot_config(sd, info, f.index, NULL);
+    assert_int_equal(store_fsm_apply_config(f.fsm, ++f.index, 1, "cfg-1", 5), 0);
+    assert_int_equal(store_fsm_apply_config(f.fsm, ++f.index, 1, "cfg-22", 6), 0);
+    do_create(&f, STORE_FSM_ROOT_INO, "b", 0644, 0);
+    store_fsm_close(f.fsm);
+    assert_int_equal(store_fsm_open(f.dir, NULL, &f.fsm, err, sizeof err), 0);
+    assert_int_equal(store_fsm_snapshot(f.fsm, sd, &info), 0);
+    assert_snapshot_config(sd, info, f.index, "cfg-22");
+    fx_close(&f);
+    store_snapshot_dir_close(sd);
+    tmpdir_remove(snapdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(restored_store_continues_like_the_original),
         cmocka_unit_test(restore_under_concurrent_reads),
         cmocka_unit_test(damaged_snapshot_leaves_state_alone),
+        cmocka_unit_test(snapshot_carries_the_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,8 +375,9 @@ static void script_apply(struct fx *f, const struct script *s, unsigned max_batc
         if (n > N_CMDS - i)
             n = N_CMDS - i;
         int r = store_fsm_apply_batch(f->fsm, f->index + i + n, 1, s->cmds + i, n, res + i);
+        char msg[256];
         if (r != 0)
-            fail_msg("apply: %s (%s)", rfs_strerror(r), store_fsm_errmsg(f->fsm));
+            fail_msg("apply: %s (%s)", rfs_strerror(r), fx_errmsg(f->fsm, msg, sizeof msg));
         i += n;
     }
     f->index += N_CMDS;
@@ -468,7 +469,7 @@ static void snapshot_and_reopen_keep_count_and_limit(void **state)
     /* Reopen with another limit: the recorded one stays, and so do its decisions. */
     store_fsm_close(a.fsm);
     struct store_fsm_options o = {.space_limit = 1 << 30, .no_sync = true};
-    assert_int_equal(store_fsm_open(a.dir, &o, &a.fsm), 0);
+    assert_int_equal(store_fsm_open(a.dir, &o, &a.fsm, NULL, 0), 0);
     assert_int_equal(store_fsm_statfs(a.fsm, &st), 0);
     assert_int_equal(st.space_limit, 300 * 1024);
     assert_int_equal(st.blocks, 300 * 1024 / 4096);
@@ -497,7 +498,7 @@ static void upgrade_counts_the_tree(void **state)
     store_fsm_close(f.fsm);
     fx_set_format(f.dir, 2, "space");
     struct store_fsm_options o = {.space_limit = 2 << 20, .no_sync = true};
-    assert_int_equal(store_fsm_open(f.dir, &o, &f.fsm), 0);
+    assert_int_equal(store_fsm_open(f.dir, &o, &f.fsm, NULL, 0), 0);
     struct store_fsm_statfs st;
     assert_int_equal(store_fsm_statfs(f.fsm, &st), 0);
     assert_int_equal(st.space_limit, 2 << 20);

@@ -57,7 +57,7 @@ static void die_after_two_creates(struct fx *f)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        if (store_fsm_open(f->dir, &unsynced, &f->fsm) != 0 ||
+        if (store_fsm_open(f->dir, &unsynced, &f->fsm, NULL, 0) != 0 ||
             do_create(f, STORE_FSM_ROOT_INO, "a", 0644, 0).err != 0 ||
             do_create(f, STORE_FSM_ROOT_INO, "b", 0644, 0).err != 0)
             _exit(1);
@@ -71,7 +71,7 @@ static void die_after_two_creates(struct fx *f)
 
 static void reopen(struct fx *f)
 {
-    assert_int_equal(store_fsm_open(f->dir, &unsynced, &f->fsm), 0);
+    assert_int_equal(store_fsm_open(f->dir, &unsynced, &f->fsm, NULL, 0), 0);
 }
 
 static void clean_close_syncs_and_removes_the_marker(void **state)

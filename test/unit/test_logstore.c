@@ -67,6 +67,19 @@ static void make_entries(struct store_log_entry *entries, uint64_t index, size_t
     }
 }
 
+/* Delete every entry >= from, as the runtime's log writer does (a batch with nothing else). */
+static int truncate_from(struct store_log *log, uint64_t from)
+{
+    return store_log_write(log, &(struct store_log_batch){.truncate_from = from});
+}
+
+/* Record term and vote, as the runtime's log writer does. */
+static int set_hard_state(struct store_log *log, uint64_t term, uint64_t vote)
+{
+    return store_log_write(
+        log, &(struct store_log_batch){.has_hard_state = true, .term = term, .vote = vote});
+}
+
 static int append_run(struct store_log *log, uint64_t index, size_t n, uint64_t term)
 {
     struct store_log_entry e[64];
@@ -85,7 +98,7 @@ static int entry_ok(struct store_log *log, uint64_t index, uint64_t term)
     payload_fill(want, index, term, len);
     int ok = e.index == index && e.term == term && e.type == (uint8_t)index && e.len == len &&
              (len == 0 || memcmp(e.payload, want, len) == 0);
-    store_log_entry_free(&e);
+    free((void *)e.payload);
     return ok;
 }
 
@@ -147,10 +160,6 @@ static void append_and_read(void **state)
     assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
     assert_int_equal(first, 1);
     assert_int_equal(last, 51);
-    assert_int_equal(store_log_first_index(f->log, &first), 0);
-    assert_int_equal(store_log_last_index(f->log, &last), 0);
-    assert_int_equal(first, 1);
-    assert_int_equal(last, 51);
     for (uint64_t i = 1; i <= 51; i++) {
         uint64_t t = i <= 10 ? 1 : i == 11 ? 2 : 3;
         assert_true(entry_ok(f->log, i, t));
@@ -171,7 +180,7 @@ static void zero_length_payload(void **state)
     assert_int_equal(got.len, 0);
     assert_null(got.payload);
     assert_int_equal(got.type, 7);
-    store_log_entry_free(&got);
+    free((void *)got.payload);
 }
 
 static void append_rules(void **state)
@@ -203,60 +212,45 @@ static void append_rules(void **state)
     assert_true(entry_ok(f->log, 106, 2));
 }
 
-static void range_and_iterator(void **state)
+/* The iterator (the runtime's way of reading the log) is zero-copy and covers lo..hi. */
+static void iterator(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(append_run(f->log, 1, 64, 1), 0);
     assert_int_equal(append_run(f->log, 65, 36, 2), 0);
 
-    struct store_log_entry *r;
-    size_t n;
-    assert_int_equal(store_log_get_range(f->log, 10, 80, 0, &r, &n), 0);
-    assert_int_equal(n, 71);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t = r[i].index <= 64 ? 1 : 2;
-        assert_int_equal(r[i].index, 10 + i);
-        uint8_t want[256];
-        payload_fill(want, r[i].index, t, r[i].len);
-        assert_int_equal(r[i].len, payload_len_of(r[i].index, t));
-        assert_true(r[i].len == 0 || memcmp(r[i].payload, want, r[i].len) == 0);
-    }
-    free(r);
-
-    /* hi past the end stops at the last entry. */
-    assert_int_equal(store_log_get_range(f->log, 95, 1000, 0, &r, &n), 0);
-    assert_int_equal(n, 6);
-    free(r);
-
-    /* max_bytes bounds the payload but always returns at least one entry. */
-    size_t budget = 0, expect = 0;
-    for (uint64_t i = 1; budget + payload_len_of(i, 1) <= 500; i++, expect++)
-        budget += payload_len_of(i, 1);
-    assert_int_equal(store_log_get_range(f->log, 1, 100, 500, &r, &n), 0);
-    assert_int_equal(n, expect);
-    free(r);
-    assert_int_equal(store_log_get_range(f->log, 1, 100, 1, &r, &n), 0);
-    assert_int_equal(n, 1);
-    free(r);
-
-    assert_int_equal(store_log_get_range(f->log, 101, 200, 0, &r, &n), RFS_ENOTFOUND);
-    assert_null(r);
-    assert_int_equal(store_log_get_range(f->log, 5, 4, 0, &r, &n), RFS_EINVAL);
-
-    /* The iterator is zero-copy and covers lo..hi. */
     struct store_log_iter *it;
     struct store_log_entry e;
-    assert_int_equal(store_log_iter_open(f->log, 60, UINT64_MAX, &it), 0);
-    uint64_t want = 60;
+    assert_int_equal(store_log_iter_open(f->log, 10, 80, &it), 0);
+    uint64_t want = 10;
     int rc;
     while ((rc = store_log_iter_next(it, &e)) == 0) {
+        uint64_t t = want <= 64 ? 1 : 2;
+        uint8_t bytes[256];
         assert_int_equal(e.index, want);
-        assert_int_equal(e.term, want <= 64 ? 1 : 2);
+        assert_int_equal(e.term, t);
+        assert_int_equal(e.len, payload_len_of(want, t));
+        payload_fill(bytes, want, t, e.len);
+        assert_true(e.len == 0 || memcmp(e.payload, bytes, e.len) == 0);
         want++;
     }
     assert_int_equal(rc, RFS_ENOTFOUND);
+    assert_int_equal(want, 81);
+    store_log_iter_close(it);
+
+    /* hi past the end stops at the last entry. */
+    assert_int_equal(store_log_iter_open(f->log, 60, UINT64_MAX, &it), 0);
+    for (want = 60; (rc = store_log_iter_next(it, &e)) == 0; want++)
+        assert_int_equal(e.index, want);
+    assert_int_equal(rc, RFS_ENOTFOUND);
     assert_int_equal(want, 101);
     store_log_iter_close(it);
+
+    /* Nothing past the end; lo above hi is refused. */
+    assert_int_equal(store_log_iter_open(f->log, 101, 200, &it), 0);
+    assert_int_equal(store_log_iter_next(it, &e), RFS_ENOTFOUND);
+    store_log_iter_close(it);
+    assert_int_equal(store_log_iter_open(f->log, 5, 4, &it), RFS_EINVAL);
 }
 
 static void truncate_suffix_and_prefix(void **state)
@@ -265,13 +259,12 @@ static void truncate_suffix_and_prefix(void **state)
     uint64_t first, last;
     assert_int_equal(append_run(f->log, 1, 50, 1), 0);
 
-    assert_int_equal(store_log_truncate_suffix(f->log, 41), 0);
+    assert_int_equal(truncate_from(f->log, 41), 0);
     assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
     assert_int_equal(last, 40);
-    assert_int_equal(store_log_truncate_suffix(f->log, 100), 0); /* beyond the end: no-op */
+    assert_int_equal(truncate_from(f->log, 100), 0); /* beyond the end: no-op */
     assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
     assert_int_equal(last, 40);
-    assert_int_equal(store_log_truncate_suffix(f->log, 0), RFS_EINVAL);
 
     assert_int_equal(store_log_drop_prefix(f->log, 10), 0);
     assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
@@ -298,7 +291,7 @@ static void truncate_suffix_and_prefix(void **state)
 
     /* Truncating everything leaves an empty log; a lower drop keeps the higher mark. */
     assert_int_equal(store_log_drop_prefix(f->log, 5), 0);
-    assert_int_equal(store_log_truncate_suffix(f->log, 71), 0);
+    assert_int_equal(truncate_from(f->log, 71), 0);
     assert_int_equal(store_log_bounds(f->log, &first, &last), 0);
     assert_int_equal(last, 0);
     assert_int_equal(append_run(f->log, 60, 1, 3), RFS_ERANGE);
@@ -398,8 +391,8 @@ static void reopen_keeps_everything(void **state)
     struct fixture *f = *state;
     assert_int_equal(append_run(f->log, 1, 20, 1), 0);
     assert_int_equal(store_log_drop_prefix(f->log, 5), 0);
-    assert_int_equal(store_log_truncate_suffix(f->log, 19), 0);
-    assert_int_equal(store_log_set_term_vote(f->log, 7, 3), 0);
+    assert_int_equal(truncate_from(f->log, 19), 0);
+    assert_int_equal(set_hard_state(f->log, 7, 3), 0);
     assert_int_equal(store_log_set_epoch(f->log, 2), 0);
     assert_int_equal(store_log_set_snapshot_meta(f->log, 5, 1), 0);
     reopen(f, NULL);
@@ -420,7 +413,7 @@ static void reopen_keeps_everything(void **state)
     assert_int_equal(si, 5);
     assert_int_equal(st, 1);
     /* The compaction mark survives too. */
-    assert_int_equal(store_log_truncate_suffix(f->log, 6), 0);
+    assert_int_equal(truncate_from(f->log, 6), 0);
     assert_int_equal(append_run(f->log, 5, 1, 1), RFS_ERANGE);
     assert_int_equal(append_run(f->log, 6, 1, 1), 0);
 }
@@ -437,8 +430,7 @@ static void stable_store_round_trip(void **state)
     assert_int_equal(v, 0);
     assert_int_equal(store_log_get_snapshot_meta(f->log, &si, &st), RFS_ENOTFOUND);
 
-    assert_int_equal(store_log_set_term(f->log, 5), 0);
-    assert_int_equal(store_log_set_vote(f->log, 0xfedcba9876543210ull), 0);
+    assert_int_equal(set_hard_state(f->log, 5, 0xfedcba9876543210ull), 0);
     assert_int_equal(store_log_set_epoch(f->log, UINT64_MAX), 0);
     assert_int_equal(store_log_get_term(f->log, &v), 0);
     assert_int_equal(v, 5);
@@ -446,9 +438,15 @@ static void stable_store_round_trip(void **state)
     assert_int_equal(v, 0xfedcba9876543210ull);
     assert_int_equal(store_log_get_epoch(f->log, &v), 0);
     assert_int_equal(v, UINT64_MAX);
-    assert_int_equal(store_log_set_term_vote(f->log, 6, 0), 0);
+    /* A new term alone keeps the vote. */
+    assert_int_equal(store_log_set_term(f->log, 6), 0);
     assert_int_equal(store_log_get_term(f->log, &v), 0);
     assert_int_equal(v, 6);
+    assert_int_equal(store_log_get_vote(f->log, &v), 0);
+    assert_int_equal(v, 0xfedcba9876543210ull);
+    assert_int_equal(set_hard_state(f->log, 7, 0), 0);
+    assert_int_equal(store_log_get_term(f->log, &v), 0);
+    assert_int_equal(v, 7);
     assert_int_equal(store_log_get_vote(f->log, &v), 0);
     assert_int_equal(v, 0);
 }
@@ -566,7 +564,7 @@ static void map_full_refuses_and_recovers(void **state)
         assert_int_equal(store_log_get(f->log, i, &g), 0);
         assert_int_equal(g.len, 1024);
         assert_int_equal(((const uint8_t *)g.payload)[1023], i & 0xff);
-        store_log_entry_free(&g);
+        free((void *)g.payload);
     }
     /* Not sticky: stable writes and compaction work on a full map... */
     assert_int_equal(store_log_set_term(f->log, 2), 0);
@@ -730,26 +728,21 @@ static void corrupted_entry_detected(void **state)
     assert_true(entry_ok(f->log, 10, 1));
     assert_true(entry_ok(f->log, 12, 1));
 
-    struct store_log_entry *r;
-    size_t n;
-    assert_int_equal(store_log_get_range(f->log, 5, 15, 0, &r, &n), RFS_ECORRUPT);
-    assert_null(r);
-    assert_non_null(strstr(errmsg(f->log), "entry 11 "));
-
     /* The iterator hands out 1..10, then reports the corruption, then stays at the end. */
     struct store_log_iter *it;
     assert_int_equal(store_log_iter_open(f->log, 1, UINT64_MAX, &it), 0);
     for (int i = 1; i <= 10; i++)
         assert_int_equal(store_log_iter_next(it, &g), 0);
     assert_int_equal(store_log_iter_next(it, &g), RFS_ECORRUPT);
+    assert_non_null(strstr(errmsg(f->log), "entry 11 "));
     assert_int_equal(store_log_iter_next(it, &g), RFS_ENOTFOUND);
     store_log_iter_close(it);
 
     /* Appending after a corrupt last entry is refused too (its term is unknown). */
-    assert_int_equal(store_log_truncate_suffix(f->log, 12), 0);
+    assert_int_equal(truncate_from(f->log, 12), 0);
     assert_int_equal(append_run(f->log, 12, 1, 1), RFS_ECORRUPT);
     /* Raft's answer to a corrupt tail: truncate it and take the entries again. */
-    assert_int_equal(store_log_truncate_suffix(f->log, 11), 0);
+    assert_int_equal(truncate_from(f->log, 11), 0);
     assert_int_equal(append_run(f->log, 11, 2, 1), 0);
     assert_true(entry_ok(f->log, 11, 1));
 }
@@ -991,7 +984,7 @@ static int op_run(struct store_log *log, const struct model *m, const struct op 
     case OP_TRUNC_APPEND:
         make_entries(e, op->at, op->n, m->term);
         return store_log_truncate_append(log, op->at, e, op->n);
-    case OP_TRUNCATE: return store_log_truncate_suffix(log, op->at);
+    case OP_TRUNCATE: return truncate_from(log, op->at);
     case OP_DROP: return store_log_drop_prefix(log, op->at);
     case OP_TERM: return store_log_set_term(log, m->term + 1);
     }
@@ -1171,7 +1164,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(cluster_id_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(zero_length_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(append_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(range_and_iterator, setup, teardown),
+        cmocka_unit_test_setup_teardown(iterator, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_suffix_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_then_append, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_write_is_one_transaction, setup, teardown),

@@ -34,7 +34,8 @@ static void put8(struct out *o, uint8_t v)
 
 static void put16(struct out *o, uint16_t v)
 {
-    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    uint8_t b[2];
+    rfs_put_le16(b, v);
     put(o, b, 2);
 }
 
@@ -312,7 +313,7 @@ static uint8_t get8(struct in *in, const char *what)
 static uint16_t get16(struct in *in, const char *what)
 {
     const uint8_t *p = take(in, 2, what);
-    return p != NULL ? (uint16_t)(p[0] | p[1] << 8) : 0;
+    return p != NULL ? rfs_get_le16(p) : 0;
 }
 
 static uint32_t get32(struct in *in, const char *what)

@@ -139,9 +139,10 @@ int main(int argc, char **argv)
         .unsynced_apply = true,
     };
     struct store_fsm *fsm;
-    rc = store_fsm_open(fsm_dir, &fo, &fsm);
+    char fsm_err[256];
+    rc = store_fsm_open(fsm_dir, &fo, &fsm, fsm_err, sizeof fsm_err);
     if (rc != 0) {
-        fprintf(stderr, "raftfsd: state machine %s: %s\n", fsm_dir, rfs_strerror(rc));
+        fprintf(stderr, "raftfsd: state machine %s: %s (%s)\n", fsm_dir, fsm_err, rfs_strerror(rc));
         rc = 1;
         goto err_after_hup;
     }

@@ -92,9 +92,9 @@ static int dirent_get(struct fsm_txn *t, uint64_t parent, const char *name, size
     if (val.mv_size != DIRENT_VALUE)
         return RFS_ECORRUPT;
     const uint8_t *v = val.mv_data;
-    out->child = fsm_get_le(v, 8);
+    out->child = rfs_get_le64(v);
     out->type = (uint32_t)v[8] << 12;
-    out->cookie = fsm_get_le(v + 9, 8);
+    out->cookie = rfs_get_le64(v + 9);
     return 0;
 }
 
@@ -105,9 +105,9 @@ static int dirent_put(struct fsm_txn *t, uint64_t parent, const char *name, size
     uint8_t k[8 + STORE_FSM_NAME_MAX], v[DIRENT_VALUE];
     fsm_put_be64(k, parent);
     memcpy(k + 8, name, len);
-    fsm_put_le(v, d->child, 8);
+    rfs_put_le64(v, d->child);
     v[8] = (uint8_t)(d->type >> 12);
-    fsm_put_le(v + 9, d->cookie, 8);
+    rfs_put_le64(v + 9, d->cookie);
     MDB_val key = {8 + len, k}, val = {sizeof v, v};
     int rc = mdb_put(t->txn, t->fsm->dirents, &key, &val, 0);
     if (rc != 0)
@@ -116,7 +116,7 @@ static int dirent_put(struct fsm_txn *t, uint64_t parent, const char *name, size
     uint8_t ck[16], cv[9 + STORE_FSM_NAME_MAX];
     fsm_put_be64(ck, parent);
     fsm_put_be64(ck + 8, d->cookie);
-    fsm_put_le(cv, d->child, 8);
+    rfs_put_le64(cv, d->child);
     cv[8] = (uint8_t)(d->type >> 12);
     memcpy(cv + 9, name, len);
     MDB_val ckey = {16, ck}, cval = {9 + len, cv};
@@ -217,7 +217,7 @@ static int drop_link(struct fsm_txn *t, struct fsm_inode *node, bool keep_open, 
         return inode_destroy(t, node);
     uint8_t k[8], v[8];
     fsm_put_be64(k, node->ino);
-    fsm_put_le(v, holders, 8);
+    rfs_put_le64(v, holders);
     MDB_val key = {8, k}, val = {8, v};
     int rc = mdb_put(t->txn, t->fsm->orphans, &key, &val, 0);
     if (rc != 0)
@@ -572,11 +572,11 @@ static int cmd_forget(struct fsm_txn *t, const struct store_cmd *c, struct store
         return store__fsm_mdb_error(t->fsm, rc, "get orphan %llu", (unsigned long long)c->ino);
     if (val.mv_size != 8)
         return RFS_ECORRUPT;
-    uint64_t left = fsm_get_le(val.mv_data, 8) & ~c->holders;
+    uint64_t left = rfs_get_le64(val.mv_data) & ~c->holders;
     res->ino = c->ino;
     if (left != 0) { /* other nodes may still hold it open */
         uint8_t v[8];
-        fsm_put_le(v, left, 8);
+        rfs_put_le64(v, left);
         MDB_val nval = {8, v};
         rc = mdb_put(t->txn, t->fsm->orphans, &key, &nval, 0);
         if (rc != 0)
