@@ -17,7 +17,11 @@
  *    REPLACE), under what was buffered since, so the next flush, fsync or release commits it
  *    again: a close() after a failed fsync() succeeds only if the data is then committed. If
  *    the bytes cannot be kept (no memory), the handle's next commit fails with EIO. A failed
- *    release has no caller left to tell. */
+ *    release has no caller left to tell.
+ * 6. Once a lock session under which a lock was asked for through a handle is lost, writes
+ *    through the handle fail with EIO and its commits drop what it buffered and fail with EIO
+ *    (as Linux's NFS client does for lost locks): the writer may no longer hold the lock it
+ *    wrote under, and the next holder, on any node, must not find its writes. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +228,10 @@ void fs__write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off
         fuse_reply_write(req, 0);
         return;
     }
+    if (fs__locks_lost_by(fs, h)) {
+        fuse_reply_err(req, EIO); /* invariant 6 */
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     int err = buffer_write(h, (uint64_t)off, buf, size);
     pthread_mutex_unlock(&fs->lock);
@@ -424,6 +432,15 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
             fs__handle_free(h);
         return;
     }
+    int lost_err = h->lost_err;
+    h->lost_err = 0;
+    if (fs__locks_lost_by(fs, h)) { /* invariant 6: what it buffered goes nowhere */
+        lost_err = EIO;
+        free_extents(h->ext, h->n_ext);
+        h->ext = NULL;
+        h->n_ext = h->cap_ext = 0;
+        h->is_replace = false;
+    }
     h->is_flushing = true;
     c->fs = fs;
     c->h = h;
@@ -434,8 +451,6 @@ static void start_commit(struct fs *fs, struct fs_handle *h)
     c->is_replace = h->is_replace;
     c->replace_size = h->replace_size;
     uint64_t replace_end = handle_end(h);
-    int lost_err = h->lost_err;
-    h->lost_err = 0;
     h->is_replace = false; /* invariant 4: later commits write ranges */
     h->ext = NULL;
     h->n_ext = h->cap_ext = 0;

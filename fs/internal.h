@@ -63,15 +63,19 @@ struct fs_flush_req {
 /* An open file (fuse_file_info.fh). Created by open/create on a FUSE thread, freed when its
  * release has been answered and no commit of its buffer is in flight. */
 struct fs_handle {
-    uint64_t ino;                /* set before the handle is listed in fs->handles */
-    struct fs_extent *ext;       /* sorted by off, neither overlapping nor adjacent */
-    size_t n_ext, cap_ext;       /* protected by fs->lock (as are all fields below) */
-    bool is_flushing;            /* a commit of this handle's buffer is in flight */
-    bool is_replace;             /* opened with O_TRUNC, not committed yet: the next commit is
-                                    one REPLACE of the whole file (the buffer, zeros elsewhere) */
-    uint64_t replace_size;       /* is_replace: the size before the buffered writes (0, or an
-                                    ftruncate's since the open) */
-    int lost_err;                /* a failed commit's bytes were lost: the next commit fails */
+    uint64_t ino;          /* set before the handle is listed in fs->handles */
+    struct fs_extent *ext; /* sorted by off, neither overlapping nor adjacent */
+    size_t n_ext, cap_ext; /* protected by fs->lock (as are all fields below) */
+    bool is_flushing;      /* a commit of this handle's buffer is in flight */
+    bool is_replace;       /* opened with O_TRUNC, not committed yet: the next commit is
+                              one REPLACE of the whole file (the buffer, zeros elsewhere) */
+    uint64_t replace_size; /* is_replace: the size before the buffered writes (0, or an
+                              ftruncate's since the open) */
+    int lost_err;          /* a failed commit's bytes were lost: the next commit fails */
+    /* The lock session under which a lock was asked for through this handle, 0 if none: once
+     * that session is lost, writes and commits through the handle fail with EIO (the locks
+     * they were made under may be someone else's by then). Written once, read lock-free. */
+    _Atomic uint64_t lock_session;
     struct fs_flush_req *queued; /* flush/fsync/release requests for the next commit */
     struct fs_handle *next;      /* in fs->handles */
     /* A read-only open's version of the file (fs/ops_read.c, "one version per open"): its data,
@@ -255,6 +259,9 @@ struct fs_then fs__lock_on_close(struct fs *fs, uint64_t ino, const struct fuse_
 /* Has this node given up its lock session (or found it ended) and not opened a new one yet?
  * Then it no longer vouches for the lock table: raftfs.lock_token answers ENOLCK. */
 bool fs__locks_lost(struct fs_locks *locks);
+/* Did h ask for a lock in a session this node no longer has (lost, or replaced)? Takes the
+ * session's lock (after fs->lock, if the caller holds it). */
+bool fs__locks_lost_by(struct fs *fs, struct fs_handle *h);
 
 static inline struct fs *fs__of(fuse_req_t req)
 {

@@ -153,6 +153,12 @@ bool fs__locks_lost(struct fs_locks *l)
     return fs_session_is_lost(l->session);
 }
 
+bool fs__locks_lost_by(struct fs *fs, struct fs_handle *h)
+{
+    uint64_t session = h != NULL ? atomic_load(&h->lock_session) : 0;
+    return session != 0 && fs_session_id(fs->locks->session) != session;
+}
+
 void fs_locks_free(struct fs_locks *l)
 {
     if (l == NULL)
@@ -327,8 +333,10 @@ static int park(void *arg, uint64_t session, uint64_t request)
 
 /* Propose cmd (LOCK or LOCK_RELEASE; its session and request are filled here) and answer req
  * from its outcome. commit_err, if not 0, is the answer whatever the outcome (a commit of the
- * file's buffer that preceded the command failed). */
-static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, int commit_err)
+ * file's buffer that preceded the command failed). h: the handle a LOCK that takes a lock came
+ * through (it is marked with the session), or NULL. */
+static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, int commit_err,
+                         struct fs_handle *h)
 {
     struct fs_locks *l = fs->locks;
     bool is_wait = cmd->type == STORE_CMD_LOCK && (cmd->flags & STORE_CMD_LOCK_WAIT);
@@ -351,6 +359,8 @@ static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, i
         fuse_reply_err(req, commit_err != 0 ? commit_err : err);
         return;
     }
+    if (h != NULL && cmd->type == STORE_CMD_LOCK && cmd->lock_type != STORE_CMD_LOCK_UNLOCK)
+        atomic_store(&h->lock_session, session);
     *op = (struct lock_op){.fs = fs,
                            .req = req,
                            .ino = cmd->ino,
@@ -396,7 +406,7 @@ static void propose_lock(struct fs *fs, fuse_req_t req, struct store_cmd *cmd, i
 static void after_commit(void *arg, fuse_req_t req, int err)
 {
     struct store_cmd *cmd = arg;
-    propose_lock(fs__of(req), req, cmd, err);
+    propose_lock(fs__of(req), req, cmd, err, NULL);
     free(cmd);
 }
 
@@ -442,7 +452,8 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
         fs__handle_commit_then(req, fi, (struct fs_then){.fn = after_commit, .arg = cmd});
         return;
     }
-    after_commit(cmd, req, 0);
+    propose_lock(fs__of(req), req, cmd, 0, fs__handle_of(fi));
+    free(cmd);
 }
 
 void fs__flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)

@@ -15,7 +15,8 @@
  *   L data (u16 length + bytes)   D data (u32 length + bytes)
  * version 2 (sessions and locks):
  *   J node u64     X session u64  W owner u64    K request u64  B start u64   E len u64
- *   Y pid u32      Z delay_ms u32 k lock_kind u8 t lock_type u8 */
+ *   Y pid u32      Z delay_ms u32 k lock_kind u8 t lock_type u8
+ * version 3: no new field. */
 static const char *const bodies[STORE_CMD_TYPE_END] = {
     [STORE_CMD_CREATE] = "PMUGFN",     [STORE_CMD_MKNOD] = "PMUGRN",
     [STORE_CMD_MKDIR] = "PMUGN",       [STORE_CMD_UNLINK] = "PFHN",
@@ -26,11 +27,12 @@ static const char *const bodies[STORE_CMD_TYPE_END] = {
     [STORE_CMD_REMOVEXATTR] = "PN",    [STORE_CMD_FORGET] = "PH",
     [STORE_CMD_SESSION_OPEN] = "J",    [STORE_CMD_SESSION_END] = "XZ",
     [STORE_CMD_LOCK] = "PXWKYktBEF",   [STORE_CMD_LOCK_CANCEL] = "PXK",
-    [STORE_CMD_LOCK_RELEASE] = "PXWk",
+    [STORE_CMD_LOCK_RELEASE] = "PXWk", [STORE_CMD_SESSION_RENEW] = "JZ",
 };
 
-/* The first type of version 2; every type before it is version 1. */
+/* The first type of versions 2 and 3; every type before FIRST_V2_TYPE is version 1. */
 #define FIRST_V2_TYPE STORE_CMD_SESSION_OPEN
+#define FIRST_V3_TYPE STORE_CMD_SESSION_RENEW
 
 static const char *const type_names[STORE_CMD_TYPE_END] = {
     [STORE_CMD_CREATE] = "create",
@@ -52,6 +54,7 @@ static const char *const type_names[STORE_CMD_TYPE_END] = {
     [STORE_CMD_LOCK] = "lock",
     [STORE_CMD_LOCK_CANCEL] = "lock-cancel",
     [STORE_CMD_LOCK_RELEASE] = "lock-release",
+    [STORE_CMD_SESSION_RENEW] = "session-renew",
 };
 
 #define HEADER_SIZE 14 /* version u8, type u8, time sec i64, time nsec u32 */
@@ -68,7 +71,7 @@ unsigned store_cmd_version_of(unsigned type)
 {
     if (type == 0 || type >= STORE_CMD_TYPE_END)
         return 0;
-    return type < FIRST_V2_TYPE ? 1 : 2;
+    return type < FIRST_V2_TYPE ? 1 : type < FIRST_V3_TYPE ? 2 : 3;
 }
 
 static const char *body_of(unsigned type)

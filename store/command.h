@@ -9,10 +9,10 @@
 
 /* Version byte of an encoded command: the version that introduced its type. Version 1 has the
  * filesystem commands (CREATE..FORGET), version 2 adds node sessions and locks (SESSION_OPEN..
- * LOCK_RELEASE). Each type is encoded under exactly one version byte and a decoder refuses any
- * other, so an encoding stays canonical and a build that predates version 2 refuses its
- * commands by their version byte. */
-#define STORE_CMD_VERSION 2 /* the newest version this build decodes */
+ * LOCK_RELEASE), version 3 SESSION_RENEW. Each type is encoded under exactly one version byte and a
+ * decoder refuses any other, so an encoding stays canonical and a build that predates version 2
+ * refuses its commands by their version byte. */
+#define STORE_CMD_VERSION 3 /* the newest version this build decodes */
 
 /* Largest encoded command the decoder accepts, whatever the buffer length (64 MiB of data
  * plus headers). Keeps a hostile length from describing more than a log entry may hold. */
@@ -41,6 +41,10 @@ enum store_cmd_type {
                                len, flags LOCK_WAIT */
     STORE_CMD_LOCK_CANCEL,  /* ino, session, request: withdraw a waiting request (interrupt) */
     STORE_CMD_LOCK_RELEASE, /* ino, session, owner, lock_kind: drop all the owner holds (close) */
+    /* version 3 */
+    STORE_CMD_SESSION_RENEW, /* node, delay_ms: open a session for a node that lost its earlier
+                                one while running: that one ends with the lock-delay (its
+                                locks block others until then) instead of at once */
     STORE_CMD_TYPE_END
 };
 
@@ -115,14 +119,14 @@ struct store_cmd {
     const uint8_t *data;
     size_t data_len;
     /* sessions and locks (version 2) */
-    uint64_t node;     /* SESSION_OPEN: raft ID of the node */
+    uint64_t node;     /* SESSION_OPEN, SESSION_RENEW: raft ID of the node */
     uint64_t session;  /* the node session the lock command acts for */
     uint64_t owner;    /* lock owner within the session (FUSE lock_owner) */
     uint64_t request;  /* request ID, unique within the session: names a waiter */
     uint64_t start;    /* LOCK: first byte */
     uint64_t len;      /* LOCK: bytes; 0 means to the end of the file (and beyond) */
     uint32_t pid;      /* LOCK: process asking, for F_GETLK and listings */
-    uint32_t delay_ms; /* SESSION_END: lock-delay */
+    uint32_t delay_ms; /* SESSION_END, SESSION_RENEW: lock-delay */
     uint8_t lock_kind; /* STORE_CMD_LOCK_FLOCK or STORE_CMD_LOCK_POSIX */
     uint8_t lock_type; /* STORE_CMD_LOCK_READ, _WRITE or _UNLOCK */
     /* Not encoded: the raft log index of the entry carrying the command, set by whoever

@@ -443,6 +443,7 @@ static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_
     case STORE_CMD_SETXATTR: r = store__cmd_setxattr(t, c, res); break;
     case STORE_CMD_REMOVEXATTR: r = store__cmd_removexattr(t, c, res); break;
     case STORE_CMD_SESSION_OPEN:
+    case STORE_CMD_SESSION_RENEW:
     case STORE_CMD_SESSION_END: r = store__cmd_session(t, c, res); break;
     case STORE_CMD_LOCK:
     case STORE_CMD_LOCK_CANCEL:

@@ -4,11 +4,15 @@
  * SESSION_OPEN, from the command and the stored state alone.
  *
  * Lifecycle: SESSION_OPEN(node) makes session <entry index> LIVE and removes the node's
- * earlier session at once (the node restarted: its old holders are gone). SESSION_END of a LIVE
- * session fails its waiters and, if it holds locks and the command asks for a lock-delay,
- * leaves it ENDED until command time + delay: its locks keep blocking others, so a holder that
- * was only paused cannot have its lock handed on at once. SESSION_END of an ENDED session whose
- * delay has passed (by the command's time) removes it and its locks. */
+ * earlier sessions at once (the node restarted: its old holders are gone with its mount).
+ * SESSION_RENEW(node, delay) does the same for a node that lost its session while running: its
+ * processes still hold what they locked, so the earlier LIVE session ends as SESSION_END with
+ * that delay would end it, and an ENDED one keeps its delay. SESSION_END of a LIVE session
+ * fails its waiters and, if it holds locks and the command asks for a lock-delay, leaves it
+ * ENDED until command time + delay: its locks keep blocking others, so a holder that was only
+ * paused or cut off cannot have its lock handed on at once. SESSION_END of an ENDED session
+ * whose delay has passed (by the command's time) removes it and its locks. A node has at most
+ * one LIVE session; ENDED ones wait for their SESSION_END. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,6 +113,73 @@ static struct store_fsm_time time_add_ms(struct store_fsm_time t, uint32_t ms)
     return t;
 }
 
+/* End LIVE session s with a lock-delay of delay_ms: remove it if it holds no lock (or delay_ms
+ * is 0), else fail its waiters and leave it ENDED until the delay is over. */
+static int session_end_live(struct fsm_txn *t, struct fsm_session *s, uint32_t delay_ms,
+                            struct store_fsm_result *res)
+{
+    bool has_held = false;
+    int r;
+    if (delay_ms > 0 && (r = store__locks_drop_session(t, s->id, false, &has_held)) != 0)
+        return r;
+    if (!has_held)
+        return session_remove(t, s->id);
+    s->state = STORE_FSM_SESSION_ENDED;
+    s->ended = t->now;
+    s->delay_until = time_add_ms(t->now, delay_ms);
+    res->delay_until = s->delay_until;
+    return session_put(t, s);
+}
+
+/* Call fn(arg, session) for each session of txn with an ID of at least from, in ID order, until
+ * fn returns nonzero. 0, RFS_ECORRUPT (a malformed record), or an LMDB error (with its context
+ * in fsm's message). */
+static int walk_sessions(struct store_fsm *fsm, MDB_txn *txn, uint64_t from,
+                         int (*fn)(void *arg, const struct fsm_session *s), void *arg)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, fsm->sessions, &cur);
+    if (rc != 0)
+        return store__fsm_mdb_error(fsm, rc, "open cursor on sessions");
+    uint8_t k[8];
+    fsm_put_be64(k, from);
+    MDB_val key = {8, k}, val;
+    int r = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 8 || !record_ok(&val)) {
+            r = RFS_ECORRUPT;
+            break;
+        }
+        struct fsm_session s;
+        store__session_decode(fsm_get_be64(key.mv_data), val.mv_data, &s);
+        if (fn(arg, &s))
+            break;
+    }
+    if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        r = store__fsm_mdb_error(fsm, rc, "list sessions");
+    mdb_cursor_close(cur);
+    return r;
+}
+
+/* The search of cmd_session_open: the first earlier session of a node that it ends. */
+struct earlier {
+    uint64_t node;
+    bool is_renew; /* renewing leaves ENDED sessions alone */
+    bool is_found;
+    struct fsm_session s;
+};
+
+static int find_earlier(void *arg, const struct fsm_session *s)
+{
+    struct earlier *e = arg;
+    if (s->node != e->node || (e->is_renew && s->state == STORE_FSM_SESSION_ENDED))
+        return 0;
+    e->s = *s;
+    e->is_found = true;
+    return 1;
+}
+
 static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
                             struct store_fsm_result *res)
 {
@@ -117,36 +188,33 @@ static int cmd_session_open(struct fsm_txn *t, const struct store_cmd *c,
         return EINVAL; /* raft IDs are non-zero */
     int r = store__session_get(t->fsm, t->txn, t->index, &s);
     if (r == 0) {
-        store__fsm_set_errmsg(
-            t->fsm, "open session %llu: the ID is taken (commands need their own entry's index)",
-            (unsigned long long)t->index);
+        snprintf(t->fsm->errmsg, sizeof t->fsm->errmsg,
+                 "open session %llu: the ID is taken (commands need their own entry's index)",
+                 (unsigned long long)t->index);
         return RFS_ERANGE;
     }
     if (r != ENOENT)
         return r;
-    /* The node's earlier session (at most one, live or ended): find it, then remove it, so the
-     * cursor does not walk a table being changed. */
-    uint64_t old = 0;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->txn, t->fsm->sessions, &cur);
-    if (rc != 0)
-        return store__fsm_mdb_error(t->fsm, rc, "open cursor on sessions");
-    MDB_val key, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != 8 || !record_ok(&val) ||
-            (rfs_get_le64(val.mv_data) == c->node && old != 0)) {
-            mdb_cursor_close(cur);
-            return RFS_ECORRUPT;
-        }
-        if (rfs_get_le64(val.mv_data) == c->node)
-            old = fsm_get_be64(key.mv_data);
+    /* The node's earlier sessions, one at a time: a cursor must not walk a table being
+     * changed, so each search starts again after the last one handled. */
+    struct earlier e = {.node = c->node, .is_renew = c->type == STORE_CMD_SESSION_RENEW};
+    bool has_live = false;
+    for (;;) {
+        uint64_t from = e.is_found ? e.s.id + 1 : 0;
+        e.is_found = false;
+        if ((r = walk_sessions(t->fsm, t->txn, from, find_earlier, &e)) != 0)
+            return r;
+        if (!e.is_found)
+            break;
+        if (e.s.state == STORE_FSM_SESSION_LIVE && has_live)
+            return RFS_ECORRUPT; /* two LIVE sessions of one node */
+        has_live |= e.s.state == STORE_FSM_SESSION_LIVE;
+        struct store_fsm_result ignored = {0};
+        r = e.is_renew ? session_end_live(t, &e.s, c->delay_ms, &ignored)
+                       : session_remove(t, e.s.id);
+        if (r != 0)
+            return r;
     }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return store__fsm_mdb_error(t->fsm, rc, "list sessions");
-    if (old != 0 && (r = session_remove(t, old)) != 0)
-        return r;
     s = (struct fsm_session){
         .id = t->index, .node = c->node, .state = STORE_FSM_SESSION_LIVE, .opened = t->now};
     if ((r = session_put(t, &s)) != 0)
@@ -168,59 +236,42 @@ static int cmd_session_end(struct fsm_txn *t, const struct store_cmd *c,
             return EBUSY; /* the lock-delay still runs */
         return session_remove(t, s.id);
     }
-    bool has_held = false;
-    if (c->delay_ms > 0 && (r = store__locks_drop_session(t, s.id, false, &has_held)) != 0)
-        return r;
-    if (!has_held)
-        return session_remove(t, s.id);
-    s.state = STORE_FSM_SESSION_ENDED;
-    s.ended = t->now;
-    s.delay_until = time_add_ms(t->now, c->delay_ms);
-    res->delay_until = s.delay_until;
-    return session_put(t, &s);
+    return session_end_live(t, &s, c->delay_ms, res);
 }
 
 int store__cmd_session(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
 {
-    if (c->type == STORE_CMD_SESSION_OPEN)
+    if (c->type == STORE_CMD_SESSION_OPEN || c->type == STORE_CMD_SESSION_RENEW)
         return cmd_session_open(t, c, res);
     return cmd_session_end(t, c, res);
+}
+
+/* The listing of store_fsm_sessions: each session in the public form. */
+struct listing {
+    store_fsm_session_fn fn;
+    void *arg;
+};
+
+static int list_one(void *arg, const struct fsm_session *s)
+{
+    struct listing *l = arg;
+    struct store_fsm_session out = {.id = s->id,
+                                    .node = s->node,
+                                    .state = s->state,
+                                    .opened = s->opened,
+                                    .ended = s->ended,
+                                    .delay_until = s->delay_until};
+    return l->fn(l->arg, &out);
 }
 
 int store_fsm_sessions(struct store_fsm *fsm, store_fsm_session_fn fn, void *arg)
 {
     MDB_txn *txn;
-    MDB_cursor *cur;
     int r = store__fsm_read_begin(fsm, &txn);
     if (r != 0)
         return r;
-    int rc = mdb_cursor_open(txn, fsm->sessions, &cur);
-    if (rc != 0) {
-        r = store__fsm_mdb_error(NULL, rc, "sessions cursor");
-        goto out;
-    }
-    MDB_val key, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != 8 || !record_ok(&val)) {
-            r = RFS_ECORRUPT;
-            break;
-        }
-        struct fsm_session s;
-        store__session_decode(fsm_get_be64(key.mv_data), val.mv_data, &s);
-        struct store_fsm_session out = {.id = s.id,
-                                        .node = s.node,
-                                        .state = s.state,
-                                        .opened = s.opened,
-                                        .ended = s.ended,
-                                        .delay_until = s.delay_until};
-        if (fn(arg, &out))
-            break;
-    }
-    if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
-        r = store__fsm_mdb_error(NULL, rc, "list sessions");
-    mdb_cursor_close(cur);
-out:
+    struct listing l = {.fn = fn, .arg = arg};
+    r = walk_sessions(fsm, txn, 0, list_one, &l);
     store__fsm_read_end(fsm, txn);
     return r;
 }

@@ -51,7 +51,8 @@ struct fs_session {
     pthread_mutex_t mu;
     pthread_cond_t cond;   /* session changes, stop */
     bool is_stopping;      /* protected by mu (as are all fields below) */
-    bool is_opening;       /* a SESSION_OPEN is in flight */
+    bool is_opening;       /* a SESSION_OPEN or SESSION_RENEW is in flight */
+    bool has_opened;       /* this run opened a session before: the next one renews */
     uint64_t open_ms;      /* when it was proposed (CLOCK_BOOTTIME) */
     uint64_t session;      /* invariant 1 */
     uint64_t next_request; /* request IDs within the session */
@@ -169,6 +170,7 @@ static void open_done(void *arg, int status, struct raft_apply_result *result)
     }
     if (session != 0) {
         l->session = session;
+        l->has_opened = true;
         l->next_request = 0;
         /* The leader that committed it heard this node after open_ms (invariant 2). */
         l->contact_ms = l->open_ms;
@@ -184,13 +186,19 @@ static void open_done(void *arg, int status, struct raft_apply_result *result)
             strerror(err != 0 ? err : EIO));
 }
 
-/* Propose SESSION_OPEN (mu held, dropped meanwhile). */
+/* Propose the session's opening (mu held, dropped meanwhile): SESSION_OPEN at start, when the
+ * node's earlier sessions are a previous run's, whose holders went with its mount;
+ * SESSION_RENEW after a loss, when this run's processes may still hold what they locked, so
+ * that the old session's locks go on no sooner than the lock-delay (docs/fs.md). */
 static void session_open(struct fs_session *l)
 {
     l->is_opening = true;
     l->open_ms = clock_ms(CLOCK_BOOTTIME);
+    struct store_cmd cmd = {.type =
+                                l->has_opened ? STORE_CMD_SESSION_RENEW : STORE_CMD_SESSION_OPEN,
+                            .node = l->node,
+                            .delay_ms = l->has_opened ? l->cfg.lock_delay_ms : 0};
     pthread_mutex_unlock(&l->mu);
-    struct store_cmd cmd = {.type = STORE_CMD_SESSION_OPEN, .node = l->node};
     fs__now(&cmd);
     int rc = fs__propose(l->rt, l->cfg.op_timeout_ms, &cmd, open_done, l);
     pthread_mutex_lock(&l->mu);

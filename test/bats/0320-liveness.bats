@@ -253,3 +253,57 @@ assert own["state"] == "open" and own["reason"] is None, own
     assert_output --partial "unknown option --bogus"
     run -3 "$RAFTFS_CTL" --socket "$D/none.ctl" faults drop:2
 }
+
+@test "a holder cut off and healed before the leader ends its session: its lock goes on only after the lock-delay, and its writes fail" {
+    locks_cluster_start --session-timeout 4 --lock-delay 3
+    local l h o
+    l=$(fsd_leader)
+    h=$(other_than "$l")
+    o=$(other_than "$l" "$h")
+    echo 0 >"$(mnt 1)/f"
+    wait_for 10 test -e "$(mnt "$h")/f"
+    mkfifo "$D/go"
+    # The holder on h: flock, a write that commits, then (once told) a write that must not.
+    coproc HOLDER {
+        python3 - "$(mnt "$h")/f" "$D/go" <<'PY'
+import errno, fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.pwrite(fd, b"1\n", 0)
+os.fsync(fd)
+print("held", flush=True)
+open(sys.argv[2]).read()
+try:
+    os.pwrite(fd, b"2\n", 0)
+    os.fsync(fd)
+    print("write after the loss: ok", flush=True)
+except OSError as e:
+    print("write after the loss:", errno.errorcode[e.errno], flush=True)
+PY
+    }
+    local line
+    read -r line <&"${HOLDER[0]}"
+    [ "$line" = held ]
+    wait_f "$o" "$o"
+    # Cut h off until it gives its session up (3/4 of the timeout), then heal before the
+    # leader ends the session (the full timeout).
+    rctl "$h" faults "drop:$l" "drop:$o"
+    rctl "$l" faults "drop:$h"
+    rctl "$o" faults "drop:$h"
+    wait_for 10 grep -q "lock session [0-9]* lost" "$D/n$h.log"
+    for i in 1 2 3; do rctl "$i" faults; done
+    wait_for 20 sessions_opened_at_least "$h" 2
+    wait "$WAITER"
+    local granted renewed
+    granted=$(($(cat "$D/granted") / 1000000))
+    renewed=$(grep "lock session [0-9]* opened" "$D/n$h.log" | sed -n 2p | cut -d' ' -f1)
+    renewed=$(date -d "$renewed" +%s%3N)
+    echo "node $o got the lock $((granted - renewed)) ms after node $h renewed its session" >&3
+    [ $((granted - renewed)) -ge 2500 ] # the 3 s lock-delay, less the clocks' slack
+    echo >"$D/go"
+    read -r line <&"${HOLDER[0]}"
+    assert_equal "$line" "write after the loss: EIO"
+    # What the next holder reads is what the old holder committed while it held the lock.
+    run cat "$(mnt "$o")/f"
+    assert_output 1
+}

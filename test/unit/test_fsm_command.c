@@ -59,7 +59,8 @@ static void assert_same(uint8_t type, const struct store_cmd *a, const struct st
     assert_int_equal(a->type, b->type);
     assert_int_equal(a->time_sec, b->time_sec);
     assert_int_equal(a->time_nsec, b->time_nsec);
-    if (type != STORE_CMD_SESSION_OPEN && type != STORE_CMD_SESSION_END)
+    if (type != STORE_CMD_SESSION_OPEN && type != STORE_CMD_SESSION_END &&
+        type != STORE_CMD_SESSION_RENEW)
         assert_int_equal(a->ino, b->ino);
     switch (type) {
     case STORE_CMD_LINK:
@@ -83,11 +84,11 @@ static void assert_same(uint8_t type, const struct store_cmd *a, const struct st
         assert_int_equal(a->holders, b->holders);
     if (type == STORE_CMD_MKNOD)
         assert_int_equal(a->rdev, b->rdev);
-    if (type == STORE_CMD_SESSION_OPEN)
+    if (type == STORE_CMD_SESSION_OPEN || type == STORE_CMD_SESSION_RENEW)
         assert_int_equal(a->node, b->node);
-    if (type == STORE_CMD_SESSION_END)
+    if (type == STORE_CMD_SESSION_END || type == STORE_CMD_SESSION_RENEW)
         assert_int_equal(a->delay_ms, b->delay_ms);
-    if (type >= STORE_CMD_SESSION_END)
+    if (type >= STORE_CMD_SESSION_END && type != STORE_CMD_SESSION_RENEW)
         assert_int_equal(a->session, b->session);
     if (type == STORE_CMD_LOCK || type == STORE_CMD_LOCK_RELEASE) {
         assert_int_equal(a->owner, b->owner);
@@ -128,7 +129,9 @@ static void round_trip_every_type(void **state)
         assert_int_equal(store_cmd_encode(&c, buf, sizeof buf, &len), 0);
         assert_int_equal(len, need);
         assert_int_equal(buf[0], store_cmd_version_of(type));
-        assert_int_equal(buf[0], type < STORE_CMD_SESSION_OPEN ? 1 : 2);
+        assert_int_equal(buf[0], type < STORE_CMD_SESSION_OPEN    ? 1
+                                 : type < STORE_CMD_SESSION_RENEW ? 2
+                                                                  : 3);
         assert_int_equal(buf[1], type);
         assert_int_equal(store_cmd_decode(buf, len, &d), 0);
         assert_same(type, &c, &d);

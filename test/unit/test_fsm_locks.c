@@ -502,6 +502,58 @@ static void lock_delay_holds_an_ended_sessions_locks(void **state)
     fx_close(&f);
 }
 
+/* A node that lost its session while running renews it: the old one ends with the lock-delay
+ * (its lock keeps blocking others), an ENDED one keeps its delay, and a plain SESSION_OPEN (a
+ * restart) still removes every earlier session of the node at once. */
+static void a_renewed_session_ends_the_old_one_with_the_lock_delay(void **state)
+{
+    (void)state;
+    struct fx f;
+    assert_int_equal(fx_open(&f), 0);
+    uint64_t ino = new_file(&f, "a"), s1 = open_session(&f, 1), s2 = open_session(&f, 2);
+    assert_int_equal(lock(&f, ino, s1, 1, FL, WR, 0, 0, NOW).err, 0);
+    assert_true(lock(&f, ino, s2, 2, FL, WR, 0, 0, WAIT).lock_queued);
+    int64_t t_renew = f.clock;
+    struct store_cmd c = cmd_base(&f, STORE_CMD_SESSION_RENEW);
+    c.node = 1;
+    c.delay_ms = 3000;
+    struct store_fsm_result r = apply(&f, &c);
+    assert_int_equal(r.err, 0);
+    uint64_t s1b = r.session;
+    assert_int_equal(s1b, f.index);
+    assert_int_equal(r.n_wakeups, 0); /* nobody gets the lock yet */
+    struct session_list sl = {.n = 0};
+    assert_int_equal(store_fsm_sessions(f.fsm, collect_session, &sl), 0);
+    assert_int_equal(sl.n, 3);
+    assert_int_equal(sl.s[0].id, s1);
+    assert_int_equal(sl.s[0].state, STORE_FSM_SESSION_ENDED);
+    assert_int_equal(sl.s[0].delay_until.sec, t_renew + 3);
+    assert_int_equal(sl.s[2].id, s1b);
+    assert_int_equal(sl.s[2].state, STORE_FSM_SESSION_LIVE);
+    assert_int_equal(lock(&f, ino, s1b, 1, FL, WR, 0, 0, NOW).err, EAGAIN);
+    /* A second renewal leaves the ENDED session and its delay alone. */
+    c = cmd_base(&f, STORE_CMD_SESSION_RENEW);
+    c.node = 1;
+    c.delay_ms = 3000;
+    r = apply(&f, &c);
+    assert_int_equal(r.err, 0);
+    sl.n = 0;
+    assert_int_equal(store_fsm_sessions(f.fsm, collect_session, &sl), 0);
+    assert_int_equal(sl.n, 3); /* s1 ENDED, s2, the newest of node 1 (s1b held nothing) */
+    assert_int_equal(sl.s[0].delay_until.sec, t_renew + 3);
+    /* After the delay the leader's SESSION_END hands the lock on. */
+    f.clock = t_renew + 4;
+    r = end_session(&f, s1, 0);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.n_wakeups, 1);
+    assert_int_equal(r.wakeups[0].session, s2);
+    /* A restart of node 2 (SESSION_OPEN) removes its sessions at once, lock and all. */
+    uint64_t s2b = open_session(&f, 2);
+    assert_int_equal(locks_of(&f, ino).n, 0);
+    assert_int_equal(lock(&f, ino, s2b, 2, FL, WR, 0, 0, NOW).err, 0);
+    fx_close(&f);
+}
+
 static void tokens_increase_and_are_readable(void **state)
 {
     (void)state;
@@ -845,6 +897,7 @@ int main(void)
         cmocka_unit_test(deadlocks_are_refused),
         cmocka_unit_test(session_end_releases_everything),
         cmocka_unit_test(lock_delay_holds_an_ended_sessions_locks),
+        cmocka_unit_test(a_renewed_session_ends_the_old_one_with_the_lock_delay),
         cmocka_unit_test(tokens_increase_and_are_readable),
         cmocka_unit_test(snapshot_keeps_locks_and_digest_covers_them),
         cmocka_unit_test(digest_changes_with_locks),
