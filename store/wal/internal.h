@@ -197,7 +197,7 @@ struct wal {
     struct wal__seg **ready; /* prepared, by seq */
     size_t n_ready, cap_ready;
     uint64_t next_seq; /* the next segment to prepare */
-    int prep_err;      /* the last preparation failed: reported once by wal__seg_take */
+    int prep_err;      /* the last preparation failed: wal__seg_take retries it */
     char prep_msg[256];
 };
 
@@ -220,8 +220,9 @@ void wal__seg_free(struct wal__seg *seg);
 /* Start the background step, which keeps prepare_ahead segments ready after next_seq - 1. */
 int wal__prep_start(struct wal *wal);
 void wal__prep_stop(struct wal *wal);
-/* The next segment for the writer (waits for the background step). A failed preparation is
- * returned once (RFS_ENOSPACE or RFS_EIO, message set) and then retried. */
+/* The next segment for the writer (waits for the background step). If the last preparation
+ * failed, it is tried again first, and a second failure is returned (RFS_ENOSPACE or RFS_EIO,
+ * message set); the background step then waits for the next call. */
 int wal__seg_take(struct wal *wal, struct wal__seg **out);
 
 /* --- recovery (recover.c) ------------------------------------------------------------------ */

@@ -109,15 +109,14 @@ static bool snapshot_goes_back(const struct wal__log *l, const struct wal__rec *
     return r->index < l->snap_index || (r->index == l->snap_index && r->term != l->snap_term);
 }
 
-static int check_head(const struct wal__log *l, const struct wal__rec *r, char *why,
-                      size_t whylen)
+static int check_head(const struct wal__log *l, const struct wal__rec *r, char *why, size_t whylen)
 {
     if (!l->is_fresh) {
         struct wal__rec h;
         wal__log_head(l, &h);
-        if (h.term != r->term || h.vote != r->vote || h.epoch != r->epoch ||
-            h.index != r->index || h.snap_term != r->snap_term || h.through != r->through ||
-            h.last != r->last || h.last_term != r->last_term) {
+        if (h.term != r->term || h.vote != r->vote || h.epoch != r->epoch || h.index != r->index ||
+            h.snap_term != r->snap_term || h.through != r->through || h.last != r->last ||
+            h.last_term != r->last_term) {
             snprintf(why, whylen,
                      "head record (log %llu..%llu, snapshot %llu, term %llu) disagrees with the "
                      "records before it (log %llu..%llu, snapshot %llu, term %llu)",
@@ -166,8 +165,7 @@ int wal__log_check(const struct wal__log *l, const struct wal__rec *r, char *why
         return RFS_ECORRUPT;
     }
     switch (r->kind) {
-    case WAL__HEAD:
-        return check_head(l, r, why, whylen);
+    case WAL__HEAD: return check_head(l, r, why, whylen);
     case WAL__ENTRY:
         if (r->index < l->first || r->index <= l->snap_index || r->index > last + 1) {
             snprintf(why, whylen, "entry %llu outside the log %llu..%llu (snapshot %llu)",
@@ -201,9 +199,8 @@ int wal__log_check(const struct wal__log *l, const struct wal__rec *r, char *why
     case WAL__SNAPSHOT:
     case WAL__RESET:
         if (snapshot_goes_back(l, r) ||
-            (r->kind == WAL__SNAPSHOT &&
-             (r->through > r->index || r->index > last ||
-              (wal__log_term(l, r->index, &t) && t != r->term)))) {
+            (r->kind == WAL__SNAPSHOT && (r->through > r->index || r->index > last ||
+                                          (wal__log_term(l, r->index, &t) && t != r->term)))) {
             snprintf(why, whylen,
                      "snapshot %llu/%llu (dropping through %llu) does not fit the log %llu..%llu "
                      "with snapshot %llu/%llu",
@@ -237,12 +234,8 @@ int wal__log_apply(struct wal__log *l, const struct wal__rec *r, struct wal__seg
         if (l->is_fresh)
             set_head(l, r);
         break;
-    case WAL__ENTRY:
-        cut(l, r->index);
-        return push(l, r, seg);
-    case WAL__TRUNCATE:
-        cut(l, r->index);
-        break;
+    case WAL__ENTRY: cut(l, r->index); return push(l, r, seg);
+    case WAL__TRUNCATE: cut(l, r->index); break;
     case WAL__STATE:
         l->term = r->term;
         l->vote = r->vote;

@@ -78,8 +78,7 @@ int wal_term_at(struct wal *wal, uint64_t index, uint64_t *term)
 static int not_found(struct wal *wal, uint64_t index)
 {
     wal__set_err(wal, "entry %llu is not in the log %llu..%llu", (unsigned long long)index,
-                 (unsigned long long)wal->log.first,
-                 (unsigned long long)wal__log_last(&wal->log));
+                 (unsigned long long)wal->log.first, (unsigned long long)wal__log_last(&wal->log));
     return RFS_ENOTFOUND;
 }
 

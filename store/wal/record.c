@@ -32,8 +32,12 @@
 
 /* Fixed body size by kind; ENTRY's payload follows its 16 bytes. */
 static const uint32_t fixed_body[WAL__KIND_MAX + 1] = {
-    [WAL__ENTRY] = 16,    [WAL__STATE] = 24, [WAL__SNAPSHOT] = 24,
-    [WAL__RESET] = 16,    [WAL__TRUNCATE] = 8, [WAL__HEAD] = WAL__HEAD_BODY,
+    [WAL__ENTRY] = 16,
+    [WAL__STATE] = 24,
+    [WAL__SNAPSHOT] = 24,
+    [WAL__RESET] = 16,
+    [WAL__TRUNCATE] = 8,
+    [WAL__HEAD] = WAL__HEAD_BODY,
     [WAL__COMMIT] = WAL__COMMIT_BODY,
 };
 
@@ -70,9 +74,7 @@ size_t wal__rec_encode(uint8_t *buf, struct wal__rec *r)
         rfs_put_le64(b + 8, r->vote);
         rfs_put_le64(b + 16, r->epoch);
         break;
-    case WAL__TRUNCATE:
-        rfs_put_le64(b, r->index);
-        break;
+    case WAL__TRUNCATE: rfs_put_le64(b, r->index); break;
     case WAL__HEAD:
         rfs_put_le64(b, r->term);
         rfs_put_le64(b + 8, r->vote);
@@ -171,9 +173,7 @@ int wal__rec_decode(const uint8_t *buf, size_t avail, struct wal__rec *r, uint64
         r->vote = rfs_get_le64(b + 8);
         r->epoch = rfs_get_le64(b + 16);
         break;
-    case WAL__TRUNCATE:
-        r->index = rfs_get_le64(b);
-        break;
+    case WAL__TRUNCATE: r->index = rfs_get_le64(b); break;
     case WAL__HEAD:
         r->term = rfs_get_le64(b);
         r->vote = rfs_get_le64(b + 8);
@@ -243,7 +243,8 @@ int wal__seg_header_decode(const uint8_t *buf, size_t len, uint64_t *seq,
 
 /* Rule 3 of the design note: a commit record that checks out after off, whose batch starts
  * after p. */
-static bool complete_batch_after(const uint8_t *buf, uint64_t off, uint64_t p, uint64_t e)
+static bool complete_batch_after(const uint8_t *buf, size_t len, uint64_t off, uint64_t p,
+                                 uint64_t e)
 {
     char why[8];
     for (uint64_t o = align8(off + 1); o + WAL__REC_HEADER <= e; o += WAL__ALIGN) {
@@ -251,8 +252,7 @@ static bool complete_batch_after(const uint8_t *buf, uint64_t off, uint64_t p, u
         uint64_t claimed;
         if (buf[o + 4] != WAL__COMMIT)
             continue;
-        if (wal__rec_decode(buf + o, (size_t)(e - o), &r, &claimed, why, sizeof why) ==
-                WAL__REC_OK &&
+        if (wal__rec_decode(buf + o, len - o, &r, &claimed, why, sizeof why) == WAL__REC_OK &&
             r.length <= o && o - r.length > p)
             return true;
     }
@@ -348,7 +348,7 @@ int wal__scan(const uint8_t *buf, size_t len, struct wal__scan *s)
     } else if (got == WAL__REC_END && pos >= e) {
         s->tail = WAL__TAIL_TORN;
         snprintf(s->why, sizeof s->why, "a batch without its commit record");
-    } else if (complete_batch_after(buf, pos, s->end, e)) {
+    } else if (complete_batch_after(buf, len, pos, s->end, e)) {
         s->tail = WAL__TAIL_DAMAGED;
         if (got == WAL__REC_END)
             snprintf(s->why, sizeof s->why, "zeros where a record should be");

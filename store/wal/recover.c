@@ -86,8 +86,8 @@ static int scan_segment(struct wal *wal, uint64_t seq, bool is_first, const char
     if (seg == NULL)
         return RFS_ENOMEM;
     seg->fd = openat(wal->dir_fd, name, O_RDWR | O_CLOEXEC);
-    if (seg->fd < 0 || (err = read_all(seg->fd, &buf, &len)) != 0) {
-        err = seg->fd < 0 ? errno : err;
+    err = seg->fd < 0 ? errno : read_all(seg->fd, &buf, &len);
+    if (err != 0) {
         wal__set_err(wal, "reading segment %s in %s: %s", name, wal->dir, strerror(err));
         rc = err == ENOMEM ? RFS_ENOMEM : RFS_EIO;
         goto err_seg;
@@ -131,8 +131,7 @@ static int scan_segment(struct wal *wal, uint64_t seq, bool is_first, const char
     }
     free(buf);
     seg->end = s.end;
-    *f = (struct found){
-        .seg = seg, .data_end = s.data_end, .tail = s.tail, .bad_off = s.bad_off};
+    *f = (struct found){.seg = seg, .data_end = s.data_end, .tail = s.tail, .bad_off = s.bad_off};
     memcpy(f->why, s.why, sizeof f->why);
     return 0;
 
@@ -151,7 +150,8 @@ static int zero_tail(struct wal *wal, struct wal__seg *seg, uint64_t from, uint6
 {
     uint8_t *zeros = calloc(1, (size_t)(to - from));
     int err = zeros == NULL ? ENOMEM : 0;
-    if (err == 0 && pwrite(seg->fd, zeros, (size_t)(to - from), (off_t)from) != (ssize_t)(to - from))
+    if (err == 0 &&
+        pwrite(seg->fd, zeros, (size_t)(to - from), (off_t)from) != (ssize_t)(to - from))
         err = errno ? errno : EIO;
     free(zeros);
     if (err == 0)
@@ -205,8 +205,7 @@ int wal__recover(struct wal *wal, const char *want_cluster)
             char a[32], b[32];
             wal__seg_name(a, seqs[i - 1]);
             wal__seg_name(b, seqs[i]);
-            wal__set_err(wal, "log in %s: segments between %s and %s are missing", wal->dir, a,
-                         b);
+            wal__set_err(wal, "log in %s: segments between %s and %s are missing", wal->dir, a, b);
             rc = RFS_ECORRUPT;
             goto done;
         }
@@ -216,8 +215,8 @@ int wal__recover(struct wal *wal, const char *want_cluster)
     }
     size_t last_data = 0;
     for (; n_found < n; n_found++) {
-        if ((rc = scan_segment(wal, seqs[n_found], n_found == 0, want_cluster,
-                               &found[n_found])) != 0)
+        if ((rc = scan_segment(wal, seqs[n_found], n_found == 0, want_cluster, &found[n_found])) !=
+            0)
             goto done;
         if (found[n_found].data_end > WAL__SEG_HEADER)
             last_data = n_found;
@@ -246,8 +245,7 @@ int wal__recover(struct wal *wal, const char *want_cluster)
         goto done;
     }
     struct found *w = &found[last_data];
-    if (w->data_end > w->seg->end &&
-        (rc = zero_tail(wal, w->seg, w->seg->end, w->data_end)) != 0)
+    if (w->data_end > w->seg->end && (rc = zero_tail(wal, w->seg, w->seg->end, w->data_end)) != 0)
         goto done;
     if ((wal->segs = calloc(last_data + 1, sizeof *wal->segs)) == NULL ||
         (wal->ready = calloc(n - last_data, sizeof *wal->ready)) == NULL) {

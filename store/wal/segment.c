@@ -19,7 +19,7 @@
 #include "lib/error.h"
 #include "store/wal/internal.h"
 
-#define SEG_PREFIX "seg-"
+#define SEG_PREFIX  "seg-"
 #define PREP_SUFFIX ".prep"
 
 void wal__seg_name(char buf[32], uint64_t seq)
@@ -159,8 +159,8 @@ int wal__seg_create(struct wal *wal, uint64_t seq, struct wal__seg **out, char *
         unlinkat(wal->dir_fd, name, 0);
         goto err_close;
     }
-    *seg = (struct wal__seg){
-        .seq = seq, .fd = fd, .size = wal->segment_size, .end = WAL__SEG_HEADER};
+    *seg =
+        (struct wal__seg){.seq = seq, .fd = fd, .size = wal->segment_size, .end = WAL__SEG_HEADER};
     *out = seg;
     return 0;
 
@@ -202,8 +202,7 @@ static void *prep_main(void *arg)
     struct wal *wal = arg;
     pthread_mutex_lock(&wal->prep_lock);
     for (;;) {
-        while (!wal->is_prep_stopping &&
-               (wal->n_ready >= wal->prepare_ahead || wal->prep_err != 0))
+        while (!wal->is_prep_stopping && (wal->n_ready >= wal->prepare_ahead || wal->prep_err != 0))
             pthread_cond_wait(&wal->prep_cond, &wal->prep_lock);
         if (wal->is_prep_stopping)
             break;
@@ -271,14 +270,17 @@ int wal__seg_take(struct wal *wal, struct wal__seg **out)
 {
     int rc = 0;
     pthread_mutex_lock(&wal->prep_lock);
+    if (wal->prep_err != 0) { /* an old failure: the background step tries again now */
+        wal->prep_err = 0;
+        pthread_cond_broadcast(&wal->prep_cond);
+    }
     while (wal->n_ready == 0 && wal->prep_err == 0)
         pthread_cond_wait(&wal->prep_cond, &wal->prep_lock);
     if (wal->n_ready > 0) {
         *out = wal->ready[0];
         memmove(wal->ready, wal->ready + 1, --wal->n_ready * sizeof *wal->ready);
     } else {
-        rc = wal->prep_err;
-        wal->prep_err = 0; /* the background step tries again */
+        rc = wal->prep_err; /* kept: the background step waits until the next take */
         wal__set_err(wal, "%s", wal->prep_msg);
     }
     pthread_cond_broadcast(&wal->prep_cond);

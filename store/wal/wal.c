@@ -324,8 +324,9 @@ static int check_batch(struct wal *wal, const struct wal_batch *b, uint64_t *tru
     *truncate = 0;
     if (b->truncate_from != 0 && b->truncate_from <= last) {
         if (b->truncate_from < l->first || b->truncate_from <= l->snap_index) {
-            wal__set_err(wal, "write: deleting from %llu would reach below the log %llu..%llu "
-                              "or its snapshot %llu",
+            wal__set_err(wal,
+                         "write: deleting from %llu would reach below the log %llu..%llu "
+                         "or its snapshot %llu",
                          (unsigned long long)b->truncate_from, (unsigned long long)l->first,
                          (unsigned long long)last, (unsigned long long)l->snap_index);
             return RFS_ERANGE;
