@@ -3,6 +3,10 @@
  *   make bench-store                  runs in $TMPDIR (or /tmp)
  *   build/test/bench/bench_store DIR  runs in DIR (put it on the disk you care about)
  *
+ * Parts: the LMDB log store's append rates; the write-ahead log's append + sync latency against
+ * a raw write + fdatasync into a prepared file, and whether a prepared (zero-filled) file spares
+ * the data sync a metadata flush (against appending to a growing file and to a fallocated one).
+ *
  * Each part is a function called from main, so the state machine's benchmarks (store/fsm.c)
  * slot in beside them. */
 #include <errno.h>
@@ -13,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/error.h"
 #include "store/logstore.h"
+#include "store/wal/wal.h"
 
 #define ENTRY_SIZE  256
 #define RUN_SECONDS 1.0
@@ -129,6 +135,159 @@ static void report_log(const char *dir)
            " meta page; batching is what buys throughput)\n");
 }
 
+/* --- write-ahead log (store/wal) ------------------------------------------------------------- */
+
+#define SYNC_ROUNDS 2000
+
+static double usec(void)
+{
+    return now() * 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double p50(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Write requests the disk holding dir has completed so far (field 5 of the block device's stat
+ * file), or -1 if it cannot be read (then the figure is left out). */
+static long long disk_writes(const char *dir)
+{
+    struct stat st;
+    char path[128];
+    long long v[5];
+    if (stat(dir, &st) != 0)
+        return -1;
+    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/stat", major(st.st_dev), minor(st.st_dev));
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = fscanf(f, "%lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4]);
+    fclose(f);
+    return n == 5 ? v[4] : -1;
+}
+
+struct sync_result {
+    double p50_us;
+    double writes_per_sync; /* disk write requests per sync; < 0 when unknown */
+};
+
+enum raw_file { RAW_PREPARED, RAW_GROWING, RAW_FALLOCATED };
+
+/* ENTRY_SIZE bytes at successive offsets, each followed by fdatasync, SYNC_ROUNDS times, into a
+ * file that is zero-filled and synced first, empty and growing, or fallocated (unwritten
+ * extents). */
+static struct sync_result bench_raw_sync(const char *dir, enum raw_file kind)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/raw-probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t size = (size_t)SYNC_ROUNDS * ENTRY_SIZE;
+    if (fd < 0) {
+        fprintf(stderr, "bench: open %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    if (kind == RAW_PREPARED) {
+        char *zeros = calloc(1, size);
+        if (zeros == NULL || write(fd, zeros, size) != (ssize_t)size) {
+            fprintf(stderr, "bench: preparing %s failed\n", path);
+            exit(1);
+        }
+        free(zeros);
+    } else if (kind == RAW_FALLOCATED && posix_fallocate(fd, 0, (off_t)size) != 0) {
+        fprintf(stderr, "bench: fallocate %s failed\n", path);
+        exit(1);
+    }
+    fsync(fd);
+    char buf[ENTRY_SIZE];
+    memset(buf, 'x', sizeof buf);
+    static double lat[SYNC_ROUNDS];
+    long long w0 = disk_writes(dir);
+    for (int i = 0; i < SYNC_ROUNDS; i++) {
+        double t = usec();
+        if (pwrite(fd, buf, sizeof buf, (off_t)i * ENTRY_SIZE) != (ssize_t)sizeof buf ||
+            fdatasync(fd) != 0) {
+            fprintf(stderr, "bench: write/fdatasync: %s\n", strerror(errno));
+            exit(1);
+        }
+        lat[i] = usec() - t;
+    }
+    long long w1 = disk_writes(dir);
+    close(fd);
+    unlink(path);
+    return (struct sync_result){p50(lat, SYNC_ROUNDS),
+                                w0 < 0 || w1 < 0 ? -1 : (double)(w1 - w0) / SYNC_ROUNDS};
+}
+
+/* One ENTRY_SIZE entry per wal_write (one pwritev and one fdatasync), SYNC_ROUNDS times. */
+static struct sync_result bench_wal_append(const char *dir)
+{
+    char path[1024], eb[512];
+    snprintf(path, sizeof path, "%s/wal", dir);
+    struct wal_options o = {.cluster_id = "bench"};
+    struct wal *wal;
+    if (wal_open(path, &o, &wal, eb, sizeof eb) != 0) {
+        fprintf(stderr, "bench: %s\n", eb);
+        exit(1);
+    }
+    static uint8_t payload[ENTRY_SIZE];
+    memset(payload, 'p', sizeof payload);
+    static double lat[SYNC_ROUNDS];
+    long long w0 = disk_writes(dir);
+    for (int i = 0; i < SYNC_ROUNDS; i++) {
+        struct wal_entry e = {
+            .index = (uint64_t)i + 1, .term = 1, .len = sizeof payload, .payload = payload};
+        struct wal_batch b = {.entries = &e, .n = 1};
+        double t = usec();
+        if (wal_write(wal, &b) != 0) {
+            fprintf(stderr, "bench: %s\n", wal_errmsg(wal, eb, sizeof eb));
+            exit(1);
+        }
+        lat[i] = usec() - t;
+    }
+    long long w1 = disk_writes(dir);
+    wal_close(wal);
+    nftw(path, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    return (struct sync_result){p50(lat, SYNC_ROUNDS),
+                                w0 < 0 || w1 < 0 ? -1 : (double)(w1 - w0) / SYNC_ROUNDS};
+}
+
+static void report_wal(const char *dir)
+{
+    /* Interleaved in one run, so a shared disk's load falls on every figure alike. */
+    struct sync_result prepared = bench_raw_sync(dir, RAW_PREPARED);
+    struct sync_result wal = bench_wal_append(dir);
+    struct sync_result growing = bench_raw_sync(dir, RAW_GROWING);
+    struct sync_result fallocated = bench_raw_sync(dir, RAW_FALLOCATED);
+    printf("\nwrite-ahead log, one %d-byte entry per batch, %d rounds each:\n", ENTRY_SIZE,
+           SYNC_ROUNDS);
+    printf("  %-44s %10s %16s\n", "", "p50 (us)", "disk writes/sync");
+    const struct {
+        const char *name;
+        struct sync_result r;
+    } rows[] = {
+        {"wal_write (pwritev + fdatasync)", wal},
+        {"raw write + fdatasync, prepared file", prepared},
+        {"raw write + fdatasync, growing file", growing},
+        {"raw write + fdatasync, fallocated file", fallocated},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        printf("  %-44s %10.0f ", rows[i].name, rows[i].r.p50_us);
+        if (rows[i].r.writes_per_sync < 0)
+            printf("%16s\n", "-");
+        else
+            printf("%16.2f\n", rows[i].r.writes_per_sync);
+    }
+    printf("  wal / raw prepared: %.2fx (goal: at most 1.25x)\n", wal.p50_us / prepared.p50_us);
+}
+
 /* State machine benchmarks (store/fsm.c, applied batches per second) belong here, as a
  * report_fsm(dir) called from main. */
 
@@ -143,6 +302,7 @@ int main(int argc, char **argv)
     }
     printf("bench-store in %s\n\n", dir);
     report_log(dir);
+    report_wal(dir);
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
     return 0;
 }
