@@ -18,6 +18,7 @@
 struct wal_iter {
     struct wal *wal;
     uint64_t next, hi;
+    bool is_done;
     uint8_t *buf;
     size_t cap;
 };
@@ -178,7 +179,7 @@ int wal_iter_next(struct wal_iter *it, struct wal_entry *out)
 {
     struct wal *wal = it->wal;
     int rc = RFS_ENOTFOUND;
-    if (it->next > it->hi)
+    if (it->is_done || it->next > it->hi)
         return rc;
     pthread_rwlock_rdlock(&wal->lock);
     if (!is_present(&wal->log, it->next))
@@ -196,7 +197,7 @@ int wal_iter_next(struct wal_iter *it, struct wal_entry *out)
     if ((rc = read_entry(wal, it->next, it->buf, out)) == 0)
         it->next++;
     else
-        it->next = it->hi + (it->hi < UINT64_MAX); /* damage ends the iteration */
+        it->is_done = true; /* damage ends the iteration */
 out:
     pthread_rwlock_unlock(&wal->lock);
     return rc;

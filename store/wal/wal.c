@@ -203,8 +203,10 @@ static int write_all(int fd, struct iovec *iov, int n, uint64_t off)
     return 0;
 }
 
-/* Encode wal->recs[first..n) (a HEAD at first - 1 if first is 1) into scratch and iovecs, with
- * the COMMIT record at n. Returns the iovec count, or -1 without memory. */
+/* Encode the batch wal->recs[from..n] (n is its COMMIT record, whose count, length and CRC are
+ * filled here) for offset off of its segment: headers and small payloads go to wal->scratch,
+ * large payloads are referenced where they are. *iov_out is a malloc'd array for the caller to
+ * free. Returns the iovec count, or -1 without memory. */
 static int encode(struct wal *wal, size_t from, size_t n, uint64_t off, struct iovec **iov_out)
 {
     static const uint8_t pad[WAL__ALIGN];

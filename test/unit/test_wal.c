@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -361,6 +362,59 @@ static void cluster_and_lock(void **state)
     open_wal(f);
 }
 
+struct reader {
+    struct wal *wal;
+    atomic_bool is_stopping;
+    atomic_int bad; /* 0, or the index of an entry read wrong */
+    long reads;
+};
+
+/* Reads entries that the bounds say are present; compaction may remove them in between. */
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    uint64_t rng = 42;
+    while (!atomic_load(&r->is_stopping)) {
+        uint64_t first, last;
+        wal_bounds(r->wal, &first, &last);
+        if (last < first)
+            continue;
+        uint64_t i = first + test_rand(&rng) % (last - first + 1);
+        struct wal_entry e;
+        int rc = wal_entry_get(r->wal, i, &e);
+        if (rc == RFS_ENOTFOUND)
+            continue;
+        wal_entry_free(&e);
+        if (rc != 0 || !entry_ok(r->wal, i, 1)) {
+            uint64_t f2, l2;
+            wal_bounds(r->wal, &f2, &l2);
+            if (i >= f2) /* not compacted meanwhile: a wrong read */
+                atomic_store(&r->bad, (int)i);
+        }
+        r->reads++;
+    }
+    return NULL;
+}
+
+/* Readers on another thread while the writer appends, rolls segments and compacts. */
+static void reads_while_writing(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r = {.wal = f->wal};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+    for (uint64_t next = 1; next < 4000; next += 8) {
+        assert_int_equal(append(f->wal, next, 8, 1), 0);
+        if (next % 400 == 1 && next > 100)
+            assert_int_equal(wal_snapshot(f->wal, next, 1, next - 100), 0);
+    }
+    atomic_store(&r.is_stopping, true);
+    pthread_join(t, NULL);
+    if (atomic_load(&r.bad) != 0)
+        fail_msg("entry %d read wrong while the writer was busy", atomic_load(&r.bad));
+    assert_true(r.reads > 0);
+}
+
 /* --- error paths ------------------------------------------------------------------------------ */
 
 struct sync_hook {
@@ -430,6 +484,12 @@ static void full_disk(void **state)
     uint64_t last = next - 1;
     assert_true(last > 100);
     assert_int_equal(append(f->wal, next, 8, 1), RFS_ENOSPACE); /* still full, not sticky */
+    size_t big_len = 2 * SEG_SIZE; /* needs a segment grown to fit: refused too */
+    uint8_t *big = calloc(1, big_len);
+    struct wal_entry be = {.index = next, .term = 1, .len = big_len, .payload = big};
+    struct wal_batch bb = {.entries = &be, .n = 1};
+    assert_int_equal(wal_write(f->wal, &bb), RFS_ENOSPACE);
+    free(big);
     expect_bounds(f->wal, 1, last);
     assert_true(entry_ok(f->wal, 1, 1));
     assert_true(entry_ok(f->wal, last, 1));
@@ -769,6 +829,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reset_to_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_larger_than_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(cluster_and_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(reads_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_sync_is_sticky, setup, teardown),
         cmocka_unit_test_setup_teardown(full_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_tail, setup, teardown),
