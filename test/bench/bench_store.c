@@ -174,118 +174,116 @@ static long long disk_writes(const char *dir)
     return n == 5 ? v[4] : -1;
 }
 
-struct sync_result {
-    double p50_us;
-    double writes_per_sync; /* disk write requests per sync; < 0 when unknown */
+enum variant_kind { V_WAL, V_PREPARED, V_GROWING, V_FALLOCATED };
+
+/* One way of making a 256-byte entry durable, measured round after round. */
+struct variant {
+    enum variant_kind kind;
+    const char *name;
+    int fd;          /* the raw file */
+    struct wal *wal; /* V_WAL */
+    double lat[SYNC_ROUNDS];
+    long long writes; /* disk write requests during its rounds; < 0 when unknown */
 };
 
-enum raw_file { RAW_PREPARED, RAW_GROWING, RAW_FALLOCATED };
-
-/* ENTRY_SIZE bytes at successive offsets, each followed by fdatasync, SYNC_ROUNDS times, into a
- * file that is zero-filled and synced first, empty and growing, or fallocated (unwritten
- * extents). */
-static struct sync_result bench_raw_sync(const char *dir, enum raw_file kind)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/raw-probe", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t size = (size_t)SYNC_ROUNDS * ENTRY_SIZE;
-    if (fd < 0) {
-        fprintf(stderr, "bench: open %s: %s\n", path, strerror(errno));
-        exit(1);
-    }
-    if (kind == RAW_PREPARED) {
-        char *zeros = calloc(1, size);
-        if (zeros == NULL || write(fd, zeros, size) != (ssize_t)size) {
-            fprintf(stderr, "bench: preparing %s failed\n", path);
-            exit(1);
-        }
-        free(zeros);
-    } else if (kind == RAW_FALLOCATED && posix_fallocate(fd, 0, (off_t)size) != 0) {
-        fprintf(stderr, "bench: fallocate %s failed\n", path);
-        exit(1);
-    }
-    fsync(fd);
-    char buf[ENTRY_SIZE];
-    memset(buf, 'x', sizeof buf);
-    static double lat[SYNC_ROUNDS];
-    long long w0 = disk_writes(dir);
-    for (int i = 0; i < SYNC_ROUNDS; i++) {
-        double t = usec();
-        if (pwrite(fd, buf, sizeof buf, (off_t)i * ENTRY_SIZE) != (ssize_t)sizeof buf ||
-            fdatasync(fd) != 0) {
-            fprintf(stderr, "bench: write/fdatasync: %s\n", strerror(errno));
-            exit(1);
-        }
-        lat[i] = usec() - t;
-    }
-    long long w1 = disk_writes(dir);
-    close(fd);
-    unlink(path);
-    return (struct sync_result){p50(lat, SYNC_ROUNDS),
-                                w0 < 0 || w1 < 0 ? -1 : (double)(w1 - w0) / SYNC_ROUNDS};
-}
-
-/* One ENTRY_SIZE entry per wal_write (one pwritev and one fdatasync), SYNC_ROUNDS times. */
-static struct sync_result bench_wal_append(const char *dir)
+/* The raw file: zero-filled and synced first, empty and growing, or fallocated (unwritten
+ * extents, as posix_fallocate leaves them). */
+static void variant_open(const char *dir, struct variant *v)
 {
     char path[1024], eb[512];
-    snprintf(path, sizeof path, "%s/wal", dir);
-    struct wal_options o = {.cluster_id = "bench"};
-    struct wal *wal;
-    if (wal_open(path, &o, &wal, eb, sizeof eb) != 0) {
-        fprintf(stderr, "bench: %s\n", eb);
+    size_t size = (size_t)SYNC_ROUNDS * ENTRY_SIZE;
+    if (v->kind == V_WAL) {
+        struct wal_options o = {.cluster_id = "bench"};
+        snprintf(path, sizeof path, "%s/wal", dir);
+        if (wal_open(path, &o, &v->wal, eb, sizeof eb) != 0) {
+            fprintf(stderr, "bench: %s\n", eb);
+            exit(1);
+        }
+        return;
+    }
+    snprintf(path, sizeof path, "%s/raw-%d", dir, (int)v->kind);
+    v->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = v->fd < 0;
+    if (rc == 0 && v->kind == V_PREPARED) {
+        char *zeros = calloc(1, size);
+        rc = zeros == NULL || write(v->fd, zeros, size) != (ssize_t)size;
+        free(zeros);
+    } else if (rc == 0 && v->kind == V_FALLOCATED) {
+        rc = posix_fallocate(v->fd, 0, (off_t)size) != 0;
+    }
+    if (rc != 0 || fsync(v->fd) != 0) {
+        fprintf(stderr, "bench: preparing %s: %s\n", path, strerror(errno));
         exit(1);
     }
+    unlink(path);
+}
+
+static void variant_round(struct variant *v, int i)
+{
     static uint8_t payload[ENTRY_SIZE];
     memset(payload, 'p', sizeof payload);
-    static double lat[SYNC_ROUNDS];
-    long long w0 = disk_writes(dir);
-    for (int i = 0; i < SYNC_ROUNDS; i++) {
+    char eb[512];
+    if (v->kind == V_WAL) {
         struct wal_entry e = {
             .index = (uint64_t)i + 1, .term = 1, .len = sizeof payload, .payload = payload};
         struct wal_batch b = {.entries = &e, .n = 1};
-        double t = usec();
-        if (wal_write(wal, &b) != 0) {
-            fprintf(stderr, "bench: %s\n", wal_errmsg(wal, eb, sizeof eb));
+        if (wal_write(v->wal, &b) != 0) {
+            fprintf(stderr, "bench: %s\n", wal_errmsg(v->wal, eb, sizeof eb));
             exit(1);
         }
-        lat[i] = usec() - t;
+    } else if (pwrite(v->fd, payload, sizeof payload, (off_t)i * ENTRY_SIZE) !=
+                   (ssize_t)sizeof payload ||
+               fdatasync(v->fd) != 0) {
+        fprintf(stderr, "bench: write/fdatasync: %s\n", strerror(errno));
+        exit(1);
     }
-    long long w1 = disk_writes(dir);
-    wal_close(wal);
-    nftw(path, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    return (struct sync_result){p50(lat, SYNC_ROUNDS),
-                                w0 < 0 || w1 < 0 ? -1 : (double)(w1 - w0) / SYNC_ROUNDS};
 }
 
 static void report_wal(const char *dir)
 {
-    /* Interleaved in one run, so a shared disk's load falls on every figure alike. */
-    struct sync_result prepared = bench_raw_sync(dir, RAW_PREPARED);
-    struct sync_result wal = bench_wal_append(dir);
-    struct sync_result growing = bench_raw_sync(dir, RAW_GROWING);
-    struct sync_result fallocated = bench_raw_sync(dir, RAW_FALLOCATED);
-    printf("\nwrite-ahead log, one %d-byte entry per batch, %d rounds each:\n", ENTRY_SIZE,
-           SYNC_ROUNDS);
-    printf("  %-44s %10s %16s\n", "", "p50 (us)", "disk writes/sync");
-    const struct {
-        const char *name;
-        struct sync_result r;
-    } rows[] = {
-        {"wal_write (pwritev + fdatasync)", wal},
-        {"raw write + fdatasync, prepared file", prepared},
-        {"raw write + fdatasync, growing file", growing},
-        {"raw write + fdatasync, fallocated file", fallocated},
+    struct variant v[] = {
+        {.kind = V_WAL, .name = "wal_write (pwritev + fdatasync)"},
+        {.kind = V_PREPARED, .name = "raw write + fdatasync, prepared file"},
+        {.kind = V_GROWING, .name = "raw write + fdatasync, growing file"},
+        {.kind = V_FALLOCATED, .name = "raw write + fdatasync, fallocated file"},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        printf("  %-44s %10.0f ", rows[i].name, rows[i].r.p50_us);
-        if (rows[i].r.writes_per_sync < 0)
+    const size_t nv = sizeof v / sizeof v[0];
+    for (size_t k = 0; k < nv; k++)
+        variant_open(dir, &v[k]);
+    /* Round-robin, starting with another variant each round, so that a shared disk's changing
+     * load falls on every variant alike. */
+    for (int i = 0; i < SYNC_ROUNDS; i++)
+        for (size_t j = 0; j < nv; j++) {
+            struct variant *x = &v[(i + j) % nv];
+            long long w0 = disk_writes(dir);
+            double t = usec();
+            variant_round(x, i);
+            x->lat[i] = usec() - t;
+            long long w1 = disk_writes(dir);
+            x->writes = x->writes < 0 || w0 < 0 || w1 < 0 ? -1 : x->writes + (w1 - w0);
+        }
+    printf("\nwrite-ahead log, one %d-byte entry per batch, %d rounds each, interleaved:\n",
+           ENTRY_SIZE, SYNC_ROUNDS);
+    printf("  %-44s %10s %16s\n", "", "p50 (us)", "disk writes/sync");
+    double p[4];
+    for (size_t k = 0; k < nv; k++) {
+        p[k] = p50(v[k].lat, SYNC_ROUNDS);
+        printf("  %-44s %10.0f ", v[k].name, p[k]);
+        if (v[k].writes < 0)
             printf("%16s\n", "-");
         else
-            printf("%16.2f\n", rows[i].r.writes_per_sync);
+            printf("%16.2f\n", (double)v[k].writes / SYNC_ROUNDS);
+        if (v[k].kind == V_WAL)
+            wal_close(v[k].wal);
+        else
+            close(v[k].fd);
     }
-    printf("  wal / raw prepared: %.2fx (goal: at most 1.25x)\n", wal.p50_us / prepared.p50_us);
+    printf("  wal / raw prepared: %.2fx (goal: at most 1.25x)\n", p[0] / p[1]);
+    printf("(disk writes count every request the disk completed meanwhile, other processes' "
+           "too)\n");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/wal", dir);
+    nftw(path, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* State machine benchmarks (store/fsm.c, applied batches per second) belong here, as a
