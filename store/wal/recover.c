@@ -144,6 +144,19 @@ err_seg:
     return rc;
 }
 
+/* Report what follows the last good batch of f as damage. Returns RFS_ECORRUPT. */
+static int damaged(struct wal *wal, const struct found *f)
+{
+    char name[32];
+    wal__seg_name(name, f->seg->seq);
+    wal__set_err(wal,
+                 "segment %s in %s, offset %llu: %s%s; the log is damaged before its end and is "
+                 "not used",
+                 name, wal->dir, (unsigned long long)f->bad_off, f->why,
+                 f->tail == WAL__TAIL_TORN ? " (an unfinished batch before later data)" : "");
+    return RFS_ECORRUPT;
+}
+
 /* Zero [from, to) of the last segment and sync: a torn batch must not be read again as the
  * start of a later one. */
 static int zero_tail(struct wal *wal, struct wal__seg *seg, uint64_t from, uint64_t to)
@@ -215,8 +228,15 @@ int wal__recover(struct wal *wal, const char *want_cluster)
     }
     size_t last_data = 0;
     for (; n_found < n; n_found++) {
-        if ((rc = scan_segment(wal, seqs[n_found], n_found == 0, want_cluster, &found[n_found])) !=
-            0)
+        rc = scan_segment(wal, seqs[n_found], n_found == 0, want_cluster, &found[n_found]);
+        if (rc == RFS_ECORRUPT) { /* damage at the end of an earlier segment is the cause */
+            for (size_t i = 0; i < n_found; i++)
+                if (found[i].tail != WAL__TAIL_CLEAN) {
+                    rc = damaged(wal, &found[i]);
+                    break;
+                }
+        }
+        if (rc != 0)
             goto done;
         if (found[n_found].data_end > WAL__SEG_HEADER)
             last_data = n_found;
@@ -225,14 +245,7 @@ int wal__recover(struct wal *wal, const char *want_cluster)
         struct found *f = &found[i];
         if (f->tail == WAL__TAIL_CLEAN || (i == last_data && f->tail == WAL__TAIL_TORN))
             continue;
-        char name[32];
-        wal__seg_name(name, f->seg->seq);
-        wal__set_err(wal,
-                     "segment %s in %s, offset %llu: %s%s; the log is damaged before its end "
-                     "and is not used",
-                     name, wal->dir, (unsigned long long)f->bad_off, f->why,
-                     f->tail == WAL__TAIL_TORN ? " (an unfinished batch before later data)" : "");
-        rc = RFS_ECORRUPT;
+        rc = damaged(wal, f);
         goto done;
     }
     if (wal->log.base != wal->log.first) {
