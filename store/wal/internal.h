@@ -144,6 +144,9 @@ static inline uint64_t wal__log_last(const struct wal__log *l)
 /* Term of entry index if known: from locs, the hole's last entry, or the snapshot. */
 bool wal__log_term(const struct wal__log *l, uint64_t index, uint64_t *term);
 
+/* Room for more entries in l->locs. Errors: RFS_ENOMEM. */
+int wal__log_reserve(struct wal__log *l, size_t more);
+
 /* Whether record r may follow the log l: 0, or RFS_ECORRUPT with the broken rule in why. The
  * writer checks single records with it before writing them. */
 int wal__log_check(const struct wal__log *l, const struct wal__rec *r, char *why, size_t whylen);

@@ -85,16 +85,26 @@ static void drop(struct wal__log *l, uint64_t t)
     l->first = t + 1;
 }
 
+int wal__log_reserve(struct wal__log *l, size_t more)
+{
+    if (l->n + more <= l->cap)
+        return 0;
+    size_t cap = l->cap ? l->cap : 1024;
+    while (cap < l->n + more)
+        cap *= 2;
+    struct wal__loc *p = realloc(l->locs, cap * sizeof *p);
+    if (p == NULL)
+        return RFS_ENOMEM;
+    l->locs = p;
+    l->cap = cap;
+    return 0;
+}
+
 static int push(struct wal__log *l, const struct wal__rec *r, struct wal__seg *seg)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 1024;
-        struct wal__loc *p = realloc(l->locs, cap * sizeof *p);
-        if (p == NULL)
-            return RFS_ENOMEM;
-        l->locs = p;
-        l->cap = cap;
-    }
+    int rc = wal__log_reserve(l, 1);
+    if (rc != 0)
+        return rc;
     l->locs[l->n++] = (struct wal__loc){.seg = seg,
                                         .off = r->off,
                                         .term = r->term,

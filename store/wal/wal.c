@@ -117,20 +117,12 @@ static int reserve_recs(struct wal *wal, size_t n)
  * publishing a synced batch cannot fail. */
 static int reserve_locs(struct wal *wal, size_t n_entries)
 {
-    struct wal__log *l = &wal->log;
-    if (l->n + n_entries <= l->cap)
+    if (wal->log.n + n_entries <= wal->log.cap)
         return 0;
-    size_t cap = l->cap ? l->cap : 1024;
-    while (cap < l->n + n_entries)
-        cap *= 2;
-    pthread_rwlock_wrlock(&wal->lock);
-    struct wal__loc *p = realloc(l->locs, cap * sizeof *p);
-    if (p != NULL) {
-        l->locs = p;
-        l->cap = cap;
-    }
+    pthread_rwlock_wrlock(&wal->lock); /* the array moves */
+    int rc = wal__log_reserve(&wal->log, n_entries);
     pthread_rwlock_unlock(&wal->lock);
-    return p == NULL ? RFS_ENOMEM : 0;
+    return rc;
 }
 
 static int reserve_scratch(struct wal *wal, size_t n)
