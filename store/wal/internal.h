@@ -15,8 +15,7 @@
 /* --- format (docs/disk-format.md, "Write-ahead log") --------------------------------------- */
 
 #define WAL__MAGIC       "RFSWAL\0\0" /* 8 bytes */
-#define WAL__VERSION     1u
-#define WAL__SEG_HEADER  128u /* the segment header; records start here */
+#define WAL__SEG_HEADER  128u         /* the segment header; records start here */
 #define WAL__REC_HEADER  16u
 #define WAL__ALIGN       8u
 #define WAL__SECTOR      512u

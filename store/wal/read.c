@@ -1,4 +1,4 @@
-/* Reads of the write-ahead log from any thread: bounds, terms, entries, ranges and iterators.
+/* Reads of the write-ahead log from any thread: bounds, terms, entries and iterators.
  * Each read holds the shared lock while it finds an entry and reads it from its segment (the
  * writer publishes under the exclusive lock, and compaction closes segments under it), and
  * checks the record's CRC before returning a byte of it. */
@@ -102,58 +102,6 @@ int wal_entry_get(struct wal *wal, uint64_t index, struct wal_entry *out)
         free(buf);
         out->payload = NULL;
     }
-out:
-    pthread_rwlock_unlock(&wal->lock);
-    return rc;
-}
-
-void wal_entry_free(struct wal_entry *entry)
-{
-    free((void *)entry->payload);
-    memset(entry, 0, sizeof *entry);
-}
-
-int wal_entries_get(struct wal *wal, uint64_t lo, uint64_t hi, size_t max_bytes,
-                    struct wal_entry **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (lo == 0 || lo > hi) {
-        wal__set_err(wal, "reading entries %llu..%llu: not a range", (unsigned long long)lo,
-                     (unsigned long long)hi);
-        return RFS_EINVAL;
-    }
-    int rc = 0;
-    pthread_rwlock_rdlock(&wal->lock);
-    const struct wal__log *l = &wal->log;
-    if (!is_present(l, lo)) {
-        rc = not_found(wal, lo);
-        goto out;
-    }
-    uint64_t last = wal__log_last(l) < hi ? wal__log_last(l) : hi, i;
-    size_t bytes = 0, count = 0;
-    for (i = lo; i <= last; i++, count++) {
-        size_t len = l->locs[i - l->base].len;
-        if (count > 0 && max_bytes != 0 && bytes + len > max_bytes)
-            break;
-        bytes += len;
-    }
-    struct wal_entry *e = malloc(count * sizeof *e + bytes);
-    if (e == NULL) {
-        rc = RFS_ENOMEM;
-        goto out;
-    }
-    uint8_t *p = (uint8_t *)(e + count);
-    for (size_t k = 0; k < count && rc == 0; k++) {
-        rc = read_entry(wal, lo + k, p, &e[k]);
-        p += e[k].len;
-    }
-    if (rc != 0) {
-        free(e);
-        goto out;
-    }
-    *out = e;
-    *n = count;
 out:
     pthread_rwlock_unlock(&wal->lock);
     return rc;

@@ -201,7 +201,7 @@ void wal__seg_header_encode(uint8_t buf[WAL__SEG_HEADER], uint64_t seq, const ch
     size_t n = strlen(cluster);
     memset(buf, 0, WAL__SEG_HEADER);
     memcpy(buf, WAL__MAGIC, 8);
-    rfs_put_le32(buf + 8, WAL__VERSION);
+    rfs_put_le32(buf + 8, WAL_FORMAT_VERSION);
     rfs_put_le32(buf + 12, WAL__SEG_HEADER);
     rfs_put_le64(buf + 16, seq);
     buf[24] = (uint8_t)n;
@@ -217,9 +217,9 @@ int wal__seg_header_decode(const uint8_t *buf, size_t len, uint64_t *seq,
         return RFS_EFORMAT;
     }
     uint32_t version = rfs_get_le32(buf + 8);
-    if (version != WAL__VERSION) {
+    if (version != WAL_FORMAT_VERSION) {
         snprintf(why, whylen, "segment format version %u, this build knows version %u", version,
-                 WAL__VERSION);
+                 WAL_FORMAT_VERSION);
         return RFS_EFORMAT;
     }
     uint32_t stored = rfs_get_le32(buf + WAL__SEG_HEADER - 4);

@@ -10,7 +10,7 @@
 
 /* Threads. One writer thread calls every mutating function (wal_write, wal_set_epoch,
  * wal_snapshot, wal_reset); any number of threads may call the read functions (bounds,
- * term_at, entry_get, entries_get, iterators, state, cluster_id, errmsg) at the same time as the
+ * term_at, entry_get, iterators, state, cluster_id, errmsg) at the same time as the
  * writer and each other. A read sees the log as of the last mutating call that had returned, or
  * of the one in progress once its sync is done; it never waits for a disk sync. Open and close
  * are not concurrent with anything. A background thread of the WAL prepares segment files.
@@ -40,6 +40,7 @@ struct wal_entry {
     const void *payload; /* see each function for who owns it */
 };
 
+#define WAL_FORMAT_VERSION  1u /* of the segment files, checked on open */
 #define WAL_PAYLOAD_MAX     (256u << 20)
 #define WAL_CLUSTER_ID_MAX  96
 #define WAL_SEGMENT_DEFAULT (8u << 20)
@@ -132,21 +133,9 @@ void wal_bounds(struct wal *wal, uint64_t *first, uint64_t *last);
 int wal_term_at(struct wal *wal, uint64_t index, uint64_t *term);
 
 /* Read one entry, checking its CRC, into *out. out->payload is a malloc'd copy owned by the
- * caller, freed with wal_entry_free() (NULL when len is 0).
+ * caller, released with free() (NULL when len is 0).
  * Errors: RFS_ENOTFOUND, RFS_ECORRUPT, RFS_EIO, RFS_ENOMEM. */
 int wal_entry_get(struct wal *wal, uint64_t index, struct wal_entry *out);
-
-/* Free the payload of an entry from wal_entry_get() and zero the entry. */
-void wal_entry_free(struct wal_entry *entry);
-
-/* Read entries lo..hi (inclusive) into one allocation: *out is an array of *n entries whose
- * payloads live in the same block; free it all with free(*out). Stops at the last entry if hi is
- * beyond it, and early (after at least one entry) once max_bytes of payload would be exceeded (0:
- * no limit). All entries come from one state of the log.
- * Errors: RFS_EINVAL (lo == 0 or lo > hi), RFS_ENOTFOUND (lo not present), RFS_ECORRUPT,
- * RFS_EIO, RFS_ENOMEM. */
-int wal_entries_get(struct wal *wal, uint64_t lo, uint64_t hi, size_t max_bytes,
-                    struct wal_entry **out, size_t *n);
 
 /* Iterator over entries lo..hi (inclusive; hi == UINT64_MAX: to the end). It holds no lock
  * between calls, so each entry it returns is the one the log holds at that index at the time of
