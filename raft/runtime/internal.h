@@ -37,6 +37,9 @@
 /* Digests of this many recent checkpoints are kept for peers that ask (runtime_verify.c). */
 #define RT_CHECKPOINTS 16
 
+/* A request's deadline when the caller gives none, in ms. */
+#define RT_DEFAULT_TIMEOUT_MS 5000
+
 enum rt_req_kind {
     RT_PROPOSE = 1,
     RT_BARRIER,
@@ -238,7 +241,7 @@ struct raft_runtime {
     bool has_snapshot_thread;
 };
 
-/* runtime.c */
+/* requests.c */
 void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void rt__post_event(struct raft_runtime *rt, struct rt_event *e);
@@ -250,11 +253,31 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
 struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
 /* Remove req from rt->requests (rt->lock held); false if it was not there. */
 bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req);
+/* Complete every pending request with status. */
+void rt__fail_all(struct raft_runtime *rt, int status);
+/* A new request of kind for an API call (not yet in the table): RAFT_ESHUTDOWN, RAFT_ENOMEM. */
+int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
+                raft_done_fn done, void *arg, struct rt_req **out);
+/* Enter the table and hand to the loop. Once here, done will be called exactly once. */
+int rt__req_post(struct raft_runtime *rt, struct rt_req *req);
 
 /* The common part of raft_runtime_propose, _barrier and _verify: data (len bytes, copied)
  * after the envelope. */
 int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
                 unsigned timeout_ms, raft_done_fn done, void *arg);
+
+/* runtime.c (loop thread) */
+void rt__events_cb(struct raft__work *w);
+void rt__tick_cb(struct raft__timer *t);
+void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
+                 const uint8_t *payload, uint32_t len);
+void rt__submit_cb(struct raft__work *w);
+void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
+void rt__sync_peers(struct raft_runtime *rt);
+void rt__update_status(struct raft_runtime *rt);
+uint64_t rt__boottime_ns(void);
+/* Copy entries (the update's are borrowed) for another thread; NULL when out of memory. */
+struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n);
 
 /* runtime_verify.c */
 /* Whether a COMMAND entry's payload after the envelope (len bytes) is a checkpoint. */

@@ -1,22 +1,16 @@
-/* The runtime's loop thread and API: it starts the node from what is on disk, feeds the core
- * (ticks, messages, completions of the other threads), carries out each update, and turns API
- * calls into requests that complete exactly once. docs/runtime.md describes the whole. */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
+/* The runtime's loop thread and API: it feeds the core (ticks, messages, completions of the
+ * other threads), carries out each update, and turns API calls into requests that complete
+ * exactly once. start.c starts and stops the node, requests.c keeps the table of pending
+ * requests. docs/runtime.md describes the whole. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "raft/runtime/internal.h"
 #include "lib/le.h"
 #include "lib/error.h"
 
-#define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_TICK_MS    10
-#define DEFAULT_PENDING    ((size_t)64 << 20)
-#define DEADLINE_EVERY     5 /* ticks between scans for expired requests */
+#define DEADLINE_EVERY 5 /* ticks between scans for expired requests */
 
 /* Frames of the runtime's own (docs/wire-format.md, "Runtime frames"):
  *   FORWARD       the proposal as the leader should append it (envelope + command)
@@ -24,112 +18,6 @@
  *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
  *   CTL_RESP      u64 request id | u32 status
  *   DIGEST, DIGEST_RESP: see runtime_verify.c */
-
-/* --- logging -------------------------------------------------------------------------------- */
-
-void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
-{
-    char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (rt->cfg.log != NULL)
-        rt->cfg.log(rt->cfg.log_ctx, level, text);
-    else
-        fprintf(stderr, "raft: %s\n", text);
-}
-
-static void transport_log(void *data, enum raft__log_level level, const char *line)
-{
-    static const enum raft_log_level map[] = {
-        [RAFT__LOG_ERROR] = RAFT_LOG_ERROR,
-        [RAFT__LOG_WARN] = RAFT_LOG_WARN,
-        [RAFT__LOG_INFO] = RAFT_LOG_INFO,
-        [RAFT__LOG_DEBUG] = RAFT_LOG_DEBUG,
-    };
-    rt__log(data, map[level], "transport: %s", line);
-}
-
-/* --- requests ------------------------------------------------------------------------------- */
-
-struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id)
-{
-    for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
-
-bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req)
-{
-    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
-        if (*p == req) {
-            *p = req->next;
-            return true;
-        }
-    return false;
-}
-
-static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
-
-/* Complete a request already removed from the table. */
-void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
-                  struct raft_apply_result *result)
-{
-    if (rt__is_entry_req(req->kind)) {
-        atomic_fetch_sub(&rt->pending_bytes, req->len);
-        /* A verify's time includes asking the members for digests: not a commit latency. */
-        if (status == 0 && req->kind != RT_VERIFY)
-            rt__hist_add(&rt->stats.commit, rt__now_us() - req->start_us);
-        else
-            atomic_fetch_add(&rt->stats.proposals_failed, 1);
-    }
-    if (req->is_remote) {
-        /* A peer's request executed here: the answer goes back over the network, from the
-         * loop thread only (the transport is the loop's). Others post it there. */
-        send_ctl_resp(rt, req->origin, req->peer_req, status);
-    } else if (req->done != NULL) {
-        req->done(req->arg, status, result);
-    } else if (result != NULL) {
-        free(result->data);
-    }
-    free(req->verify);
-    free(req->buf);
-    free(req);
-}
-
-void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
-                     struct raft_apply_result *result)
-{
-    pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
-    if (req != NULL)
-        rt__unlink_locked(rt, req);
-    pthread_mutex_unlock(&rt->lock);
-    if (req != NULL)
-        rt__complete(rt, req, status, result);
-    else if (result != NULL)
-        free(result->data);
-}
-
-/* --- events from the other threads ---------------------------------------------------------- */
-
-void rt__post_event(struct raft_runtime *rt, struct rt_event *e)
-{
-    e->next = NULL;
-    pthread_mutex_lock(&rt->events_lock);
-    if (rt->events_tail != NULL)
-        rt->events_tail->next = e;
-    else
-        rt->events = e;
-    rt->events_tail = e;
-    bool is_posted = rt->is_events_posted;
-    rt->is_events_posted = true;
-    pthread_mutex_unlock(&rt->events_lock);
-    if (!is_posted)
-        raft__loop_post(rt->loop, &rt->events_work);
-}
 
 /* --- carrying out updates ------------------------------------------------------------------- */
 
@@ -197,7 +85,7 @@ static void send_now(struct raft_runtime *rt, const struct raft_msg *msg)
 }
 
 /* Copy entries (the update's are borrowed) for another thread. */
-static struct raft_entry *copy_entries(const struct raft_entry *src, size_t n)
+struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n)
 {
     struct raft_entry *e = calloc(n, sizeof *e);
     if (e == NULL)
@@ -309,7 +197,7 @@ static void snapshot_chunk(struct raft_runtime *rt, const struct raft_update *u)
     rt__apply(rt, a);
 }
 
-static void sync_peers(struct raft_runtime *rt)
+void rt__sync_peers(struct raft_runtime *rt)
 {
     struct raft_status s;
     raft_status(rt->core, &s);
@@ -327,7 +215,7 @@ static void sync_peers(struct raft_runtime *rt)
     rt->conf_index_synced = s.conf_index;
 }
 
-static void update_status(struct raft_runtime *rt)
+void rt__update_status(struct raft_runtime *rt)
 {
     struct raft_status s;
     raft_status(rt->core, &s);
@@ -431,7 +319,7 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
     }
     rt__log(rt, RAFT_LOG_INFO, "%s in term %llu, leader %llu", raft_role_name(u->role),
             (unsigned long long)u->term, (unsigned long long)u->leader);
-    update_status(rt);
+    rt__update_status(rt);
     if (u->leader != 0)
         resubmit_waiting(rt);
 }
@@ -463,7 +351,7 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     /* 5. Committed entries. */
     if (u->n_apply > 0) {
         struct rt_apply *a = calloc(1, sizeof *a);
-        if (a == NULL || (a->entries = copy_entries(u->apply, u->n_apply)) == NULL) {
+        if (a == NULL || (a->entries = rt__copy_entries(u->apply, u->n_apply)) == NULL) {
             free(a);
             stop_taking_part(rt, RAFT_ENOMEM);
             return;
@@ -513,10 +401,10 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     }
     if (u->role_changed)
         role_changed(rt, u);
-    sync_peers(rt);
+    rt__sync_peers(rt);
 }
 
-static uint64_t boottime_ns(void)
+uint64_t rt__boottime_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -541,7 +429,7 @@ static int step_core(struct raft_runtime *rt, const struct raft_event *e, struct
 #define LEASE_CATCH_UP_ELECTIONS 4
 static void catch_up_ticks(struct raft_runtime *rt)
 {
-    uint64_t now = boottime_ns(), period = (uint64_t)rt->tick_ms * 1000000u;
+    uint64_t now = rt__boottime_ns(), period = (uint64_t)rt->tick_ms * 1000000u;
     uint64_t due = (now - rt->ticked_ns) / period;
     uint64_t cap = (uint64_t)LEASE_CATCH_UP_ELECTIONS * rt->cfg.options.election_ticks;
     rt->ticked_ns = due > cap ? now : rt->ticked_ns + due * period;
@@ -565,20 +453,6 @@ static int step(struct raft_runtime *rt, const struct raft_event *e, struct step
 
 /* --- failure ------------------------------------------------------------------------------- */
 
-static void fail_all(struct raft_runtime *rt, int status)
-{
-    for (;;) {
-        pthread_mutex_lock(&rt->lock);
-        struct rt_req *req = rt->requests;
-        if (req != NULL)
-            rt->requests = req->next;
-        pthread_mutex_unlock(&rt->lock);
-        if (req == NULL)
-            return;
-        rt__complete(rt, req, status, NULL);
-    }
-}
-
 /* A storage failure: the node keeps its last state for operators to look at, but takes no more
  * part in the cluster (a failed fsync must never be retried; see DESIGN.md, store/). */
 static void stop_taking_part(struct raft_runtime *rt, int error)
@@ -588,13 +462,12 @@ static void stop_taking_part(struct raft_runtime *rt, int error)
     rt->error = error == RAFT_ENOMEM ? RAFT_ESTORAGE : error;
     rt__log(rt, RAFT_LOG_ERROR, "this node stops taking part in the cluster: %s; restart it",
             raft_strerror(rt->error));
-    update_status(rt);
-    fail_all(rt, rt->error);
+    rt__update_status(rt);
+    rt__fail_all(rt, rt->error);
 }
-
 /* --- the loop's callbacks ------------------------------------------------------------------- */
 
-static void events_cb(struct raft__work *w)
+void rt__events_cb(struct raft__work *w)
 {
     struct raft_runtime *rt = w->data;
     pthread_mutex_lock(&rt->events_lock);
@@ -699,7 +572,7 @@ static void expire(struct raft_runtime *rt)
     }
 }
 
-static void tick_cb(struct raft__timer *t)
+void rt__tick_cb(struct raft__timer *t)
 {
     struct raft_runtime *rt = t->data;
     if (rt->error == 0) {
@@ -709,7 +582,7 @@ static void tick_cb(struct raft__timer *t)
     if (++rt->ticks % DEADLINE_EVERY == 0) {
         expire(rt);
         rt__verify_retry(rt);
-        update_status(rt);
+        rt__update_status(rt);
         /* Requests put back by retry_later while a leader was known: this bounds how often
          * one that a stale leader keeps refusing is sent. */
         if (rt->error == 0 && raft_leader(rt->core) != 0)
@@ -718,7 +591,7 @@ static void tick_cb(struct raft__timer *t)
 }
 
 /* Answer a peer's change request that ran here. */
-static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
+void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
 {
     uint8_t buf[12];
     rfs_put_le64(buf, id);
@@ -805,7 +678,7 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     req->origin = from;
     req->peer_req = id;
     req->id = atomic_fetch_add(&rt->next_id, 1);
-    req->deadline = raft__loop_now(rt->loop) + DEFAULT_TIMEOUT_MS;
+    req->deadline = raft__loop_now(rt->loop) + RT_DEFAULT_TIMEOUT_MS;
     req->is_submitted = true;
     pthread_mutex_lock(&rt->lock);
     req->next = rt->requests;
@@ -818,8 +691,8 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     submit(rt, req);
 }
 
-static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
-                    const uint8_t *payload, uint32_t len)
+void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
+                 const uint8_t *payload, uint32_t len)
 {
     (void)ch;
     struct raft_runtime *rt = data;
@@ -958,7 +831,7 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
         rt__complete_id(rt, req->id, rv, NULL);
 }
 
-static void submit_cb(struct raft__work *w)
+void rt__submit_cb(struct raft__work *w)
 {
     struct rt_req *req = w->data;
     pthread_mutex_lock(&req->rt->lock);
@@ -968,83 +841,6 @@ static void submit_cb(struct raft__work *w)
 }
 
 /* --- API ------------------------------------------------------------------------------------ */
-
-static int new_req(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
-                   raft_done_fn done, void *arg, struct rt_req **out)
-{
-    pthread_mutex_lock(&rt->lock);
-    bool is_stopping = rt->is_stopping;
-    pthread_mutex_unlock(&rt->lock);
-    if (is_stopping)
-        return RAFT_ESHUTDOWN;
-    struct rt_req *req = calloc(1, sizeof *req);
-    if (req == NULL)
-        return RAFT_ENOMEM;
-    req->rt = rt;
-    req->kind = kind;
-    req->done = done;
-    req->arg = arg;
-    req->id = atomic_fetch_add(&rt->next_id, 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    req->deadline = now + (timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS);
-    req->work.cb = submit_cb;
-    req->work.data = req;
-    *out = req;
-    return 0;
-}
-
-/* Enter the table and hand to the loop. Once here, done will be called exactly once. */
-static int post(struct raft_runtime *rt, struct rt_req *req)
-{
-    pthread_mutex_lock(&rt->lock);
-    if (rt->is_stopping) {
-        pthread_mutex_unlock(&rt->lock);
-        free(req->buf);
-        free(req);
-        return RAFT_ESHUTDOWN;
-    }
-    req->is_posted = true;
-    req->next = rt->requests;
-    rt->requests = req;
-    pthread_mutex_unlock(&rt->lock);
-    raft__loop_post(rt->loop, &req->work);
-    return 0;
-}
-
-int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
-                unsigned timeout_ms, raft_done_fn done, void *arg)
-{
-    if (rt->error != 0)
-        return rt->error;
-    if (len + RT_ENVELOPE > rt->cfg.options.max_entry_bytes)
-        return RAFT_ETOOBIG;
-    size_t limit = rt->cfg.max_pending_bytes ? rt->cfg.max_pending_bytes : DEFAULT_PENDING;
-    if (atomic_load(&rt->pending_bytes) + len > limit)
-        return RAFT_EBUSY;
-    struct rt_req *req;
-    int rv = new_req(rt, kind, timeout_ms, done, arg, &req);
-    if (rv != 0)
-        return rv;
-    req->len = RT_ENVELOPE + len;
-    req->buf = malloc(req->len);
-    if (req->buf == NULL) {
-        free(req);
-        return RAFT_ENOMEM;
-    }
-    rt__envelope_put(req->buf, rt->cfg.id, req->id);
-    req->start_us = rt__now_us();
-    if (len > 0)
-        memcpy(req->buf + RT_ENVELOPE, data, len);
-    atomic_fetch_add(&rt->pending_bytes, req->len);
-    rv = post(rt, req);
-    if (rv != 0)
-        atomic_fetch_sub(&rt->pending_bytes, RT_ENVELOPE + len);
-    else
-        atomic_fetch_add(&rt->stats.proposals, 1);
-    return rv;
-}
 
 int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, unsigned timeout_ms,
                          raft_done_fn done, void *arg)
@@ -1063,8 +859,8 @@ int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_d
                             void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_READ, timeout_ms, done, arg, &req);
-    if (rv == 0 && (rv = post(rt, req)) == 0)
+    int rv = rt__req_new(rt, RT_READ, timeout_ms, done, arg, &req);
+    if (rv == 0 && (rv = rt__req_post(rt, req)) == 0)
         atomic_fetch_add(&rt->stats.reads, 1);
     return rv;
 }
@@ -1076,7 +872,7 @@ int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_
     if (address != NULL && strlen(address) >= RAFT_ADDRESS_MAX)
         return RAFT_EINVAL;
     struct rt_req *req;
-    int rv = new_req(rt, RT_CHANGE, timeout_ms, done, arg, &req);
+    int rv = rt__req_new(rt, RT_CHANGE, timeout_ms, done, arg, &req);
     if (rv != 0)
         return rv;
     req->op = op;
@@ -1084,26 +880,26 @@ int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_
     req->expect_index = expect_index;
     if (address != NULL)
         strcpy(req->address, address);
-    return post(rt, req);
+    return rt__req_post(rt, req);
 }
 
 int raft_runtime_transfer(struct raft_runtime *rt, uint64_t server, unsigned timeout_ms,
                           raft_done_fn done, void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_TRANSFER, timeout_ms, done, arg, &req);
+    int rv = rt__req_new(rt, RT_TRANSFER, timeout_ms, done, arg, &req);
     if (rv != 0)
         return rv;
     req->server = server;
-    return post(rt, req);
+    return rt__req_post(rt, req);
 }
 
 int raft_runtime_snapshot(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                           void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_SNAPSHOT, timeout_ms ? timeout_ms : 60000, done, arg, &req);
-    return rv != 0 ? rv : post(rt, req);
+    int rv = rt__req_new(rt, RT_SNAPSHOT, timeout_ms ? timeout_ms : 60000, done, arg, &req);
+    return rv != 0 ? rv : rt__req_post(rt, req);
 }
 
 void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out)
@@ -1111,424 +907,4 @@ void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *ou
     pthread_mutex_lock(&rt->lock);
     *out = rt->status;
     pthread_mutex_unlock(&rt->lock);
-}
-
-/* --- start and stop ------------------------------------------------------------------------- */
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-static void free_entries(struct raft_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(e[i].data);
-    free(e);
-}
-
-static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
-                    size_t errlen)
-{
-    uint64_t first, last;
-    *out = NULL;
-    *n = 0;
-    int rc = store_log_bounds(rt->log, &first, &last);
-    if (rc != 0 || last == 0)
-        goto done;
-    struct raft_entry *e = calloc((size_t)(last - first + 1), sizeof *e);
-    if (e == NULL) {
-        rc = RFS_ENOMEM;
-        goto done;
-    }
-    struct store_log_iter *it;
-    if ((rc = store_log_iter_open(rt->log, first, last, &it)) != 0) {
-        free(e);
-        goto done;
-    }
-    struct store_log_entry se;
-    size_t k = 0;
-    while (k < last - first + 1 && (rc = store_log_iter_next(it, &se)) == 0) {
-        e[k] = (struct raft_entry){
-            .index = se.index, .term = se.term, .type = se.type, .len = (uint32_t)se.len};
-        if (se.len > 0 && (e[k].data = malloc(se.len)) == NULL) {
-            rc = RFS_ENOMEM;
-            break;
-        }
-        if (se.len > 0)
-            memcpy(e[k].data, se.payload, se.len);
-        k++;
-    }
-    store_log_iter_close(it);
-    if (rc == RFS_ENOTFOUND && k == last - first + 1)
-        rc = 0;
-    if (rc != 0) {
-        free_entries(e, k); /* a damaged entry: nothing loaded is handed out */
-        goto done;
-    }
-    *out = e;
-    *n = k;
-done:
-    if (rc != 0) {
-        char msg[256];
-        snprintf(err, errlen, "reading the log in %s/log: %s (%s)", rt->data_dir, rfs_strerror(rc),
-                 store_log_errmsg(rt->log, msg, sizeof msg));
-        return RAFT_ESTORAGE;
-    }
-    return 0;
-}
-
-/* Gather the node's durable state, restore the state machine if it is behind the snapshot,
- * bootstrap a new cluster if asked, and create the core. */
-static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
-{
-    struct raft_initial_state st = {0};
-    int rc;
-    if ((rc = store_log_get_term(rt->log, &st.term)) != 0 ||
-        (rc = store_log_get_vote(rt->log, &st.vote)) != 0) {
-        snprintf(err, errlen, "reading term and vote: %s", rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    uint64_t si = 0, stt = 0;
-    rc = store_log_get_snapshot_meta(rt->log, &si, &stt);
-    if (rc != 0 && rc != RFS_ENOTFOUND) {
-        snprintf(err, errlen, "reading the snapshot record: %s", rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    if (si != 0) {
-        if ((rc = store_snapshot_open(rt->snaps, si, stt, &rt->reader)) != 0) {
-            char msg[256];
-            snprintf(err, errlen, "opening snapshot %llu/%llu: %s (%s)", (unsigned long long)si,
-                     (unsigned long long)stt, rfs_strerror(rc),
-                     store_snapshot_errmsg(rt->snaps, msg, sizeof msg));
-            return RAFT_ESTORAGE;
-        }
-        const struct store_snapshot_meta *m = store_snapshot_reader_meta(rt->reader);
-        st.snapshot.index = si;
-        st.snapshot.term = stt;
-        st.snapshot.size = store_snapshot_reader_size(rt->reader);
-        if (m->config_len > 0 &&
-            raft_configuration_decode(m->config, m->config_len, &st.snapshot.conf) != 0) {
-            snprintf(err, errlen, "snapshot %llu holds an unreadable configuration",
-                     (unsigned long long)si);
-            return RAFT_ESTORAGE;
-        }
-    }
-    uint64_t applied = 0, applied_term = 0;
-    if ((rc = rt->cfg.fsm.applied(rt->cfg.fsm.ctx, &applied, &applied_term)) != 0) {
-        snprintf(err, errlen, "reading the state machine's applied index: %d", rc);
-        return RAFT_ESTORAGE;
-    }
-    if (applied < si) {
-        /* The log was reset for an installed snapshot, but the state machine was not replaced
-         * before a crash: finish the install. */
-        rt__log(rt, RAFT_LOG_INFO, "restoring the state machine from snapshot %llu/%llu",
-                (unsigned long long)si, (unsigned long long)stt);
-        if ((rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, si, stt)) != 0) {
-            snprintf(err, errlen, "restoring snapshot %llu: %d", (unsigned long long)si, rc);
-            return RAFT_ESTORAGE;
-        }
-        applied = si;
-    }
-    struct raft_entry *entries;
-    size_t n;
-    if ((rc = load_log(rt, &entries, &n, err, errlen)) != 0)
-        return rc;
-    uint8_t boot_buf[2 + RAFT_MAX_SERVERS * (10 + RAFT_ADDRESS_MAX)];
-    struct raft_entry boot;
-    bool is_new = st.term == 0 && n == 0 && si == 0 && applied == 0;
-    if (is_new && rt->cfg.bootstrap != NULL) {
-        if ((rc = raft_bootstrap_entry(rt->cfg.bootstrap, boot_buf, &boot)) != 0) {
-            snprintf(err, errlen, "bootstrap configuration: %s", raft_strerror(rc));
-            return rc;
-        }
-        struct store_log_entry se = {.index = boot.index,
-                                     .term = boot.term,
-                                     .type = boot.type,
-                                     .len = boot.len,
-                                     .payload = boot.data};
-        if ((rc = store_log_append(rt->log, &se, 1)) != 0) {
-            snprintf(err, errlen, "writing the bootstrap configuration: %s", rfs_strerror(rc));
-            free_entries(entries, n);
-            return RAFT_ESTORAGE;
-        }
-        free(entries);
-        entries = copy_entries(&boot, 1);
-        n = entries != NULL ? 1 : 0;
-        rt__log(rt, RAFT_LOG_INFO, "bootstrapped a new cluster of %u servers",
-                rt->cfg.bootstrap->n);
-    } else if (!is_new && rt->cfg.bootstrap != NULL) {
-        rt__log(rt, RAFT_LOG_INFO, "the node has state: bootstrap ignored");
-    }
-    if ((rc = store_log_get_epoch(rt->log, &rt->epoch)) != 0) {
-        snprintf(err, errlen, "reading the cluster epoch: %s", rfs_strerror(rc));
-        free_entries(entries, n);
-        return RAFT_ESTORAGE;
-    }
-    if (is_new && rt->cfg.epoch != 0 && rt->epoch == 0) {
-        if ((rc = store_log_set_epoch(rt->log, rt->cfg.epoch)) != 0) {
-            snprintf(err, errlen, "recording the cluster epoch: %s", rfs_strerror(rc));
-            free_entries(entries, n);
-            return RAFT_ESTORAGE;
-        }
-        rt->epoch = rt->cfg.epoch;
-    } else if (rt->cfg.epoch != 0 && rt->cfg.epoch != rt->epoch) {
-        rt__log(rt, RAFT_LOG_WARN, "the node has state of cluster epoch %llu: epoch %llu ignored",
-                (unsigned long long)rt->epoch, (unsigned long long)rt->cfg.epoch);
-    }
-    st.entries = entries;
-    st.n_entries = n;
-    st.applied = applied;
-    st.commit = applied;
-    struct raft_options o = rt->cfg.options;
-    o.id = rt->cfg.id;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    o.seed = rt->cfg.id * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
-    rc = raft_new(&o, &st, &rt->core);
-    free_entries(entries, n);
-    if (rc != 0) {
-        snprintf(err, errlen, "starting the consensus core: %s", raft_strerror(rc));
-        return rc;
-    }
-    atomic_store(&rt->applied, applied);
-    return 0;
-}
-
-/* A data directory serves one cluster: its name is recorded at the first start (or the first
- * start of a build that knows the record), and a start under another name is refused before
- * anything is written, so two clusters never mix their logs by a mistyped --data-dir. */
-static int check_cluster_id(struct raft_runtime *rt, char *err, size_t errlen)
-{
-    char recorded[STORE_LOG_CLUSTER_ID_MAX + 1];
-    int rc = store_log_get_cluster_id(rt->log, recorded);
-    if (rc == RFS_ENOTFOUND) {
-        if ((rc = store_log_set_cluster_id(rt->log, rt->cluster_id)) == 0)
-            return 0;
-        snprintf(err, errlen, "recording the cluster ID in %s: %s", rt->data_dir, rfs_strerror(rc));
-        return rc == RFS_EINVAL ? RAFT_EINVAL : RAFT_ESTORAGE;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "reading the cluster ID of %s: %s", rt->data_dir, rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    if (strcmp(recorded, rt->cluster_id) != 0) {
-        snprintf(err, errlen,
-                 "the data directory %s belongs to cluster '%s', not to cluster '%s': start it "
-                 "with its own cluster ID or use another data directory",
-                 rt->data_dir, recorded, rt->cluster_id);
-        return RAFT_EINVAL;
-    }
-    return 0;
-}
-
-static void *loop_main(void *arg)
-{
-    struct raft_runtime *rt = arg;
-    raft__loop_run(rt->loop);
-    return NULL;
-}
-
-static void destroy(struct raft_runtime *rt)
-{
-    if (rt->transport != NULL)
-        raft__transport_free(rt->transport);
-    raft__tls_ctx_free(rt->tls);
-    if (rt->loop != NULL)
-        raft__loop_free(rt->loop);
-    raft_free(rt->core);
-    store_snapshot_reader_close(rt->reader);
-    store_snapshot_receive_abort(rt->receiver);
-    store_snapshot_dir_close(rt->snaps);
-    store_log_close(rt->log);
-    struct rt_event *e = rt->events;
-    while (e != NULL) {
-        struct rt_event *next = e->next;
-        rt__frames_free(e->frames);
-        free(e);
-        e = next;
-    }
-    pthread_mutex_destroy(&rt->lock);
-    pthread_mutex_destroy(&rt->events_lock);
-    pthread_mutex_destroy(&rt->writer_lock);
-    pthread_cond_destroy(&rt->writer_cond);
-    pthread_mutex_destroy(&rt->apply_lock);
-    pthread_cond_destroy(&rt->apply_cond);
-    free(rt->data_dir);
-    free(rt->listen);
-    free(rt->cluster_id);
-    free(rt->tls_ca);
-    free(rt->tls_cert);
-    free(rt->tls_key);
-    free(rt);
-}
-
-int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtime **out, char *err,
-                       size_t errlen)
-{
-    snprintf(err, errlen, "out of memory");
-    if (cfg->id == 0 || cfg->data_dir == NULL || cfg->cluster_id == NULL ||
-        cfg->fsm.apply == NULL || cfg->fsm.applied == NULL || cfg->fsm.snapshot == NULL ||
-        cfg->fsm.restore == NULL) {
-        snprintf(err, errlen, "incomplete runtime configuration");
-        return RAFT_EINVAL;
-    }
-    struct raft_runtime *rt = calloc(1, sizeof *rt);
-    if (rt == NULL)
-        return RAFT_ENOMEM;
-    pthread_mutex_init(&rt->lock, NULL);
-    pthread_mutex_init(&rt->events_lock, NULL);
-    pthread_mutex_init(&rt->writer_lock, NULL);
-    pthread_cond_init(&rt->writer_cond, NULL);
-    pthread_mutex_init(&rt->apply_lock, NULL);
-    pthread_cond_init(&rt->apply_cond, NULL);
-    atomic_store(&rt->next_id, 1);
-    rt->cfg = *cfg;
-    rt->data_dir = strdup(cfg->data_dir);
-    rt->listen = dup_or_null(cfg->listen);
-    rt->cluster_id = strdup(cfg->cluster_id);
-    rt->tls_ca = dup_or_null(cfg->tls_ca);
-    rt->tls_cert = dup_or_null(cfg->tls_cert);
-    rt->tls_key = dup_or_null(cfg->tls_key);
-    rt->tick_ms = cfg->tick_ms ? cfg->tick_ms : DEFAULT_TICK_MS;
-    if (rt->data_dir == NULL || rt->cluster_id == NULL) {
-        destroy(rt);
-        return RAFT_ENOMEM;
-    }
-    if (rt->cfg.options.election_ticks == 0)
-        raft_options_default(&rt->cfg.options, cfg->id);
-    rt->events_work.cb = events_cb;
-    rt->events_work.data = rt;
-
-    int rv = RAFT_ESTORAGE;
-    char msg[256];
-    if (mkdir(rt->data_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "creating %s: %s", rt->data_dir, strerror(errno));
-        goto err;
-    }
-    char *log_dir = join_path(rt->data_dir, "log");
-    char *snap_dir = join_path(rt->data_dir, "snapshots");
-    if (log_dir == NULL || snap_dir == NULL) {
-        free(log_dir);
-        free(snap_dir);
-        rv = RAFT_ENOMEM;
-        goto err;
-    }
-    struct store_log_options lo = {.map_size = cfg->log_map_size, .map_size_max = cfg->log_map_max};
-    int rc = store_log_open(log_dir, &lo, &rt->log, msg, sizeof msg);
-    if (rc == 0)
-        rc = store_snapshot_dir_open(snap_dir, NULL, &rt->snaps, msg, sizeof msg);
-    free(log_dir);
-    free(snap_dir);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", msg);
-        goto err;
-    }
-    if ((rv = check_cluster_id(rt, err, errlen)) != 0)
-        goto err;
-    if ((rv = open_state(rt, err, errlen)) != 0)
-        goto err;
-
-    if ((rv = raft__loop_new(&rt->loop)) != 0) {
-        snprintf(err, errlen, "creating the event loop: %s", strerror(errno));
-        goto err;
-    }
-    if ((rv = raft__tls_ctx_new(rt->tls_ca, rt->tls_cert, rt->tls_key, &rt->tls, err, errlen)) != 0)
-        goto err;
-    /* Peers of another cluster, or of this cluster before a recovery, are refused when they
-     * connect: the transport compares this identity. */
-    char identity[RAFT__CLUSTER_ID_MAX + 1];
-    int idlen = snprintf(identity, sizeof identity, "%s/%llu", rt->cluster_id,
-                         (unsigned long long)rt->epoch);
-    if (idlen < 0 || (size_t)idlen >= sizeof identity) {
-        snprintf(err, errlen, "cluster ID too long: at most %d bytes", RAFT__CLUSTER_ID_MAX - 21);
-        rv = RAFT_EINVAL;
-        goto err;
-    }
-    struct raft__transport_config tc = {
-        .id = cfg->id,
-        .cluster_id = identity,
-        .listen_address = rt->listen,
-        .tls = rt->tls,
-        .max_frame_bytes = (uint32_t)cfg->max_frame_bytes,
-        .seed = cfg->id,
-        .recv = recv_cb,
-        .log = transport_log,
-        .data = rt,
-    };
-    if ((rv = raft__transport_new(rt->loop, &tc, &rt->transport)) != 0) {
-        snprintf(err, errlen, "listening on %s: %s", rt->listen ? rt->listen : "(none)",
-                 rv == RAFT_EIO ? strerror(errno) : raft_strerror(rv));
-        goto err;
-    }
-    const char *faults = getenv("RAFTFS_TRANSPORT_FAULTS");
-    if (faults != NULL &&
-        (rv = raft__transport_faults_parse(rt->transport, faults, err, errlen)) != 0)
-        goto err;
-    for (unsigned i = 0; cfg->peers != NULL && i < cfg->peers->n; i++) {
-        const struct raft_server *p = &cfg->peers->servers[i];
-        if (p->id != cfg->id &&
-            (rv = raft__transport_peer_set(rt->transport, p->id, p->address)) != 0) {
-            snprintf(err, errlen, "peer %llu at \"%s\": %s", (unsigned long long)p->id, p->address,
-                     raft_strerror(rv));
-            goto err;
-        }
-    }
-    sync_peers(rt);
-    update_status(rt);
-
-    raft__timer_init(&rt->tick);
-    rt->tick.data = rt;
-    rt->ticked_ns = boottime_ns();
-    if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb)) != 0)
-        goto err;
-    if ((rv = rt__writer_start(rt)) != 0)
-        goto err;
-    if ((rv = rt__apply_start(rt)) != 0) {
-        rt__writer_stop(rt);
-        goto err;
-    }
-    /* Said before the loop thread owns the core and the status. */
-    rt__log(rt, RAFT_LOG_INFO, "node %llu started: term %llu, log up to %llu, applied %llu",
-            (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
-            (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
-    if (pthread_create(&rt->loop_thread, NULL, loop_main, rt) != 0) {
-        rt__apply_stop(rt);
-        rt__writer_stop(rt);
-        rv = RAFT_ENOMEM;
-        goto err;
-    }
-    err[0] = '\0';
-    *out = rt;
-    return 0;
-
-err:
-    destroy(rt);
-    return rv;
-}
-
-void raft_runtime_stop(struct raft_runtime *rt)
-{
-    pthread_mutex_lock(&rt->lock);
-    rt->is_stopping = true;
-    pthread_mutex_unlock(&rt->lock);
-    raft__loop_stop(rt->loop);
-    pthread_join(rt->loop_thread, NULL);
-    rt__calls_fail(rt);
-    /* The loop is gone; the other threads finish what they hold, then everything left fails. */
-    rt__snapshot_join(rt);
-    rt__apply_stop(rt);
-    rt__writer_stop(rt);
-    fail_all(rt, RAFT_ESHUTDOWN);
-    rt__log(rt, RAFT_LOG_INFO, "node %llu stopped", (unsigned long long)rt->cfg.id);
-    destroy(rt);
 }
