@@ -18,15 +18,7 @@ void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id)
 
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a)
 {
-    a->next = NULL;
-    pthread_mutex_lock(&rt->apply_lock);
-    if (rt->applies_tail != NULL)
-        rt->applies_tail->next = a;
-    else
-        rt->applies = a;
-    rt->applies_tail = a;
-    pthread_cond_signal(&rt->apply_cond);
-    pthread_mutex_unlock(&rt->apply_lock);
+    rt__worker_push(&rt->apply, &a->link);
 }
 
 static void apply_free(struct rt_apply *a)
@@ -258,71 +250,50 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
     post_installed(rt, a->index, a->term, 0);
 }
 
-/* Fold the runs of committed entries queued behind a into it, so that one state machine
- * transaction (and one sync) serves every commit the loop handed out meanwhile: under load the
- * core advances the commit index one acknowledgement at a time. */
-static void merge_entries(struct rt_apply *a)
+/* Fold the runs of committed entries queued behind a (at the head of q) into it, so that one
+ * state machine transaction (and one sync) serves every commit the loop handed out meanwhile:
+ * under load the core advances the commit index one acknowledgement at a time. */
+static void merge_entries(struct rt_apply *a, struct rfs_queue *q)
 {
-    while (a->next != NULL && a->next->kind == RT_APPLY_ENTRIES) {
-        struct rt_apply *b = a->next;
+    while (q->head != NULL) {
+        struct rt_apply *b = RFS_QUEUE_ITEM(q->head, struct rt_apply, link);
+        if (b->kind != RT_APPLY_ENTRIES)
+            return;
         struct raft_entry *e = realloc(a->entries, (a->n + b->n) * sizeof *e);
         if (e == NULL)
             return; /* apply what we have; b follows on its own */
         memcpy(e + a->n, b->entries, b->n * sizeof *e);
         a->entries = e;
         a->n += b->n;
-        a->next = b->next;
+        rfs_queue_pop(q);
         free(b->entries); /* the entries' data now belongs to a */
         free(b);
     }
 }
 
-static void *apply_main(void *arg)
+void *rt__apply_main(void *arg)
 {
     struct raft_runtime *rt = arg;
     bool is_failed = false;
-    for (;;) {
-        pthread_mutex_lock(&rt->apply_lock);
-        while (rt->applies == NULL && !rt->is_apply_stopping)
-            pthread_cond_wait(&rt->apply_cond, &rt->apply_lock);
-        struct rt_apply *a = rt->applies;
-        rt->applies = rt->applies_tail = NULL;
-        bool is_stopping = rt->is_apply_stopping;
-        pthread_mutex_unlock(&rt->apply_lock);
-        if (a == NULL && is_stopping)
-            break;
-        while (a != NULL) {
-            if (a->kind == RT_APPLY_ENTRIES)
-                merge_entries(a); /* before taking next: it frees what it folds in */
-            struct rt_apply *next = a->next;
+    struct rfs_queue q = {0};
+    while (rt__worker_take(&rt->apply, &q)) {
+        struct rfs_qlink *l;
+        while ((l = rfs_queue_pop(&q)) != NULL) {
+            struct rt_apply *a = RFS_QUEUE_ITEM(l, struct rt_apply, link);
             if (!is_failed) {
                 switch (a->kind) {
-                case RT_APPLY_ENTRIES: is_failed = apply_entries(rt, a) != 0; break;
+                case RT_APPLY_ENTRIES:
+                    merge_entries(a, &q);
+                    is_failed = apply_entries(rt, a) != 0;
+                    break;
                 case RT_APPLY_INSTALL: install(rt, a); break;
                 case RT_APPLY_RESTORE: restore(rt, a); break;
                 }
             }
             apply_free(a);
-            a = next;
         }
     }
     return NULL;
-}
-
-int rt__apply_start(struct raft_runtime *rt)
-{
-    if (pthread_create(&rt->apply_thread, NULL, apply_main, rt) != 0)
-        return RAFT_ENOMEM;
-    return 0;
-}
-
-void rt__apply_stop(struct raft_runtime *rt)
-{
-    pthread_mutex_lock(&rt->apply_lock);
-    rt->is_apply_stopping = true;
-    pthread_cond_signal(&rt->apply_cond);
-    pthread_mutex_unlock(&rt->apply_lock);
-    pthread_join(rt->apply_thread, NULL);
 }
 
 void rt__read_wait(struct raft_runtime *rt, struct rt_req *req)

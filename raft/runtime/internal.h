@@ -29,12 +29,13 @@
 #include "raft/net/transport.h"
 #include "store/logstore.h"
 #include "store/snapshot.h"
+#include "lib/queue.h"
 
 /* Every COMMAND entry starts with this envelope: who proposed it, so that the node that did
  * completes its request when it applies the entry (docs/runtime.md, "Entry envelope"). */
 #define RT_ENVELOPE 16
 
-/* Digests of this many recent checkpoints are kept for peers that ask (runtime_verify.c). */
+/* Digests of this many recent checkpoints are kept for peers that ask (verify.c). */
 #define RT_CHECKPOINTS 16
 
 /* A request's deadline when the caller gives none, in ms. */
@@ -47,7 +48,7 @@ enum rt_req_kind {
     RT_CHANGE,
     RT_TRANSFER,
     RT_SNAPSHOT,
-    RT_VERIFY, /* a checkpoint entry, then the members' digests (runtime_verify.c) */
+    RT_VERIFY, /* a checkpoint entry, then the members' digests (verify.c) */
 };
 
 /* Requests that propose an entry (and count toward the pending bytes). */
@@ -116,7 +117,7 @@ enum rt_write_kind {
 };
 
 struct rt_frame {
-    struct rt_frame *next;
+    struct rfs_qlink link; /* in the queue of frames it travels with */
     uint64_t to;
     enum raft__channel channel;
     uint32_t len;
@@ -124,11 +125,11 @@ struct rt_frame {
 };
 
 struct rt_write {
-    struct rt_write *next;
+    struct rfs_qlink link; /* in the writer's queue */
     enum rt_write_kind kind;
     struct store_log_batch batch; /* RT_WRITE_LOG; entries and payloads owned */
     uint64_t index, term;         /* RESET, COMPACT */
-    struct rt_frame *held;        /* messages to send once durable */
+    struct rfs_queue held;        /* of rt_frame: messages to send once durable */
 };
 
 /* One item for the apply thread. */
@@ -139,7 +140,7 @@ enum rt_apply_kind {
 };
 
 struct rt_apply {
-    struct rt_apply *next;
+    struct rfs_qlink link; /* in the apply thread's queue */
     enum rt_apply_kind kind;
     struct raft_entry *entries; /* owned copies */
     size_t n;
@@ -164,11 +165,20 @@ struct rt_stats {
 
 /* A result of another thread for the loop: a core event to feed, or frames to send. */
 struct rt_event {
-    struct rt_event *next;
-    struct raft_event ev; /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
-    struct rt_frame *frames;
-    int error;              /* nonzero: a storage failure; the node stops taking part */
-    uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
+    struct rfs_qlink link;   /* in rt->events */
+    struct raft_event ev;    /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
+    struct rfs_queue frames; /* of rt_frame, to send */
+    int error;               /* nonzero: a storage failure; the node stops taking part */
+    uint64_t snapshot_term;  /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
+};
+
+/* A thread fed by a queue (worker.c): the log writer, the apply thread. */
+struct rt_worker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct rfs_queue queue; /* protected by lock */
+    bool is_stopping;       /* protected by lock */
 };
 
 struct raft_runtime {
@@ -210,25 +220,14 @@ struct raft_runtime {
 
     /* results of the writer, apply and snapshot threads for the loop */
     pthread_mutex_t events_lock;
-    struct rt_event *events, *events_tail;
+    struct rfs_queue events; /* of rt_event, protected by events_lock */
     struct raft__work events_work;
     bool is_events_posted;
 
-    /* writer thread */
-    pthread_t writer_thread;
-    pthread_mutex_t writer_lock;
-    pthread_cond_t writer_cond;
-    struct rt_write *writes, *writes_tail;
-    bool is_writer_stopping;
+    struct rt_worker writer; /* of rt_write */
+    struct rt_worker apply;  /* of rt_apply */
 
-    /* apply thread */
-    pthread_t apply_thread;
-    pthread_mutex_t apply_lock;
-    pthread_cond_t apply_cond;
-    struct rt_apply *applies, *applies_tail;
-    bool is_apply_stopping;
-
-    /* digests recorded at the last checkpoints applied (runtime_verify.c), protected by lock */
+    /* digests recorded at the last checkpoints applied (verify.c), protected by lock */
     struct rt_checkpoint {
         uint64_t index; /* 0: unused */
         int status;
@@ -279,7 +278,7 @@ uint64_t rt__boottime_ns(void);
 /* Copy entries (the update's are borrowed) for another thread; NULL when out of memory. */
 struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n);
 
-/* runtime_verify.c */
+/* verify.c */
 /* Whether a COMMAND entry's payload after the envelope (len bytes) is a checkpoint. */
 bool rt__is_checkpoint(const void *data, size_t len);
 /* Apply thread, after applying a checkpoint at index: record the state machine's digest. */
@@ -293,23 +292,37 @@ void rt__verify_recv(struct raft_runtime *rt, uint64_t from, uint8_t type, const
 /* Loop thread, now and then: ask again the members that had not applied the checkpoint yet. */
 void rt__verify_retry(struct raft_runtime *rt);
 
-/* runtime_stats.c */
+/* stats.c */
 uint64_t rt__now_us(void);
 void rt__hist_add(struct rt_histogram *h, uint64_t us);
 
-/* runtime_call.c */
+/* call.c */
 /* After the loop thread ended: calls it never ran fail with RAFT_ESHUTDOWN. */
 void rt__calls_fail(struct raft_runtime *rt);
 
-/* runtime_writer.c */
-int rt__writer_start(struct raft_runtime *rt);
-void rt__writer_stop(struct raft_runtime *rt);
-void rt__write(struct raft_runtime *rt, struct rt_write *w);
-void rt__frames_free(struct rt_frame *f);
+/* worker.c */
+/* Prepare w's lock and condition; rt__worker_destroy frees them (thread stopped or never
+ * started). */
+void rt__worker_init(struct rt_worker *w);
+void rt__worker_destroy(struct rt_worker *w);
+/* Run fn(arg) on w's thread. Returns 0 or RAFT_ENOMEM. */
+int rt__worker_start(struct rt_worker *w, void *(*fn)(void *), void *arg);
+/* Ask the thread to stop once its queue is empty, and join it. */
+void rt__worker_stop(struct rt_worker *w);
+/* Queue l for the thread (any thread). */
+void rt__worker_push(struct rt_worker *w, struct rfs_qlink *l);
+/* On w's thread: wait for items and move all of them to the end of out. False when w is
+ * stopping and nothing is left: the thread returns. */
+bool rt__worker_take(struct rt_worker *w, struct rfs_queue *out);
 
-/* runtime_apply.c */
-int rt__apply_start(struct raft_runtime *rt);
-void rt__apply_stop(struct raft_runtime *rt);
+/* writer.c */
+void *rt__writer_main(void *arg);
+void rt__write(struct raft_runtime *rt, struct rt_write *w);
+/* Free every frame of q (left empty). */
+void rt__frames_free(struct rfs_queue *q);
+
+/* apply.c */
+void *rt__apply_main(void *arg);
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a);
 void rt__read_wait(struct raft_runtime *rt, struct rt_req *req);
 int rt__snapshot_start(struct raft_runtime *rt);

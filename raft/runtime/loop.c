@@ -35,8 +35,7 @@ struct raft__loop {
     uint64_t timer_seq;
 
     pthread_mutex_t lock;
-    struct raft__work *posted_head; /* protected by lock */
-    struct raft__work *posted_tail; /* protected by lock */
+    struct rfs_queue posted; /* of raft__work, protected by lock */
     atomic_bool is_stopping;
 };
 
@@ -121,13 +120,8 @@ bool raft__loop_is_stopping(struct raft__loop *l)
 
 void raft__loop_post(struct raft__loop *l, struct raft__work *w)
 {
-    w->next = NULL;
     pthread_mutex_lock(&l->lock);
-    if (l->posted_tail != NULL)
-        l->posted_tail->next = w;
-    else
-        l->posted_head = w;
-    l->posted_tail = w;
+    rfs_queue_push(&l->posted, &w->link);
     pthread_mutex_unlock(&l->lock);
     wake(l);
 }
@@ -348,14 +342,14 @@ static void run_posted(struct raft__loop *l)
     uint64_t counter;
     ssize_t n = read(l->wakefd, &counter, sizeof counter);
     (void)n;
+    struct rfs_queue q = {0};
     pthread_mutex_lock(&l->lock);
-    struct raft__work *w = l->posted_head;
-    l->posted_head = l->posted_tail = NULL;
+    rfs_queue_splice(&q, &l->posted);
     pthread_mutex_unlock(&l->lock);
-    while (w != NULL) {
-        struct raft__work *next = w->next;
+    struct rfs_qlink *link;
+    while ((link = rfs_queue_pop(&q)) != NULL) {
+        struct raft__work *w = RFS_QUEUE_ITEM(link, struct raft__work, link);
         w->cb(w);
-        w = next;
     }
 }
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/queue.h"
+
 struct raft__loop;
 
 /* Interest and event bits of a watcher. RAFT__LOOP_ERROR is only ever reported (EPOLLERR or
@@ -61,7 +63,7 @@ typedef void (*raft__work_cb)(struct raft__work *w);
 
 /* A piece of work another thread hands to the loop thread. */
 struct raft__work {
-    struct raft__work *next; /* owned by the loop while posted */
+    struct rfs_qlink link; /* owned by the loop while posted */
     raft__work_cb cb;
     void *data; /* for the owner */
 };

@@ -90,13 +90,8 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
 
 void rt__post_event(struct raft_runtime *rt, struct rt_event *e)
 {
-    e->next = NULL;
     pthread_mutex_lock(&rt->events_lock);
-    if (rt->events_tail != NULL)
-        rt->events_tail->next = e;
-    else
-        rt->events = e;
-    rt->events_tail = e;
+    rfs_queue_push(&rt->events, &e->link);
     bool is_posted = rt->is_events_posted;
     rt->is_events_posted = true;
     pthread_mutex_unlock(&rt->events_lock);

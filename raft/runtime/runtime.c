@@ -59,7 +59,6 @@ static struct rt_frame *frame_of(struct raft_runtime *rt, const struct raft_msg 
     size_t len = raft_msg_encoded_size(&m);
     struct rt_frame *f = malloc(sizeof *f + len);
     if (f != NULL) {
-        f->next = NULL;
         f->to = m.to;
         f->channel = raft__channel_for_msg(&m);
         f->len = (uint32_t)len;
@@ -107,8 +106,10 @@ struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n)
     return e;
 }
 
+/* Queue the update's log write for the writer, with the frames held until it is durable
+ * (taken from held, which is left empty on success). */
 static int queue_log_write(struct raft_runtime *rt, const struct raft_update *u,
-                           struct rt_frame *held)
+                           struct rfs_queue *held)
 {
     struct rt_write *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -145,7 +146,7 @@ static int queue_log_write(struct raft_runtime *rt, const struct raft_update *u,
         w->batch.entries = e;
         w->batch.n = u->n_entries;
     }
-    w->held = held;
+    rfs_queue_splice(&w->held, held);
     rt__write(rt, w);
     return 0;
 }
@@ -327,21 +328,19 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
 static void process(struct raft_runtime *rt, const struct raft_update *u, struct step_ctx *ctx)
 {
     /* 1-2. Hard state and log: messages that depend on a new hard state wait for it. */
-    struct rt_frame *held = NULL, **tail = &held;
+    struct rfs_queue held = {0};
     for (size_t i = 0; i < u->n_msgs; i++) {
         if (!u->has_hard_state) {
             send_now(rt, &u->msgs[i]);
             continue;
         }
         struct rt_frame *f = frame_of(rt, &u->msgs[i]);
-        if (f != NULL) {
-            *tail = f;
-            tail = &f->next;
-        }
+        if (f != NULL)
+            rfs_queue_push(&held, &f->link);
     }
     if (u->has_hard_state || u->truncate_from != 0 || u->n_entries > 0) {
-        if (queue_log_write(rt, u, held) != 0) {
-            rt__frames_free(held);
+        if (queue_log_write(rt, u, &held) != 0) {
+            rt__frames_free(&held);
             stop_taking_part(rt, RAFT_ENOMEM);
             return;
         }
@@ -470,19 +469,22 @@ static void stop_taking_part(struct raft_runtime *rt, int error)
 void rt__events_cb(struct raft__work *w)
 {
     struct raft_runtime *rt = w->data;
+    struct rfs_queue q = {0};
     pthread_mutex_lock(&rt->events_lock);
-    struct rt_event *e = rt->events;
-    rt->events = rt->events_tail = NULL;
+    rfs_queue_splice(&q, &rt->events);
     rt->is_events_posted = false;
     pthread_mutex_unlock(&rt->events_lock);
-    while (e != NULL) {
-        struct rt_event *next = e->next;
+    struct rfs_qlink *l;
+    while ((l = rfs_queue_pop(&q)) != NULL) {
+        struct rt_event *e = RFS_QUEUE_ITEM(l, struct rt_event, link);
         if (e->error != 0)
             stop_taking_part(rt, e->error);
-        for (struct rt_frame *f = e->frames; f != NULL && rt->error == 0; f = f->next)
+        for (struct rfs_qlink *fl = e->frames.head; fl != NULL && rt->error == 0; fl = fl->next) {
+            struct rt_frame *f = RFS_QUEUE_ITEM(fl, struct rt_frame, link);
             raft__transport_send(rt->transport, f->to, f->channel, RAFT__FRAME_RAFT, f->data,
                                  f->len);
-        rt__frames_free(e->frames);
+        }
+        rt__frames_free(&e->frames);
         struct step_ctx ctx = {0};
         switch (e->ev.type) {
         case RAFT_EVENT_PERSISTED: step(rt, &e->ev, NULL); break;
@@ -531,7 +533,6 @@ void rt__events_cb(struct raft__work *w)
         default: break;
         }
         free(e);
-        e = next;
     }
 }
 

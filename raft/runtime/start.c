@@ -258,19 +258,16 @@ static void destroy(struct raft_runtime *rt)
     store_snapshot_receive_abort(rt->receiver);
     store_snapshot_dir_close(rt->snaps);
     store_log_close(rt->log);
-    struct rt_event *e = rt->events;
-    while (e != NULL) {
-        struct rt_event *next = e->next;
-        rt__frames_free(e->frames);
+    struct rfs_qlink *l;
+    while ((l = rfs_queue_pop(&rt->events)) != NULL) {
+        struct rt_event *e = RFS_QUEUE_ITEM(l, struct rt_event, link);
+        rt__frames_free(&e->frames);
         free(e);
-        e = next;
     }
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->events_lock);
-    pthread_mutex_destroy(&rt->writer_lock);
-    pthread_cond_destroy(&rt->writer_cond);
-    pthread_mutex_destroy(&rt->apply_lock);
-    pthread_cond_destroy(&rt->apply_cond);
+    rt__worker_destroy(&rt->writer);
+    rt__worker_destroy(&rt->apply);
     free(rt->data_dir);
     free(rt->listen);
     free(rt->cluster_id);
@@ -295,10 +292,8 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
         return RAFT_ENOMEM;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->events_lock, NULL);
-    pthread_mutex_init(&rt->writer_lock, NULL);
-    pthread_cond_init(&rt->writer_cond, NULL);
-    pthread_mutex_init(&rt->apply_lock, NULL);
-    pthread_cond_init(&rt->apply_cond, NULL);
+    rt__worker_init(&rt->writer);
+    rt__worker_init(&rt->apply);
     atomic_store(&rt->next_id, 1);
     rt->cfg = *cfg;
     rt->data_dir = strdup(cfg->data_dir);
@@ -399,10 +394,10 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     rt->ticked_ns = rt__boottime_ns();
     if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, rt__tick_cb)) != 0)
         goto err;
-    if ((rv = rt__writer_start(rt)) != 0)
+    if ((rv = rt__worker_start(&rt->writer, rt__writer_main, rt)) != 0)
         goto err;
-    if ((rv = rt__apply_start(rt)) != 0) {
-        rt__writer_stop(rt);
+    if ((rv = rt__worker_start(&rt->apply, rt__apply_main, rt)) != 0) {
+        rt__worker_stop(&rt->writer);
         goto err;
     }
     /* Said before the loop thread owns the core and the status. */
@@ -410,8 +405,8 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
             (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
             (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
     if (pthread_create(&rt->loop_thread, NULL, loop_main, rt) != 0) {
-        rt__apply_stop(rt);
-        rt__writer_stop(rt);
+        rt__worker_stop(&rt->apply);
+        rt__worker_stop(&rt->writer);
         rv = RAFT_ENOMEM;
         goto err;
     }
@@ -434,8 +429,8 @@ void raft_runtime_stop(struct raft_runtime *rt)
     rt__calls_fail(rt);
     /* The loop is gone; the other threads finish what they hold, then everything left fails. */
     rt__snapshot_join(rt);
-    rt__apply_stop(rt);
-    rt__writer_stop(rt);
+    rt__worker_stop(&rt->apply);
+    rt__worker_stop(&rt->writer);
     rt__fail_all(rt, RAFT_ESHUTDOWN);
     rt__log(rt, RAFT_LOG_INFO, "node %llu stopped", (unsigned long long)rt->cfg.id);
     destroy(rt);

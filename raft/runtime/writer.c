@@ -8,13 +8,11 @@
 #include "raft/runtime/internal.h"
 #include "lib/error.h"
 
-void rt__frames_free(struct rt_frame *f)
+void rt__frames_free(struct rfs_queue *q)
 {
-    while (f != NULL) {
-        struct rt_frame *next = f->next;
-        free(f);
-        f = next;
-    }
+    struct rfs_qlink *l;
+    while ((l = rfs_queue_pop(q)) != NULL)
+        free(RFS_QUEUE_ITEM(l, struct rt_frame, link));
 }
 
 static void write_free(struct rt_write *w)
@@ -22,21 +20,13 @@ static void write_free(struct rt_write *w)
     for (size_t i = 0; i < w->batch.n; i++)
         free((void *)w->batch.entries[i].payload);
     free((void *)w->batch.entries);
-    rt__frames_free(w->held);
+    rt__frames_free(&w->held);
     free(w);
 }
 
 void rt__write(struct raft_runtime *rt, struct rt_write *w)
 {
-    w->next = NULL;
-    pthread_mutex_lock(&rt->writer_lock);
-    if (rt->writes_tail != NULL)
-        rt->writes_tail->next = w;
-    else
-        rt->writes = w;
-    rt->writes_tail = w;
-    pthread_cond_signal(&rt->writer_cond);
-    pthread_mutex_unlock(&rt->writer_lock);
+    rt__worker_push(&rt->writer, &w->link);
 }
 
 /* The writes of one group, merged into one store batch. */
@@ -44,11 +34,15 @@ struct group {
     struct store_log_batch batch;
     struct store_log_entry *entries; /* borrowed from the writes */
     size_t n, cap;
-    struct rt_frame *held, **held_tail;
+    struct rfs_queue writes; /* of rt_write, owned */
+    struct rfs_queue held;   /* of rt_frame, owned */
 };
 
+/* Take w into the group. On failure (RFS_ENOMEM) w is in the group all the same, so that
+ * group_reset frees it. */
 static int group_add(struct group *g, struct rt_write *w)
 {
+    rfs_queue_push(&g->writes, &w->link);
     const struct store_log_batch *b = &w->batch;
     if (b->has_hard_state) {
         g->batch.has_hard_state = true;
@@ -78,13 +72,23 @@ static int group_add(struct group *g, struct rt_write *w)
         memcpy(g->entries + g->n, b->entries, b->n * sizeof *b->entries);
         g->n += b->n;
     }
-    if (w->held != NULL) {
-        *g->held_tail = w->held;
-        while (*g->held_tail != NULL)
-            g->held_tail = &(*g->held_tail)->next;
-        w->held = NULL;
-    }
+    rfs_queue_splice(&g->held, &w->held);
     return 0;
+}
+
+/* Free the group's writes and the frames it still holds, and empty it for the next one (the
+ * entries array is kept for reuse). */
+static void group_reset(struct group *g)
+{
+    rt__frames_free(&g->held);
+    struct rfs_qlink *l;
+    while ((l = rfs_queue_pop(&g->writes)) != NULL)
+        write_free(RFS_QUEUE_ITEM(l, struct rt_write, link));
+    struct store_log_entry *keep = g->entries;
+    size_t cap = g->cap;
+    memset(g, 0, sizeof *g);
+    g->entries = keep;
+    g->cap = cap;
 }
 
 static void fail(struct raft_runtime *rt, int rc, const char *what)
@@ -102,12 +106,9 @@ static void fail(struct raft_runtime *rt, int rc, const char *what)
 }
 
 /* Commit the group and tell the loop how far the log is durable. */
-static int flush(struct raft_runtime *rt, struct group *g, struct rt_write *first,
-                 struct rt_write *end)
+static int flush(struct raft_runtime *rt, struct group *g)
 {
     int rc = 0;
-    if (first == end)
-        return 0;
     g->batch.entries = g->entries;
     g->batch.n = g->n;
     uint64_t start = rt__now_us();
@@ -124,12 +125,10 @@ static int flush(struct raft_runtime *rt, struct group *g, struct rt_write *firs
     struct rt_event *e = NULL;
     if (rc != 0) {
         fail(rt, rc, "writing the log");
-        rt__frames_free(g->held);
-    } else if (g->n > 0 || g->held != NULL) {
+    } else if (g->n > 0 || !rfs_queue_is_empty(&g->held)) {
         e = calloc(1, sizeof *e);
         if (e == NULL) {
             fail(rt, RFS_ENOMEM, "reporting a write");
-            rt__frames_free(g->held);
             rc = RFS_ENOMEM;
         } else {
             if (g->n > 0) {
@@ -137,20 +136,11 @@ static int flush(struct raft_runtime *rt, struct group *g, struct rt_write *firs
                 e->ev.persisted.index = g->entries[g->n - 1].index;
                 e->ev.persisted.term = g->entries[g->n - 1].term;
             }
-            e->frames = g->held;
+            rfs_queue_splice(&e->frames, &g->held);
             rt__post_event(rt, e);
         }
     }
-    for (struct rt_write *w = first, *next; w != end; w = next) {
-        next = w->next;
-        write_free(w);
-    }
-    struct store_log_entry *keep = g->entries;
-    size_t cap = g->cap;
-    memset(g, 0, sizeof *g);
-    g->entries = keep;
-    g->cap = cap;
-    g->held_tail = &g->held;
+    group_reset(g);
     return rc;
 }
 
@@ -188,86 +178,46 @@ static int maintain(struct raft_runtime *rt, struct rt_write *w)
     return 0;
 }
 
-static void group_abort(struct group *g, struct rt_write *first, struct rt_write *end)
-{
-    rt__frames_free(g->held);
-    for (struct rt_write *w = first, *next; w != end; w = next) {
-        next = w->next;
-        write_free(w);
-    }
-    struct store_log_entry *keep = g->entries;
-    size_t cap = g->cap;
-    memset(g, 0, sizeof *g);
-    g->entries = keep;
-    g->cap = cap;
-    g->held_tail = &g->held;
-}
-
-static void *writer_main(void *arg)
+void *rt__writer_main(void *arg)
 {
     struct raft_runtime *rt = arg;
     struct group g = {0};
-    g.held_tail = &g.held;
     bool is_failed = false;
-    for (;;) {
-        pthread_mutex_lock(&rt->writer_lock);
-        while (rt->writes == NULL && !rt->is_writer_stopping)
-            pthread_cond_wait(&rt->writer_cond, &rt->writer_lock);
-        struct rt_write *w = rt->writes;
-        rt->writes = rt->writes_tail = NULL;
-        bool is_stopping = rt->is_writer_stopping;
-        pthread_mutex_unlock(&rt->writer_lock);
-        if (w == NULL && is_stopping)
-            break;
-
-        while (w != NULL) {
-            struct rt_write *next = w->next;
+    struct rfs_queue q = {0};
+    while (rt__worker_take(&rt->writer, &q)) {
+        struct rfs_qlink *l;
+        while ((l = rfs_queue_pop(&q)) != NULL) {
+            struct rt_write *w = RFS_QUEUE_ITEM(l, struct rt_write, link);
             if (is_failed) {
                 /* Nothing more is written after a failure: a failed sync must never be
                  * retried, and later writes could depend on the lost one. */
                 write_free(w);
-                w = next;
                 continue;
             }
             if (w->kind != RT_WRITE_LOG) {
                 if (maintain(rt, w) != 0)
                     is_failed = true;
                 write_free(w);
-                w = next;
                 continue;
             }
             /* A run of log writes becomes one group and one durable commit. */
-            struct rt_write *end = w;
-            while (end != NULL && end->kind == RT_WRITE_LOG && !is_failed) {
-                if (group_add(&g, end) != 0) {
+            for (;;) {
+                if (group_add(&g, w) != 0) {
                     fail(rt, RFS_ENOMEM, "grouping writes");
                     is_failed = true;
+                    break;
                 }
-                end = end->next;
+                if (q.head == NULL ||
+                    RFS_QUEUE_ITEM(q.head, struct rt_write, link)->kind != RT_WRITE_LOG)
+                    break;
+                w = RFS_QUEUE_ITEM(rfs_queue_pop(&q), struct rt_write, link);
             }
             if (is_failed)
-                group_abort(&g, w, end);
-            else if (flush(rt, &g, w, end) != 0)
+                group_reset(&g);
+            else if (flush(rt, &g) != 0)
                 is_failed = true;
-            w = end;
         }
     }
     free(g.entries);
     return NULL;
-}
-
-int rt__writer_start(struct raft_runtime *rt)
-{
-    if (pthread_create(&rt->writer_thread, NULL, writer_main, rt) != 0)
-        return RAFT_ENOMEM;
-    return 0;
-}
-
-void rt__writer_stop(struct raft_runtime *rt)
-{
-    pthread_mutex_lock(&rt->writer_lock);
-    rt->is_writer_stopping = true;
-    pthread_cond_signal(&rt->writer_cond);
-    pthread_mutex_unlock(&rt->writer_lock);
-    pthread_join(rt->writer_thread, NULL);
 }
