@@ -29,9 +29,7 @@ struct raft__loop {
     struct raft__watch *fed_head; /* raft__watch_feed list, in feed order */
     struct raft__watch *fed_tail;
 
-    struct raft__timer **heap; /* min-heap on (deadline, seq) */
-    size_t n_timers;
-    size_t cap_timers;
+    struct rfs_heap timers; /* of raft__timer, on (deadline, seq) */
     uint64_t timer_seq;
 
     pthread_mutex_t lock;
@@ -44,6 +42,14 @@ static uint64_t monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Timers fire by deadline, and in start order for equal deadlines. */
+static bool timer_before(const struct rfs_heap_node *x, const struct rfs_heap_node *y)
+{
+    const struct raft__timer *a = RFS_HEAP_ITEM(x, struct raft__timer, node);
+    const struct raft__timer *b = RFS_HEAP_ITEM(y, struct raft__timer, node);
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
 int raft__loop_new(struct raft__loop **out)
@@ -63,6 +69,7 @@ int raft__loop_new(struct raft__loop **out)
     if (pthread_mutex_init(&l->lock, NULL) != 0)
         goto err_after_eventfd;
     atomic_init(&l->is_stopping, false);
+    rfs_heap_init(&l->timers, timer_before);
     l->now = monotonic_ms();
     *out = l;
     return 0;
@@ -80,9 +87,9 @@ void raft__loop_free(struct raft__loop *l)
 {
     if (l == NULL)
         return;
-    for (size_t i = 0; i < l->n_timers; i++)
-        l->heap[i]->heap_index = SIZE_MAX;
-    free(l->heap);
+    for (size_t i = 0; i < l->timers.n; i++)
+        l->timers.slots[i]->pos = SIZE_MAX;
+    rfs_heap_free(&l->timers);
     pthread_mutex_destroy(&l->lock);
     close(l->wakefd);
     close(l->epfd);
@@ -218,100 +225,40 @@ void raft__watch_stop(struct raft__watch *w)
 
 /* --- timers ----------------------------------------------------------------------------------- */
 
-static bool timer_before(const struct raft__timer *a, const struct raft__timer *b)
-{
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void heap_place(struct raft__loop *l, size_t i, struct raft__timer *t)
-{
-    l->heap[i] = t;
-    t->heap_index = i;
-}
-
-static void heap_up(struct raft__loop *l, size_t i)
-{
-    struct raft__timer *t = l->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(t, l->heap[parent]))
-            break;
-        heap_place(l, i, l->heap[parent]);
-        i = parent;
-    }
-    heap_place(l, i, t);
-}
-
-static void heap_down(struct raft__loop *l, size_t i)
-{
-    struct raft__timer *t = l->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= l->n_timers)
-            break;
-        if (child + 1 < l->n_timers && timer_before(l->heap[child + 1], l->heap[child]))
-            child++;
-        if (!timer_before(l->heap[child], t))
-            break;
-        heap_place(l, i, l->heap[child]);
-        i = child;
-    }
-    heap_place(l, i, t);
-}
-
-static void heap_remove(struct raft__loop *l, struct raft__timer *t)
-{
-    size_t i = t->heap_index;
-    struct raft__timer *last = l->heap[--l->n_timers];
-    t->heap_index = SIZE_MAX;
-    if (last == t)
-        return;
-    heap_place(l, i, last);
-    heap_up(l, i);
-    heap_down(l, last->heap_index);
-}
-
 void raft__timer_init(struct raft__timer *t)
 {
     t->loop = NULL;
-    t->heap_index = SIZE_MAX;
+    t->node.pos = SIZE_MAX;
 }
 
 bool raft__timer_is_active(const struct raft__timer *t)
 {
-    return t->heap_index != SIZE_MAX;
+    return rfs_heap_contains(&t->node);
 }
 
 int raft__timer_start(struct raft__loop *l, struct raft__timer *t, uint64_t timeout_ms,
                       uint64_t repeat_ms, raft__timer_cb cb)
 {
-    if (t->heap_index != SIZE_MAX && t->loop == l)
-        heap_remove(l, t);
-    if (l->n_timers == l->cap_timers) {
-        size_t cap = l->cap_timers ? 2 * l->cap_timers : 16;
-        struct raft__timer **heap = realloc(l->heap, cap * sizeof *heap);
-        if (heap == NULL) {
-            t->heap_index = SIZE_MAX;
-            return RAFT_ENOMEM;
-        }
-        l->heap = heap;
-        l->cap_timers = cap;
+    if (rfs_heap_contains(&t->node) && t->loop == l)
+        rfs_heap_remove(&l->timers, &t->node);
+    if (rfs_heap_reserve(&l->timers, l->timers.n + 1) != 0) {
+        t->node.pos = SIZE_MAX;
+        return RAFT_ENOMEM;
     }
     t->loop = l;
     t->deadline = l->now + timeout_ms;
     t->repeat = repeat_ms;
     t->seq = l->timer_seq++;
     t->cb = cb;
-    heap_place(l, l->n_timers++, t);
-    heap_up(l, t->heap_index);
+    rfs_heap_push(&l->timers, &t->node);
     return 0;
 }
 
 void raft__timer_stop(struct raft__timer *t)
 {
-    if (t->heap_index == SIZE_MAX)
+    if (!rfs_heap_contains(&t->node))
         return;
-    heap_remove(t->loop, t);
+    rfs_heap_remove(&t->loop->timers, &t->node);
 }
 
 static void run_timers(struct raft__loop *l)
@@ -319,17 +266,17 @@ static void run_timers(struct raft__loop *l)
     /* Timers started by a callback with a zero timeout wait for the next iteration, so a timer
      * that re-arms itself cannot keep this loop going forever. */
     uint64_t seq_limit = l->timer_seq;
-    while (l->n_timers > 0) {
-        struct raft__timer *t = l->heap[0];
+    struct rfs_heap_node *top;
+    while ((top = rfs_heap_top(&l->timers)) != NULL) {
+        struct raft__timer *t = RFS_HEAP_ITEM(top, struct raft__timer, node);
         if (t->deadline > l->now || t->seq >= seq_limit)
             break;
-        heap_remove(l, t);
+        rfs_heap_remove(&l->timers, top);
         if (t->repeat > 0) {
             /* Re-armed before the callback so the callback may stop or restart it. */
             t->deadline = l->now + t->repeat;
             t->seq = l->timer_seq++;
-            heap_place(l, l->n_timers++, t);
-            heap_up(l, t->heap_index);
+            rfs_heap_push(&l->timers, &t->node); /* its own slot, just freed */
         }
         t->cb(t);
     }
@@ -374,9 +321,9 @@ int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
     int timeout = timeout_ms;
     if (l->fed_head != NULL || atomic_load(&l->is_stopping))
         timeout = 0;
-    if (l->n_timers > 0 && timeout != 0) {
+    if (l->timers.n > 0 && timeout != 0) {
         raft__loop_update_time(l);
-        uint64_t due = l->heap[0]->deadline;
+        uint64_t due = RFS_HEAP_ITEM(rfs_heap_top(&l->timers), struct raft__timer, node)->deadline;
         uint64_t wait = due > l->now ? due - l->now : 0;
         if (timeout < 0 || wait < (uint64_t)timeout)
             timeout = (int)(wait > 1000000 ? 1000000 : wait);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/heap.h"
 #include "lib/queue.h"
 
 struct raft__loop;
@@ -50,10 +51,10 @@ typedef void (*raft__timer_cb)(struct raft__timer *t);
 /* A one-shot or repeating timer on the loop's monotonic clock, in milliseconds. */
 struct raft__timer {
     struct raft__loop *loop;
-    uint64_t deadline; /* loop time (ms) at which it fires */
-    uint64_t repeat;   /* 0: one-shot; otherwise re-armed this many ms after each firing */
-    uint64_t seq;      /* start order: timers with equal deadlines fire in start order */
-    size_t heap_index; /* position in the loop's heap; SIZE_MAX when stopped */
+    uint64_t deadline;         /* loop time (ms) at which it fires */
+    uint64_t repeat;           /* 0: one-shot; otherwise re-armed this many ms after each firing */
+    uint64_t seq;              /* start order: timers with equal deadlines fire in start order */
+    struct rfs_heap_node node; /* in the loop's heap; pos SIZE_MAX when stopped */
     raft__timer_cb cb;
     void *data; /* for the owner */
 };
