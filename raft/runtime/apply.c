@@ -59,20 +59,10 @@ static void defer(struct done_list **list, struct rt_req *req, int status,
 static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct done_list **list)
 {
     atomic_store(&rt->applied, applied);
-    for (struct rt_req **p = &rt->requests; *p != NULL;) {
-        struct rt_req *req = *p;
-        int status = -1;
-        if (req->kind == RT_READ && req->is_read_waiting && req->read_index <= applied)
-            status = 0;
-        else if (rt__is_entry_req(req->kind) && req->verify == NULL && req->index != 0 &&
-                 req->index <= applied)
-            status = RAFT_ENOTAPPLIED;
-        if (status < 0) {
-            p = &req->next;
-            continue;
-        }
-        *p = req->next;
-        defer(list, req, status, NULL);
+    struct rt_req *req;
+    while ((req = rt__table_applied(&rt->requests, applied)) != NULL) {
+        rt__table_remove(&rt->requests, req);
+        defer(list, req, req->kind == RT_READ ? 0 : RAFT_ENOTAPPLIED, NULL);
     }
 }
 
@@ -170,7 +160,7 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
     struct done_list *done = NULL;
     pthread_mutex_lock(&rt->lock);
     for (size_t i = 0; i < a->n; i++) {
-        struct rt_req *req = ids[i] ? rt__find_locked(rt, ids[i]) : NULL;
+        struct rt_req *req = ids[i] ? rt__table_find(&rt->requests, ids[i]) : NULL;
         if (req == NULL) {
             free(results[i].data); /* proposed elsewhere, or its proposer gave up */
             continue;
@@ -179,7 +169,7 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             rt__verify_begin_locked(rt, req, a->entries[i].index);
             continue;
         }
-        rt__unlink_locked(rt, req);
+        rt__table_remove(&rt->requests, req);
         defer(&done, req, 0, &results[i]);
     }
     /* Completions by envelope come first, so a proposal applied in this batch is never taken
@@ -296,20 +286,23 @@ void *rt__apply_main(void *arg)
     return NULL;
 }
 
-void rt__read_wait(struct raft_runtime *rt, struct rt_req *req)
+void rt__read_wait(struct raft_runtime *rt, uint64_t id, uint64_t read_index)
 {
     pthread_mutex_lock(&rt->lock);
-    if (rt__find_locked(rt, req->id) == NULL) {
+    struct rt_req *req = rt__table_find(&rt->requests, id);
+    if (req == NULL) {
         pthread_mutex_unlock(&rt->lock); /* completed meanwhile (deadline, shutdown) */
         return;
     }
-    if (atomic_load(&rt->applied) >= req->read_index) {
-        rt__unlink_locked(rt, req);
+    req->read_index = read_index;
+    if (atomic_load(&rt->applied) >= read_index) {
+        rt__table_remove(&rt->requests, req);
         pthread_mutex_unlock(&rt->lock);
         rt__complete(rt, req, 0, NULL);
         return;
     }
     req->is_read_waiting = true;
+    rt__table_update(&rt->requests, req);
     pthread_mutex_unlock(&rt->lock);
 }
 

@@ -29,6 +29,7 @@
 #include "raft/net/transport.h"
 #include "store/logstore.h"
 #include "store/snapshot.h"
+#include "lib/heap.h"
 #include "lib/queue.h"
 
 /* Every COMMAND entry starts with this envelope: who proposed it, so that the node that did
@@ -90,7 +91,21 @@ struct rt_req {
      * members still owe one (bit i for verify->nodes[i]); protected by rt->lock */
     struct raft_runtime_verify *verify;
     uint32_t verify_waiting;
-    struct rt_req *next; /* in rt->requests */
+    /* in rt->requests (table.c), protected by rt->lock */
+    bool is_in_table;
+    struct rt_req *hash_next;   /* chain of its bucket */
+    struct rt_req *prev, *next; /* the order of making; next is the remover's once out */
+    struct rfs_heap_node watch; /* among the watched requests, or in no heap */
+    uint64_t watch_index;       /* watched: the applied index that completes it */
+};
+
+/* The pending requests (table.c). A zeroed struct is an empty table. */
+struct rt_table {
+    struct rt_req **buckets; /* chains by id; n_buckets is a power of two (or 0) */
+    size_t n_buckets;
+    size_t n;
+    struct rt_req *first, *last; /* oldest first */
+    struct rfs_heap watched;     /* by watch_index; room for n */
 };
 
 /* A call another thread makes on the loop thread and waits for (raft_runtime_set_faults).
@@ -209,7 +224,7 @@ struct raft_runtime {
 
     /* shared */
     pthread_mutex_t lock;
-    struct rt_req *requests; /* pending, protected by lock */
+    struct rt_table requests; /* pending, protected by lock */
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t applied;      /* state machine applied index */
     struct raft_runtime_status status; /* copy for other threads, protected by lock */
@@ -249,15 +264,13 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
                      struct raft_apply_result *result);
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
-struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
-/* Remove req from rt->requests (rt->lock held); false if it was not there. */
-bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req);
 /* Complete every pending request with status. */
 void rt__fail_all(struct raft_runtime *rt, int status);
 /* A new request of kind for an API call (not yet in the table): RAFT_ESHUTDOWN, RAFT_ENOMEM. */
 int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
                 raft_done_fn done, void *arg, struct rt_req **out);
-/* Enter the table and hand to the loop. Once here, done will be called exactly once. */
+/* Enter the table and hand to the loop: 0, and done will be called exactly once; or
+ * RAFT_ESHUTDOWN, RAFT_ENOMEM, and req is freed. */
 int rt__req_post(struct raft_runtime *rt, struct rt_req *req);
 
 /* The common part of raft_runtime_propose, _barrier and _verify: data (len bytes, copied)
@@ -300,6 +313,21 @@ void rt__hist_add(struct rt_histogram *h, uint64_t us);
 /* After the loop thread ended: calls it never ran fail with RAFT_ESHUTDOWN. */
 void rt__calls_fail(struct raft_runtime *rt);
 
+/* table.c, every function with rt->lock held */
+/* Enter r (not in a table). Returns 0 or RAFT_ENOMEM (r is not in the table). */
+int rt__table_insert(struct rt_table *t, struct rt_req *r);
+/* The request of that id, or NULL. */
+struct rt_req *rt__table_find(const struct rt_table *t, uint64_t id);
+/* Take r, which is in t, out of it. */
+void rt__table_remove(struct rt_table *t, struct rt_req *r);
+/* After a change to what makes r wait for the applied index (index, is_read_waiting,
+ * read_index, verify): watch it by the new value, or stop. Nothing if r is not in t. */
+void rt__table_update(struct rt_table *t, struct rt_req *r);
+/* A watched request that applied index completes (still in t), or NULL when none is left. */
+struct rt_req *rt__table_applied(const struct rt_table *t, uint64_t applied);
+/* Free t's arrays (its requests are the caller's). */
+void rt__table_free(struct rt_table *t);
+
 /* worker.c */
 /* Prepare w's lock and condition; rt__worker_destroy frees them (thread stopped or never
  * started). */
@@ -324,7 +352,9 @@ void rt__frames_free(struct rfs_queue *q);
 /* apply.c */
 void *rt__apply_main(void *arg);
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a);
-void rt__read_wait(struct raft_runtime *rt, struct rt_req *req);
+/* Loop thread: read request id learnt its read index: complete it once the state machine
+ * applied that far (now, or in advance_locked). */
+void rt__read_wait(struct raft_runtime *rt, uint64_t id, uint64_t read_index);
 int rt__snapshot_start(struct raft_runtime *rt);
 void rt__snapshot_join(struct raft_runtime *rt);
 void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id);

@@ -28,24 +28,6 @@ void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt
 
 /* --- requests ------------------------------------------------------------------------------- */
 
-struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id)
-{
-    for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
-
-bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req)
-{
-    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
-        if (*p == req) {
-            *p = req->next;
-            return true;
-        }
-    return false;
-}
-
 /* Complete a request already removed from the table. */
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result)
@@ -76,9 +58,9 @@ void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
                      struct raft_apply_result *result)
 {
     pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
     if (req != NULL)
-        rt__unlink_locked(rt, req);
+        rt__table_remove(&rt->requests, req);
     pthread_mutex_unlock(&rt->lock);
     if (req != NULL)
         rt__complete(rt, req, status, result);
@@ -105,9 +87,9 @@ void rt__fail_all(struct raft_runtime *rt, int status)
 {
     for (;;) {
         pthread_mutex_lock(&rt->lock);
-        struct rt_req *req = rt->requests;
+        struct rt_req *req = rt->requests.first;
         if (req != NULL)
-            rt->requests = req->next;
+            rt__table_remove(&rt->requests, req);
         pthread_mutex_unlock(&rt->lock);
         if (req == NULL)
             return;
@@ -146,15 +128,14 @@ int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout
 int rt__req_post(struct raft_runtime *rt, struct rt_req *req)
 {
     pthread_mutex_lock(&rt->lock);
-    if (rt->is_stopping) {
+    int rv = rt->is_stopping ? RAFT_ESHUTDOWN : rt__table_insert(&rt->requests, req);
+    if (rv != 0) {
         pthread_mutex_unlock(&rt->lock);
         free(req->buf);
         free(req);
-        return RAFT_ESHUTDOWN;
+        return rv;
     }
     req->is_posted = true;
-    req->next = rt->requests;
-    rt->requests = req;
     pthread_mutex_unlock(&rt->lock);
     raft__loop_post(rt->loop, &req->work);
     return 0;

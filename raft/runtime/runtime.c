@@ -270,7 +270,7 @@ static void resubmit_waiting(struct raft_runtime *rt)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&rt->lock);
-        for (struct rt_req *r = rt->requests; r != NULL && n < 64; r = r->next)
+        for (struct rt_req *r = rt->requests.first; r != NULL && n < 64; r = r->next)
             if (!r->is_submitted && !r->is_posted) {
                 r->is_submitted = true; /* claimed: submit() decides again */
                 list[n++] = r;
@@ -293,7 +293,7 @@ static bool retry_later(struct raft_runtime *rt, uint64_t id)
 {
     bool is_back = false;
     pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
     if (req != NULL && !req->is_remote && req->deadline > raft__loop_now(rt->loop)) {
         req->is_submitted = false;
         is_back = true;
@@ -313,7 +313,7 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
         /* Proposals this node appended as leader may still commit under the next leader, or
          * be overwritten: their outcome comes from apply, or is "unknown" at the deadline. */
         pthread_mutex_lock(&rt->lock);
-        for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
+        for (struct rt_req *r = rt->requests.first; r != NULL; r = r->next)
             if (r->is_submitted && rt__is_entry_req(r->kind))
                 r->is_leadership_lost = true;
         pthread_mutex_unlock(&rt->lock);
@@ -364,6 +364,7 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
         pthread_mutex_lock(&rt->lock);
         ctx->req->index = u->proposed_index;
         ctx->req->term = u->proposed_term;
+        rt__table_update(&rt->requests, ctx->req); /* not for recv_forward's probe */
         pthread_mutex_unlock(&rt->lock);
     }
     for (size_t i = 0; i < u->n_reads; i++) {
@@ -373,13 +374,7 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
                 rt__complete_id(rt, r->id, r->status, NULL);
             continue;
         }
-        pthread_mutex_lock(&rt->lock);
-        struct rt_req *req = rt__find_locked(rt, r->id);
-        if (req != NULL)
-            req->read_index = r->index;
-        pthread_mutex_unlock(&rt->lock);
-        if (req != NULL)
-            rt__read_wait(rt, req);
+        rt__read_wait(rt, r->id, r->index);
     }
     for (size_t i = 0; i < u->n_changes; i++)
         rt__complete_id(rt, u->changes[i].id, u->changes[i].status, NULL);
@@ -539,17 +534,15 @@ void rt__events_cb(struct raft__work *w)
 static void expire(struct raft_runtime *rt)
 {
     uint64_t now = raft__loop_now(rt->loop);
-    struct rt_req *expired = NULL;
+    struct rt_req *expired = NULL, **tail = &expired;
     pthread_mutex_lock(&rt->lock);
-    for (struct rt_req **p = &rt->requests; *p != NULL;) {
-        struct rt_req *r = *p;
-        if (r->deadline > now || r->is_remote || r->is_posted) {
-            p = &r->next;
+    for (struct rt_req *r = rt->requests.first, *next; r != NULL; r = next) {
+        next = r->next;
+        if (r->deadline > now || r->is_remote || r->is_posted)
             continue;
-        }
-        *p = r->next;
-        r->next = expired;
-        expired = r;
+        rt__table_remove(&rt->requests, r);
+        *tail = r; /* oldest first */
+        tail = &r->next;
     }
     pthread_mutex_unlock(&rt->lock);
     while (expired != NULL) {
@@ -644,14 +637,16 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
     /* Accepted at (index, term). If this node already applied that index and the request is
      * still here, the entry there was another one: ours was overwritten. */
     pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
     bool is_gone = false;
     if (req != NULL) {
         req->index = rfs_get_le64(p + 12);
         req->term = rfs_get_le64(p + 20);
         if (atomic_load(&rt->applied) >= req->index) {
-            rt__unlink_locked(rt, req);
+            rt__table_remove(&rt->requests, req);
             is_gone = true;
+        } else {
+            rt__table_update(&rt->requests, req);
         }
     }
     pthread_mutex_unlock(&rt->lock);
@@ -682,9 +677,12 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     req->deadline = raft__loop_now(rt->loop) + RT_DEFAULT_TIMEOUT_MS;
     req->is_submitted = true;
     pthread_mutex_lock(&rt->lock);
-    req->next = rt->requests;
-    rt->requests = req;
+    int rv = rt__table_insert(&rt->requests, req);
     pthread_mutex_unlock(&rt->lock);
+    if (rv != 0) {
+        free(req); /* as if lost: the peer's request meets its deadline */
+        return;
+    }
     if (raft_role(rt->core) != RAFT_LEADER) {
         rt__complete_id(rt, req->id, RAFT_ENOTLEADER, NULL);
         return;

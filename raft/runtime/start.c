@@ -264,6 +264,7 @@ static void destroy(struct raft_runtime *rt)
         rt__frames_free(&e->frames);
         free(e);
     }
+    rt__table_free(&rt->requests); /* empty: every request completed */
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->events_lock);
     rt__worker_destroy(&rt->writer);
