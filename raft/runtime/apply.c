@@ -31,32 +31,20 @@ static void apply_free(struct rt_apply *a)
     free(a);
 }
 
-/* Completions found under the lock, run after it is released. */
-struct done_list {
-    struct rt_req *req;
-    int status;
-    struct raft_apply_result result;
-    struct done_list *next;
-};
-
-static void defer(struct done_list **list, struct rt_req *req, int status,
-                  struct raft_apply_result *result)
+/* Completions found under the lock, run after it is released: req, already out of the table,
+ * goes on *list through its own link (nothing to allocate, so nothing can fail). */
+static void defer(struct rt_req **list, struct rt_req *req, int status,
+                  const struct raft_apply_result *result)
 {
-    struct done_list *d = calloc(1, sizeof *d);
-    if (d == NULL) {
-        abort(); /* a request could never complete; better to stop loudly */
-    }
-    d->req = req;
-    d->status = status;
-    if (result != NULL)
-        d->result = *result;
-    d->next = *list;
-    *list = d;
+    req->done_status = status;
+    req->done_result = result != NULL ? *result : (struct raft_apply_result){0};
+    req->next = *list;
+    *list = req;
 }
 
 /* With rt->lock held: the state machine reached applied. Reads waiting for it complete, and so
  * does every proposal whose index is now applied by an entry that was not its own. */
-static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct done_list **list)
+static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct rt_req **list)
 {
     atomic_store(&rt->applied, applied);
     struct rt_req *req;
@@ -66,26 +54,26 @@ static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct don
     }
 }
 
-static void run_done(struct raft_runtime *rt, struct done_list *list)
+static void run_done(struct raft_runtime *rt, struct rt_req *list)
 {
     while (list != NULL) {
-        struct done_list *next = list->next;
-        rt__complete(rt, list->req, list->status, list->status == 0 ? &list->result : NULL);
-        free(list);
+        struct rt_req *next = list->next;
+        rt__complete(rt, list, list->done_status,
+                     list->done_status == 0 ? &list->done_result : NULL);
         list = next;
     }
 }
 
-static void fatal(struct raft_runtime *rt, const char *what, int rc)
+/* The apply thread cannot go on: say why (what failed, why), and the node stops taking part. */
+static void fatal(struct raft_runtime *rt, const char *what, const char *why)
 {
-    rt__log(rt, RAFT_LOG_ERROR,
-            "state machine: %s failed: %s; this node stops taking part until it is restarted", what,
-            rfs_strerror(rc));
-    struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
-    e->error = RAFT_ESTORAGE;
-    rt__post_event(rt, e);
+    rt__worker_fail(rt, &rt->apply, "state machine", what, why);
+}
+
+/* The state machine's own failure (its code is one of raftfs's). */
+static void fsm_fatal(struct raft_runtime *rt, const char *what, int rc)
+{
+    fatal(rt, what, rfs_strerror(rc));
 }
 
 static bool is_checkpoint_entry(const struct raft_entry *e)
@@ -104,8 +92,8 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
         free(results);
         free(view);
         free(ids);
-        fatal(rt, "allocating an apply batch", RFS_ENOMEM);
-        return RFS_ENOMEM;
+        fatal(rt, "allocating an apply batch", raft_strerror(RAFT_ENOMEM));
+        return RAFT_ENOMEM;
     }
     /* The state machine sees the proposer's bytes without the envelope; an entry with nothing
      * after its envelope is a barrier, which only advances the applied index, and so is a
@@ -153,11 +141,11 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
         free(results);
         free(view);
         free(ids);
-        fatal(rt, "applying entries", rc);
-        return rc;
+        fsm_fatal(rt, "applying entries", rc);
+        return RAFT_ESTORAGE;
     }
 
-    struct done_list *done = NULL;
+    struct rt_req *done = NULL;
     pthread_mutex_lock(&rt->lock);
     for (size_t i = 0; i < a->n; i++) {
         struct rt_req *req = ids[i] ? rt__table_find(&rt->requests, ids[i]) : NULL;
@@ -186,8 +174,10 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
 static void post_installed(struct raft_runtime *rt, uint64_t index, uint64_t term, int status)
 {
     struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
+    if (e == NULL) {
+        fatal(rt, "reporting a snapshot install", raft_strerror(RAFT_ENOMEM));
+        return;
+    }
     e->ev.type = RAFT_EVENT_SNAPSHOT_INSTALLED;
     e->ev.snapshot_installed.index = index;
     e->ev.snapshot_installed.term = term;
@@ -213,7 +203,7 @@ static void install(struct raft_runtime *rt, struct rt_apply *a)
     }
     struct rt_write *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        fatal(rt, "queueing a log reset", RFS_ENOMEM);
+        fatal(rt, "queueing a log reset", raft_strerror(RAFT_ENOMEM));
         return;
     }
     w->kind = RT_WRITE_RESET;
@@ -226,13 +216,13 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
 {
     int rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, a->index, a->term);
     if (rc != 0) {
-        fatal(rt, "restoring a snapshot", rc);
+        fsm_fatal(rt, "restoring a snapshot", rc);
         return;
     }
     atomic_fetch_add(&rt->stats.snapshots_installed, 1);
     rt__log(rt, RAFT_LOG_INFO, "installed snapshot %llu/%llu from the leader",
             (unsigned long long)a->index, (unsigned long long)a->term);
-    struct done_list *done = NULL;
+    struct rt_req *done = NULL;
     pthread_mutex_lock(&rt->lock);
     advance_locked(rt, a->index, &done);
     pthread_mutex_unlock(&rt->lock);
@@ -313,9 +303,8 @@ static void *snapshot_main(void *arg)
     struct raft_runtime *rt = arg;
     struct store_snapshot_info info;
     int rc = rt->cfg.fsm.snapshot(rt->cfg.fsm.ctx, rt->snaps, &info);
-    struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
+    struct rt_event *e = rt->snapshot_taken; /* allocated with the thread */
+    rt->snapshot_taken = NULL;
     e->ev.type = RAFT_EVENT_SNAPSHOT_TAKEN;
     if (rc != 0) {
         char msg[256];
@@ -335,8 +324,16 @@ int rt__snapshot_start(struct raft_runtime *rt)
 {
     if (rt->has_snapshot_thread)
         return RAFT_EBUSY;
-    if (pthread_create(&rt->snapshot_thread, NULL, snapshot_main, rt) != 0)
+    /* The thread's answer is allocated now, so that the thread can always post it: the loop
+     * joins the thread when it arrives. */
+    rt->snapshot_taken = calloc(1, sizeof *rt->snapshot_taken);
+    if (rt->snapshot_taken == NULL)
         return RAFT_ENOMEM;
+    if (pthread_create(&rt->snapshot_thread, NULL, snapshot_main, rt) != 0) {
+        free(rt->snapshot_taken);
+        rt->snapshot_taken = NULL;
+        return RAFT_ENOMEM;
+    }
     rt->has_snapshot_thread = true;
     return 0;
 }

@@ -87,9 +87,11 @@ struct rt_req {
     bool is_remote;    /* a peer's change request executed here: answer with CTL_RESP */
     uint64_t origin;   /* is_remote: the peer */
     uint64_t peer_req; /* is_remote: its request id */
-    /* RT_VERIFY once its checkpoint is applied here: the answers so far (owned), and which
-     * members still owe one (bit i for verify->nodes[i]); protected by rt->lock */
+    /* RT_VERIFY: the answer, allocated with the request (owned until it is handed to done);
+     * once its checkpoint is applied here (is_verifying), the digests so far, and which members
+     * still owe one (bit i for verify->nodes[i]); protected by rt->lock */
     struct raft_runtime_verify *verify;
+    bool is_verifying;
     uint32_t verify_waiting;
     /* in rt->requests (table.c), protected by rt->lock */
     bool is_in_table;
@@ -97,6 +99,9 @@ struct rt_req {
     struct rt_req *prev, *next; /* the order of making; next is the remover's once out */
     struct rfs_heap_node watch; /* among the watched requests, or in no heap */
     uint64_t watch_index;       /* watched: the applied index that completes it */
+    /* out of the table, waiting on a list of the apply thread to be completed with these */
+    int done_status;
+    struct raft_apply_result done_result;
 };
 
 /* The pending requests (table.c). A zeroed struct is an empty table. */
@@ -145,6 +150,7 @@ struct rt_write {
     struct store_log_batch batch; /* RT_WRITE_LOG; entries and payloads owned */
     uint64_t index, term;         /* RESET, COMPACT */
     struct rfs_queue held;        /* of rt_frame: messages to send once durable */
+    struct rt_event *persisted;   /* RT_WRITE_LOG: its report to the loop, made with it */
 };
 
 /* One item for the apply thread. */
@@ -184,7 +190,8 @@ struct rt_event {
     struct raft_event ev;    /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
     struct rfs_queue frames; /* of rt_frame, to send */
     int error;               /* nonzero: a storage failure; the node stops taking part */
-    uint64_t snapshot_term;  /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
+    bool is_embedded;       /* a worker's failure report, part of its struct rt_worker: not freed */
+    uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
 };
 
 /* A thread fed by a queue (worker.c): the log writer, the apply thread. */
@@ -194,6 +201,10 @@ struct rt_worker {
     pthread_cond_t cond;
     struct rfs_queue queue; /* protected by lock */
     bool is_stopping;       /* protected by lock */
+    /* Its failure report, ready so that a failure can always be reported; posted at most once,
+     * by the worker's thread. */
+    struct rt_event failed;
+    bool has_failed; /* worker's thread */
 };
 
 struct raft_runtime {
@@ -253,6 +264,7 @@ struct raft_runtime {
     /* snapshot thread */
     pthread_t snapshot_thread;
     bool has_snapshot_thread;
+    struct rt_event *snapshot_taken; /* its answer, made before it starts; then the thread's */
 };
 
 /* requests.c */
@@ -342,6 +354,10 @@ void rt__worker_push(struct rt_worker *w, struct rfs_qlink *l);
 /* On w's thread: wait for items and move all of them to the end of out. False when w is
  * stopping and nothing is left: the thread returns. */
 bool rt__worker_take(struct rt_worker *w, struct rfs_queue *out);
+/* On w's thread, which cannot go on: log "who: what failed: why" and have the node stop taking
+ * part (RAFT_ESTORAGE), without allocating. */
+void rt__worker_fail(struct raft_runtime *rt, struct rt_worker *w, const char *who,
+                     const char *what, const char *why);
 
 /* writer.c */
 void *rt__writer_main(void *arg);

@@ -28,6 +28,13 @@ void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt
 
 /* --- requests ------------------------------------------------------------------------------- */
 
+static void req_free(struct rt_req *req)
+{
+    free(req->verify);
+    free(req->buf);
+    free(req);
+}
+
 /* Complete a request already removed from the table. */
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result)
@@ -49,9 +56,7 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
     } else if (result != NULL) {
         free(result->data);
     }
-    free(req->verify);
-    free(req->buf);
-    free(req);
+    req_free(req);
 }
 
 void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
@@ -109,6 +114,11 @@ int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout
     struct rt_req *req = calloc(1, sizeof *req);
     if (req == NULL)
         return RAFT_ENOMEM;
+    /* A verify's answer is made now: once its checkpoint is applied, nothing may fail. */
+    if (kind == RT_VERIFY && (req->verify = calloc(1, sizeof *req->verify)) == NULL) {
+        free(req);
+        return RAFT_ENOMEM;
+    }
     req->rt = rt;
     req->kind = kind;
     req->done = done;
@@ -131,8 +141,7 @@ int rt__req_post(struct raft_runtime *rt, struct rt_req *req)
     int rv = rt->is_stopping ? RAFT_ESHUTDOWN : rt__table_insert(&rt->requests, req);
     if (rv != 0) {
         pthread_mutex_unlock(&rt->lock);
-        free(req->buf);
-        free(req);
+        req_free(req);
         return rv;
     }
     req->is_posted = true;
@@ -158,7 +167,7 @@ int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data
     req->len = RT_ENVELOPE + len;
     req->buf = malloc(req->len);
     if (req->buf == NULL) {
-        free(req);
+        req_free(req);
         return RAFT_ENOMEM;
     }
     rt__envelope_put(req->buf, rt->cfg.id, req->id);

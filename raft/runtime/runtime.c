@@ -17,7 +17,7 @@
  *   FORWARD_RESP  u64 request id | u32 status | u64 index | u64 term
  *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
  *   CTL_RESP      u64 request id | u32 status
- *   DIGEST, DIGEST_RESP: see runtime_verify.c */
+ *   DIGEST, DIGEST_RESP: see verify.c */
 
 /* --- carrying out updates ------------------------------------------------------------------- */
 
@@ -113,42 +113,45 @@ static int queue_log_write(struct raft_runtime *rt, const struct raft_update *u,
 {
     struct rt_write *w = calloc(1, sizeof *w);
     if (w == NULL)
-        return RAFT_ENOMEM;
+        goto err;
+    /* Its report is made now, so that the writer can always say a write is durable. */
+    if ((w->persisted = calloc(1, sizeof *w->persisted)) == NULL)
+        goto err_after_write;
     w->kind = RT_WRITE_LOG;
     w->batch.has_hard_state = u->has_hard_state;
     w->batch.term = u->term;
     w->batch.vote = u->vote;
     w->batch.truncate_from = u->truncate_from;
-    if (u->n_entries > 0) {
-        struct store_log_entry *e = calloc(u->n_entries, sizeof *e);
-        if (e == NULL) {
-            free(w);
-            return RAFT_ENOMEM;
-        }
-        for (size_t i = 0; i < u->n_entries; i++) {
-            const struct raft_entry *s = &u->entries[i];
-            void *copy = NULL;
-            if (s->len > 0 && (copy = malloc(s->len)) == NULL) {
-                for (size_t k = 0; k < i; k++)
-                    free((void *)e[k].payload);
-                free(e);
-                free(w);
-                return RAFT_ENOMEM;
-            }
-            if (s->len > 0)
-                memcpy(copy, s->data, s->len);
-            e[i] = (struct store_log_entry){.index = s->index,
-                                            .term = s->term,
-                                            .type = s->type,
-                                            .len = s->len,
-                                            .payload = copy};
-        }
-        w->batch.entries = e;
-        w->batch.n = u->n_entries;
+    struct store_log_entry *e = NULL;
+    size_t i = 0;
+    if (u->n_entries > 0 && (e = calloc(u->n_entries, sizeof *e)) == NULL)
+        goto err_after_event;
+    for (; i < u->n_entries; i++) {
+        const struct raft_entry *s = &u->entries[i];
+        void *copy = NULL;
+        if (s->len > 0 && (copy = malloc(s->len)) == NULL)
+            goto err_after_entries;
+        if (s->len > 0)
+            memcpy(copy, s->data, s->len);
+        e[i] = (struct store_log_entry){
+            .index = s->index, .term = s->term, .type = s->type, .len = s->len, .payload = copy};
     }
+    w->batch.entries = e;
+    w->batch.n = u->n_entries;
     rfs_queue_splice(&w->held, held);
     rt__write(rt, w);
     return 0;
+
+err_after_entries:
+    for (size_t k = 0; k < i; k++)
+        free((void *)e[k].payload);
+    free(e);
+err_after_event:
+    free(w->persisted);
+err_after_write:
+    free(w);
+err:
+    return RAFT_ENOMEM;
 }
 
 static void snapshot_chunk(struct raft_runtime *rt, const struct raft_update *u)
@@ -347,6 +350,8 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     }
     /* 3. A received snapshot. */
     snapshot_chunk(rt, u);
+    if (rt->error != 0)
+        return; /* it stopped the node: every request is completed and freed */
     /* 5. Committed entries. */
     if (u->n_apply > 0) {
         struct rt_apply *a = calloc(1, sizeof *a);
@@ -527,7 +532,8 @@ void rt__events_cb(struct raft__work *w)
         }
         default: break;
         }
-        free(e);
+        if (!e->is_embedded)
+            free(e);
     }
 }
 
@@ -549,7 +555,7 @@ static void expire(struct raft_runtime *rt)
         struct rt_req *r = expired;
         expired = r->next;
         int status;
-        if (r->verify != NULL) {
+        if (r->is_verifying) {
             /* The checkpoint was applied: answer with the digests gathered so far. */
             struct raft_apply_result result = {.data = r->verify, .len = sizeof *r->verify};
             r->verify = NULL;

@@ -44,6 +44,8 @@ static void free_entries(struct raft_entry *e, size_t n)
     free(e);
 }
 
+/* Read the whole log into *out (*n entries, freed with free_entries). Returns 0, RAFT_ENOMEM
+ * or RAFT_ESTORAGE, with err filled in. */
 static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
                     size_t errlen)
 {
@@ -51,25 +53,26 @@ static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n,
     *out = NULL;
     *n = 0;
     int rc = store_log_bounds(rt->log, &first, &last);
-    if (rc != 0 || last == 0)
-        goto done;
-    struct raft_entry *e = calloc((size_t)(last - first + 1), sizeof *e);
-    if (e == NULL) {
-        rc = RFS_ENOMEM;
-        goto done;
-    }
+    if (rc != 0)
+        goto err_store;
+    if (last == 0)
+        return 0;
+    size_t count = (size_t)(last - first + 1), k = 0;
+    struct raft_entry *e = calloc(count, sizeof *e);
+    if (e == NULL)
+        goto err_memory;
     struct store_log_iter *it;
     if ((rc = store_log_iter_open(rt->log, first, last, &it)) != 0) {
         free(e);
-        goto done;
+        goto err_store;
     }
     struct store_log_entry se;
-    size_t k = 0;
-    while (k < last - first + 1 && (rc = store_log_iter_next(it, &se)) == 0) {
+    bool is_out_of_memory = false;
+    while (k < count && (rc = store_log_iter_next(it, &se)) == 0) {
         e[k] = (struct raft_entry){
             .index = se.index, .term = se.term, .type = se.type, .len = (uint32_t)se.len};
         if (se.len > 0 && (e[k].data = malloc(se.len)) == NULL) {
-            rc = RFS_ENOMEM;
+            is_out_of_memory = true;
             break;
         }
         if (se.len > 0)
@@ -77,22 +80,27 @@ static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n,
         k++;
     }
     store_log_iter_close(it);
-    if (rc == RFS_ENOTFOUND && k == last - first + 1)
+    if (rc == RFS_ENOTFOUND && k == count)
         rc = 0;
-    if (rc != 0) {
+    if (rc != 0 || is_out_of_memory) {
         free_entries(e, k); /* a damaged entry: nothing loaded is handed out */
-        goto done;
+        if (is_out_of_memory)
+            goto err_memory;
+        goto err_store;
     }
     *out = e;
     *n = k;
-done:
-    if (rc != 0) {
-        char msg[256];
-        snprintf(err, errlen, "reading the log in %s/log: %s (%s)", rt->data_dir, rfs_strerror(rc),
-                 store_log_errmsg(rt->log, msg, sizeof msg));
-        return RAFT_ESTORAGE;
-    }
     return 0;
+
+err_memory:
+    snprintf(err, errlen, "reading the log in %s/log: %s", rt->data_dir,
+             raft_strerror(RAFT_ENOMEM));
+    return RAFT_ENOMEM;
+err_store:;
+    char msg[256];
+    snprintf(err, errlen, "reading the log in %s/log: %s (%s)", rt->data_dir, rfs_strerror(rc),
+             store_log_errmsg(rt->log, msg, sizeof msg));
+    return RAFT_ESTORAGE;
 }
 
 /* Gather the node's durable state, restore the state machine if it is behind the snapshot,
@@ -262,7 +270,8 @@ static void destroy(struct raft_runtime *rt)
     while ((l = rfs_queue_pop(&rt->events)) != NULL) {
         struct rt_event *e = RFS_QUEUE_ITEM(l, struct rt_event, link);
         rt__frames_free(&e->frames);
-        free(e);
+        if (!e->is_embedded)
+            free(e);
     }
     rt__table_free(&rt->requests); /* empty: every request completed */
     pthread_mutex_destroy(&rt->lock);

@@ -32,7 +32,7 @@ static bool watch_index(const struct rt_req *r, uint64_t *index)
         *index = r->read_index;
         return true;
     }
-    if (rt__is_entry_req(r->kind) && r->verify == NULL && r->index != 0) {
+    if (rt__is_entry_req(r->kind) && !r->is_verifying && r->index != 0) {
         *index = r->index;
         return true;
     }

@@ -65,9 +65,7 @@ static int lookup_locked(struct raft_runtime *rt, uint64_t index, uint8_t *diges
 
 void rt__verify_begin_locked(struct raft_runtime *rt, struct rt_req *req, uint64_t index)
 {
-    struct raft_runtime_verify *v = calloc(1, sizeof *v);
-    if (v == NULL)
-        abort(); /* the request could never complete; better to stop loudly */
+    struct raft_runtime_verify *v = req->verify; /* allocated with the request */
     v->index = index;
     uint32_t waiting = 0;
     for (unsigned i = 0; i < rt->status.n_peers; i++) {
@@ -80,7 +78,7 @@ void rt__verify_begin_locked(struct raft_runtime *rt, struct rt_req *req, uint64
         }
     }
     v->n = rt->status.n_peers;
-    req->verify = v;
+    req->is_verifying = true;
     req->verify_waiting = waiting;
     rt__table_update(&rt->requests, req); /* its index is its own: no longer watched */
 }
@@ -99,7 +97,7 @@ void rt__verify_retry(struct raft_runtime *rt)
     pthread_mutex_lock(&rt->lock);
     for (struct rt_req *req = rt->requests.first, *next; req != NULL; req = next) {
         next = req->next;
-        if (req->verify == NULL)
+        if (!req->is_verifying)
             continue;
         if (req->verify_waiting == 0) {
             rt__table_remove(&rt->requests, req);
@@ -130,7 +128,7 @@ static void recv_digest_resp(struct raft_runtime *rt, uint64_t from, const uint8
     bool is_done = false;
     pthread_mutex_lock(&rt->lock);
     struct rt_req *req = rt__table_find(&rt->requests, id);
-    if (req != NULL && req->verify != NULL && req->verify->index == index && status != RAFT_EBUSY) {
+    if (req != NULL && req->is_verifying && req->verify->index == index && status != RAFT_EBUSY) {
         struct raft_runtime_verify *v = req->verify;
         for (unsigned i = 0; i < v->n; i++) {
             if (v->nodes[i].id != from || !(req->verify_waiting & (1u << i)))

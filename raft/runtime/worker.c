@@ -47,3 +47,16 @@ bool rt__worker_take(struct rt_worker *w, struct rfs_queue *out)
     pthread_mutex_unlock(&w->lock);
     return !rfs_queue_is_empty(out);
 }
+
+void rt__worker_fail(struct raft_runtime *rt, struct rt_worker *w, const char *who,
+                     const char *what, const char *why)
+{
+    rt__log(rt, RAFT_LOG_ERROR,
+            "%s: %s failed: %s; this node stops taking part until it is restarted", who, what, why);
+    if (w->has_failed)
+        return; /* the node already stops: its one report is on its way */
+    w->has_failed = true;
+    w->failed.error = RAFT_ESTORAGE;
+    w->failed.is_embedded = true;
+    rt__post_event(rt, &w->failed);
+}

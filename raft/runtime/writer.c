@@ -2,6 +2,7 @@
  * queued up while the previous commit was syncing into one durable transaction (group commit:
  * under load, one fdatasync serves many proposals). Messages that depend on a hard-state change
  * travel with the write and go back to the loop only once it is durable. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ static void write_free(struct rt_write *w)
         free((void *)w->batch.entries[i].payload);
     free((void *)w->batch.entries);
     rt__frames_free(&w->held);
+    free(w->persisted);
     free(w);
 }
 
@@ -34,15 +36,20 @@ struct group {
     struct store_log_batch batch;
     struct store_log_entry *entries; /* borrowed from the writes */
     size_t n, cap;
-    struct rfs_queue writes; /* of rt_write, owned */
-    struct rfs_queue held;   /* of rt_frame, owned */
+    struct rfs_queue writes;    /* of rt_write, owned */
+    struct rfs_queue held;      /* of rt_frame, owned */
+    struct rt_event *persisted; /* the report of its first write, owned */
 };
 
-/* Take w into the group. On failure (RFS_ENOMEM) w is in the group all the same, so that
+/* Take w into the group. On failure (RAFT_ENOMEM) w is in the group all the same, so that
  * group_reset frees it. */
 static int group_add(struct group *g, struct rt_write *w)
 {
     rfs_queue_push(&g->writes, &w->link);
+    if (g->persisted == NULL) {
+        g->persisted = w->persisted; /* one report serves the group */
+        w->persisted = NULL;
+    }
     const struct store_log_batch *b = &w->batch;
     if (b->has_hard_state) {
         g->batch.has_hard_state = true;
@@ -64,7 +71,7 @@ static int group_add(struct group *g, struct rt_write *w)
             cap *= 2;
         struct store_log_entry *e = realloc(g->entries, cap * sizeof *e);
         if (e == NULL)
-            return RFS_ENOMEM;
+            return RAFT_ENOMEM;
         g->entries = e;
         g->cap = cap;
     }
@@ -84,6 +91,7 @@ static void group_reset(struct group *g)
     struct rfs_qlink *l;
     while ((l = rfs_queue_pop(&g->writes)) != NULL)
         write_free(RFS_QUEUE_ITEM(l, struct rt_write, link));
+    free(g->persisted);
     struct store_log_entry *keep = g->entries;
     size_t cap = g->cap;
     memset(g, 0, sizeof *g);
@@ -91,18 +99,22 @@ static void group_reset(struct group *g)
     g->cap = cap;
 }
 
-static void fail(struct raft_runtime *rt, int rc, const char *what)
+/* A failure of the log store, with its code and message: the node stops taking part (a failed
+ * write is never retried). Returns RAFT_ESTORAGE. */
+static int store_fail(struct raft_runtime *rt, int rc, const char *what)
 {
-    char msg[512];
+    char msg[512], why[640];
     store_log_errmsg(rt->log, msg, sizeof msg);
-    rt__log(rt, RAFT_LOG_ERROR,
-            "log store: %s failed: %s (%s); this node stops taking part until it is restarted",
-            what, rfs_strerror(rc), msg);
-    struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort(); /* cannot even report that the disk failed: nothing safe is left to do */
-    e->error = RAFT_ESTORAGE;
-    rt__post_event(rt, e);
+    snprintf(why, sizeof why, "%s (%s)", rfs_strerror(rc), msg);
+    rt__worker_fail(rt, &rt->writer, "log store", what, why);
+    return RAFT_ESTORAGE;
+}
+
+/* Out of memory in the writer: the node stops taking part too. Returns RAFT_ENOMEM. */
+static int memory_fail(struct raft_runtime *rt, const char *what)
+{
+    rt__worker_fail(rt, &rt->writer, "log writer", what, raft_strerror(RAFT_ENOMEM));
+    return RAFT_ENOMEM;
 }
 
 /* Commit the group and tell the loop how far the log is durable. */
@@ -122,23 +134,18 @@ static int flush(struct raft_runtime *rt, struct group *g)
         atomic_fetch_add(&rt->stats.log_entries, g->n);
         atomic_fetch_add(&rt->stats.log_bytes, bytes);
     }
-    struct rt_event *e = NULL;
     if (rc != 0) {
-        fail(rt, rc, "writing the log");
+        rc = store_fail(rt, rc, "writing the log");
     } else if (g->n > 0 || !rfs_queue_is_empty(&g->held)) {
-        e = calloc(1, sizeof *e);
-        if (e == NULL) {
-            fail(rt, RFS_ENOMEM, "reporting a write");
-            rc = RFS_ENOMEM;
-        } else {
-            if (g->n > 0) {
-                e->ev.type = RAFT_EVENT_PERSISTED;
-                e->ev.persisted.index = g->entries[g->n - 1].index;
-                e->ev.persisted.term = g->entries[g->n - 1].term;
-            }
-            rfs_queue_splice(&e->frames, &g->held);
-            rt__post_event(rt, e);
+        struct rt_event *e = g->persisted;
+        g->persisted = NULL;
+        if (g->n > 0) {
+            e->ev.type = RAFT_EVENT_PERSISTED;
+            e->ev.persisted.index = g->entries[g->n - 1].index;
+            e->ev.persisted.term = g->entries[g->n - 1].term;
         }
+        rfs_queue_splice(&e->frames, &g->held);
+        rt__post_event(rt, e);
     }
     group_reset(g);
     return rc;
@@ -149,15 +156,11 @@ static int maintain(struct raft_runtime *rt, struct rt_write *w)
     int rc = 0;
     if (w->kind == RT_WRITE_RESET) {
         rc = store_log_reset(rt->log, w->index, w->term);
-        if (rc != 0) {
-            fail(rt, rc, "resetting the log after a snapshot install");
-            return rc;
-        }
+        if (rc != 0)
+            return store_fail(rt, rc, "resetting the log after a snapshot install");
         struct rt_apply *a = calloc(1, sizeof *a);
-        if (a == NULL) {
-            fail(rt, RFS_ENOMEM, "queueing a snapshot restore");
-            return RFS_ENOMEM;
-        }
+        if (a == NULL)
+            return memory_fail(rt, "queueing a snapshot restore");
         a->kind = RT_APPLY_RESTORE;
         a->index = w->index;
         a->term = w->term;
@@ -166,15 +169,11 @@ static int maintain(struct raft_runtime *rt, struct rt_write *w)
     }
     /* RT_WRITE_COMPACT: record the new snapshot first, then drop what it covers; a crash in
      * between leaves extra entries, which is harmless. */
-    if (w->term != 0 && (rc = store_log_set_snapshot_meta(rt->log, w->index, w->term)) != 0) {
-        fail(rt, rc, "recording the snapshot");
-        return rc;
-    }
+    if (w->term != 0 && (rc = store_log_set_snapshot_meta(rt->log, w->index, w->term)) != 0)
+        return store_fail(rt, rc, "recording the snapshot");
     uint64_t through = w->batch.truncate_from; /* compact_to travels here */
-    if (through != 0 && (rc = store_log_drop_prefix(rt->log, through)) != 0) {
-        fail(rt, rc, "compacting the log");
-        return rc;
-    }
+    if (through != 0 && (rc = store_log_drop_prefix(rt->log, through)) != 0)
+        return store_fail(rt, rc, "compacting the log");
     return 0;
 }
 
@@ -203,7 +202,7 @@ void *rt__writer_main(void *arg)
             /* A run of log writes becomes one group and one durable commit. */
             for (;;) {
                 if (group_add(&g, w) != 0) {
-                    fail(rt, RFS_ENOMEM, "grouping writes");
+                    memory_fail(rt, "grouping writes");
                     is_failed = true;
                     break;
                 }

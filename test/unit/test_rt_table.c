@@ -72,8 +72,7 @@ static void watched_by_applied_index(void **state)
     reqs[3].index = 5;
     reqs[4].index = 25; /* a verify whose checkpoint was applied */
     reqs[4].kind = RT_VERIFY;
-    struct raft_runtime_verify v = {0};
-    reqs[4].verify = &v;
+    reqs[4].is_verifying = true;
     /* reqs[5]: no index yet */
     for (size_t i = 0; i < 6; i++)
         rt__table_update(&t, &reqs[i]);
