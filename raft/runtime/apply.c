@@ -70,10 +70,12 @@ static void fatal(struct raft_runtime *rt, const char *what, const char *why)
     rt__worker_fail(rt, &rt->apply, "state machine", what, why);
 }
 
-/* The state machine's own failure (its code is one of raftfs's). */
+/* The state machine's own failure: its code (one of raftfs's) and what it says about it. */
 static void fsm_fatal(struct raft_runtime *rt, const char *what, int rc)
 {
-    fatal(rt, what, rfs_strerror(rc));
+    char why[512];
+    rt__fsm_error(rt, rc, why, sizeof why);
+    fatal(rt, what, why);
 }
 
 static bool is_checkpoint_entry(const struct raft_entry *e)

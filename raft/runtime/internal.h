@@ -271,6 +271,9 @@ struct raft_runtime {
 void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void rt__post_event(struct raft_runtime *rt, struct rt_event *e);
+/* Right after a call of the state machine failed with rc: its text and the state machine's
+ * own message (raft_fsm.errmsg), "storage is full (put inode 42: MDB_MAP_FULL)", into buf. */
+void rt__fsm_error(struct raft_runtime *rt, int rc, char *buf, size_t len);
 /* Remove request id from the table and complete it (status, result), if it is still there. */
 void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
                      struct raft_apply_result *result);

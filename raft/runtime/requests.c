@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "raft/runtime/internal.h"
+#include "lib/error.h"
 
 #define DEFAULT_PENDING ((size_t)64 << 20)
 
@@ -24,6 +25,17 @@ void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt
         rt->cfg.log(rt->cfg.log_ctx, level, text);
     else
         fprintf(stderr, "raft: %s\n", text);
+}
+
+void rt__fsm_error(struct raft_runtime *rt, int rc, char *buf, size_t len)
+{
+    char msg[384] = "";
+    if (rt->cfg.fsm.errmsg != NULL)
+        rt->cfg.fsm.errmsg(rt->cfg.fsm.ctx, msg, sizeof msg);
+    if (msg[0] != '\0')
+        snprintf(buf, len, "%s (%s)", rfs_strerror(rc), msg);
+    else
+        snprintf(buf, len, "%s", rfs_strerror(rc));
 }
 
 /* --- requests ------------------------------------------------------------------------------- */

@@ -59,6 +59,11 @@ struct raft_fsm {
      * so far, equal on two nodes exactly when they hold the same state. Called on the apply
      * thread between two applies, when a checkpoint entry was applied (raft_runtime_verify). */
     int (*digest)(void *ctx, uint8_t out[RAFT_DIGEST_SIZE]);
+    /* Optional (NULL: none). Right after apply, restore or applied failed, on the thread that
+     * called it: write what failed, with its context ("put inode 42: MDB_MAP_FULL"), into buf
+     * (len > 0 bytes, always NUL-terminated; "" when there is nothing to add). The runtime puts
+     * it in the log line that reports the failure. */
+    void (*errmsg)(void *ctx, char *buf, size_t len);
 };
 
 enum raft_log_level {

@@ -140,8 +140,10 @@ static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
         }
     }
     uint64_t applied = 0, applied_term = 0;
+    char why[512];
     if ((rc = rt->cfg.fsm.applied(rt->cfg.fsm.ctx, &applied, &applied_term)) != 0) {
-        snprintf(err, errlen, "reading the state machine's applied index: %d", rc);
+        rt__fsm_error(rt, rc, why, sizeof why);
+        snprintf(err, errlen, "reading the state machine's applied index: %s", why);
         return RAFT_ESTORAGE;
     }
     if (applied < si) {
@@ -150,7 +152,8 @@ static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
         rt__log(rt, RAFT_LOG_INFO, "restoring the state machine from snapshot %llu/%llu",
                 (unsigned long long)si, (unsigned long long)stt);
         if ((rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, si, stt)) != 0) {
-            snprintf(err, errlen, "restoring snapshot %llu: %d", (unsigned long long)si, rc);
+            rt__fsm_error(rt, rc, why, sizeof why);
+            snprintf(err, errlen, "restoring snapshot %llu: %s", (unsigned long long)si, why);
             return RAFT_ESTORAGE;
         }
         applied = si;
