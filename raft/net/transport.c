@@ -154,7 +154,6 @@ struct raft__transport {
     struct conn *conns;
     struct fault *faults;
     struct conn *dead;
-    struct peer *dead_peers;
     struct raft__timer reaper;
     struct raft__transport_stats stats;
 };
@@ -243,7 +242,7 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *out, size_t
 
 /* --- logging ---------------------------------------------------------------------------------- */
 
-static void vlog_line(struct raft__transport *t, enum raft__log_level level, const char *prefix,
+static void vlog_line(struct raft__transport *t, enum raft_log_level level, const char *prefix,
                       const char *fmt, va_list ap)
 {
     if (t->log == NULL)
@@ -255,10 +254,10 @@ static void vlog_line(struct raft__transport *t, enum raft__log_level level, con
     t->log(t->data, level, line);
 }
 
-static void tlog(struct raft__transport *t, enum raft__log_level level, const char *fmt, ...)
+static void tlog(struct raft__transport *t, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void tlog(struct raft__transport *t, enum raft__log_level level, const char *fmt, ...)
+static void tlog(struct raft__transport *t, enum raft_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -266,11 +265,11 @@ static void tlog(struct raft__transport *t, enum raft__log_level level, const ch
     va_end(ap);
 }
 
-static void conn_log(struct conn *c, enum raft__log_level level, const char *fmt, ...)
+static void conn_log(struct conn *c, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Lines about a connection name the peer, the channel, the direction and the address. */
-static void conn_log(struct conn *c, enum raft__log_level level, const char *fmt, ...)
+static void conn_log(struct conn *c, enum raft_log_level level, const char *fmt, ...)
 {
     char prefix[160];
     if (c->peer != NULL)
@@ -365,7 +364,7 @@ static void schedule_dial(struct chan *ch)
     ch->backoff = b >= t->backoff_max / 2 ? t->backoff_max : b * 2;
     ch->retry.data = ch;
     if (raft__timer_start(t->loop, &ch->retry, delay, 0, on_retry) != 0)
-        tlog(t, RAFT__LOG_ERROR, "peer %" PRIu64 " %s: out of memory arming the reconnect timer",
+        tlog(t, RAFT_LOG_ERROR, "peer %" PRIu64 " %s: out of memory arming the reconnect timer",
              ch->peer->id, raft__channel_name(ch->id));
 }
 
@@ -401,11 +400,6 @@ static void on_reap(struct raft__timer *timer)
         t->dead = c->next;
         free(c->payload); /* kept until now: a receive callback may have closed c */
         free(c);
-    }
-    while (t->dead_peers != NULL) {
-        struct peer *p = t->dead_peers;
-        t->dead_peers = p->next;
-        free(p);
     }
 }
 
@@ -465,12 +459,12 @@ static void conn_fail(struct conn *c, enum failure kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    enum raft__log_level level = RAFT__LOG_WARN;
+    enum raft_log_level level = RAFT_LOG_WARN;
     struct chan *ch = c->peer ? &c->peer->ch[c->ch] : NULL;
     if (kind == FAIL_SETUP && c->is_outbound && ch != NULL && ch->failures++ > 0)
-        level = RAFT__LOG_DEBUG; /* a peer that stays down: only its first failure is a warning */
+        level = RAFT_LOG_DEBUG; /* a peer that stays down: only its first failure is a warning */
     if (kind == FAIL_IO)
-        level = RAFT__LOG_INFO;
+        level = RAFT_LOG_INFO;
     const char *what = kind == FAIL_SETUP ? "connection set-up failed" : "closed";
     conn_log(c, level, "%s: %s", what, reason);
     if (kind == FAIL_PROTOCOL && c->peer != NULL)
@@ -547,8 +541,8 @@ static void dial(struct chan *ch)
     raft__timer_stop(&ch->retry);
     int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        tlog(t, RAFT__LOG_WARN, "peer %" PRIu64 " %s: socket: %s", p->id,
-             raft__channel_name(ch->id), strerror(errno));
+        tlog(t, RAFT_LOG_WARN, "peer %" PRIu64 " %s: socket: %s", p->id, raft__channel_name(ch->id),
+             strerror(errno));
         schedule_dial(ch);
         return;
     }
@@ -557,7 +551,7 @@ static void dial(struct chan *ch)
     int err = errno;
     struct conn *c = conn_new(t, fd, true, CONN_CONNECTING, RAFT__LOOP_WRITE);
     if (c == NULL) {
-        tlog(t, RAFT__LOG_ERROR, "peer %" PRIu64 " %s: out of memory for a connection", p->id,
+        tlog(t, RAFT_LOG_ERROR, "peer %" PRIu64 " %s: out of memory for a connection", p->id,
              raft__channel_name(ch->id));
         schedule_dial(ch);
         return;
@@ -618,12 +612,12 @@ static void hello_inbound(struct conn *c, const uint8_t *p, uint32_t len)
             conn_fail(c, FAIL_IO, "out of memory for peer %" PRIu64, id);
             return;
         }
-        tlog(t, RAFT__LOG_INFO,
+        tlog(t, RAFT_LOG_INFO,
              "peer %" PRIu64 " connected but has no address here: receive-only until added", id);
     }
     struct chan *ch = &peer->ch[channel];
     if (ch->in != NULL) {
-        conn_log(ch->in, RAFT__LOG_INFO, "replaced by a new connection from %s", c->remote);
+        conn_log(ch->in, RAFT_LOG_INFO, "replaced by a new connection from %s", c->remote);
         conn_close(ch->in, true);
     }
     c->peer = peer;
@@ -633,7 +627,7 @@ static void hello_inbound(struct conn *c, const uint8_t *p, uint32_t len)
     t->stats.pending_handshakes--;
     raft__timer_stop(&c->setup_timer);
     hello_prepare(c);
-    conn_log(c, RAFT__LOG_DEBUG, "accepted");
+    conn_log(c, RAFT_LOG_DEBUG, "accepted");
 }
 
 static void hello_outbound(struct conn *c, const uint8_t *p, uint32_t len)
@@ -652,7 +646,7 @@ static void hello_outbound(struct conn *c, const uint8_t *p, uint32_t len)
     raft__timer_stop(&c->setup_timer);
     c->peer->stats.connects++;
     ch->backoff = c->t->backoff_min;
-    conn_log(c, ch->failures > 0 ? RAFT__LOG_INFO : RAFT__LOG_DEBUG, "connected");
+    conn_log(c, ch->failures > 0 ? RAFT_LOG_INFO : RAFT_LOG_DEBUG, "connected");
     ch->failures = 0;
 }
 
@@ -974,7 +968,7 @@ static void on_accept(struct raft__watch *w, unsigned events)
                 return;
             /* Out of descriptors or memory: pause instead of spinning on a level-triggered
              * listener that stays readable. */
-            tlog(t, RAFT__LOG_ERROR, "accept: %s; pausing the listener for %d ms", strerror(errno),
+            tlog(t, RAFT_LOG_ERROR, "accept: %s; pausing the listener for %d ms", strerror(errno),
                  ACCEPT_PAUSE_MS);
             raft__watch_set(&t->listen_watch, 0);
             raft__timer_start(t->loop, &t->listen_pause, ACCEPT_PAUSE_MS, 0, listen_resume);
@@ -984,7 +978,7 @@ static void on_accept(struct raft__watch *w, unsigned events)
         char remote[REMOTE_MAX];
         format_sockaddr(&ss, remote, sizeof remote);
         if (t->stats.pending_handshakes >= MAX_PENDING_INBOUND) {
-            tlog(t, RAFT__LOG_WARN,
+            tlog(t, RAFT_LOG_WARN,
                  "inbound connection from %s: refused: %d connections are already setting up",
                  remote, MAX_PENDING_INBOUND);
             t->stats.refused++;
@@ -994,7 +988,7 @@ static void on_accept(struct raft__watch *w, unsigned events)
         set_socket_options(fd);
         struct conn *c = conn_new(t, fd, false, CONN_HANDSHAKE, RAFT__LOOP_READ);
         if (c == NULL) {
-            tlog(t, RAFT__LOG_ERROR, "inbound connection from %s: out of memory", remote);
+            tlog(t, RAFT_LOG_ERROR, "inbound connection from %s: out of memory", remote);
             t->stats.refused++;
             continue;
         }
@@ -1023,7 +1017,7 @@ static int listen_on(struct raft__transport *t, const char *address)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
         int e = errno;
-        tlog(t, RAFT__LOG_ERROR, "listen on %s: %s", address, strerror(e));
+        tlog(t, RAFT_LOG_ERROR, "listen on %s: %s", address, strerror(e));
         close(fd);
         errno = e;
         return RAFT_EIO;
@@ -1150,43 +1144,16 @@ int raft__transport_peer_set(struct raft__transport *t, uint64_t id, const char 
     for (int i = 0; i < RAFT__N_CHANNELS; i++) {
         struct chan *ch = &p->ch[i];
         if (ch->out != NULL) {
-            conn_log(ch->out, RAFT__LOG_INFO, "address changed to %s", address);
+            conn_log(ch->out, RAFT_LOG_INFO, "address changed to %s", address);
             conn_close(ch->out, true);
         }
         if (had_address)
-            tlog(t, RAFT__LOG_INFO, "peer %" PRIu64 " %s: now at %s", id,
-                 raft__channel_name(ch->id), address);
+            tlog(t, RAFT_LOG_INFO, "peer %" PRIu64 " %s: now at %s", id, raft__channel_name(ch->id),
+                 address);
         ch->backoff = t->backoff_min;
         ch->failures = 0;
         dial(ch);
     }
-    return 0;
-}
-
-int raft__transport_peer_remove(struct raft__transport *t, uint64_t id)
-{
-    struct peer **pp = &t->peers;
-    while (*pp != NULL && (*pp)->id != id)
-        pp = &(*pp)->next;
-    struct peer *p = *pp;
-    if (p == NULL)
-        return RAFT_ENOTFOUND;
-    *pp = p->next;
-    p->has_address = false; /* no redial from conn_close */
-    for (int i = 0; i < RAFT__N_CHANNELS; i++) {
-        struct chan *ch = &p->ch[i];
-        if (ch->out != NULL)
-            conn_close(ch->out, false);
-        if (ch->in != NULL)
-            conn_close(ch->in, true);
-        raft__timer_stop(&ch->retry);
-        raft__timer_stop(&ch->delay);
-        while (ch->head != NULL)
-            chan_pop(ch);
-    }
-    p->next = t->dead_peers;
-    t->dead_peers = p;
-    raft__timer_start(t->loop, &t->reaper, 0, 0, on_reap);
     return 0;
 }
 
@@ -1305,7 +1272,7 @@ int raft__transport_fault_set(struct raft__transport *t, uint64_t peer, bool dro
         f->drop = drop;
         f->delay_ms = delay_ms;
     }
-    tlog(t, RAFT__LOG_INFO, "fault for peer %" PRIu64 ": %s, delay %u ms", peer,
+    tlog(t, RAFT_LOG_INFO, "fault for peer %" PRIu64 ": %s, delay %u ms", peer,
          drop ? "drop all traffic" : "deliver", delay_ms);
     return 0;
 }

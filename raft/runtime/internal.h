@@ -42,20 +42,20 @@
 /* A request's deadline when the caller gives none, in ms. */
 #define RT_DEFAULT_TIMEOUT_MS 5000
 
+/* The numbers of RT_CHANGE and RT_TRANSFER travel in CTL frames (docs/wire-format.md). */
 enum rt_req_kind {
     RT_PROPOSE = 1,
-    RT_BARRIER,
-    RT_READ,
-    RT_CHANGE,
-    RT_TRANSFER,
-    RT_SNAPSHOT,
-    RT_VERIFY, /* a checkpoint entry, then the members' digests (verify.c) */
+    RT_READ = 3,
+    RT_CHANGE = 4,
+    RT_TRANSFER = 5,
+    RT_SNAPSHOT = 6,
+    RT_VERIFY = 7, /* a checkpoint entry, then the members' digests (verify.c) */
 };
 
 /* Requests that propose an entry (and count toward the pending bytes). */
 static inline bool rt__is_entry_req(enum rt_req_kind kind)
 {
-    return kind == RT_PROPOSE || kind == RT_BARRIER || kind == RT_VERIFY;
+    return kind == RT_PROPOSE || kind == RT_VERIFY;
 }
 
 /* A request from the API, alive from submission to completion. */
@@ -67,7 +67,7 @@ struct rt_req {
     raft_done_fn done;
     void *arg;
     uint64_t deadline; /* loop time, ms */
-    uint8_t *buf;      /* RT_PROPOSE, RT_BARRIER: envelope + command */
+    uint8_t *buf;      /* RT_PROPOSE, RT_VERIFY: envelope + command */
     size_t len;
     /* RT_CHANGE, RT_TRANSFER */
     enum raft_change_op op;
@@ -288,7 +288,7 @@ int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout
  * RAFT_ESHUTDOWN, RAFT_ENOMEM, and req is freed. */
 int rt__req_post(struct raft_runtime *rt, struct rt_req *req);
 
-/* The common part of raft_runtime_propose, _barrier and _verify: data (len bytes, copied)
+/* The common part of raft_runtime_propose and _verify: data (len bytes, copied)
  * after the envelope. */
 int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
                 unsigned timeout_ms, raft_done_fn done, void *arg);

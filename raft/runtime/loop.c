@@ -120,11 +120,6 @@ void raft__loop_stop(struct raft__loop *l)
     wake(l);
 }
 
-bool raft__loop_is_stopping(struct raft__loop *l)
-{
-    return atomic_load(&l->is_stopping);
-}
-
 void raft__loop_post(struct raft__loop *l, struct raft__work *w)
 {
     pthread_mutex_lock(&l->lock);

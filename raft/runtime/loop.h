@@ -90,9 +90,6 @@ int raft__loop_run_once(struct raft__loop *l, int timeout_ms);
  * async-signal-safe (it sets a flag and writes to the eventfd). */
 void raft__loop_stop(struct raft__loop *l);
 
-/* Has raft__loop_stop been called? Any thread. */
-bool raft__loop_is_stopping(struct raft__loop *l);
-
 /* Hand w to the loop thread: w->cb(w) runs there soon, once per post. Any thread. w must stay
  * valid and must not be posted again until its callback has started. Never fails. */
 void raft__loop_post(struct raft__loop *l, struct raft__work *w);

@@ -786,7 +786,6 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
     int rv = 0;
     switch (req->kind) {
     case RT_PROPOSE:
-    case RT_BARRIER:
     case RT_VERIFY:
         if (is_leader) {
             struct raft_buf b = {.data = req->buf, .len = (uint32_t)req->len};
@@ -853,11 +852,6 @@ int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, 
     if (len == 0 || rt__is_checkpoint(data, len))
         return RAFT_EINVAL; /* how barriers and checkpoints look */
     return rt__propose(rt, RT_PROPOSE, data, len, timeout_ms, done, arg);
-}
-
-int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done, void *arg)
-{
-    return rt__propose(rt, RT_BARRIER, NULL, 0, timeout_ms, done, arg);
 }
 
 int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,

@@ -101,6 +101,9 @@ struct raft_runtime_config {
     uint64_t max_pending_bytes; /* proposals queued or in flight; 0: 64 MiB */
     void (*log)(void *ctx, enum raft_log_level level, const char *text);
     void *log_ctx;
+    /* Fault hooks of the transport from the start (tests), in the syntax of
+     * raft_runtime_set_faults; borrowed for raft_runtime_start. NULL: none. */
+    const char *transport_faults;
 };
 
 /* Open the log and snapshots, restore the state machine if it is behind the latest snapshot,
@@ -133,10 +136,6 @@ int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, 
  * locally. Errors as for propose (RAFT_ETIMEDOUT when there is no quorum). */
 int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                             void *arg);
-
-/* Wait until an entry appended now is applied locally (a write barrier). */
-int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
-                         void *arg);
 
 /* Membership change (leader; forwarded otherwise). expect_index 0 or the configuration index
  * the change is based on. address is copied. */

@@ -12,15 +12,9 @@
 
 #define DEFAULT_TICK_MS 10
 
-static void transport_log(void *data, enum raft__log_level level, const char *line)
+static void transport_log(void *data, enum raft_log_level level, const char *line)
 {
-    static const enum raft_log_level map[] = {
-        [RAFT__LOG_ERROR] = RAFT_LOG_ERROR,
-        [RAFT__LOG_WARN] = RAFT_LOG_WARN,
-        [RAFT__LOG_INFO] = RAFT_LOG_INFO,
-        [RAFT__LOG_DEBUG] = RAFT_LOG_DEBUG,
-    };
-    rt__log(data, map[level], "transport: %s", line);
+    rt__log(data, level, "transport: %s", line);
 }
 
 static char *join_path(const char *dir, const char *name)
@@ -386,9 +380,8 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
                  rv == RAFT_EIO ? strerror(errno) : raft_strerror(rv));
         goto err;
     }
-    const char *faults = getenv("RAFTFS_TRANSPORT_FAULTS");
-    if (faults != NULL &&
-        (rv = raft__transport_faults_parse(rt->transport, faults, err, errlen)) != 0)
+    if (cfg->transport_faults != NULL &&
+        (rv = raft__transport_faults_parse(rt->transport, cfg->transport_faults, err, errlen)) != 0)
         goto err;
     for (unsigned i = 0; cfg->peers != NULL && i < cfg->peers->n; i++) {
         const struct raft_server *p = &cfg->peers->servers[i];
