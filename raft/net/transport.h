@@ -1,6 +1,6 @@
 /* The runtime's transport (internal to raft/): framed messages between nodes over mutual TLS,
- * driven by a raft__loop. docs/wire-format.md specifies the frames, the HELLO exchange and the
- * channels; this header is the API.
+ * driven by the runtime's loop (struct rt_loop). docs/wire-format.md specifies the frames, the
+ * HELLO exchange and the channels; this header is the API.
  *
  * Model. Each node dials the peers it sends to; a connection carries frames one way, from the
  * dialer to the acceptor (the acceptor writes only its HELLO answer). There are two outbound
@@ -15,7 +15,7 @@
  * and the dialer reconnects after a capped exponential backoff with jitter.
  *
  * Threads: a transport belongs to its loop's thread; every function here must be called there
- * (other threads post work with raft__loop_post). Callbacks run on the loop thread.
+ * (other threads post work with rt__loop_post). Callbacks run on the loop thread.
  *
  * Failure: a peer that breaks the protocol (bad magic, version, flags, type, CRC, length, or a
  * HELLO that does not match its certificate or the cluster) loses that connection, with one log
@@ -135,7 +135,7 @@ struct raft__transport_config {
 /* Create a transport on loop and, if listen_address is set, listen on it (SO_REUSEADDR).
  * Returns 0, RAFT_EINVAL (bad configuration), RAFT_EADDR (bad listen address), RAFT_EIO (the
  * socket could not be bound: errno kept), RAFT_ENOMEM. Free with raft__transport_free. */
-int raft__transport_new(struct raft__loop *loop, const struct raft__transport_config *cfg,
+int raft__transport_new(struct rt_loop *loop, const struct raft__transport_config *cfg,
                         struct raft__transport **out);
 
 /* Close every connection and the listener, drop every queued frame, free t. Not from inside a

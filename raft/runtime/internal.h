@@ -60,7 +60,7 @@ static inline bool rt__is_entry_req(enum rt_req_kind kind)
 
 /* A request from the API, alive from submission to completion. */
 struct rt_req {
-    struct raft__work work; /* posts it to the loop */
+    struct rt_work work; /* posts it to the loop */
     struct raft_runtime *rt;
     enum rt_req_kind kind;
     uint64_t id;
@@ -118,7 +118,7 @@ struct rt_table {
  * finishes it (the loop, or raft_runtime_stop if the loop never ran it) touches nothing of the
  * runtime's once the caller may return. */
 struct rt_call {
-    struct raft__work work;
+    struct rt_work work;
     struct raft_runtime *rt;
     int (*fn)(struct raft_runtime *rt, void *arg); /* runs on the loop thread */
     void *arg;
@@ -217,12 +217,12 @@ struct raft_runtime {
     struct store_snapshot_dir *snaps;
 
     /* loop thread */
-    struct raft__loop *loop;
+    struct rt_loop *loop;
     pthread_t loop_thread;
     struct raft__tls_ctx *tls;
     struct raft__transport *transport;
     struct raft *core;
-    struct raft__timer tick;
+    struct rt_timer tick;
     uint64_t conf_index_synced;           /* configuration the transport's peers reflect */
     struct store_snapshot_reader *reader; /* current snapshot, for chunks to followers */
     struct store_snapshot_receiver *receiver;
@@ -247,7 +247,7 @@ struct raft_runtime {
     /* results of the writer, apply and snapshot threads for the loop */
     pthread_mutex_t events_lock;
     struct rfs_queue events; /* of rt_event, protected by events_lock */
-    struct raft__work events_work;
+    struct rt_work events_work;
     bool is_events_posted;
 
     struct rt_worker writer; /* of rt_write */
@@ -294,11 +294,11 @@ int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data
                 unsigned timeout_ms, raft_done_fn done, void *arg);
 
 /* runtime.c (loop thread) */
-void rt__events_cb(struct raft__work *w);
-void rt__tick_cb(struct raft__timer *t);
+void rt__events_cb(struct rt_work *w);
+void rt__tick_cb(struct rt_timer *t);
 void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
                  const uint8_t *payload, uint32_t len);
-void rt__submit_cb(struct raft__work *w);
+void rt__submit_cb(struct rt_work *w);
 void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
 void rt__sync_peers(struct raft_runtime *rt);
 void rt__update_status(struct raft_runtime *rt);

@@ -95,7 +95,7 @@ void rt__post_event(struct raft_runtime *rt, struct rt_event *e)
     rt->is_events_posted = true;
     pthread_mutex_unlock(&rt->events_lock);
     if (!is_posted)
-        raft__loop_post(rt->loop, &rt->events_work);
+        rt__loop_post(rt->loop, &rt->events_work);
 }
 
 /* --- failure ------------------------------------------------------------------------------- */
@@ -158,7 +158,7 @@ int rt__req_post(struct raft_runtime *rt, struct rt_req *req)
     }
     req->is_posted = true;
     pthread_mutex_unlock(&rt->lock);
-    raft__loop_post(rt->loop, &req->work);
+    rt__loop_post(rt->loop, &req->work);
     return 0;
 }
 

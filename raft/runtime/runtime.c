@@ -297,7 +297,7 @@ static bool retry_later(struct raft_runtime *rt, uint64_t id)
     bool is_back = false;
     pthread_mutex_lock(&rt->lock);
     struct rt_req *req = rt__table_find(&rt->requests, id);
-    if (req != NULL && !req->is_remote && req->deadline > raft__loop_now(rt->loop)) {
+    if (req != NULL && !req->is_remote && req->deadline > rt__loop_now(rt->loop)) {
         req->is_submitted = false;
         is_back = true;
     }
@@ -466,7 +466,7 @@ static void stop_taking_part(struct raft_runtime *rt, int error)
 }
 /* --- the loop's callbacks ------------------------------------------------------------------- */
 
-void rt__events_cb(struct raft__work *w)
+void rt__events_cb(struct rt_work *w)
 {
     struct raft_runtime *rt = w->data;
     struct rfs_queue q = {0};
@@ -539,7 +539,7 @@ void rt__events_cb(struct raft__work *w)
 
 static void expire(struct raft_runtime *rt)
 {
-    uint64_t now = raft__loop_now(rt->loop);
+    uint64_t now = rt__loop_now(rt->loop);
     struct rt_req *expired = NULL, **tail = &expired;
     pthread_mutex_lock(&rt->lock);
     for (struct rt_req *r = rt->requests.first, *next; r != NULL; r = next) {
@@ -572,7 +572,7 @@ static void expire(struct raft_runtime *rt)
     }
 }
 
-void rt__tick_cb(struct raft__timer *t)
+void rt__tick_cb(struct rt_timer *t)
 {
     struct raft_runtime *rt = t->data;
     if (rt->error == 0) {
@@ -680,7 +680,7 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     req->origin = from;
     req->peer_req = id;
     req->id = atomic_fetch_add(&rt->next_id, 1);
-    req->deadline = raft__loop_now(rt->loop) + RT_DEFAULT_TIMEOUT_MS;
+    req->deadline = rt__loop_now(rt->loop) + RT_DEFAULT_TIMEOUT_MS;
     req->is_submitted = true;
     pthread_mutex_lock(&rt->lock);
     int rv = rt__table_insert(&rt->requests, req);
@@ -835,7 +835,7 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
         rt__complete_id(rt, req->id, rv, NULL);
 }
 
-void rt__submit_cb(struct raft__work *w)
+void rt__submit_cb(struct rt_work *w)
 {
     struct rt_req *req = w->data;
     pthread_mutex_lock(&req->rt->lock);

@@ -247,7 +247,7 @@ static int check_cluster_id(struct raft_runtime *rt, char *err, size_t errlen)
 static void *loop_main(void *arg)
 {
     struct raft_runtime *rt = arg;
-    raft__loop_run(rt->loop);
+    rt__loop_run(rt->loop);
     return NULL;
 }
 
@@ -257,7 +257,7 @@ static void destroy(struct raft_runtime *rt)
         raft__transport_free(rt->transport);
     raft__tls_ctx_free(rt->tls);
     if (rt->loop != NULL)
-        raft__loop_free(rt->loop);
+        rt__loop_free(rt->loop);
     raft_free(rt->core);
     store_snapshot_reader_close(rt->reader);
     store_snapshot_receive_abort(rt->receiver);
@@ -348,7 +348,7 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     if ((rv = open_state(rt, err, errlen)) != 0)
         goto err;
 
-    if ((rv = raft__loop_new(&rt->loop)) != 0) {
+    if ((rv = rt__loop_new(&rt->loop)) != 0) {
         snprintf(err, errlen, "creating the event loop: %s", strerror(errno));
         goto err;
     }
@@ -395,10 +395,10 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     rt__sync_peers(rt);
     rt__update_status(rt);
 
-    raft__timer_init(&rt->tick);
+    rt__timer_init(&rt->tick);
     rt->tick.data = rt;
     rt->ticked_ns = rt__boottime_ns();
-    if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, rt__tick_cb)) != 0)
+    if ((rv = rt__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, rt__tick_cb)) != 0)
         goto err;
     if ((rv = rt__worker_start(&rt->writer, rt__writer_main, rt)) != 0)
         goto err;
@@ -430,7 +430,7 @@ void raft_runtime_stop(struct raft_runtime *rt)
     pthread_mutex_lock(&rt->lock);
     rt->is_stopping = true;
     pthread_mutex_unlock(&rt->lock);
-    raft__loop_stop(rt->loop);
+    rt__loop_stop(rt->loop);
     pthread_join(rt->loop_thread, NULL);
     rt__calls_fail(rt);
     /* The loop is gone; the other threads finish what they hold, then everything left fails. */
