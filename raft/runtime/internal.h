@@ -281,6 +281,12 @@ void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
 /* Complete every pending request with status. */
 void rt__fail_all(struct raft_runtime *rt, int status);
+/* Loop thread: a request refused because of a leadership change, with nothing done, waits
+ * for a leader and is sent again until its deadline. True if request id was put back; false
+ * if it is gone or past its deadline, and the caller completes it. */
+bool rt__retry_later(struct raft_runtime *rt, uint64_t id);
+/* Loop thread: complete the requests past their deadline. */
+void rt__expire(struct raft_runtime *rt);
 /* A new request of kind for an API call (not yet in the table): RAFT_ESHUTDOWN, RAFT_ENOMEM. */
 int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
                 raft_done_fn done, void *arg, struct rt_req **out);
@@ -294,15 +300,14 @@ int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data
                 unsigned timeout_ms, raft_done_fn done, void *arg);
 
 /* runtime.c (loop thread) */
-void rt__events_cb(struct rt_work *w);
-void rt__tick_cb(struct rt_timer *t);
+/* Before the loop thread starts, with the core and the transport made: the transport's peers
+ * and the status copy follow the core, the tick timer runs, and events of other threads reach
+ * the loop. Returns 0 or RAFT_ENOMEM. */
+int rt__loop_prepare(struct raft_runtime *rt);
 void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
                  const uint8_t *payload, uint32_t len);
 void rt__submit_cb(struct rt_work *w);
 void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
-void rt__sync_peers(struct raft_runtime *rt);
-void rt__update_status(struct raft_runtime *rt);
-uint64_t rt__boottime_ns(void);
 /* Copy entries (the update's are borrowed) for another thread; NULL when out of memory. */
 struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n);
 

@@ -113,6 +113,60 @@ void rt__fail_all(struct raft_runtime *rt, int status)
         rt__complete(rt, req, status, NULL);
     }
 }
+/* --- deadlines and retries (loop thread) ---------------------------------------------------- */
+
+/* A request refused because of a leadership change, with nothing done (a read, or a forward
+ * the receiver refused as not the leader), waits for a leader and is sent again until its
+ * deadline: an election is not a failure. True if it was put back; false if it is gone or past
+ * its deadline, and the caller completes it. */
+bool rt__retry_later(struct raft_runtime *rt, uint64_t id)
+{
+    bool is_back = false;
+    pthread_mutex_lock(&rt->lock);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
+    if (req != NULL && !req->is_remote && req->deadline > rt__loop_now(rt->loop)) {
+        req->is_submitted = false;
+        is_back = true;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return is_back;
+}
+
+void rt__expire(struct raft_runtime *rt)
+{
+    uint64_t now = rt__loop_now(rt->loop);
+    struct rt_req *expired = NULL, **tail = &expired;
+    pthread_mutex_lock(&rt->lock);
+    for (struct rt_req *r = rt->requests.first, *next; r != NULL; r = next) {
+        next = r->next;
+        if (r->deadline > now || r->is_remote || r->is_posted)
+            continue;
+        rt__table_remove(&rt->requests, r);
+        *tail = r; /* oldest first */
+        tail = &r->next;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    while (expired != NULL) {
+        struct rt_req *r = expired;
+        expired = r->next;
+        int status;
+        if (r->is_verifying) {
+            /* The checkpoint was applied: answer with the digests gathered so far. */
+            struct raft_apply_result result = {.data = r->verify, .len = sizeof *r->verify};
+            r->verify = NULL;
+            rt__complete(rt, r, 0, &result);
+            continue;
+        }
+        if (!r->is_submitted)
+            status = RAFT_ENOTLEADER; /* never sent anywhere: no leader was known */
+        else if (r->is_leadership_lost)
+            status = RAFT_ELEADERSHIPLOST;
+        else
+            status = RAFT_ETIMEDOUT;
+        rt__complete(rt, r, status, NULL);
+    }
+}
+
 /* --- making requests ----------------------------------------------------------------------- */
 
 int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,

@@ -201,7 +201,7 @@ static void snapshot_chunk(struct raft_runtime *rt, const struct raft_update *u)
     rt__apply(rt, a);
 }
 
-void rt__sync_peers(struct raft_runtime *rt)
+static void sync_peers(struct raft_runtime *rt)
 {
     struct raft_status s;
     raft_status(rt->core, &s);
@@ -219,7 +219,7 @@ void rt__sync_peers(struct raft_runtime *rt)
     rt->conf_index_synced = s.conf_index;
 }
 
-void rt__update_status(struct raft_runtime *rt)
+static void update_status(struct raft_runtime *rt)
 {
     struct raft_status s;
     raft_status(rt->core, &s);
@@ -288,23 +288,6 @@ static void resubmit_waiting(struct raft_runtime *rt)
     }
 }
 
-/* A request refused because of a leadership change, with nothing done (a read, or a forward
- * the receiver refused as not the leader), waits for a leader and is sent again until its
- * deadline: an election is not a failure. True if it was put back; false if it is gone or past
- * its deadline, and the caller completes it. */
-static bool retry_later(struct raft_runtime *rt, uint64_t id)
-{
-    bool is_back = false;
-    pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__table_find(&rt->requests, id);
-    if (req != NULL && !req->is_remote && req->deadline > rt__loop_now(rt->loop)) {
-        req->is_submitted = false;
-        is_back = true;
-    }
-    pthread_mutex_unlock(&rt->lock);
-    return is_back;
-}
-
 static bool is_leadership_status(int status)
 {
     return status == RAFT_ENOTLEADER || status == RAFT_ELEADERSHIPLOST || status == RAFT_EDISKSTALL;
@@ -323,7 +306,7 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
     }
     rt__log(rt, RAFT_LOG_INFO, "%s in term %llu, leader %llu", raft_role_name(u->role),
             (unsigned long long)u->term, (unsigned long long)u->leader);
-    rt__update_status(rt);
+    update_status(rt);
     if (u->leader != 0)
         resubmit_waiting(rt);
 }
@@ -375,7 +358,7 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     for (size_t i = 0; i < u->n_reads; i++) {
         const struct raft_read_result *r = &u->reads[i];
         if (r->status != 0) {
-            if (!is_leadership_status(r->status) || !retry_later(rt, r->id))
+            if (!is_leadership_status(r->status) || !rt__retry_later(rt, r->id))
                 rt__complete_id(rt, r->id, r->status, NULL);
             continue;
         }
@@ -400,10 +383,10 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
     }
     if (u->role_changed)
         role_changed(rt, u);
-    rt__sync_peers(rt);
+    sync_peers(rt);
 }
 
-uint64_t rt__boottime_ns(void)
+static uint64_t boottime_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -428,7 +411,7 @@ static int step_core(struct raft_runtime *rt, const struct raft_event *e, struct
 #define LEASE_CATCH_UP_ELECTIONS 4
 static void catch_up_ticks(struct raft_runtime *rt)
 {
-    uint64_t now = rt__boottime_ns(), period = (uint64_t)rt->tick_ms * 1000000u;
+    uint64_t now = boottime_ns(), period = (uint64_t)rt->tick_ms * 1000000u;
     uint64_t due = (now - rt->ticked_ns) / period;
     uint64_t cap = (uint64_t)LEASE_CATCH_UP_ELECTIONS * rt->cfg.options.election_ticks;
     rt->ticked_ns = due > cap ? now : rt->ticked_ns + due * period;
@@ -461,12 +444,12 @@ static void stop_taking_part(struct raft_runtime *rt, int error)
     rt->error = error == RAFT_ENOMEM ? RAFT_ESTORAGE : error;
     rt__log(rt, RAFT_LOG_ERROR, "this node stops taking part in the cluster: %s; restart it",
             raft_strerror(rt->error));
-    rt__update_status(rt);
+    update_status(rt);
     rt__fail_all(rt, rt->error);
 }
 /* --- the loop's callbacks ------------------------------------------------------------------- */
 
-void rt__events_cb(struct rt_work *w)
+static void events_cb(struct rt_work *w)
 {
     struct raft_runtime *rt = w->data;
     struct rfs_queue q = {0};
@@ -537,42 +520,7 @@ void rt__events_cb(struct rt_work *w)
     }
 }
 
-static void expire(struct raft_runtime *rt)
-{
-    uint64_t now = rt__loop_now(rt->loop);
-    struct rt_req *expired = NULL, **tail = &expired;
-    pthread_mutex_lock(&rt->lock);
-    for (struct rt_req *r = rt->requests.first, *next; r != NULL; r = next) {
-        next = r->next;
-        if (r->deadline > now || r->is_remote || r->is_posted)
-            continue;
-        rt__table_remove(&rt->requests, r);
-        *tail = r; /* oldest first */
-        tail = &r->next;
-    }
-    pthread_mutex_unlock(&rt->lock);
-    while (expired != NULL) {
-        struct rt_req *r = expired;
-        expired = r->next;
-        int status;
-        if (r->is_verifying) {
-            /* The checkpoint was applied: answer with the digests gathered so far. */
-            struct raft_apply_result result = {.data = r->verify, .len = sizeof *r->verify};
-            r->verify = NULL;
-            rt__complete(rt, r, 0, &result);
-            continue;
-        }
-        if (!r->is_submitted)
-            status = RAFT_ENOTLEADER; /* never sent anywhere: no leader was known */
-        else if (r->is_leadership_lost)
-            status = RAFT_ELEADERSHIPLOST;
-        else
-            status = RAFT_ETIMEDOUT;
-        rt__complete(rt, r, status, NULL);
-    }
-}
-
-void rt__tick_cb(struct rt_timer *t)
+static void tick_cb(struct rt_timer *t)
 {
     struct raft_runtime *rt = t->data;
     if (rt->error == 0) {
@@ -580,9 +528,9 @@ void rt__tick_cb(struct rt_timer *t)
         step(rt, &e, NULL);
     }
     if (++rt->ticks % DEADLINE_EVERY == 0) {
-        expire(rt);
+        rt__expire(rt);
         rt__verify_retry(rt);
-        rt__update_status(rt);
+        update_status(rt);
         /* Requests put back by retry_later while a leader was known: this bounds how often
          * one that a stale leader keeps refusing is sent. */
         if (rt->error == 0 && raft_leader(rt->core) != 0)
@@ -636,7 +584,7 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
     int status = (int)rfs_get_le32(p + 8);
     if (status != 0) {
         /* RAFT_ENOTLEADER: the receiver appended nothing, so sending it again is safe. */
-        if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+        if (status != RAFT_ENOTLEADER || !rt__retry_later(rt, id))
             rt__complete_id(rt, id, status, NULL);
         return;
     }
@@ -730,7 +678,7 @@ void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
             uint64_t id = rfs_get_le64(payload);
             int status = (int)rfs_get_le32(payload + 8);
             /* Refused as not the leader: nothing was started there. */
-            if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+            if (status != RAFT_ENOTLEADER || !rt__retry_later(rt, id))
                 rt__complete_id(rt, id, status, NULL);
         }
         break;
@@ -738,6 +686,18 @@ void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
     case RAFT__FRAME_DIGEST_RESP: rt__verify_recv(rt, from, type, payload, len); break;
     default: break;
     }
+}
+
+int rt__loop_prepare(struct raft_runtime *rt)
+{
+    rt->events_work.cb = events_cb;
+    rt->events_work.data = rt;
+    sync_peers(rt);
+    update_status(rt);
+    rt__timer_init(&rt->tick);
+    rt->tick.data = rt;
+    rt->ticked_ns = boottime_ns();
+    return rt__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb);
 }
 
 /* --- submitting requests (loop thread) ------------------------------------------------------ */

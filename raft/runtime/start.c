@@ -316,8 +316,6 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     }
     if (rt->cfg.options.election_ticks == 0)
         raft_options_default(&rt->cfg.options, cfg->id);
-    rt->events_work.cb = rt__events_cb;
-    rt->events_work.data = rt;
 
     int rv = RAFT_ESTORAGE;
     char msg[256];
@@ -392,13 +390,7 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
             goto err;
         }
     }
-    rt__sync_peers(rt);
-    rt__update_status(rt);
-
-    rt__timer_init(&rt->tick);
-    rt->tick.data = rt;
-    rt->ticked_ns = rt__boottime_ns();
-    if ((rv = rt__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, rt__tick_cb)) != 0)
+    if ((rv = rt__loop_prepare(rt)) != 0)
         goto err;
     if ((rv = rt__worker_start(&rt->writer, rt__writer_main, rt)) != 0)
         goto err;
