@@ -133,6 +133,12 @@ static int restore(void *ctx, struct store_snapshot_dir *sd, uint64_t index, uin
     return store_fsm_restore(rep->fsm, sd, index, term);
 }
 
+static void errmsg(void *ctx, char *buf, size_t len)
+{
+    struct fs_replica *rep = ctx;
+    store_fsm_errmsg(rep->fsm, buf, len);
+}
+
 static int digest(void *ctx, uint8_t out[RAFT_DIGEST_SIZE])
 {
     _Static_assert(RAFT_DIGEST_SIZE == STORE_FSM_DIGEST_SIZE, "one digest size");
@@ -177,4 +183,5 @@ void fs_replica_fsm(struct fs_replica *rep, struct raft_fsm *out)
     out->snapshot = snapshot;
     out->restore = restore;
     out->digest = digest;
+    out->errmsg = errmsg;
 }

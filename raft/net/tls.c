@@ -724,11 +724,6 @@ enum raft__tls_io raft__tls_write(struct raft__tls_conn *c, const void *buf, siz
     return classify(c, rv, errno, "TLS write");
 }
 
-bool raft__tls_has_pending(const struct raft__tls_conn *c)
-{
-    return SSL_has_pending(c->ssl) == 1;
-}
-
 const char *raft__tls_conn_error(const struct raft__tls_conn *c)
 {
     return c->error;

@@ -94,10 +94,6 @@ enum raft__tls_io raft__tls_read(struct raft__tls_conn *c, void *buf, size_t len
  * buffer may move but its contents must not change. */
 enum raft__tls_io raft__tls_write(struct raft__tls_conn *c, const void *buf, size_t len, size_t *n);
 
-/* Does the connection hold decrypted or undecrypted bytes that the kernel no longer shows as
- * readable? Then read again without waiting for the socket. */
-bool raft__tls_has_pending(const struct raft__tls_conn *c);
-
 /* The node ID the verified peer certificate names (see the top of this file). Returns 0, or
  * RAFT_ETLS with the reason in raft__tls_conn_error: no certificate, no node name, or names of
  * different nodes. Only after the handshake completed. */

@@ -71,8 +71,8 @@ struct conn {
     bool is_closed;
     enum conn_state state;
     int fd;
-    struct raft__watch watch;
-    struct raft__timer setup_timer;
+    struct rt_watch watch;
+    struct rt_timer setup_timer;
     struct raft__tls_conn *tls;
     enum raft__tls_io handshake_want;
     uint64_t cert_id; /* inbound: the node the peer certificate names */
@@ -104,10 +104,10 @@ struct chan {
     size_t limit;
     struct conn *out;
     struct conn *in;
-    struct raft__timer retry; /* reconnect */
-    struct raft__timer delay; /* the delay fault's wake-up */
-    unsigned backoff;         /* ms, the next reconnect delay before jitter */
-    unsigned failures;        /* consecutive failed dials, to keep the log quiet */
+    struct rt_timer retry; /* reconnect */
+    struct rt_timer delay; /* the delay fault's wake-up */
+    unsigned backoff;      /* ms, the next reconnect delay before jitter */
+    unsigned failures;     /* consecutive failed dials, to keep the log quiet */
 };
 
 struct peer {
@@ -130,7 +130,7 @@ struct fault {
 };
 
 struct raft__transport {
-    struct raft__loop *loop;
+    struct rt_loop *loop;
     uint64_t id;
     char cluster_id[RAFT__CLUSTER_ID_MAX + 1];
     size_t cluster_len;
@@ -147,15 +147,14 @@ struct raft__transport {
 
     int listen_fd;
     unsigned port;
-    struct raft__watch listen_watch;
-    struct raft__timer listen_pause;
+    struct rt_watch listen_watch;
+    struct rt_timer listen_pause;
 
     struct peer *peers;
     struct conn *conns;
     struct fault *faults;
     struct conn *dead;
-    struct peer *dead_peers;
-    struct raft__timer reaper;
+    struct rt_timer reaper;
     struct raft__transport_stats stats;
 };
 
@@ -243,7 +242,7 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *out, size_t
 
 /* --- logging ---------------------------------------------------------------------------------- */
 
-static void vlog_line(struct raft__transport *t, enum raft__log_level level, const char *prefix,
+static void vlog_line(struct raft__transport *t, enum raft_log_level level, const char *prefix,
                       const char *fmt, va_list ap)
 {
     if (t->log == NULL)
@@ -255,10 +254,10 @@ static void vlog_line(struct raft__transport *t, enum raft__log_level level, con
     t->log(t->data, level, line);
 }
 
-static void tlog(struct raft__transport *t, enum raft__log_level level, const char *fmt, ...)
+static void tlog(struct raft__transport *t, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void tlog(struct raft__transport *t, enum raft__log_level level, const char *fmt, ...)
+static void tlog(struct raft__transport *t, enum raft_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -266,11 +265,11 @@ static void tlog(struct raft__transport *t, enum raft__log_level level, const ch
     va_end(ap);
 }
 
-static void conn_log(struct conn *c, enum raft__log_level level, const char *fmt, ...)
+static void conn_log(struct conn *c, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Lines about a connection name the peer, the channel, the direction and the address. */
-static void conn_log(struct conn *c, enum raft__log_level level, const char *fmt, ...)
+static void conn_log(struct conn *c, enum raft_log_level level, const char *fmt, ...)
 {
     char prefix[160];
     if (c->peer != NULL)
@@ -345,12 +344,12 @@ static void chan_pop(struct chan *ch)
     free(f);
 }
 
-static void on_retry(struct raft__timer *timer)
+static void on_retry(struct rt_timer *timer)
 {
     dial(timer->data);
 }
 
-static void on_delay(struct raft__timer *timer)
+static void on_delay(struct rt_timer *timer)
 {
     struct chan *ch = timer->data;
     if (ch->out != NULL)
@@ -364,8 +363,8 @@ static void schedule_dial(struct chan *ch)
     uint64_t delay = b / 2 + next_random(t) % (b / 2 + 1); /* "equal jitter": [b/2, b] */
     ch->backoff = b >= t->backoff_max / 2 ? t->backoff_max : b * 2;
     ch->retry.data = ch;
-    if (raft__timer_start(t->loop, &ch->retry, delay, 0, on_retry) != 0)
-        tlog(t, RAFT__LOG_ERROR, "peer %" PRIu64 " %s: out of memory arming the reconnect timer",
+    if (rt__timer_start(t->loop, &ch->retry, delay, 0, on_retry) != 0)
+        tlog(t, RAFT_LOG_ERROR, "peer %" PRIu64 " %s: out of memory arming the reconnect timer",
              ch->peer->id, raft__channel_name(ch->id));
 }
 
@@ -382,8 +381,8 @@ static struct peer *peer_new(struct raft__transport *t, uint64_t id)
         ch->id = (enum raft__channel)i;
         ch->limit = t->queue_limit[i];
         ch->backoff = t->backoff_min;
-        raft__timer_init(&ch->retry);
-        raft__timer_init(&ch->delay);
+        rt__timer_init(&ch->retry);
+        rt__timer_init(&ch->delay);
         ch->delay.data = ch;
     }
     p->next = t->peers;
@@ -393,7 +392,7 @@ static struct peer *peer_new(struct raft__transport *t, uint64_t id)
 
 /* --- connections: life cycle ------------------------------------------------------------------ */
 
-static void on_reap(struct raft__timer *timer)
+static void on_reap(struct rt_timer *timer)
 {
     struct raft__transport *t = timer->data;
     while (t->dead != NULL) {
@@ -401,11 +400,6 @@ static void on_reap(struct raft__timer *timer)
         t->dead = c->next;
         free(c->payload); /* kept until now: a receive callback may have closed c */
         free(c);
-    }
-    while (t->dead_peers != NULL) {
-        struct peer *p = t->dead_peers;
-        t->dead_peers = p->next;
-        free(p);
     }
 }
 
@@ -421,8 +415,8 @@ static void conn_close(struct conn *c, bool keep_queue)
     if (ch != NULL && ch->out == c && !keep_queue)
         chan_discard(ch); /* before c->write_off goes: a pinned head is dropped below */
     c->is_closed = true;
-    raft__watch_stop(&c->watch);
-    raft__timer_stop(&c->setup_timer);
+    rt__watch_stop(&c->watch);
+    rt__timer_stop(&c->setup_timer);
     raft__tls_conn_free(c->tls);
     c->tls = NULL;
     close(c->fd);
@@ -439,7 +433,7 @@ static void conn_close(struct conn *c, bool keep_queue)
         t->stats.pending_handshakes--;
     if (ch != NULL && ch->out == c) {
         ch->out = NULL;
-        raft__timer_stop(&ch->delay);
+        rt__timer_stop(&ch->delay);
         if (!keep_queue && ch->head != NULL) {
             ch->peer->stats.frames_dropped++;
             chan_pop(ch); /* the head that was pinned to c */
@@ -449,7 +443,7 @@ static void conn_close(struct conn *c, bool keep_queue)
     }
     if (ch != NULL && ch->in == c)
         ch->in = NULL;
-    raft__timer_start(t->loop, &t->reaper, 0, 0, on_reap);
+    rt__timer_start(t->loop, &t->reaper, 0, 0, on_reap);
 }
 
 static void conn_fail(struct conn *c, enum failure kind, const char *fmt, ...)
@@ -465,12 +459,12 @@ static void conn_fail(struct conn *c, enum failure kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    enum raft__log_level level = RAFT__LOG_WARN;
+    enum raft_log_level level = RAFT_LOG_WARN;
     struct chan *ch = c->peer ? &c->peer->ch[c->ch] : NULL;
     if (kind == FAIL_SETUP && c->is_outbound && ch != NULL && ch->failures++ > 0)
-        level = RAFT__LOG_DEBUG; /* a peer that stays down: only its first failure is a warning */
+        level = RAFT_LOG_DEBUG; /* a peer that stays down: only its first failure is a warning */
     if (kind == FAIL_IO)
-        level = RAFT__LOG_INFO;
+        level = RAFT_LOG_INFO;
     const char *what = kind == FAIL_SETUP ? "connection set-up failed" : "closed";
     conn_log(c, level, "%s: %s", what, reason);
     if (kind == FAIL_PROTOCOL && c->peer != NULL)
@@ -482,7 +476,7 @@ static void conn_fail(struct conn *c, enum failure kind, const char *fmt, ...)
     conn_close(c, false);
 }
 
-static void on_setup_timeout(struct raft__timer *timer)
+static void on_setup_timeout(struct rt_timer *timer)
 {
     struct conn *c = timer->data;
     static const char *const names[] = {"TCP connect", "TLS handshake", "HELLO", "ready"};
@@ -490,7 +484,7 @@ static void on_setup_timeout(struct raft__timer *timer)
               names[c->state]);
 }
 
-static void on_conn_event(struct raft__watch *w, unsigned events);
+static void on_conn_event(struct rt_watch *w, unsigned events);
 
 static void set_socket_options(int fd)
 {
@@ -520,12 +514,12 @@ static struct conn *conn_new(struct raft__transport *t, int fd, bool is_outbound
     c->fd = fd;
     c->is_outbound = is_outbound;
     c->state = state;
-    raft__timer_init(&c->setup_timer);
+    rt__timer_init(&c->setup_timer);
     c->watch.data = c;
     c->setup_timer.data = c;
-    if (raft__watch_start(t->loop, &c->watch, fd, events, on_conn_event) != 0 ||
-        raft__timer_start(t->loop, &c->setup_timer, t->setup_timeout, 0, on_setup_timeout) != 0) {
-        raft__watch_stop(&c->watch);
+    if (rt__watch_start(t->loop, &c->watch, fd, events, on_conn_event) != 0 ||
+        rt__timer_start(t->loop, &c->setup_timer, t->setup_timeout, 0, on_setup_timeout) != 0) {
+        rt__watch_stop(&c->watch);
         close(fd);
         free(c);
         return NULL;
@@ -544,20 +538,20 @@ static void dial(struct chan *ch)
     struct raft__transport *t = p->t;
     if (ch->out != NULL || !p->has_address)
         return;
-    raft__timer_stop(&ch->retry);
+    rt__timer_stop(&ch->retry);
     int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        tlog(t, RAFT__LOG_WARN, "peer %" PRIu64 " %s: socket: %s", p->id,
-             raft__channel_name(ch->id), strerror(errno));
+        tlog(t, RAFT_LOG_WARN, "peer %" PRIu64 " %s: socket: %s", p->id, raft__channel_name(ch->id),
+             strerror(errno));
         schedule_dial(ch);
         return;
     }
     set_socket_options(fd);
     int rv = connect(fd, (const struct sockaddr *)&p->sa, p->salen);
     int err = errno;
-    struct conn *c = conn_new(t, fd, true, CONN_CONNECTING, RAFT__LOOP_WRITE);
+    struct conn *c = conn_new(t, fd, true, CONN_CONNECTING, RT_LOOP_WRITE);
     if (c == NULL) {
-        tlog(t, RAFT__LOG_ERROR, "peer %" PRIu64 " %s: out of memory for a connection", p->id,
+        tlog(t, RAFT_LOG_ERROR, "peer %" PRIu64 " %s: out of memory for a connection", p->id,
              raft__channel_name(ch->id));
         schedule_dial(ch);
         return;
@@ -618,12 +612,12 @@ static void hello_inbound(struct conn *c, const uint8_t *p, uint32_t len)
             conn_fail(c, FAIL_IO, "out of memory for peer %" PRIu64, id);
             return;
         }
-        tlog(t, RAFT__LOG_INFO,
+        tlog(t, RAFT_LOG_INFO,
              "peer %" PRIu64 " connected but has no address here: receive-only until added", id);
     }
     struct chan *ch = &peer->ch[channel];
     if (ch->in != NULL) {
-        conn_log(ch->in, RAFT__LOG_INFO, "replaced by a new connection from %s", c->remote);
+        conn_log(ch->in, RAFT_LOG_INFO, "replaced by a new connection from %s", c->remote);
         conn_close(ch->in, true);
     }
     c->peer = peer;
@@ -631,9 +625,9 @@ static void hello_inbound(struct conn *c, const uint8_t *p, uint32_t len)
     ch->in = c;
     c->state = CONN_READY;
     t->stats.pending_handshakes--;
-    raft__timer_stop(&c->setup_timer);
+    rt__timer_stop(&c->setup_timer);
     hello_prepare(c);
-    conn_log(c, RAFT__LOG_DEBUG, "accepted");
+    conn_log(c, RAFT_LOG_DEBUG, "accepted");
 }
 
 static void hello_outbound(struct conn *c, const uint8_t *p, uint32_t len)
@@ -649,10 +643,10 @@ static void hello_outbound(struct conn *c, const uint8_t *p, uint32_t len)
         return;
     }
     c->state = CONN_READY;
-    raft__timer_stop(&c->setup_timer);
+    rt__timer_stop(&c->setup_timer);
     c->peer->stats.connects++;
     ch->backoff = c->t->backoff_min;
-    conn_log(c, ch->failures > 0 ? RAFT__LOG_INFO : RAFT__LOG_DEBUG, "connected");
+    conn_log(c, ch->failures > 0 ? RAFT_LOG_INFO : RAFT_LOG_DEBUG, "connected");
     ch->failures = 0;
 }
 
@@ -758,7 +752,7 @@ static void conn_read(struct conn *c)
     size_t budget = READ_BUDGET;
     while (!c->is_closed) {
         if (budget == 0) {
-            raft__watch_feed(&c->watch, RAFT__LOOP_READ); /* TLS may hold bytes epoll cannot see */
+            rt__watch_feed(&c->watch, RT_LOOP_READ); /* TLS may hold bytes epoll cannot see */
             return;
         }
         uint8_t *dst;
@@ -825,10 +819,10 @@ static const uint8_t *next_bytes(struct conn *c, size_t *len)
     struct frame *f = ch->head;
     if (f == NULL)
         return NULL;
-    uint64_t now = raft__loop_now(c->t->loop);
+    uint64_t now = rt__loop_now(c->t->loop);
     if (c->write_off == 0 && !c->is_write_retry && f->not_before > now) {
-        if (!raft__timer_is_active(&ch->delay))
-            raft__timer_start(c->t->loop, &ch->delay, f->not_before - now, 0, on_delay);
+        if (!rt__timer_is_active(&ch->delay))
+            rt__timer_start(c->t->loop, &ch->delay, f->not_before - now, 0, on_delay);
         return NULL;
     }
     *len = f->size - c->write_off;
@@ -874,15 +868,15 @@ static void conn_update(struct conn *c)
 {
     if (c->is_closed)
         return;
-    unsigned events = RAFT__LOOP_READ;
+    unsigned events = RT_LOOP_READ;
     size_t len;
     if (c->state == CONN_CONNECTING)
-        events = RAFT__LOOP_WRITE;
+        events = RT_LOOP_WRITE;
     else if (c->state == CONN_HANDSHAKE)
-        events = c->handshake_want == RAFT__TLS_WANT_WRITE ? RAFT__LOOP_WRITE : RAFT__LOOP_READ;
+        events = c->handshake_want == RAFT__TLS_WANT_WRITE ? RT_LOOP_WRITE : RT_LOOP_READ;
     else if (c->is_write_retry ? !c->write_wants_read : next_bytes(c, &len) != NULL)
-        events |= RAFT__LOOP_WRITE;
-    if (raft__watch_set(&c->watch, events) != 0)
+        events |= RT_LOOP_WRITE;
+    if (rt__watch_set(&c->watch, events) != 0)
         conn_fail(c, FAIL_IO, "epoll_ctl: %s", strerror(errno));
 }
 
@@ -915,10 +909,10 @@ static void conn_handshake(struct conn *c)
     } else {
         c->cert_id = id;
     }
-    raft__watch_feed(&c->watch, RAFT__LOOP_READ); /* the HELLO may have come with the handshake */
+    rt__watch_feed(&c->watch, RT_LOOP_READ); /* the HELLO may have come with the handshake */
 }
 
-static void on_conn_event(struct raft__watch *w, unsigned events)
+static void on_conn_event(struct rt_watch *w, unsigned events)
 {
     struct conn *c = w->data;
     if (c->state == CONN_CONNECTING) {
@@ -941,9 +935,9 @@ static void on_conn_event(struct raft__watch *w, unsigned events)
     if (c->state == CONN_HANDSHAKE) {
         conn_handshake(c);
     } else {
-        if (events & (RAFT__LOOP_READ | RAFT__LOOP_ERROR))
+        if (events & (RT_LOOP_READ | RT_LOOP_ERROR))
             conn_read(c);
-        if (events & RAFT__LOOP_WRITE || (c->write_wants_read && events & RAFT__LOOP_READ))
+        if (events & RT_LOOP_WRITE || (c->write_wants_read && events & RT_LOOP_READ))
             conn_write(c);
     }
     /* Write whatever became ready (a HELLO to send or answer, or queued frames) at once. */
@@ -954,13 +948,13 @@ static void on_conn_event(struct raft__watch *w, unsigned events)
     conn_update(c);
 }
 
-static void listen_resume(struct raft__timer *timer)
+static void listen_resume(struct rt_timer *timer)
 {
     struct raft__transport *t = timer->data;
-    raft__watch_set(&t->listen_watch, RAFT__LOOP_READ);
+    rt__watch_set(&t->listen_watch, RT_LOOP_READ);
 }
 
-static void on_accept(struct raft__watch *w, unsigned events)
+static void on_accept(struct rt_watch *w, unsigned events)
 {
     (void)events;
     struct raft__transport *t = w->data;
@@ -974,17 +968,17 @@ static void on_accept(struct raft__watch *w, unsigned events)
                 return;
             /* Out of descriptors or memory: pause instead of spinning on a level-triggered
              * listener that stays readable. */
-            tlog(t, RAFT__LOG_ERROR, "accept: %s; pausing the listener for %d ms", strerror(errno),
+            tlog(t, RAFT_LOG_ERROR, "accept: %s; pausing the listener for %d ms", strerror(errno),
                  ACCEPT_PAUSE_MS);
-            raft__watch_set(&t->listen_watch, 0);
-            raft__timer_start(t->loop, &t->listen_pause, ACCEPT_PAUSE_MS, 0, listen_resume);
+            rt__watch_set(&t->listen_watch, 0);
+            rt__timer_start(t->loop, &t->listen_pause, ACCEPT_PAUSE_MS, 0, listen_resume);
             return;
         }
         t->stats.accepted++;
         char remote[REMOTE_MAX];
         format_sockaddr(&ss, remote, sizeof remote);
         if (t->stats.pending_handshakes >= MAX_PENDING_INBOUND) {
-            tlog(t, RAFT__LOG_WARN,
+            tlog(t, RAFT_LOG_WARN,
                  "inbound connection from %s: refused: %d connections are already setting up",
                  remote, MAX_PENDING_INBOUND);
             t->stats.refused++;
@@ -992,9 +986,9 @@ static void on_accept(struct raft__watch *w, unsigned events)
             continue;
         }
         set_socket_options(fd);
-        struct conn *c = conn_new(t, fd, false, CONN_HANDSHAKE, RAFT__LOOP_READ);
+        struct conn *c = conn_new(t, fd, false, CONN_HANDSHAKE, RT_LOOP_READ);
         if (c == NULL) {
-            tlog(t, RAFT__LOG_ERROR, "inbound connection from %s: out of memory", remote);
+            tlog(t, RAFT_LOG_ERROR, "inbound connection from %s: out of memory", remote);
             t->stats.refused++;
             continue;
         }
@@ -1023,7 +1017,7 @@ static int listen_on(struct raft__transport *t, const char *address)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
         int e = errno;
-        tlog(t, RAFT__LOG_ERROR, "listen on %s: %s", address, strerror(e));
+        tlog(t, RAFT_LOG_ERROR, "listen on %s: %s", address, strerror(e));
         close(fd);
         errno = e;
         return RAFT_EIO;
@@ -1033,7 +1027,7 @@ static int listen_on(struct raft__transport *t, const char *address)
     t->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
     t->listen_watch.data = t;
-    if (raft__watch_start(t->loop, &t->listen_watch, fd, RAFT__LOOP_READ, on_accept) != 0) {
+    if (rt__watch_start(t->loop, &t->listen_watch, fd, RT_LOOP_READ, on_accept) != 0) {
         close(fd);
         return RAFT_EIO;
     }
@@ -1041,7 +1035,7 @@ static int listen_on(struct raft__transport *t, const char *address)
     return 0;
 }
 
-int raft__transport_new(struct raft__loop *loop, const struct raft__transport_config *cfg,
+int raft__transport_new(struct rt_loop *loop, const struct raft__transport_config *cfg,
                         struct raft__transport **out)
 {
     size_t clen = cfg->cluster_id ? strlen(cfg->cluster_id) : 0;
@@ -1072,8 +1066,8 @@ int raft__transport_new(struct raft__loop *loop, const struct raft__transport_co
     t->log = cfg->log;
     t->data = cfg->data;
     t->listen_fd = -1;
-    raft__timer_init(&t->reaper);
-    raft__timer_init(&t->listen_pause);
+    rt__timer_init(&t->reaper);
+    rt__timer_init(&t->listen_pause);
     t->reaper.data = t;
     t->listen_pause.data = t;
     if (cfg->listen_address != NULL) {
@@ -1097,8 +1091,8 @@ void raft__transport_free(struct raft__transport *t)
         struct peer *p = t->peers;
         t->peers = p->next;
         for (int i = 0; i < RAFT__N_CHANNELS; i++) {
-            raft__timer_stop(&p->ch[i].retry);
-            raft__timer_stop(&p->ch[i].delay);
+            rt__timer_stop(&p->ch[i].retry);
+            rt__timer_stop(&p->ch[i].delay);
             while (p->ch[i].head != NULL)
                 chan_pop(&p->ch[i]);
         }
@@ -1109,11 +1103,11 @@ void raft__transport_free(struct raft__transport *t)
         t->faults = f->next;
         free(f);
     }
-    raft__timer_stop(&t->reaper);
-    raft__timer_stop(&t->listen_pause);
+    rt__timer_stop(&t->reaper);
+    rt__timer_stop(&t->listen_pause);
     on_reap(&t->reaper);
     if (t->listen_fd >= 0) {
-        raft__watch_stop(&t->listen_watch);
+        rt__watch_stop(&t->listen_watch);
         close(t->listen_fd);
     }
     free(t);
@@ -1150,43 +1144,16 @@ int raft__transport_peer_set(struct raft__transport *t, uint64_t id, const char 
     for (int i = 0; i < RAFT__N_CHANNELS; i++) {
         struct chan *ch = &p->ch[i];
         if (ch->out != NULL) {
-            conn_log(ch->out, RAFT__LOG_INFO, "address changed to %s", address);
+            conn_log(ch->out, RAFT_LOG_INFO, "address changed to %s", address);
             conn_close(ch->out, true);
         }
         if (had_address)
-            tlog(t, RAFT__LOG_INFO, "peer %" PRIu64 " %s: now at %s", id,
-                 raft__channel_name(ch->id), address);
+            tlog(t, RAFT_LOG_INFO, "peer %" PRIu64 " %s: now at %s", id, raft__channel_name(ch->id),
+                 address);
         ch->backoff = t->backoff_min;
         ch->failures = 0;
         dial(ch);
     }
-    return 0;
-}
-
-int raft__transport_peer_remove(struct raft__transport *t, uint64_t id)
-{
-    struct peer **pp = &t->peers;
-    while (*pp != NULL && (*pp)->id != id)
-        pp = &(*pp)->next;
-    struct peer *p = *pp;
-    if (p == NULL)
-        return RAFT_ENOTFOUND;
-    *pp = p->next;
-    p->has_address = false; /* no redial from conn_close */
-    for (int i = 0; i < RAFT__N_CHANNELS; i++) {
-        struct chan *ch = &p->ch[i];
-        if (ch->out != NULL)
-            conn_close(ch->out, false);
-        if (ch->in != NULL)
-            conn_close(ch->in, true);
-        raft__timer_stop(&ch->retry);
-        raft__timer_stop(&ch->delay);
-        while (ch->head != NULL)
-            chan_pop(ch);
-    }
-    p->next = t->dead_peers;
-    t->dead_peers = p;
-    raft__timer_start(t->loop, &t->reaper, 0, 0, on_reap);
     return 0;
 }
 
@@ -1224,8 +1191,8 @@ static void send_finish(struct raft__transport *t, struct chan *ch, struct frame
     f->not_before = 0;
     if (fault != NULL && fault->delay_ms > 0) {
         /* "At least delay_ms": the loop's cached time may lag, and it counts whole ms. */
-        raft__loop_update_time(t->loop);
-        f->not_before = raft__loop_now(t->loop) + fault->delay_ms + 1;
+        rt__loop_update_time(t->loop);
+        f->not_before = rt__loop_now(t->loop) + fault->delay_ms + 1;
     }
     if (ch->tail)
         ch->tail->next = f;
@@ -1235,7 +1202,7 @@ static void send_finish(struct raft__transport *t, struct chan *ch, struct frame
     ch->queued += f->size;
     if (ch->out != NULL)
         conn_update(ch->out);
-    else if (!raft__timer_is_active(&ch->retry))
+    else if (!rt__timer_is_active(&ch->retry))
         dial(ch);
 }
 
@@ -1305,7 +1272,7 @@ int raft__transport_fault_set(struct raft__transport *t, uint64_t peer, bool dro
         f->drop = drop;
         f->delay_ms = delay_ms;
     }
-    tlog(t, RAFT__LOG_INFO, "fault for peer %" PRIu64 ": %s, delay %u ms", peer,
+    tlog(t, RAFT_LOG_INFO, "fault for peer %" PRIu64 ": %s, delay %u ms", peer,
          drop ? "drop all traffic" : "deliver", delay_ms);
     return 0;
 }

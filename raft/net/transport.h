@@ -1,6 +1,6 @@
 /* The runtime's transport (internal to raft/): framed messages between nodes over mutual TLS,
- * driven by a raft__loop. docs/wire-format.md specifies the frames, the HELLO exchange and the
- * channels; this header is the API.
+ * driven by the runtime's loop (struct rt_loop). docs/wire-format.md specifies the frames, the
+ * HELLO exchange and the channels; this header is the API.
  *
  * Model. Each node dials the peers it sends to; a connection carries frames one way, from the
  * dialer to the acceptor (the acceptor writes only its HELLO answer). There are two outbound
@@ -15,7 +15,7 @@
  * and the dialer reconnects after a capped exponential backoff with jitter.
  *
  * Threads: a transport belongs to its loop's thread; every function here must be called there
- * (other threads post work with raft__loop_post). Callbacks run on the loop thread.
+ * (other threads post work with rt__loop_post). Callbacks run on the loop thread.
  *
  * Failure: a peer that breaks the protocol (bad magic, version, flags, type, CRC, length, or a
  * HELLO that does not match its certificate or the cluster) loses that connection, with one log
@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "raft/runtime/loop.h"
+#include "raft/runtime/runtime.h"
 #include "raft/raft.h"
 #include "raft/net/tls.h"
 
@@ -104,13 +105,6 @@ int raft__address_parse(const char *text, void *addr, unsigned *len);
 
 struct raft__transport;
 
-enum raft__log_level {
-    RAFT__LOG_ERROR = 1,
-    RAFT__LOG_WARN,
-    RAFT__LOG_INFO,
-    RAFT__LOG_DEBUG,
-};
-
 /* A frame arrived from the authenticated node `from` on channel ch. payload is borrowed for
  * the call. The callback may send, change peers and faults, but must not free the transport.
  * For RAFT frames the runtime decodes the message and must check that m.from == from: the
@@ -118,8 +112,8 @@ enum raft__log_level {
 typedef void (*raft__transport_recv_cb)(void *data, uint64_t from, enum raft__channel ch,
                                         uint8_t type, const uint8_t *payload, uint32_t len);
 
-/* One log line, without a trailing newline, borrowed for the call. */
-typedef void (*raft__transport_log_cb)(void *data, enum raft__log_level level, const char *line);
+/* One log line, without a trailing newline, borrowed for the call; at the runtime's levels. */
+typedef void (*raft__transport_log_cb)(void *data, enum raft_log_level level, const char *line);
 
 struct raft__transport_config {
     uint64_t id;                   /* this node, nonzero; must be the ID in tls's certificate */
@@ -141,7 +135,7 @@ struct raft__transport_config {
 /* Create a transport on loop and, if listen_address is set, listen on it (SO_REUSEADDR).
  * Returns 0, RAFT_EINVAL (bad configuration), RAFT_EADDR (bad listen address), RAFT_EIO (the
  * socket could not be bound: errno kept), RAFT_ENOMEM. Free with raft__transport_free. */
-int raft__transport_new(struct raft__loop *loop, const struct raft__transport_config *cfg,
+int raft__transport_new(struct rt_loop *loop, const struct raft__transport_config *cfg,
                         struct raft__transport **out);
 
 /* Close every connection and the listener, drop every queued frame, free t. Not from inside a
@@ -156,11 +150,6 @@ unsigned raft__transport_port(const struct raft__transport *t);
  * Connections are dialled at once. Returns 0, RAFT_EINVAL (id 0 or this node), RAFT_EADDR,
  * RAFT_ENOMEM. */
 int raft__transport_peer_set(struct raft__transport *t, uint64_t id, const char *address);
-
-/* Forget peer id: close its connections, drop its queues. Returns 0 or RAFT_ENOTFOUND. A
- * removed peer may still connect to us (it is authenticated by the CA and the cluster ID); it
- * then reappears without an address, receive-only, until raft__transport_peer_set. */
-int raft__transport_peer_remove(struct raft__transport *t, uint64_t id);
 
 /* Queue a frame of type (RAFT__FRAME_RAFT .. RAFT__FRAME_TYPE_MAX) with len bytes of payload
  * (copied) to peer `to` on channel ch. Returns 0 (queued, or silently dropped by a fault hook,

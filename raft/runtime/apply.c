@@ -18,15 +18,7 @@ void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id)
 
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a)
 {
-    a->next = NULL;
-    pthread_mutex_lock(&rt->apply_lock);
-    if (rt->applies_tail != NULL)
-        rt->applies_tail->next = a;
-    else
-        rt->applies = a;
-    rt->applies_tail = a;
-    pthread_cond_signal(&rt->apply_cond);
-    pthread_mutex_unlock(&rt->apply_lock);
+    rt__worker_push(&rt->apply, &a->link);
 }
 
 static void apply_free(struct rt_apply *a)
@@ -39,71 +31,51 @@ static void apply_free(struct rt_apply *a)
     free(a);
 }
 
-/* Completions found under the lock, run after it is released. */
-struct done_list {
-    struct rt_req *req;
-    int status;
-    struct raft_apply_result result;
-    struct done_list *next;
-};
-
-static void defer(struct done_list **list, struct rt_req *req, int status,
-                  struct raft_apply_result *result)
+/* Completions found under the lock, run after it is released: req, already out of the table,
+ * goes on *list through its own link (nothing to allocate, so nothing can fail). */
+static void defer(struct rt_req **list, struct rt_req *req, int status,
+                  const struct raft_apply_result *result)
 {
-    struct done_list *d = calloc(1, sizeof *d);
-    if (d == NULL) {
-        abort(); /* a request could never complete; better to stop loudly */
-    }
-    d->req = req;
-    d->status = status;
-    if (result != NULL)
-        d->result = *result;
-    d->next = *list;
-    *list = d;
+    req->done_status = status;
+    req->done_result = result != NULL ? *result : (struct raft_apply_result){0};
+    req->next = *list;
+    *list = req;
 }
 
 /* With rt->lock held: the state machine reached applied. Reads waiting for it complete, and so
  * does every proposal whose index is now applied by an entry that was not its own. */
-static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct done_list **list)
+static void advance_locked(struct raft_runtime *rt, uint64_t applied, struct rt_req **list)
 {
     atomic_store(&rt->applied, applied);
-    for (struct rt_req **p = &rt->requests; *p != NULL;) {
-        struct rt_req *req = *p;
-        int status = -1;
-        if (req->kind == RT_READ && req->is_read_waiting && req->read_index <= applied)
-            status = 0;
-        else if (rt__is_entry_req(req->kind) && req->verify == NULL && req->index != 0 &&
-                 req->index <= applied)
-            status = RAFT_ENOTAPPLIED;
-        if (status < 0) {
-            p = &req->next;
-            continue;
-        }
-        *p = req->next;
-        defer(list, req, status, NULL);
+    struct rt_req *req;
+    while ((req = rt__table_applied(&rt->requests, applied)) != NULL) {
+        rt__table_remove(&rt->requests, req);
+        defer(list, req, req->kind == RT_READ ? 0 : RAFT_ENOTAPPLIED, NULL);
     }
 }
 
-static void run_done(struct raft_runtime *rt, struct done_list *list)
+static void run_done(struct raft_runtime *rt, struct rt_req *list)
 {
     while (list != NULL) {
-        struct done_list *next = list->next;
-        rt__complete(rt, list->req, list->status, list->status == 0 ? &list->result : NULL);
-        free(list);
+        struct rt_req *next = list->next;
+        rt__complete(rt, list, list->done_status,
+                     list->done_status == 0 ? &list->done_result : NULL);
         list = next;
     }
 }
 
-static void fatal(struct raft_runtime *rt, const char *what, int rc)
+/* The apply thread cannot go on: say why (what failed, why), and the node stops taking part. */
+static void fatal(struct raft_runtime *rt, const char *what, const char *why)
 {
-    rt__log(rt, RAFT_LOG_ERROR,
-            "state machine: %s failed: %s; this node stops taking part until it is restarted", what,
-            rfs_strerror(rc));
-    struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
-    e->error = RAFT_ESTORAGE;
-    rt__post_event(rt, e);
+    rt__worker_fail(rt, &rt->apply, "state machine", what, why);
+}
+
+/* The state machine's own failure: its code (one of raftfs's) and what it says about it. */
+static void fsm_fatal(struct raft_runtime *rt, const char *what, int rc)
+{
+    char why[512];
+    rt__fsm_error(rt, rc, why, sizeof why);
+    fatal(rt, what, why);
 }
 
 static bool is_checkpoint_entry(const struct raft_entry *e)
@@ -122,8 +94,8 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
         free(results);
         free(view);
         free(ids);
-        fatal(rt, "allocating an apply batch", RFS_ENOMEM);
-        return RFS_ENOMEM;
+        fatal(rt, "allocating an apply batch", raft_strerror(RAFT_ENOMEM));
+        return RAFT_ENOMEM;
     }
     /* The state machine sees the proposer's bytes without the envelope; an entry with nothing
      * after its envelope is a barrier, which only advances the applied index, and so is a
@@ -171,14 +143,14 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
         free(results);
         free(view);
         free(ids);
-        fatal(rt, "applying entries", rc);
-        return rc;
+        fsm_fatal(rt, "applying entries", rc);
+        return RAFT_ESTORAGE;
     }
 
-    struct done_list *done = NULL;
+    struct rt_req *done = NULL;
     pthread_mutex_lock(&rt->lock);
     for (size_t i = 0; i < a->n; i++) {
-        struct rt_req *req = ids[i] ? rt__find_locked(rt, ids[i]) : NULL;
+        struct rt_req *req = ids[i] ? rt__table_find(&rt->requests, ids[i]) : NULL;
         if (req == NULL) {
             free(results[i].data); /* proposed elsewhere, or its proposer gave up */
             continue;
@@ -187,7 +159,7 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
             rt__verify_begin_locked(rt, req, a->entries[i].index);
             continue;
         }
-        rt__unlink_locked(rt, req);
+        rt__table_remove(&rt->requests, req);
         defer(&done, req, 0, &results[i]);
     }
     /* Completions by envelope come first, so a proposal applied in this batch is never taken
@@ -204,8 +176,10 @@ static int apply_entries(struct raft_runtime *rt, struct rt_apply *a)
 static void post_installed(struct raft_runtime *rt, uint64_t index, uint64_t term, int status)
 {
     struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
+    if (e == NULL) {
+        fatal(rt, "reporting a snapshot install", raft_strerror(RAFT_ENOMEM));
+        return;
+    }
     e->ev.type = RAFT_EVENT_SNAPSHOT_INSTALLED;
     e->ev.snapshot_installed.index = index;
     e->ev.snapshot_installed.term = term;
@@ -231,7 +205,7 @@ static void install(struct raft_runtime *rt, struct rt_apply *a)
     }
     struct rt_write *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        fatal(rt, "queueing a log reset", RFS_ENOMEM);
+        fatal(rt, "queueing a log reset", raft_strerror(RAFT_ENOMEM));
         return;
     }
     w->kind = RT_WRITE_RESET;
@@ -244,13 +218,13 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
 {
     int rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, a->index, a->term);
     if (rc != 0) {
-        fatal(rt, "restoring a snapshot", rc);
+        fsm_fatal(rt, "restoring a snapshot", rc);
         return;
     }
     atomic_fetch_add(&rt->stats.snapshots_installed, 1);
     rt__log(rt, RAFT_LOG_INFO, "installed snapshot %llu/%llu from the leader",
             (unsigned long long)a->index, (unsigned long long)a->term);
-    struct done_list *done = NULL;
+    struct rt_req *done = NULL;
     pthread_mutex_lock(&rt->lock);
     advance_locked(rt, a->index, &done);
     pthread_mutex_unlock(&rt->lock);
@@ -258,87 +232,69 @@ static void restore(struct raft_runtime *rt, struct rt_apply *a)
     post_installed(rt, a->index, a->term, 0);
 }
 
-/* Fold the runs of committed entries queued behind a into it, so that one state machine
- * transaction (and one sync) serves every commit the loop handed out meanwhile: under load the
- * core advances the commit index one acknowledgement at a time. */
-static void merge_entries(struct rt_apply *a)
+/* Fold the runs of committed entries queued behind a (at the head of q) into it, so that one
+ * state machine transaction (and one sync) serves every commit the loop handed out meanwhile:
+ * under load the core advances the commit index one acknowledgement at a time. */
+static void merge_entries(struct rt_apply *a, struct rfs_queue *q)
 {
-    while (a->next != NULL && a->next->kind == RT_APPLY_ENTRIES) {
-        struct rt_apply *b = a->next;
+    while (q->head != NULL) {
+        struct rt_apply *b = RFS_QUEUE_ITEM(q->head, struct rt_apply, link);
+        if (b->kind != RT_APPLY_ENTRIES)
+            return;
         struct raft_entry *e = realloc(a->entries, (a->n + b->n) * sizeof *e);
         if (e == NULL)
             return; /* apply what we have; b follows on its own */
         memcpy(e + a->n, b->entries, b->n * sizeof *e);
         a->entries = e;
         a->n += b->n;
-        a->next = b->next;
+        rfs_queue_pop(q);
         free(b->entries); /* the entries' data now belongs to a */
         free(b);
     }
 }
 
-static void *apply_main(void *arg)
+void *rt__apply_main(void *arg)
 {
     struct raft_runtime *rt = arg;
     bool is_failed = false;
-    for (;;) {
-        pthread_mutex_lock(&rt->apply_lock);
-        while (rt->applies == NULL && !rt->is_apply_stopping)
-            pthread_cond_wait(&rt->apply_cond, &rt->apply_lock);
-        struct rt_apply *a = rt->applies;
-        rt->applies = rt->applies_tail = NULL;
-        bool is_stopping = rt->is_apply_stopping;
-        pthread_mutex_unlock(&rt->apply_lock);
-        if (a == NULL && is_stopping)
-            break;
-        while (a != NULL) {
-            if (a->kind == RT_APPLY_ENTRIES)
-                merge_entries(a); /* before taking next: it frees what it folds in */
-            struct rt_apply *next = a->next;
+    struct rfs_queue q = {0};
+    while (rt__worker_take(&rt->apply, &q)) {
+        struct rfs_qlink *l;
+        while ((l = rfs_queue_pop(&q)) != NULL) {
+            struct rt_apply *a = RFS_QUEUE_ITEM(l, struct rt_apply, link);
             if (!is_failed) {
                 switch (a->kind) {
-                case RT_APPLY_ENTRIES: is_failed = apply_entries(rt, a) != 0; break;
+                case RT_APPLY_ENTRIES:
+                    merge_entries(a, &q);
+                    is_failed = apply_entries(rt, a) != 0;
+                    break;
                 case RT_APPLY_INSTALL: install(rt, a); break;
                 case RT_APPLY_RESTORE: restore(rt, a); break;
                 }
             }
             apply_free(a);
-            a = next;
         }
     }
     return NULL;
 }
 
-int rt__apply_start(struct raft_runtime *rt)
-{
-    if (pthread_create(&rt->apply_thread, NULL, apply_main, rt) != 0)
-        return RAFT_ENOMEM;
-    return 0;
-}
-
-void rt__apply_stop(struct raft_runtime *rt)
-{
-    pthread_mutex_lock(&rt->apply_lock);
-    rt->is_apply_stopping = true;
-    pthread_cond_signal(&rt->apply_cond);
-    pthread_mutex_unlock(&rt->apply_lock);
-    pthread_join(rt->apply_thread, NULL);
-}
-
-void rt__read_wait(struct raft_runtime *rt, struct rt_req *req)
+void rt__read_wait(struct raft_runtime *rt, uint64_t id, uint64_t read_index)
 {
     pthread_mutex_lock(&rt->lock);
-    if (rt__find_locked(rt, req->id) == NULL) {
+    struct rt_req *req = rt__table_find(&rt->requests, id);
+    if (req == NULL) {
         pthread_mutex_unlock(&rt->lock); /* completed meanwhile (deadline, shutdown) */
         return;
     }
-    if (atomic_load(&rt->applied) >= req->read_index) {
-        rt__unlink_locked(rt, req);
+    req->read_index = read_index;
+    if (atomic_load(&rt->applied) >= read_index) {
+        rt__table_remove(&rt->requests, req);
         pthread_mutex_unlock(&rt->lock);
         rt__complete(rt, req, 0, NULL);
         return;
     }
     req->is_read_waiting = true;
+    rt__table_update(&rt->requests, req);
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -349,9 +305,8 @@ static void *snapshot_main(void *arg)
     struct raft_runtime *rt = arg;
     struct store_snapshot_info info;
     int rc = rt->cfg.fsm.snapshot(rt->cfg.fsm.ctx, rt->snaps, &info);
-    struct rt_event *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        abort();
+    struct rt_event *e = rt->snapshot_taken; /* allocated with the thread */
+    rt->snapshot_taken = NULL;
     e->ev.type = RAFT_EVENT_SNAPSHOT_TAKEN;
     if (rc != 0) {
         char msg[256];
@@ -371,8 +326,16 @@ int rt__snapshot_start(struct raft_runtime *rt)
 {
     if (rt->has_snapshot_thread)
         return RAFT_EBUSY;
-    if (pthread_create(&rt->snapshot_thread, NULL, snapshot_main, rt) != 0)
+    /* The thread's answer is allocated now, so that the thread can always post it: the loop
+     * joins the thread when it arrives. */
+    rt->snapshot_taken = calloc(1, sizeof *rt->snapshot_taken);
+    if (rt->snapshot_taken == NULL)
         return RAFT_ENOMEM;
+    if (pthread_create(&rt->snapshot_thread, NULL, snapshot_main, rt) != 0) {
+        free(rt->snapshot_taken);
+        rt->snapshot_taken = NULL;
+        return RAFT_ENOMEM;
+    }
     rt->has_snapshot_thread = true;
     return 0;
 }

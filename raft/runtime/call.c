@@ -16,7 +16,7 @@ static void call_finish(struct rt_call *c, int status)
     pthread_mutex_unlock(&c->lock); /* c may be gone from here on */
 }
 
-static void call_cb(struct raft__work *w)
+static void call_cb(struct rt_work *w)
 {
     struct rt_call *c = w->data;
     struct raft_runtime *rt = c->rt;
@@ -50,7 +50,7 @@ static int call_on_loop(struct raft_runtime *rt, int (*fn)(struct raft_runtime *
         rt->calls = &c;
         /* Posted under rt->lock: raft_runtime_stop, which sets is_stopping under it too, frees
          * the loop only after this post. */
-        raft__loop_post(rt->loop, &c.work);
+        rt__loop_post(rt->loop, &c.work);
     }
     pthread_mutex_unlock(&rt->lock);
     int status = RAFT_ESHUTDOWN;

@@ -29,40 +29,45 @@
 #include "raft/net/transport.h"
 #include "store/logstore.h"
 #include "store/snapshot.h"
+#include "lib/heap.h"
+#include "lib/queue.h"
 
 /* Every COMMAND entry starts with this envelope: who proposed it, so that the node that did
  * completes its request when it applies the entry (docs/runtime.md, "Entry envelope"). */
 #define RT_ENVELOPE 16
 
-/* Digests of this many recent checkpoints are kept for peers that ask (runtime_verify.c). */
+/* Digests of this many recent checkpoints are kept for peers that ask (verify.c). */
 #define RT_CHECKPOINTS 16
 
+/* A request's deadline when the caller gives none, in ms. */
+#define RT_DEFAULT_TIMEOUT_MS 5000
+
+/* The numbers of RT_CHANGE and RT_TRANSFER travel in CTL frames (docs/wire-format.md). */
 enum rt_req_kind {
     RT_PROPOSE = 1,
-    RT_BARRIER,
-    RT_READ,
-    RT_CHANGE,
-    RT_TRANSFER,
-    RT_SNAPSHOT,
-    RT_VERIFY, /* a checkpoint entry, then the members' digests (runtime_verify.c) */
+    RT_READ = 3,
+    RT_CHANGE = 4,
+    RT_TRANSFER = 5,
+    RT_SNAPSHOT = 6,
+    RT_VERIFY = 7, /* a checkpoint entry, then the members' digests (verify.c) */
 };
 
 /* Requests that propose an entry (and count toward the pending bytes). */
 static inline bool rt__is_entry_req(enum rt_req_kind kind)
 {
-    return kind == RT_PROPOSE || kind == RT_BARRIER || kind == RT_VERIFY;
+    return kind == RT_PROPOSE || kind == RT_VERIFY;
 }
 
 /* A request from the API, alive from submission to completion. */
 struct rt_req {
-    struct raft__work work; /* posts it to the loop */
+    struct rt_work work; /* posts it to the loop */
     struct raft_runtime *rt;
     enum rt_req_kind kind;
     uint64_t id;
     raft_done_fn done;
     void *arg;
     uint64_t deadline; /* loop time, ms */
-    uint8_t *buf;      /* RT_PROPOSE, RT_BARRIER: envelope + command */
+    uint8_t *buf;      /* RT_PROPOSE, RT_VERIFY: envelope + command */
     size_t len;
     /* RT_CHANGE, RT_TRANSFER */
     enum raft_change_op op;
@@ -82,11 +87,30 @@ struct rt_req {
     bool is_remote;    /* a peer's change request executed here: answer with CTL_RESP */
     uint64_t origin;   /* is_remote: the peer */
     uint64_t peer_req; /* is_remote: its request id */
-    /* RT_VERIFY once its checkpoint is applied here: the answers so far (owned), and which
-     * members still owe one (bit i for verify->nodes[i]); protected by rt->lock */
+    /* RT_VERIFY: the answer, allocated with the request (owned until it is handed to done);
+     * once its checkpoint is applied here (is_verifying), the digests so far, and which members
+     * still owe one (bit i for verify->nodes[i]); protected by rt->lock */
     struct raft_runtime_verify *verify;
+    bool is_verifying;
     uint32_t verify_waiting;
-    struct rt_req *next; /* in rt->requests */
+    /* in rt->requests (table.c), protected by rt->lock */
+    bool is_in_table;
+    struct rt_req *hash_next;   /* chain of its bucket */
+    struct rt_req *prev, *next; /* the order of making; next is the remover's once out */
+    struct rfs_heap_node watch; /* among the watched requests, or in no heap */
+    uint64_t watch_index;       /* watched: the applied index that completes it */
+    /* out of the table, waiting on a list of the apply thread to be completed with these */
+    int done_status;
+    struct raft_apply_result done_result;
+};
+
+/* The pending requests (table.c). A zeroed struct is an empty table. */
+struct rt_table {
+    struct rt_req **buckets; /* chains by id; n_buckets is a power of two (or 0) */
+    size_t n_buckets;
+    size_t n;
+    struct rt_req *first, *last; /* oldest first */
+    struct rfs_heap watched;     /* by watch_index; room for n */
 };
 
 /* A call another thread makes on the loop thread and waits for (raft_runtime_set_faults).
@@ -94,7 +118,7 @@ struct rt_req {
  * finishes it (the loop, or raft_runtime_stop if the loop never ran it) touches nothing of the
  * runtime's once the caller may return. */
 struct rt_call {
-    struct raft__work work;
+    struct rt_work work;
     struct raft_runtime *rt;
     int (*fn)(struct raft_runtime *rt, void *arg); /* runs on the loop thread */
     void *arg;
@@ -113,7 +137,7 @@ enum rt_write_kind {
 };
 
 struct rt_frame {
-    struct rt_frame *next;
+    struct rfs_qlink link; /* in the queue of frames it travels with */
     uint64_t to;
     enum raft__channel channel;
     uint32_t len;
@@ -121,11 +145,12 @@ struct rt_frame {
 };
 
 struct rt_write {
-    struct rt_write *next;
+    struct rfs_qlink link; /* in the writer's queue */
     enum rt_write_kind kind;
     struct store_log_batch batch; /* RT_WRITE_LOG; entries and payloads owned */
     uint64_t index, term;         /* RESET, COMPACT */
-    struct rt_frame *held;        /* messages to send once durable */
+    struct rfs_queue held;        /* of rt_frame: messages to send once durable */
+    struct rt_event *persisted;   /* RT_WRITE_LOG: its report to the loop, made with it */
 };
 
 /* One item for the apply thread. */
@@ -136,7 +161,7 @@ enum rt_apply_kind {
 };
 
 struct rt_apply {
-    struct rt_apply *next;
+    struct rfs_qlink link; /* in the apply thread's queue */
     enum rt_apply_kind kind;
     struct raft_entry *entries; /* owned copies */
     size_t n;
@@ -161,11 +186,25 @@ struct rt_stats {
 
 /* A result of another thread for the loop: a core event to feed, or frames to send. */
 struct rt_event {
-    struct rt_event *next;
-    struct raft_event ev; /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
-    struct rt_frame *frames;
-    int error;              /* nonzero: a storage failure; the node stops taking part */
+    struct rfs_qlink link;   /* in rt->events */
+    struct raft_event ev;    /* PERSISTED, SNAPSHOT_TAKEN, SNAPSHOT_INSTALLED */
+    struct rfs_queue frames; /* of rt_frame, to send */
+    int error;               /* nonzero: a storage failure; the node stops taking part */
+    bool is_embedded;       /* a worker's failure report, part of its struct rt_worker: not freed */
     uint64_t snapshot_term; /* SNAPSHOT_TAKEN: the term of the snapshot's last entry */
+};
+
+/* A thread fed by a queue (worker.c): the log writer, the apply thread. */
+struct rt_worker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct rfs_queue queue; /* protected by lock */
+    bool is_stopping;       /* protected by lock */
+    /* Its failure report, ready so that a failure can always be reported; posted at most once,
+     * by the worker's thread. */
+    struct rt_event failed;
+    bool has_failed; /* worker's thread */
 };
 
 struct raft_runtime {
@@ -178,12 +217,12 @@ struct raft_runtime {
     struct store_snapshot_dir *snaps;
 
     /* loop thread */
-    struct raft__loop *loop;
+    struct rt_loop *loop;
     pthread_t loop_thread;
     struct raft__tls_ctx *tls;
     struct raft__transport *transport;
     struct raft *core;
-    struct raft__timer tick;
+    struct rt_timer tick;
     uint64_t conf_index_synced;           /* configuration the transport's peers reflect */
     struct store_snapshot_reader *reader; /* current snapshot, for chunks to followers */
     struct store_snapshot_receiver *receiver;
@@ -196,7 +235,7 @@ struct raft_runtime {
 
     /* shared */
     pthread_mutex_t lock;
-    struct rt_req *requests; /* pending, protected by lock */
+    struct rt_table requests; /* pending, protected by lock */
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t applied;      /* state machine applied index */
     struct raft_runtime_status status; /* copy for other threads, protected by lock */
@@ -207,25 +246,14 @@ struct raft_runtime {
 
     /* results of the writer, apply and snapshot threads for the loop */
     pthread_mutex_t events_lock;
-    struct rt_event *events, *events_tail;
-    struct raft__work events_work;
+    struct rfs_queue events; /* of rt_event, protected by events_lock */
+    struct rt_work events_work;
     bool is_events_posted;
 
-    /* writer thread */
-    pthread_t writer_thread;
-    pthread_mutex_t writer_lock;
-    pthread_cond_t writer_cond;
-    struct rt_write *writes, *writes_tail;
-    bool is_writer_stopping;
+    struct rt_worker writer; /* of rt_write */
+    struct rt_worker apply;  /* of rt_apply */
 
-    /* apply thread */
-    pthread_t apply_thread;
-    pthread_mutex_t apply_lock;
-    pthread_cond_t apply_cond;
-    struct rt_apply *applies, *applies_tail;
-    bool is_apply_stopping;
-
-    /* digests recorded at the last checkpoints applied (runtime_verify.c), protected by lock */
+    /* digests recorded at the last checkpoints applied (verify.c), protected by lock */
     struct rt_checkpoint {
         uint64_t index; /* 0: unused */
         int status;
@@ -236,27 +264,54 @@ struct raft_runtime {
     /* snapshot thread */
     pthread_t snapshot_thread;
     bool has_snapshot_thread;
+    struct rt_event *snapshot_taken; /* its answer, made before it starts; then the thread's */
 };
 
-/* runtime.c */
+/* requests.c */
 void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void rt__post_event(struct raft_runtime *rt, struct rt_event *e);
+/* Right after a call of the state machine failed with rc: its text and the state machine's
+ * own message (raft_fsm.errmsg), "storage is full (put inode 42: MDB_MAP_FULL)", into buf. */
+void rt__fsm_error(struct raft_runtime *rt, int rc, char *buf, size_t len);
 /* Remove request id from the table and complete it (status, result), if it is still there. */
 void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
                      struct raft_apply_result *result);
 void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
                   struct raft_apply_result *result);
-struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id);
-/* Remove req from rt->requests (rt->lock held); false if it was not there. */
-bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req);
+/* Complete every pending request with status. */
+void rt__fail_all(struct raft_runtime *rt, int status);
+/* Loop thread: a request refused because of a leadership change, with nothing done, waits
+ * for a leader and is sent again until its deadline. True if request id was put back; false
+ * if it is gone or past its deadline, and the caller completes it. */
+bool rt__retry_later(struct raft_runtime *rt, uint64_t id);
+/* Loop thread: complete the requests past their deadline. */
+void rt__expire(struct raft_runtime *rt);
+/* A new request of kind for an API call (not yet in the table): RAFT_ESHUTDOWN, RAFT_ENOMEM. */
+int rt__req_new(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
+                raft_done_fn done, void *arg, struct rt_req **out);
+/* Enter the table and hand to the loop: 0, and done will be called exactly once; or
+ * RAFT_ESHUTDOWN, RAFT_ENOMEM, and req is freed. */
+int rt__req_post(struct raft_runtime *rt, struct rt_req *req);
 
-/* The common part of raft_runtime_propose, _barrier and _verify: data (len bytes, copied)
+/* The common part of raft_runtime_propose and _verify: data (len bytes, copied)
  * after the envelope. */
 int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
                 unsigned timeout_ms, raft_done_fn done, void *arg);
 
-/* runtime_verify.c */
+/* runtime.c (loop thread) */
+/* Before the loop thread starts, with the core and the transport made: the transport's peers
+ * and the status copy follow the core, the tick timer runs, and events of other threads reach
+ * the loop. Returns 0 or RAFT_ENOMEM. */
+int rt__loop_prepare(struct raft_runtime *rt);
+void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
+                 const uint8_t *payload, uint32_t len);
+void rt__submit_cb(struct rt_work *w);
+void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
+/* Copy entries (the update's are borrowed) for another thread; NULL when out of memory. */
+struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n);
+
+/* verify.c */
 /* Whether a COMMAND entry's payload after the envelope (len bytes) is a checkpoint. */
 bool rt__is_checkpoint(const void *data, size_t len);
 /* Apply thread, after applying a checkpoint at index: record the state machine's digest. */
@@ -270,25 +325,60 @@ void rt__verify_recv(struct raft_runtime *rt, uint64_t from, uint8_t type, const
 /* Loop thread, now and then: ask again the members that had not applied the checkpoint yet. */
 void rt__verify_retry(struct raft_runtime *rt);
 
-/* runtime_stats.c */
+/* stats.c */
 uint64_t rt__now_us(void);
 void rt__hist_add(struct rt_histogram *h, uint64_t us);
 
-/* runtime_call.c */
+/* call.c */
 /* After the loop thread ended: calls it never ran fail with RAFT_ESHUTDOWN. */
 void rt__calls_fail(struct raft_runtime *rt);
 
-/* runtime_writer.c */
-int rt__writer_start(struct raft_runtime *rt);
-void rt__writer_stop(struct raft_runtime *rt);
-void rt__write(struct raft_runtime *rt, struct rt_write *w);
-void rt__frames_free(struct rt_frame *f);
+/* table.c, every function with rt->lock held */
+/* Enter r (not in a table). Returns 0 or RAFT_ENOMEM (r is not in the table). */
+int rt__table_insert(struct rt_table *t, struct rt_req *r);
+/* The request of that id, or NULL. */
+struct rt_req *rt__table_find(const struct rt_table *t, uint64_t id);
+/* Take r, which is in t, out of it. */
+void rt__table_remove(struct rt_table *t, struct rt_req *r);
+/* After a change to what makes r wait for the applied index (index, is_read_waiting,
+ * read_index, verify): watch it by the new value, or stop. Nothing if r is not in t. */
+void rt__table_update(struct rt_table *t, struct rt_req *r);
+/* A watched request that applied index completes (still in t), or NULL when none is left. */
+struct rt_req *rt__table_applied(const struct rt_table *t, uint64_t applied);
+/* Free t's arrays (its requests are the caller's). */
+void rt__table_free(struct rt_table *t);
 
-/* runtime_apply.c */
-int rt__apply_start(struct raft_runtime *rt);
-void rt__apply_stop(struct raft_runtime *rt);
+/* worker.c */
+/* Prepare w's lock and condition; rt__worker_destroy frees them (thread stopped or never
+ * started). */
+void rt__worker_init(struct rt_worker *w);
+void rt__worker_destroy(struct rt_worker *w);
+/* Run fn(arg) on w's thread. Returns 0 or RAFT_ENOMEM. */
+int rt__worker_start(struct rt_worker *w, void *(*fn)(void *), void *arg);
+/* Ask the thread to stop once its queue is empty, and join it. */
+void rt__worker_stop(struct rt_worker *w);
+/* Queue l for the thread (any thread). */
+void rt__worker_push(struct rt_worker *w, struct rfs_qlink *l);
+/* On w's thread: wait for items and move all of them to the end of out. False when w is
+ * stopping and nothing is left: the thread returns. */
+bool rt__worker_take(struct rt_worker *w, struct rfs_queue *out);
+/* On w's thread, which cannot go on: log "who: what failed: why" and have the node stop taking
+ * part (RAFT_ESTORAGE), without allocating. */
+void rt__worker_fail(struct raft_runtime *rt, struct rt_worker *w, const char *who,
+                     const char *what, const char *why);
+
+/* writer.c */
+void *rt__writer_main(void *arg);
+void rt__write(struct raft_runtime *rt, struct rt_write *w);
+/* Free every frame of q (left empty). */
+void rt__frames_free(struct rfs_queue *q);
+
+/* apply.c */
+void *rt__apply_main(void *arg);
 void rt__apply(struct raft_runtime *rt, struct rt_apply *a);
-void rt__read_wait(struct raft_runtime *rt, struct rt_req *req);
+/* Loop thread: read request id learnt its read index: complete it once the state machine
+ * applied that far (now, or in advance_locked). */
+void rt__read_wait(struct raft_runtime *rt, uint64_t id, uint64_t read_index);
 int rt__snapshot_start(struct raft_runtime *rt);
 void rt__snapshot_join(struct raft_runtime *rt);
 void rt__envelope_put(uint8_t *buf, uint64_t origin, uint64_t id);

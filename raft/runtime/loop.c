@@ -15,28 +15,25 @@
 
 #define MAX_EVENTS 64
 
-struct raft__loop {
+struct rt_loop {
     int epfd;
     int wakefd; /* eventfd; its epoll data is the loop itself */
     uint64_t now;
 
-    /* The batch epoll_wait returned, so raft__watch_stop can forget events of a watcher that
+    /* The batch epoll_wait returned, so rt__watch_stop can forget events of a watcher that
      * a callback stopped before its turn came. */
     struct epoll_event events[MAX_EVENTS];
     int n_events;
     int next_event;
 
-    struct raft__watch *fed_head; /* raft__watch_feed list, in feed order */
-    struct raft__watch *fed_tail;
+    struct rt_watch *fed_head; /* rt__watch_feed list, in feed order */
+    struct rt_watch *fed_tail;
 
-    struct raft__timer **heap; /* min-heap on (deadline, seq) */
-    size_t n_timers;
-    size_t cap_timers;
+    struct rfs_heap timers; /* of rt__timer, on (deadline, seq) */
     uint64_t timer_seq;
 
     pthread_mutex_t lock;
-    struct raft__work *posted_head; /* protected by lock */
-    struct raft__work *posted_tail; /* protected by lock */
+    struct rfs_queue posted; /* of rt__work, protected by lock */
     atomic_bool is_stopping;
 };
 
@@ -47,9 +44,17 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int raft__loop_new(struct raft__loop **out)
+/* Timers fire by deadline, and in start order for equal deadlines. */
+static bool timer_before(const struct rfs_heap_node *x, const struct rfs_heap_node *y)
 {
-    struct raft__loop *l = calloc(1, sizeof *l);
+    const struct rt_timer *a = RFS_HEAP_ITEM(x, struct rt_timer, node);
+    const struct rt_timer *b = RFS_HEAP_ITEM(y, struct rt_timer, node);
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+int rt__loop_new(struct rt_loop **out)
+{
+    struct rt_loop *l = calloc(1, sizeof *l);
     if (l == NULL)
         return RAFT_ENOMEM;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -64,6 +69,7 @@ int raft__loop_new(struct raft__loop **out)
     if (pthread_mutex_init(&l->lock, NULL) != 0)
         goto err_after_eventfd;
     atomic_init(&l->is_stopping, false);
+    rfs_heap_init(&l->timers, timer_before);
     l->now = monotonic_ms();
     *out = l;
     return 0;
@@ -77,30 +83,30 @@ err_after_alloc:
     return RAFT_EIO;
 }
 
-void raft__loop_free(struct raft__loop *l)
+void rt__loop_free(struct rt_loop *l)
 {
     if (l == NULL)
         return;
-    for (size_t i = 0; i < l->n_timers; i++)
-        l->heap[i]->heap_index = SIZE_MAX;
-    free(l->heap);
+    for (size_t i = 0; i < l->timers.n; i++)
+        l->timers.slots[i]->pos = SIZE_MAX;
+    rfs_heap_free(&l->timers);
     pthread_mutex_destroy(&l->lock);
     close(l->wakefd);
     close(l->epfd);
     free(l);
 }
 
-uint64_t raft__loop_now(const struct raft__loop *l)
+uint64_t rt__loop_now(const struct rt_loop *l)
 {
     return l->now;
 }
 
-void raft__loop_update_time(struct raft__loop *l)
+void rt__loop_update_time(struct rt_loop *l)
 {
     l->now = monotonic_ms();
 }
 
-static void wake(struct raft__loop *l)
+static void wake(struct rt_loop *l)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is already nonzero: the loop will wake anyway. */
@@ -108,26 +114,16 @@ static void wake(struct raft__loop *l)
     (void)n;
 }
 
-void raft__loop_stop(struct raft__loop *l)
+void rt__loop_stop(struct rt_loop *l)
 {
     atomic_store(&l->is_stopping, true);
     wake(l);
 }
 
-bool raft__loop_is_stopping(struct raft__loop *l)
+void rt__loop_post(struct rt_loop *l, struct rt_work *w)
 {
-    return atomic_load(&l->is_stopping);
-}
-
-void raft__loop_post(struct raft__loop *l, struct raft__work *w)
-{
-    w->next = NULL;
     pthread_mutex_lock(&l->lock);
-    if (l->posted_tail != NULL)
-        l->posted_tail->next = w;
-    else
-        l->posted_head = w;
-    l->posted_tail = w;
+    rfs_queue_push(&l->posted, &w->link);
     pthread_mutex_unlock(&l->lock);
     wake(l);
 }
@@ -136,12 +132,10 @@ void raft__loop_post(struct raft__loop *l, struct raft__work *w)
 
 static uint32_t epoll_bits(unsigned events)
 {
-    return ((events & RAFT__LOOP_READ) ? EPOLLIN : 0) |
-           ((events & RAFT__LOOP_WRITE) ? EPOLLOUT : 0);
+    return ((events & RT_LOOP_READ) ? EPOLLIN : 0) | ((events & RT_LOOP_WRITE) ? EPOLLOUT : 0);
 }
 
-int raft__watch_start(struct raft__loop *l, struct raft__watch *w, int fd, unsigned events,
-                      raft__watch_cb cb)
+int rt__watch_start(struct rt_loop *l, struct rt_watch *w, int fd, unsigned events, rt_watch_cb cb)
 {
     struct epoll_event ev = {.events = epoll_bits(events), .data.ptr = w};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -157,11 +151,11 @@ int raft__watch_start(struct raft__loop *l, struct raft__watch *w, int fd, unsig
     return 0;
 }
 
-int raft__watch_set(struct raft__watch *w, unsigned events)
+int rt__watch_set(struct rt_watch *w, unsigned events)
 {
     if (!w->is_active)
         return RAFT_EINVAL;
-    events &= RAFT__LOOP_READ | RAFT__LOOP_WRITE;
+    events &= RT_LOOP_READ | RT_LOOP_WRITE;
     if (events == w->events)
         return 0;
     struct epoll_event ev = {.events = epoll_bits(events), .data.ptr = w};
@@ -171,9 +165,9 @@ int raft__watch_set(struct raft__watch *w, unsigned events)
     return 0;
 }
 
-void raft__watch_feed(struct raft__watch *w, unsigned events)
+void rt__watch_feed(struct rt_watch *w, unsigned events)
 {
-    struct raft__loop *l = w->loop;
+    struct rt_loop *l = w->loop;
     if (!w->is_active)
         return;
     w->fed_events |= events;
@@ -188,11 +182,11 @@ void raft__watch_feed(struct raft__watch *w, unsigned events)
     l->fed_tail = w;
 }
 
-static void unfeed(struct raft__watch *w)
+static void unfeed(struct rt_watch *w)
 {
-    struct raft__loop *l = w->loop;
-    struct raft__watch *prev = NULL;
-    for (struct raft__watch *it = l->fed_head; it != NULL; prev = it, it = it->next_fed) {
+    struct rt_loop *l = w->loop;
+    struct rt_watch *prev = NULL;
+    for (struct rt_watch *it = l->fed_head; it != NULL; prev = it, it = it->next_fed) {
         if (it != w)
             continue;
         if (prev != NULL)
@@ -208,11 +202,11 @@ static void unfeed(struct raft__watch *w)
     w->next_fed = NULL;
 }
 
-void raft__watch_stop(struct raft__watch *w)
+void rt__watch_stop(struct rt_watch *w)
 {
     if (!w->is_active)
         return;
-    struct raft__loop *l = w->loop;
+    struct rt_loop *l = w->loop;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
     for (int i = l->next_event; i < l->n_events; i++)
         if (l->events[i].data.ptr == w)
@@ -224,118 +218,58 @@ void raft__watch_stop(struct raft__watch *w)
 
 /* --- timers ----------------------------------------------------------------------------------- */
 
-static bool timer_before(const struct raft__timer *a, const struct raft__timer *b)
-{
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void heap_place(struct raft__loop *l, size_t i, struct raft__timer *t)
-{
-    l->heap[i] = t;
-    t->heap_index = i;
-}
-
-static void heap_up(struct raft__loop *l, size_t i)
-{
-    struct raft__timer *t = l->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(t, l->heap[parent]))
-            break;
-        heap_place(l, i, l->heap[parent]);
-        i = parent;
-    }
-    heap_place(l, i, t);
-}
-
-static void heap_down(struct raft__loop *l, size_t i)
-{
-    struct raft__timer *t = l->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= l->n_timers)
-            break;
-        if (child + 1 < l->n_timers && timer_before(l->heap[child + 1], l->heap[child]))
-            child++;
-        if (!timer_before(l->heap[child], t))
-            break;
-        heap_place(l, i, l->heap[child]);
-        i = child;
-    }
-    heap_place(l, i, t);
-}
-
-static void heap_remove(struct raft__loop *l, struct raft__timer *t)
-{
-    size_t i = t->heap_index;
-    struct raft__timer *last = l->heap[--l->n_timers];
-    t->heap_index = SIZE_MAX;
-    if (last == t)
-        return;
-    heap_place(l, i, last);
-    heap_up(l, i);
-    heap_down(l, last->heap_index);
-}
-
-void raft__timer_init(struct raft__timer *t)
+void rt__timer_init(struct rt_timer *t)
 {
     t->loop = NULL;
-    t->heap_index = SIZE_MAX;
+    t->node.pos = SIZE_MAX;
 }
 
-bool raft__timer_is_active(const struct raft__timer *t)
+bool rt__timer_is_active(const struct rt_timer *t)
 {
-    return t->heap_index != SIZE_MAX;
+    return rfs_heap_contains(&t->node);
 }
 
-int raft__timer_start(struct raft__loop *l, struct raft__timer *t, uint64_t timeout_ms,
-                      uint64_t repeat_ms, raft__timer_cb cb)
+int rt__timer_start(struct rt_loop *l, struct rt_timer *t, uint64_t timeout_ms, uint64_t repeat_ms,
+                    rt_timer_cb cb)
 {
-    if (t->heap_index != SIZE_MAX && t->loop == l)
-        heap_remove(l, t);
-    if (l->n_timers == l->cap_timers) {
-        size_t cap = l->cap_timers ? 2 * l->cap_timers : 16;
-        struct raft__timer **heap = realloc(l->heap, cap * sizeof *heap);
-        if (heap == NULL) {
-            t->heap_index = SIZE_MAX;
-            return RAFT_ENOMEM;
-        }
-        l->heap = heap;
-        l->cap_timers = cap;
+    if (rfs_heap_contains(&t->node) && t->loop == l)
+        rfs_heap_remove(&l->timers, &t->node);
+    if (rfs_heap_reserve(&l->timers, l->timers.n + 1) != 0) {
+        t->node.pos = SIZE_MAX;
+        return RAFT_ENOMEM;
     }
     t->loop = l;
     t->deadline = l->now + timeout_ms;
     t->repeat = repeat_ms;
     t->seq = l->timer_seq++;
     t->cb = cb;
-    heap_place(l, l->n_timers++, t);
-    heap_up(l, t->heap_index);
+    rfs_heap_push(&l->timers, &t->node);
     return 0;
 }
 
-void raft__timer_stop(struct raft__timer *t)
+void rt__timer_stop(struct rt_timer *t)
 {
-    if (t->heap_index == SIZE_MAX)
+    if (!rfs_heap_contains(&t->node))
         return;
-    heap_remove(t->loop, t);
+    rfs_heap_remove(&t->loop->timers, &t->node);
 }
 
-static void run_timers(struct raft__loop *l)
+static void run_timers(struct rt_loop *l)
 {
     /* Timers started by a callback with a zero timeout wait for the next iteration, so a timer
      * that re-arms itself cannot keep this loop going forever. */
     uint64_t seq_limit = l->timer_seq;
-    while (l->n_timers > 0) {
-        struct raft__timer *t = l->heap[0];
+    struct rfs_heap_node *top;
+    while ((top = rfs_heap_top(&l->timers)) != NULL) {
+        struct rt_timer *t = RFS_HEAP_ITEM(top, struct rt_timer, node);
         if (t->deadline > l->now || t->seq >= seq_limit)
             break;
-        heap_remove(l, t);
+        rfs_heap_remove(&l->timers, top);
         if (t->repeat > 0) {
             /* Re-armed before the callback so the callback may stop or restart it. */
             t->deadline = l->now + t->repeat;
             t->seq = l->timer_seq++;
-            heap_place(l, l->n_timers++, t);
-            heap_up(l, t->heap_index);
+            rfs_heap_push(&l->timers, &t->node); /* its own slot, just freed */
         }
         t->cb(t);
     }
@@ -343,29 +277,29 @@ static void run_timers(struct raft__loop *l)
 
 /* --- running ---------------------------------------------------------------------------------- */
 
-static void run_posted(struct raft__loop *l)
+static void run_posted(struct rt_loop *l)
 {
     uint64_t counter;
     ssize_t n = read(l->wakefd, &counter, sizeof counter);
     (void)n;
+    struct rfs_queue q = {0};
     pthread_mutex_lock(&l->lock);
-    struct raft__work *w = l->posted_head;
-    l->posted_head = l->posted_tail = NULL;
+    rfs_queue_splice(&q, &l->posted);
     pthread_mutex_unlock(&l->lock);
-    while (w != NULL) {
-        struct raft__work *next = w->next;
+    struct rfs_qlink *link;
+    while ((link = rfs_queue_pop(&q)) != NULL) {
+        struct rt_work *w = RFS_QUEUE_ITEM(link, struct rt_work, link);
         w->cb(w);
-        w = next;
     }
 }
 
-static void run_fed(struct raft__loop *l)
+static void run_fed(struct rt_loop *l)
 {
     /* Only the watchers fed before this point: one fed again by its callback waits for the next
      * iteration, after the kernel's events had a turn. */
-    struct raft__watch *last = l->fed_tail;
+    struct rt_watch *last = l->fed_tail;
     while (l->fed_head != NULL) {
-        struct raft__watch *w = l->fed_head;
+        struct rt_watch *w = l->fed_head;
         bool is_last = w == last;
         unsigned events = w->fed_events;
         unfeed(w);
@@ -375,14 +309,14 @@ static void run_fed(struct raft__loop *l)
     }
 }
 
-int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
+int rt__loop_run_once(struct rt_loop *l, int timeout_ms)
 {
     int timeout = timeout_ms;
     if (l->fed_head != NULL || atomic_load(&l->is_stopping))
         timeout = 0;
-    if (l->n_timers > 0 && timeout != 0) {
-        raft__loop_update_time(l);
-        uint64_t due = l->heap[0]->deadline;
+    if (l->timers.n > 0 && timeout != 0) {
+        rt__loop_update_time(l);
+        uint64_t due = RFS_HEAP_ITEM(rfs_heap_top(&l->timers), struct rt_timer, node)->deadline;
         uint64_t wait = due > l->now ? due - l->now : 0;
         if (timeout < 0 || wait < (uint64_t)timeout)
             timeout = (int)(wait > 1000000 ? 1000000 : wait);
@@ -393,7 +327,7 @@ int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
             return RAFT_EIO;
         n = 0;
     }
-    raft__loop_update_time(l);
+    rt__loop_update_time(l);
     bool is_woken = false;
     l->n_events = n;
     for (l->next_event = 0; l->next_event < l->n_events;) {
@@ -404,10 +338,10 @@ int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
             is_woken = true;
             continue;
         }
-        struct raft__watch *w = ev->data.ptr;
-        unsigned events = ((ev->events & EPOLLIN) ? RAFT__LOOP_READ : 0) |
-                          ((ev->events & EPOLLOUT) ? RAFT__LOOP_WRITE : 0) |
-                          ((ev->events & (EPOLLERR | EPOLLHUP)) ? RAFT__LOOP_ERROR : 0);
+        struct rt_watch *w = ev->data.ptr;
+        unsigned events = ((ev->events & EPOLLIN) ? RT_LOOP_READ : 0) |
+                          ((ev->events & EPOLLOUT) ? RT_LOOP_WRITE : 0) |
+                          ((ev->events & (EPOLLERR | EPOLLHUP)) ? RT_LOOP_ERROR : 0);
         w->cb(w, events);
     }
     l->n_events = 0;
@@ -419,10 +353,10 @@ int raft__loop_run_once(struct raft__loop *l, int timeout_ms)
     return 0;
 }
 
-int raft__loop_run(struct raft__loop *l)
+int rt__loop_run(struct rt_loop *l)
 {
     while (!atomic_load(&l->is_stopping)) {
-        int rv = raft__loop_run_once(l, -1);
+        int rv = rt__loop_run_once(l, -1);
         if (rv != 0)
             return rv;
     }

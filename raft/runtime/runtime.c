@@ -1,135 +1,23 @@
-/* The runtime's loop thread and API: it starts the node from what is on disk, feeds the core
- * (ticks, messages, completions of the other threads), carries out each update, and turns API
- * calls into requests that complete exactly once. docs/runtime.md describes the whole. */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
+/* The runtime's loop thread and API: it feeds the core (ticks, messages, completions of the
+ * other threads), carries out each update, and turns API calls into requests that complete
+ * exactly once. start.c starts and stops the node, requests.c keeps the table of pending
+ * requests. docs/runtime.md describes the whole. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "raft/runtime/internal.h"
 #include "lib/le.h"
 #include "lib/error.h"
 
-#define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_TICK_MS    10
-#define DEFAULT_PENDING    ((size_t)64 << 20)
-#define DEADLINE_EVERY     5 /* ticks between scans for expired requests */
+#define DEADLINE_EVERY 5 /* ticks between scans for expired requests */
 
 /* Frames of the runtime's own (docs/wire-format.md, "Runtime frames"):
  *   FORWARD       the proposal as the leader should append it (envelope + command)
  *   FORWARD_RESP  u64 request id | u32 status | u64 index | u64 term
  *   CTL           u64 request id | u8 kind | u8 op | u64 server | u64 expect_index | u8 len | addr
  *   CTL_RESP      u64 request id | u32 status
- *   DIGEST, DIGEST_RESP: see runtime_verify.c */
-
-/* --- logging -------------------------------------------------------------------------------- */
-
-void rt__log(struct raft_runtime *rt, enum raft_log_level level, const char *fmt, ...)
-{
-    char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (rt->cfg.log != NULL)
-        rt->cfg.log(rt->cfg.log_ctx, level, text);
-    else
-        fprintf(stderr, "raft: %s\n", text);
-}
-
-static void transport_log(void *data, enum raft__log_level level, const char *line)
-{
-    static const enum raft_log_level map[] = {
-        [RAFT__LOG_ERROR] = RAFT_LOG_ERROR,
-        [RAFT__LOG_WARN] = RAFT_LOG_WARN,
-        [RAFT__LOG_INFO] = RAFT_LOG_INFO,
-        [RAFT__LOG_DEBUG] = RAFT_LOG_DEBUG,
-    };
-    rt__log(data, map[level], "transport: %s", line);
-}
-
-/* --- requests ------------------------------------------------------------------------------- */
-
-struct rt_req *rt__find_locked(struct raft_runtime *rt, uint64_t id)
-{
-    for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
-
-bool rt__unlink_locked(struct raft_runtime *rt, struct rt_req *req)
-{
-    for (struct rt_req **p = &rt->requests; *p != NULL; p = &(*p)->next)
-        if (*p == req) {
-            *p = req->next;
-            return true;
-        }
-    return false;
-}
-
-static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status);
-
-/* Complete a request already removed from the table. */
-void rt__complete(struct raft_runtime *rt, struct rt_req *req, int status,
-                  struct raft_apply_result *result)
-{
-    if (rt__is_entry_req(req->kind)) {
-        atomic_fetch_sub(&rt->pending_bytes, req->len);
-        /* A verify's time includes asking the members for digests: not a commit latency. */
-        if (status == 0 && req->kind != RT_VERIFY)
-            rt__hist_add(&rt->stats.commit, rt__now_us() - req->start_us);
-        else
-            atomic_fetch_add(&rt->stats.proposals_failed, 1);
-    }
-    if (req->is_remote) {
-        /* A peer's request executed here: the answer goes back over the network, from the
-         * loop thread only (the transport is the loop's). Others post it there. */
-        send_ctl_resp(rt, req->origin, req->peer_req, status);
-    } else if (req->done != NULL) {
-        req->done(req->arg, status, result);
-    } else if (result != NULL) {
-        free(result->data);
-    }
-    free(req->verify);
-    free(req->buf);
-    free(req);
-}
-
-void rt__complete_id(struct raft_runtime *rt, uint64_t id, int status,
-                     struct raft_apply_result *result)
-{
-    pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
-    if (req != NULL)
-        rt__unlink_locked(rt, req);
-    pthread_mutex_unlock(&rt->lock);
-    if (req != NULL)
-        rt__complete(rt, req, status, result);
-    else if (result != NULL)
-        free(result->data);
-}
-
-/* --- events from the other threads ---------------------------------------------------------- */
-
-void rt__post_event(struct raft_runtime *rt, struct rt_event *e)
-{
-    e->next = NULL;
-    pthread_mutex_lock(&rt->events_lock);
-    if (rt->events_tail != NULL)
-        rt->events_tail->next = e;
-    else
-        rt->events = e;
-    rt->events_tail = e;
-    bool is_posted = rt->is_events_posted;
-    rt->is_events_posted = true;
-    pthread_mutex_unlock(&rt->events_lock);
-    if (!is_posted)
-        raft__loop_post(rt->loop, &rt->events_work);
-}
+ *   DIGEST, DIGEST_RESP: see verify.c */
 
 /* --- carrying out updates ------------------------------------------------------------------- */
 
@@ -171,7 +59,6 @@ static struct rt_frame *frame_of(struct raft_runtime *rt, const struct raft_msg 
     size_t len = raft_msg_encoded_size(&m);
     struct rt_frame *f = malloc(sizeof *f + len);
     if (f != NULL) {
-        f->next = NULL;
         f->to = m.to;
         f->channel = raft__channel_for_msg(&m);
         f->len = (uint32_t)len;
@@ -197,7 +84,7 @@ static void send_now(struct raft_runtime *rt, const struct raft_msg *msg)
 }
 
 /* Copy entries (the update's are borrowed) for another thread. */
-static struct raft_entry *copy_entries(const struct raft_entry *src, size_t n)
+struct raft_entry *rt__copy_entries(const struct raft_entry *src, size_t n)
 {
     struct raft_entry *e = calloc(n, sizeof *e);
     if (e == NULL)
@@ -219,47 +106,52 @@ static struct raft_entry *copy_entries(const struct raft_entry *src, size_t n)
     return e;
 }
 
+/* Queue the update's log write for the writer, with the frames held until it is durable
+ * (taken from held, which is left empty on success). */
 static int queue_log_write(struct raft_runtime *rt, const struct raft_update *u,
-                           struct rt_frame *held)
+                           struct rfs_queue *held)
 {
     struct rt_write *w = calloc(1, sizeof *w);
     if (w == NULL)
-        return RAFT_ENOMEM;
+        goto err;
+    /* Its report is made now, so that the writer can always say a write is durable. */
+    if ((w->persisted = calloc(1, sizeof *w->persisted)) == NULL)
+        goto err_after_write;
     w->kind = RT_WRITE_LOG;
     w->batch.has_hard_state = u->has_hard_state;
     w->batch.term = u->term;
     w->batch.vote = u->vote;
     w->batch.truncate_from = u->truncate_from;
-    if (u->n_entries > 0) {
-        struct store_log_entry *e = calloc(u->n_entries, sizeof *e);
-        if (e == NULL) {
-            free(w);
-            return RAFT_ENOMEM;
-        }
-        for (size_t i = 0; i < u->n_entries; i++) {
-            const struct raft_entry *s = &u->entries[i];
-            void *copy = NULL;
-            if (s->len > 0 && (copy = malloc(s->len)) == NULL) {
-                for (size_t k = 0; k < i; k++)
-                    free((void *)e[k].payload);
-                free(e);
-                free(w);
-                return RAFT_ENOMEM;
-            }
-            if (s->len > 0)
-                memcpy(copy, s->data, s->len);
-            e[i] = (struct store_log_entry){.index = s->index,
-                                            .term = s->term,
-                                            .type = s->type,
-                                            .len = s->len,
-                                            .payload = copy};
-        }
-        w->batch.entries = e;
-        w->batch.n = u->n_entries;
+    struct store_log_entry *e = NULL;
+    size_t i = 0;
+    if (u->n_entries > 0 && (e = calloc(u->n_entries, sizeof *e)) == NULL)
+        goto err_after_event;
+    for (; i < u->n_entries; i++) {
+        const struct raft_entry *s = &u->entries[i];
+        void *copy = NULL;
+        if (s->len > 0 && (copy = malloc(s->len)) == NULL)
+            goto err_after_entries;
+        if (s->len > 0)
+            memcpy(copy, s->data, s->len);
+        e[i] = (struct store_log_entry){
+            .index = s->index, .term = s->term, .type = s->type, .len = s->len, .payload = copy};
     }
-    w->held = held;
+    w->batch.entries = e;
+    w->batch.n = u->n_entries;
+    rfs_queue_splice(&w->held, held);
     rt__write(rt, w);
     return 0;
+
+err_after_entries:
+    for (size_t k = 0; k < i; k++)
+        free((void *)e[k].payload);
+    free(e);
+err_after_event:
+    free(w->persisted);
+err_after_write:
+    free(w);
+err:
+    return RAFT_ENOMEM;
 }
 
 static void snapshot_chunk(struct raft_runtime *rt, const struct raft_update *u)
@@ -381,7 +273,7 @@ static void resubmit_waiting(struct raft_runtime *rt)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&rt->lock);
-        for (struct rt_req *r = rt->requests; r != NULL && n < 64; r = r->next)
+        for (struct rt_req *r = rt->requests.first; r != NULL && n < 64; r = r->next)
             if (!r->is_submitted && !r->is_posted) {
                 r->is_submitted = true; /* claimed: submit() decides again */
                 list[n++] = r;
@@ -396,23 +288,6 @@ static void resubmit_waiting(struct raft_runtime *rt)
     }
 }
 
-/* A request refused because of a leadership change, with nothing done (a read, or a forward
- * the receiver refused as not the leader), waits for a leader and is sent again until its
- * deadline: an election is not a failure. True if it was put back; false if it is gone or past
- * its deadline, and the caller completes it. */
-static bool retry_later(struct raft_runtime *rt, uint64_t id)
-{
-    bool is_back = false;
-    pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
-    if (req != NULL && !req->is_remote && req->deadline > raft__loop_now(rt->loop)) {
-        req->is_submitted = false;
-        is_back = true;
-    }
-    pthread_mutex_unlock(&rt->lock);
-    return is_back;
-}
-
 static bool is_leadership_status(int status)
 {
     return status == RAFT_ENOTLEADER || status == RAFT_ELEADERSHIPLOST || status == RAFT_EDISKSTALL;
@@ -424,7 +299,7 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
         /* Proposals this node appended as leader may still commit under the next leader, or
          * be overwritten: their outcome comes from apply, or is "unknown" at the deadline. */
         pthread_mutex_lock(&rt->lock);
-        for (struct rt_req *r = rt->requests; r != NULL; r = r->next)
+        for (struct rt_req *r = rt->requests.first; r != NULL; r = r->next)
             if (r->is_submitted && rt__is_entry_req(r->kind))
                 r->is_leadership_lost = true;
         pthread_mutex_unlock(&rt->lock);
@@ -439,31 +314,31 @@ static void role_changed(struct raft_runtime *rt, const struct raft_update *u)
 static void process(struct raft_runtime *rt, const struct raft_update *u, struct step_ctx *ctx)
 {
     /* 1-2. Hard state and log: messages that depend on a new hard state wait for it. */
-    struct rt_frame *held = NULL, **tail = &held;
+    struct rfs_queue held = {0};
     for (size_t i = 0; i < u->n_msgs; i++) {
         if (!u->has_hard_state) {
             send_now(rt, &u->msgs[i]);
             continue;
         }
         struct rt_frame *f = frame_of(rt, &u->msgs[i]);
-        if (f != NULL) {
-            *tail = f;
-            tail = &f->next;
-        }
+        if (f != NULL)
+            rfs_queue_push(&held, &f->link);
     }
     if (u->has_hard_state || u->truncate_from != 0 || u->n_entries > 0) {
-        if (queue_log_write(rt, u, held) != 0) {
-            rt__frames_free(held);
+        if (queue_log_write(rt, u, &held) != 0) {
+            rt__frames_free(&held);
             stop_taking_part(rt, RAFT_ENOMEM);
             return;
         }
     }
     /* 3. A received snapshot. */
     snapshot_chunk(rt, u);
+    if (rt->error != 0)
+        return; /* it stopped the node: every request is completed and freed */
     /* 5. Committed entries. */
     if (u->n_apply > 0) {
         struct rt_apply *a = calloc(1, sizeof *a);
-        if (a == NULL || (a->entries = copy_entries(u->apply, u->n_apply)) == NULL) {
+        if (a == NULL || (a->entries = rt__copy_entries(u->apply, u->n_apply)) == NULL) {
             free(a);
             stop_taking_part(rt, RAFT_ENOMEM);
             return;
@@ -477,22 +352,17 @@ static void process(struct raft_runtime *rt, const struct raft_update *u, struct
         pthread_mutex_lock(&rt->lock);
         ctx->req->index = u->proposed_index;
         ctx->req->term = u->proposed_term;
+        rt__table_update(&rt->requests, ctx->req); /* not for recv_forward's probe */
         pthread_mutex_unlock(&rt->lock);
     }
     for (size_t i = 0; i < u->n_reads; i++) {
         const struct raft_read_result *r = &u->reads[i];
         if (r->status != 0) {
-            if (!is_leadership_status(r->status) || !retry_later(rt, r->id))
+            if (!is_leadership_status(r->status) || !rt__retry_later(rt, r->id))
                 rt__complete_id(rt, r->id, r->status, NULL);
             continue;
         }
-        pthread_mutex_lock(&rt->lock);
-        struct rt_req *req = rt__find_locked(rt, r->id);
-        if (req != NULL)
-            req->read_index = r->index;
-        pthread_mutex_unlock(&rt->lock);
-        if (req != NULL)
-            rt__read_wait(rt, req);
+        rt__read_wait(rt, r->id, r->index);
     }
     for (size_t i = 0; i < u->n_changes; i++)
         rt__complete_id(rt, u->changes[i].id, u->changes[i].status, NULL);
@@ -565,20 +435,6 @@ static int step(struct raft_runtime *rt, const struct raft_event *e, struct step
 
 /* --- failure ------------------------------------------------------------------------------- */
 
-static void fail_all(struct raft_runtime *rt, int status)
-{
-    for (;;) {
-        pthread_mutex_lock(&rt->lock);
-        struct rt_req *req = rt->requests;
-        if (req != NULL)
-            rt->requests = req->next;
-        pthread_mutex_unlock(&rt->lock);
-        if (req == NULL)
-            return;
-        rt__complete(rt, req, status, NULL);
-    }
-}
-
 /* A storage failure: the node keeps its last state for operators to look at, but takes no more
  * part in the cluster (a failed fsync must never be retried; see DESIGN.md, store/). */
 static void stop_taking_part(struct raft_runtime *rt, int error)
@@ -589,27 +445,29 @@ static void stop_taking_part(struct raft_runtime *rt, int error)
     rt__log(rt, RAFT_LOG_ERROR, "this node stops taking part in the cluster: %s; restart it",
             raft_strerror(rt->error));
     update_status(rt);
-    fail_all(rt, rt->error);
+    rt__fail_all(rt, rt->error);
 }
-
 /* --- the loop's callbacks ------------------------------------------------------------------- */
 
-static void events_cb(struct raft__work *w)
+static void events_cb(struct rt_work *w)
 {
     struct raft_runtime *rt = w->data;
+    struct rfs_queue q = {0};
     pthread_mutex_lock(&rt->events_lock);
-    struct rt_event *e = rt->events;
-    rt->events = rt->events_tail = NULL;
+    rfs_queue_splice(&q, &rt->events);
     rt->is_events_posted = false;
     pthread_mutex_unlock(&rt->events_lock);
-    while (e != NULL) {
-        struct rt_event *next = e->next;
+    struct rfs_qlink *l;
+    while ((l = rfs_queue_pop(&q)) != NULL) {
+        struct rt_event *e = RFS_QUEUE_ITEM(l, struct rt_event, link);
         if (e->error != 0)
             stop_taking_part(rt, e->error);
-        for (struct rt_frame *f = e->frames; f != NULL && rt->error == 0; f = f->next)
+        for (struct rfs_qlink *fl = e->frames.head; fl != NULL && rt->error == 0; fl = fl->next) {
+            struct rt_frame *f = RFS_QUEUE_ITEM(fl, struct rt_frame, link);
             raft__transport_send(rt->transport, f->to, f->channel, RAFT__FRAME_RAFT, f->data,
                                  f->len);
-        rt__frames_free(e->frames);
+        }
+        rt__frames_free(&e->frames);
         struct step_ctx ctx = {0};
         switch (e->ev.type) {
         case RAFT_EVENT_PERSISTED: step(rt, &e->ev, NULL); break;
@@ -657,49 +515,12 @@ static void events_cb(struct raft__work *w)
         }
         default: break;
         }
-        free(e);
-        e = next;
+        if (!e->is_embedded)
+            free(e);
     }
 }
 
-static void expire(struct raft_runtime *rt)
-{
-    uint64_t now = raft__loop_now(rt->loop);
-    struct rt_req *expired = NULL;
-    pthread_mutex_lock(&rt->lock);
-    for (struct rt_req **p = &rt->requests; *p != NULL;) {
-        struct rt_req *r = *p;
-        if (r->deadline > now || r->is_remote || r->is_posted) {
-            p = &r->next;
-            continue;
-        }
-        *p = r->next;
-        r->next = expired;
-        expired = r;
-    }
-    pthread_mutex_unlock(&rt->lock);
-    while (expired != NULL) {
-        struct rt_req *r = expired;
-        expired = r->next;
-        int status;
-        if (r->verify != NULL) {
-            /* The checkpoint was applied: answer with the digests gathered so far. */
-            struct raft_apply_result result = {.data = r->verify, .len = sizeof *r->verify};
-            r->verify = NULL;
-            rt__complete(rt, r, 0, &result);
-            continue;
-        }
-        if (!r->is_submitted)
-            status = RAFT_ENOTLEADER; /* never sent anywhere: no leader was known */
-        else if (r->is_leadership_lost)
-            status = RAFT_ELEADERSHIPLOST;
-        else
-            status = RAFT_ETIMEDOUT;
-        rt__complete(rt, r, status, NULL);
-    }
-}
-
-static void tick_cb(struct raft__timer *t)
+static void tick_cb(struct rt_timer *t)
 {
     struct raft_runtime *rt = t->data;
     if (rt->error == 0) {
@@ -707,7 +528,7 @@ static void tick_cb(struct raft__timer *t)
         step(rt, &e, NULL);
     }
     if (++rt->ticks % DEADLINE_EVERY == 0) {
-        expire(rt);
+        rt__expire(rt);
         rt__verify_retry(rt);
         update_status(rt);
         /* Requests put back by retry_later while a leader was known: this bounds how often
@@ -718,7 +539,7 @@ static void tick_cb(struct raft__timer *t)
 }
 
 /* Answer a peer's change request that ran here. */
-static void send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
+void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int status)
 {
     uint8_t buf[12];
     rfs_put_le64(buf, id);
@@ -763,21 +584,23 @@ static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_
     int status = (int)rfs_get_le32(p + 8);
     if (status != 0) {
         /* RAFT_ENOTLEADER: the receiver appended nothing, so sending it again is safe. */
-        if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+        if (status != RAFT_ENOTLEADER || !rt__retry_later(rt, id))
             rt__complete_id(rt, id, status, NULL);
         return;
     }
     /* Accepted at (index, term). If this node already applied that index and the request is
      * still here, the entry there was another one: ours was overwritten. */
     pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
     bool is_gone = false;
     if (req != NULL) {
         req->index = rfs_get_le64(p + 12);
         req->term = rfs_get_le64(p + 20);
         if (atomic_load(&rt->applied) >= req->index) {
-            rt__unlink_locked(rt, req);
+            rt__table_remove(&rt->requests, req);
             is_gone = true;
+        } else {
+            rt__table_update(&rt->requests, req);
         }
     }
     pthread_mutex_unlock(&rt->lock);
@@ -805,12 +628,15 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     req->origin = from;
     req->peer_req = id;
     req->id = atomic_fetch_add(&rt->next_id, 1);
-    req->deadline = raft__loop_now(rt->loop) + DEFAULT_TIMEOUT_MS;
+    req->deadline = rt__loop_now(rt->loop) + RT_DEFAULT_TIMEOUT_MS;
     req->is_submitted = true;
     pthread_mutex_lock(&rt->lock);
-    req->next = rt->requests;
-    rt->requests = req;
+    int rv = rt__table_insert(&rt->requests, req);
     pthread_mutex_unlock(&rt->lock);
+    if (rv != 0) {
+        free(req); /* as if lost: the peer's request meets its deadline */
+        return;
+    }
     if (raft_role(rt->core) != RAFT_LEADER) {
         rt__complete_id(rt, req->id, RAFT_ENOTLEADER, NULL);
         return;
@@ -818,8 +644,8 @@ static void recv_ctl(struct raft_runtime *rt, uint64_t from, const uint8_t *p, u
     submit(rt, req);
 }
 
-static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
-                    const uint8_t *payload, uint32_t len)
+void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
+                 const uint8_t *payload, uint32_t len)
 {
     (void)ch;
     struct raft_runtime *rt = data;
@@ -852,7 +678,7 @@ static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t ty
             uint64_t id = rfs_get_le64(payload);
             int status = (int)rfs_get_le32(payload + 8);
             /* Refused as not the leader: nothing was started there. */
-            if (status != RAFT_ENOTLEADER || !retry_later(rt, id))
+            if (status != RAFT_ENOTLEADER || !rt__retry_later(rt, id))
                 rt__complete_id(rt, id, status, NULL);
         }
         break;
@@ -860,6 +686,18 @@ static void recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t ty
     case RAFT__FRAME_DIGEST_RESP: rt__verify_recv(rt, from, type, payload, len); break;
     default: break;
     }
+}
+
+int rt__loop_prepare(struct raft_runtime *rt)
+{
+    rt->events_work.cb = events_cb;
+    rt->events_work.data = rt;
+    sync_peers(rt);
+    update_status(rt);
+    rt__timer_init(&rt->tick);
+    rt->tick.data = rt;
+    rt->ticked_ns = boottime_ns();
+    return rt__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb);
 }
 
 /* --- submitting requests (loop thread) ------------------------------------------------------ */
@@ -908,7 +746,6 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
     int rv = 0;
     switch (req->kind) {
     case RT_PROPOSE:
-    case RT_BARRIER:
     case RT_VERIFY:
         if (is_leader) {
             struct raft_buf b = {.data = req->buf, .len = (uint32_t)req->len};
@@ -958,7 +795,7 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
         rt__complete_id(rt, req->id, rv, NULL);
 }
 
-static void submit_cb(struct raft__work *w)
+void rt__submit_cb(struct rt_work *w)
 {
     struct rt_req *req = w->data;
     pthread_mutex_lock(&req->rt->lock);
@@ -969,83 +806,6 @@ static void submit_cb(struct raft__work *w)
 
 /* --- API ------------------------------------------------------------------------------------ */
 
-static int new_req(struct raft_runtime *rt, enum rt_req_kind kind, unsigned timeout_ms,
-                   raft_done_fn done, void *arg, struct rt_req **out)
-{
-    pthread_mutex_lock(&rt->lock);
-    bool is_stopping = rt->is_stopping;
-    pthread_mutex_unlock(&rt->lock);
-    if (is_stopping)
-        return RAFT_ESHUTDOWN;
-    struct rt_req *req = calloc(1, sizeof *req);
-    if (req == NULL)
-        return RAFT_ENOMEM;
-    req->rt = rt;
-    req->kind = kind;
-    req->done = done;
-    req->arg = arg;
-    req->id = atomic_fetch_add(&rt->next_id, 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    req->deadline = now + (timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS);
-    req->work.cb = submit_cb;
-    req->work.data = req;
-    *out = req;
-    return 0;
-}
-
-/* Enter the table and hand to the loop. Once here, done will be called exactly once. */
-static int post(struct raft_runtime *rt, struct rt_req *req)
-{
-    pthread_mutex_lock(&rt->lock);
-    if (rt->is_stopping) {
-        pthread_mutex_unlock(&rt->lock);
-        free(req->buf);
-        free(req);
-        return RAFT_ESHUTDOWN;
-    }
-    req->is_posted = true;
-    req->next = rt->requests;
-    rt->requests = req;
-    pthread_mutex_unlock(&rt->lock);
-    raft__loop_post(rt->loop, &req->work);
-    return 0;
-}
-
-int rt__propose(struct raft_runtime *rt, enum rt_req_kind kind, const void *data, size_t len,
-                unsigned timeout_ms, raft_done_fn done, void *arg)
-{
-    if (rt->error != 0)
-        return rt->error;
-    if (len + RT_ENVELOPE > rt->cfg.options.max_entry_bytes)
-        return RAFT_ETOOBIG;
-    size_t limit = rt->cfg.max_pending_bytes ? rt->cfg.max_pending_bytes : DEFAULT_PENDING;
-    if (atomic_load(&rt->pending_bytes) + len > limit)
-        return RAFT_EBUSY;
-    struct rt_req *req;
-    int rv = new_req(rt, kind, timeout_ms, done, arg, &req);
-    if (rv != 0)
-        return rv;
-    req->len = RT_ENVELOPE + len;
-    req->buf = malloc(req->len);
-    if (req->buf == NULL) {
-        free(req);
-        return RAFT_ENOMEM;
-    }
-    rt__envelope_put(req->buf, rt->cfg.id, req->id);
-    req->start_us = rt__now_us();
-    if (len > 0)
-        memcpy(req->buf + RT_ENVELOPE, data, len);
-    atomic_fetch_add(&rt->pending_bytes, req->len);
-    rv = post(rt, req);
-    if (rv != 0)
-        atomic_fetch_sub(&rt->pending_bytes, RT_ENVELOPE + len);
-    else
-        atomic_fetch_add(&rt->stats.proposals, 1);
-    return rv;
-}
-
 int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, unsigned timeout_ms,
                          raft_done_fn done, void *arg)
 {
@@ -1054,17 +814,12 @@ int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, 
     return rt__propose(rt, RT_PROPOSE, data, len, timeout_ms, done, arg);
 }
 
-int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done, void *arg)
-{
-    return rt__propose(rt, RT_BARRIER, NULL, 0, timeout_ms, done, arg);
-}
-
 int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                             void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_READ, timeout_ms, done, arg, &req);
-    if (rv == 0 && (rv = post(rt, req)) == 0)
+    int rv = rt__req_new(rt, RT_READ, timeout_ms, done, arg, &req);
+    if (rv == 0 && (rv = rt__req_post(rt, req)) == 0)
         atomic_fetch_add(&rt->stats.reads, 1);
     return rv;
 }
@@ -1076,7 +831,7 @@ int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_
     if (address != NULL && strlen(address) >= RAFT_ADDRESS_MAX)
         return RAFT_EINVAL;
     struct rt_req *req;
-    int rv = new_req(rt, RT_CHANGE, timeout_ms, done, arg, &req);
+    int rv = rt__req_new(rt, RT_CHANGE, timeout_ms, done, arg, &req);
     if (rv != 0)
         return rv;
     req->op = op;
@@ -1084,26 +839,26 @@ int raft_runtime_change(struct raft_runtime *rt, enum raft_change_op op, uint64_
     req->expect_index = expect_index;
     if (address != NULL)
         strcpy(req->address, address);
-    return post(rt, req);
+    return rt__req_post(rt, req);
 }
 
 int raft_runtime_transfer(struct raft_runtime *rt, uint64_t server, unsigned timeout_ms,
                           raft_done_fn done, void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_TRANSFER, timeout_ms, done, arg, &req);
+    int rv = rt__req_new(rt, RT_TRANSFER, timeout_ms, done, arg, &req);
     if (rv != 0)
         return rv;
     req->server = server;
-    return post(rt, req);
+    return rt__req_post(rt, req);
 }
 
 int raft_runtime_snapshot(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                           void *arg)
 {
     struct rt_req *req;
-    int rv = new_req(rt, RT_SNAPSHOT, timeout_ms ? timeout_ms : 60000, done, arg, &req);
-    return rv != 0 ? rv : post(rt, req);
+    int rv = rt__req_new(rt, RT_SNAPSHOT, timeout_ms ? timeout_ms : 60000, done, arg, &req);
+    return rv != 0 ? rv : rt__req_post(rt, req);
 }
 
 void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *out)
@@ -1111,424 +866,4 @@ void raft_runtime_status(struct raft_runtime *rt, struct raft_runtime_status *ou
     pthread_mutex_lock(&rt->lock);
     *out = rt->status;
     pthread_mutex_unlock(&rt->lock);
-}
-
-/* --- start and stop ------------------------------------------------------------------------- */
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-static void free_entries(struct raft_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(e[i].data);
-    free(e);
-}
-
-static int load_log(struct raft_runtime *rt, struct raft_entry **out, size_t *n, char *err,
-                    size_t errlen)
-{
-    uint64_t first, last;
-    *out = NULL;
-    *n = 0;
-    int rc = store_log_bounds(rt->log, &first, &last);
-    if (rc != 0 || last == 0)
-        goto done;
-    struct raft_entry *e = calloc((size_t)(last - first + 1), sizeof *e);
-    if (e == NULL) {
-        rc = RFS_ENOMEM;
-        goto done;
-    }
-    struct store_log_iter *it;
-    if ((rc = store_log_iter_open(rt->log, first, last, &it)) != 0) {
-        free(e);
-        goto done;
-    }
-    struct store_log_entry se;
-    size_t k = 0;
-    while (k < last - first + 1 && (rc = store_log_iter_next(it, &se)) == 0) {
-        e[k] = (struct raft_entry){
-            .index = se.index, .term = se.term, .type = se.type, .len = (uint32_t)se.len};
-        if (se.len > 0 && (e[k].data = malloc(se.len)) == NULL) {
-            rc = RFS_ENOMEM;
-            break;
-        }
-        if (se.len > 0)
-            memcpy(e[k].data, se.payload, se.len);
-        k++;
-    }
-    store_log_iter_close(it);
-    if (rc == RFS_ENOTFOUND && k == last - first + 1)
-        rc = 0;
-    if (rc != 0) {
-        free_entries(e, k); /* a damaged entry: nothing loaded is handed out */
-        goto done;
-    }
-    *out = e;
-    *n = k;
-done:
-    if (rc != 0) {
-        char msg[256];
-        snprintf(err, errlen, "reading the log in %s/log: %s (%s)", rt->data_dir, rfs_strerror(rc),
-                 store_log_errmsg(rt->log, msg, sizeof msg));
-        return RAFT_ESTORAGE;
-    }
-    return 0;
-}
-
-/* Gather the node's durable state, restore the state machine if it is behind the snapshot,
- * bootstrap a new cluster if asked, and create the core. */
-static int open_state(struct raft_runtime *rt, char *err, size_t errlen)
-{
-    struct raft_initial_state st = {0};
-    int rc;
-    if ((rc = store_log_get_term(rt->log, &st.term)) != 0 ||
-        (rc = store_log_get_vote(rt->log, &st.vote)) != 0) {
-        snprintf(err, errlen, "reading term and vote: %s", rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    uint64_t si = 0, stt = 0;
-    rc = store_log_get_snapshot_meta(rt->log, &si, &stt);
-    if (rc != 0 && rc != RFS_ENOTFOUND) {
-        snprintf(err, errlen, "reading the snapshot record: %s", rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    if (si != 0) {
-        if ((rc = store_snapshot_open(rt->snaps, si, stt, &rt->reader)) != 0) {
-            char msg[256];
-            snprintf(err, errlen, "opening snapshot %llu/%llu: %s (%s)", (unsigned long long)si,
-                     (unsigned long long)stt, rfs_strerror(rc),
-                     store_snapshot_errmsg(rt->snaps, msg, sizeof msg));
-            return RAFT_ESTORAGE;
-        }
-        const struct store_snapshot_meta *m = store_snapshot_reader_meta(rt->reader);
-        st.snapshot.index = si;
-        st.snapshot.term = stt;
-        st.snapshot.size = store_snapshot_reader_size(rt->reader);
-        if (m->config_len > 0 &&
-            raft_configuration_decode(m->config, m->config_len, &st.snapshot.conf) != 0) {
-            snprintf(err, errlen, "snapshot %llu holds an unreadable configuration",
-                     (unsigned long long)si);
-            return RAFT_ESTORAGE;
-        }
-    }
-    uint64_t applied = 0, applied_term = 0;
-    if ((rc = rt->cfg.fsm.applied(rt->cfg.fsm.ctx, &applied, &applied_term)) != 0) {
-        snprintf(err, errlen, "reading the state machine's applied index: %d", rc);
-        return RAFT_ESTORAGE;
-    }
-    if (applied < si) {
-        /* The log was reset for an installed snapshot, but the state machine was not replaced
-         * before a crash: finish the install. */
-        rt__log(rt, RAFT_LOG_INFO, "restoring the state machine from snapshot %llu/%llu",
-                (unsigned long long)si, (unsigned long long)stt);
-        if ((rc = rt->cfg.fsm.restore(rt->cfg.fsm.ctx, rt->snaps, si, stt)) != 0) {
-            snprintf(err, errlen, "restoring snapshot %llu: %d", (unsigned long long)si, rc);
-            return RAFT_ESTORAGE;
-        }
-        applied = si;
-    }
-    struct raft_entry *entries;
-    size_t n;
-    if ((rc = load_log(rt, &entries, &n, err, errlen)) != 0)
-        return rc;
-    uint8_t boot_buf[2 + RAFT_MAX_SERVERS * (10 + RAFT_ADDRESS_MAX)];
-    struct raft_entry boot;
-    bool is_new = st.term == 0 && n == 0 && si == 0 && applied == 0;
-    if (is_new && rt->cfg.bootstrap != NULL) {
-        if ((rc = raft_bootstrap_entry(rt->cfg.bootstrap, boot_buf, &boot)) != 0) {
-            snprintf(err, errlen, "bootstrap configuration: %s", raft_strerror(rc));
-            return rc;
-        }
-        struct store_log_entry se = {.index = boot.index,
-                                     .term = boot.term,
-                                     .type = boot.type,
-                                     .len = boot.len,
-                                     .payload = boot.data};
-        if ((rc = store_log_append(rt->log, &se, 1)) != 0) {
-            snprintf(err, errlen, "writing the bootstrap configuration: %s", rfs_strerror(rc));
-            free_entries(entries, n);
-            return RAFT_ESTORAGE;
-        }
-        free(entries);
-        entries = copy_entries(&boot, 1);
-        n = entries != NULL ? 1 : 0;
-        rt__log(rt, RAFT_LOG_INFO, "bootstrapped a new cluster of %u servers",
-                rt->cfg.bootstrap->n);
-    } else if (!is_new && rt->cfg.bootstrap != NULL) {
-        rt__log(rt, RAFT_LOG_INFO, "the node has state: bootstrap ignored");
-    }
-    if ((rc = store_log_get_epoch(rt->log, &rt->epoch)) != 0) {
-        snprintf(err, errlen, "reading the cluster epoch: %s", rfs_strerror(rc));
-        free_entries(entries, n);
-        return RAFT_ESTORAGE;
-    }
-    if (is_new && rt->cfg.epoch != 0 && rt->epoch == 0) {
-        if ((rc = store_log_set_epoch(rt->log, rt->cfg.epoch)) != 0) {
-            snprintf(err, errlen, "recording the cluster epoch: %s", rfs_strerror(rc));
-            free_entries(entries, n);
-            return RAFT_ESTORAGE;
-        }
-        rt->epoch = rt->cfg.epoch;
-    } else if (rt->cfg.epoch != 0 && rt->cfg.epoch != rt->epoch) {
-        rt__log(rt, RAFT_LOG_WARN, "the node has state of cluster epoch %llu: epoch %llu ignored",
-                (unsigned long long)rt->epoch, (unsigned long long)rt->cfg.epoch);
-    }
-    st.entries = entries;
-    st.n_entries = n;
-    st.applied = applied;
-    st.commit = applied;
-    struct raft_options o = rt->cfg.options;
-    o.id = rt->cfg.id;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    o.seed = rt->cfg.id * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
-    rc = raft_new(&o, &st, &rt->core);
-    free_entries(entries, n);
-    if (rc != 0) {
-        snprintf(err, errlen, "starting the consensus core: %s", raft_strerror(rc));
-        return rc;
-    }
-    atomic_store(&rt->applied, applied);
-    return 0;
-}
-
-/* A data directory serves one cluster: its name is recorded at the first start (or the first
- * start of a build that knows the record), and a start under another name is refused before
- * anything is written, so two clusters never mix their logs by a mistyped --data-dir. */
-static int check_cluster_id(struct raft_runtime *rt, char *err, size_t errlen)
-{
-    char recorded[STORE_LOG_CLUSTER_ID_MAX + 1];
-    int rc = store_log_get_cluster_id(rt->log, recorded);
-    if (rc == RFS_ENOTFOUND) {
-        if ((rc = store_log_set_cluster_id(rt->log, rt->cluster_id)) == 0)
-            return 0;
-        snprintf(err, errlen, "recording the cluster ID in %s: %s", rt->data_dir, rfs_strerror(rc));
-        return rc == RFS_EINVAL ? RAFT_EINVAL : RAFT_ESTORAGE;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "reading the cluster ID of %s: %s", rt->data_dir, rfs_strerror(rc));
-        return RAFT_ESTORAGE;
-    }
-    if (strcmp(recorded, rt->cluster_id) != 0) {
-        snprintf(err, errlen,
-                 "the data directory %s belongs to cluster '%s', not to cluster '%s': start it "
-                 "with its own cluster ID or use another data directory",
-                 rt->data_dir, recorded, rt->cluster_id);
-        return RAFT_EINVAL;
-    }
-    return 0;
-}
-
-static void *loop_main(void *arg)
-{
-    struct raft_runtime *rt = arg;
-    raft__loop_run(rt->loop);
-    return NULL;
-}
-
-static void destroy(struct raft_runtime *rt)
-{
-    if (rt->transport != NULL)
-        raft__transport_free(rt->transport);
-    raft__tls_ctx_free(rt->tls);
-    if (rt->loop != NULL)
-        raft__loop_free(rt->loop);
-    raft_free(rt->core);
-    store_snapshot_reader_close(rt->reader);
-    store_snapshot_receive_abort(rt->receiver);
-    store_snapshot_dir_close(rt->snaps);
-    store_log_close(rt->log);
-    struct rt_event *e = rt->events;
-    while (e != NULL) {
-        struct rt_event *next = e->next;
-        rt__frames_free(e->frames);
-        free(e);
-        e = next;
-    }
-    pthread_mutex_destroy(&rt->lock);
-    pthread_mutex_destroy(&rt->events_lock);
-    pthread_mutex_destroy(&rt->writer_lock);
-    pthread_cond_destroy(&rt->writer_cond);
-    pthread_mutex_destroy(&rt->apply_lock);
-    pthread_cond_destroy(&rt->apply_cond);
-    free(rt->data_dir);
-    free(rt->listen);
-    free(rt->cluster_id);
-    free(rt->tls_ca);
-    free(rt->tls_cert);
-    free(rt->tls_key);
-    free(rt);
-}
-
-int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtime **out, char *err,
-                       size_t errlen)
-{
-    snprintf(err, errlen, "out of memory");
-    if (cfg->id == 0 || cfg->data_dir == NULL || cfg->cluster_id == NULL ||
-        cfg->fsm.apply == NULL || cfg->fsm.applied == NULL || cfg->fsm.snapshot == NULL ||
-        cfg->fsm.restore == NULL) {
-        snprintf(err, errlen, "incomplete runtime configuration");
-        return RAFT_EINVAL;
-    }
-    struct raft_runtime *rt = calloc(1, sizeof *rt);
-    if (rt == NULL)
-        return RAFT_ENOMEM;
-    pthread_mutex_init(&rt->lock, NULL);
-    pthread_mutex_init(&rt->events_lock, NULL);
-    pthread_mutex_init(&rt->writer_lock, NULL);
-    pthread_cond_init(&rt->writer_cond, NULL);
-    pthread_mutex_init(&rt->apply_lock, NULL);
-    pthread_cond_init(&rt->apply_cond, NULL);
-    atomic_store(&rt->next_id, 1);
-    rt->cfg = *cfg;
-    rt->data_dir = strdup(cfg->data_dir);
-    rt->listen = dup_or_null(cfg->listen);
-    rt->cluster_id = strdup(cfg->cluster_id);
-    rt->tls_ca = dup_or_null(cfg->tls_ca);
-    rt->tls_cert = dup_or_null(cfg->tls_cert);
-    rt->tls_key = dup_or_null(cfg->tls_key);
-    rt->tick_ms = cfg->tick_ms ? cfg->tick_ms : DEFAULT_TICK_MS;
-    if (rt->data_dir == NULL || rt->cluster_id == NULL) {
-        destroy(rt);
-        return RAFT_ENOMEM;
-    }
-    if (rt->cfg.options.election_ticks == 0)
-        raft_options_default(&rt->cfg.options, cfg->id);
-    rt->events_work.cb = events_cb;
-    rt->events_work.data = rt;
-
-    int rv = RAFT_ESTORAGE;
-    char msg[256];
-    if (mkdir(rt->data_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "creating %s: %s", rt->data_dir, strerror(errno));
-        goto err;
-    }
-    char *log_dir = join_path(rt->data_dir, "log");
-    char *snap_dir = join_path(rt->data_dir, "snapshots");
-    if (log_dir == NULL || snap_dir == NULL) {
-        free(log_dir);
-        free(snap_dir);
-        rv = RAFT_ENOMEM;
-        goto err;
-    }
-    struct store_log_options lo = {.map_size = cfg->log_map_size, .map_size_max = cfg->log_map_max};
-    int rc = store_log_open(log_dir, &lo, &rt->log, msg, sizeof msg);
-    if (rc == 0)
-        rc = store_snapshot_dir_open(snap_dir, NULL, &rt->snaps, msg, sizeof msg);
-    free(log_dir);
-    free(snap_dir);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", msg);
-        goto err;
-    }
-    if ((rv = check_cluster_id(rt, err, errlen)) != 0)
-        goto err;
-    if ((rv = open_state(rt, err, errlen)) != 0)
-        goto err;
-
-    if ((rv = raft__loop_new(&rt->loop)) != 0) {
-        snprintf(err, errlen, "creating the event loop: %s", strerror(errno));
-        goto err;
-    }
-    if ((rv = raft__tls_ctx_new(rt->tls_ca, rt->tls_cert, rt->tls_key, &rt->tls, err, errlen)) != 0)
-        goto err;
-    /* Peers of another cluster, or of this cluster before a recovery, are refused when they
-     * connect: the transport compares this identity. */
-    char identity[RAFT__CLUSTER_ID_MAX + 1];
-    int idlen = snprintf(identity, sizeof identity, "%s/%llu", rt->cluster_id,
-                         (unsigned long long)rt->epoch);
-    if (idlen < 0 || (size_t)idlen >= sizeof identity) {
-        snprintf(err, errlen, "cluster ID too long: at most %d bytes", RAFT__CLUSTER_ID_MAX - 21);
-        rv = RAFT_EINVAL;
-        goto err;
-    }
-    struct raft__transport_config tc = {
-        .id = cfg->id,
-        .cluster_id = identity,
-        .listen_address = rt->listen,
-        .tls = rt->tls,
-        .max_frame_bytes = (uint32_t)cfg->max_frame_bytes,
-        .seed = cfg->id,
-        .recv = recv_cb,
-        .log = transport_log,
-        .data = rt,
-    };
-    if ((rv = raft__transport_new(rt->loop, &tc, &rt->transport)) != 0) {
-        snprintf(err, errlen, "listening on %s: %s", rt->listen ? rt->listen : "(none)",
-                 rv == RAFT_EIO ? strerror(errno) : raft_strerror(rv));
-        goto err;
-    }
-    const char *faults = getenv("RAFTFS_TRANSPORT_FAULTS");
-    if (faults != NULL &&
-        (rv = raft__transport_faults_parse(rt->transport, faults, err, errlen)) != 0)
-        goto err;
-    for (unsigned i = 0; cfg->peers != NULL && i < cfg->peers->n; i++) {
-        const struct raft_server *p = &cfg->peers->servers[i];
-        if (p->id != cfg->id &&
-            (rv = raft__transport_peer_set(rt->transport, p->id, p->address)) != 0) {
-            snprintf(err, errlen, "peer %llu at \"%s\": %s", (unsigned long long)p->id, p->address,
-                     raft_strerror(rv));
-            goto err;
-        }
-    }
-    sync_peers(rt);
-    update_status(rt);
-
-    raft__timer_init(&rt->tick);
-    rt->tick.data = rt;
-    rt->ticked_ns = boottime_ns();
-    if ((rv = raft__timer_start(rt->loop, &rt->tick, rt->tick_ms, rt->tick_ms, tick_cb)) != 0)
-        goto err;
-    if ((rv = rt__writer_start(rt)) != 0)
-        goto err;
-    if ((rv = rt__apply_start(rt)) != 0) {
-        rt__writer_stop(rt);
-        goto err;
-    }
-    /* Said before the loop thread owns the core and the status. */
-    rt__log(rt, RAFT_LOG_INFO, "node %llu started: term %llu, log up to %llu, applied %llu",
-            (unsigned long long)cfg->id, (unsigned long long)raft_term(rt->core),
-            (unsigned long long)rt->status.last_index, (unsigned long long)rt->status.applied);
-    if (pthread_create(&rt->loop_thread, NULL, loop_main, rt) != 0) {
-        rt__apply_stop(rt);
-        rt__writer_stop(rt);
-        rv = RAFT_ENOMEM;
-        goto err;
-    }
-    err[0] = '\0';
-    *out = rt;
-    return 0;
-
-err:
-    destroy(rt);
-    return rv;
-}
-
-void raft_runtime_stop(struct raft_runtime *rt)
-{
-    pthread_mutex_lock(&rt->lock);
-    rt->is_stopping = true;
-    pthread_mutex_unlock(&rt->lock);
-    raft__loop_stop(rt->loop);
-    pthread_join(rt->loop_thread, NULL);
-    rt__calls_fail(rt);
-    /* The loop is gone; the other threads finish what they hold, then everything left fails. */
-    rt__snapshot_join(rt);
-    rt__apply_stop(rt);
-    rt__writer_stop(rt);
-    fail_all(rt, RAFT_ESHUTDOWN);
-    rt__log(rt, RAFT_LOG_INFO, "node %llu stopped", (unsigned long long)rt->cfg.id);
-    destroy(rt);
 }

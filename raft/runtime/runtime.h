@@ -59,6 +59,11 @@ struct raft_fsm {
      * so far, equal on two nodes exactly when they hold the same state. Called on the apply
      * thread between two applies, when a checkpoint entry was applied (raft_runtime_verify). */
     int (*digest)(void *ctx, uint8_t out[RAFT_DIGEST_SIZE]);
+    /* Optional (NULL: none). Right after apply, restore or applied failed, on the thread that
+     * called it: write what failed, with its context ("put inode 42: MDB_MAP_FULL"), into buf
+     * (len > 0 bytes, always NUL-terminated; "" when there is nothing to add). The runtime puts
+     * it in the log line that reports the failure. */
+    void (*errmsg)(void *ctx, char *buf, size_t len);
 };
 
 enum raft_log_level {
@@ -96,6 +101,9 @@ struct raft_runtime_config {
     uint64_t max_pending_bytes; /* proposals queued or in flight; 0: 64 MiB */
     void (*log)(void *ctx, enum raft_log_level level, const char *text);
     void *log_ctx;
+    /* Fault hooks of the transport from the start (tests), in the syntax of
+     * raft_runtime_set_faults; borrowed for raft_runtime_start. NULL: none. */
+    const char *transport_faults;
 };
 
 /* Open the log and snapshots, restore the state machine if it is behind the latest snapshot,
@@ -128,10 +136,6 @@ int raft_runtime_propose(struct raft_runtime *rt, const void *data, size_t len, 
  * locally. Errors as for propose (RAFT_ETIMEDOUT when there is no quorum). */
 int raft_runtime_read_index(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
                             void *arg);
-
-/* Wait until an entry appended now is applied locally (a write barrier). */
-int raft_runtime_barrier(struct raft_runtime *rt, unsigned timeout_ms, raft_done_fn done,
-                         void *arg);
 
 /* Membership change (leader; forwarded otherwise). expect_index 0 or the configuration index
  * the change is based on. address is copied. */

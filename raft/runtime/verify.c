@@ -65,9 +65,7 @@ static int lookup_locked(struct raft_runtime *rt, uint64_t index, uint8_t *diges
 
 void rt__verify_begin_locked(struct raft_runtime *rt, struct rt_req *req, uint64_t index)
 {
-    struct raft_runtime_verify *v = calloc(1, sizeof *v);
-    if (v == NULL)
-        abort(); /* the request could never complete; better to stop loudly */
+    struct raft_runtime_verify *v = req->verify; /* allocated with the request */
     v->index = index;
     uint32_t waiting = 0;
     for (unsigned i = 0; i < rt->status.n_peers; i++) {
@@ -80,8 +78,9 @@ void rt__verify_begin_locked(struct raft_runtime *rt, struct rt_req *req, uint64
         }
     }
     v->n = rt->status.n_peers;
-    req->verify = v;
+    req->is_verifying = true;
     req->verify_waiting = waiting;
+    rt__table_update(&rt->requests, req); /* its index is its own: no longer watched */
 }
 
 /* Remove req from the table and answer it with the digests (rt->lock not held). */
@@ -96,14 +95,12 @@ void rt__verify_retry(struct raft_runtime *rt)
 {
     struct rt_req *done = NULL;
     pthread_mutex_lock(&rt->lock);
-    for (struct rt_req **p = &rt->requests; *p != NULL;) {
-        struct rt_req *req = *p;
-        if (req->verify == NULL) {
-            p = &req->next;
+    for (struct rt_req *req = rt->requests.first, *next; req != NULL; req = next) {
+        next = req->next;
+        if (!req->is_verifying)
             continue;
-        }
         if (req->verify_waiting == 0) {
-            *p = req->next;
+            rt__table_remove(&rt->requests, req);
             req->next = done;
             done = req;
             continue;
@@ -115,7 +112,6 @@ void rt__verify_retry(struct raft_runtime *rt)
             if (req->verify_waiting & (1u << i))
                 raft__transport_send(rt->transport, req->verify->nodes[i].id, RAFT__CHANNEL_CONTROL,
                                      RAFT__FRAME_DIGEST, buf, sizeof buf);
-        p = &req->next;
     }
     pthread_mutex_unlock(&rt->lock);
     while (done != NULL) {
@@ -131,8 +127,8 @@ static void recv_digest_resp(struct raft_runtime *rt, uint64_t from, const uint8
     int status = (int)rfs_get_le32(p + 16);
     bool is_done = false;
     pthread_mutex_lock(&rt->lock);
-    struct rt_req *req = rt__find_locked(rt, id);
-    if (req != NULL && req->verify != NULL && req->verify->index == index && status != RAFT_EBUSY) {
+    struct rt_req *req = rt__table_find(&rt->requests, id);
+    if (req != NULL && req->is_verifying && req->verify->index == index && status != RAFT_EBUSY) {
         struct raft_runtime_verify *v = req->verify;
         for (unsigned i = 0; i < v->n; i++) {
             if (v->nodes[i].id != from || !(req->verify_waiting & (1u << i)))
@@ -143,7 +139,7 @@ static void recv_digest_resp(struct raft_runtime *rt, uint64_t from, const uint8
             req->verify_waiting &= ~(1u << i);
         }
         if (req->verify_waiting == 0) {
-            rt__unlink_locked(rt, req);
+            rt__table_remove(&rt->requests, req);
             is_done = true;
         }
     }

@@ -609,6 +609,7 @@ int main(int argc, char **argv)
         .epoch = epoch,
         .log = log_cb,
         .log_ctx = &node,
+        .transport_faults = getenv("RAFTFS_TRANSPORT_FAULTS"),
     };
     fs_replica_init(&node.rep, node.fsm);
     fs_replica_fsm(&node.rep, &cfg.fsm);

@@ -1,5 +1,5 @@
 /* raft/runtime/loop.c: timers fire in deadline order and can stop each other, work posted from
- * other threads runs on the loop thread exactly once, raft__loop_stop works from another thread,
+ * other threads runs on the loop thread exactly once, rt__loop_stop works from another thread,
  * and a watcher stopped by an earlier callback of the same batch is not called. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -14,30 +14,30 @@
 #include "raft/runtime/loop.h"
 #include "raft/raft.h"
 
-static struct raft__loop *loop;
+static struct rt_loop *loop;
 
 static int setup(void **state)
 {
     (void)state;
-    return raft__loop_new(&loop);
+    return rt__loop_new(&loop);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    raft__loop_free(loop);
+    rt__loop_free(loop);
     return 0;
 }
 
 static int fired[16];
 static int n_fired;
-static struct raft__timer timers[8];
+static struct rt_timer timers[8];
 
-static void record(struct raft__timer *t)
+static void record(struct rt_timer *t)
 {
     fired[n_fired++] = (int)(intptr_t)t->data;
     if (t->data == (void *)2)
-        raft__timer_stop(&timers[3]); /* due later: must never fire */
+        rt__timer_stop(&timers[3]); /* due later: must never fire */
 }
 
 static void timer_order(void **state)
@@ -46,39 +46,39 @@ static void timer_order(void **state)
     n_fired = 0;
     const uint64_t after[] = {30, 10, 20, 40, 20};
     for (int i = 0; i < 5; i++) {
-        raft__timer_init(&timers[i]);
+        rt__timer_init(&timers[i]);
         timers[i].data = (void *)(intptr_t)i;
-        assert_int_equal(raft__timer_start(loop, &timers[i], after[i], 0, record), 0);
+        assert_int_equal(rt__timer_start(loop, &timers[i], after[i], 0, record), 0);
     }
-    raft__timer_stop(&timers[0]);
-    assert_false(raft__timer_is_active(&timers[0]));
-    uint64_t start = raft__loop_now(loop);
-    while (n_fired < 3 && raft__loop_now(loop) - start < 2000)
-        assert_int_equal(raft__loop_run_once(loop, -1), 0);
+    rt__timer_stop(&timers[0]);
+    assert_false(rt__timer_is_active(&timers[0]));
+    uint64_t start = rt__loop_now(loop);
+    while (n_fired < 3 && rt__loop_now(loop) - start < 2000)
+        assert_int_equal(rt__loop_run_once(loop, -1), 0);
     assert_int_equal(n_fired, 3);
     assert_int_equal(fired[0], 1);
     assert_int_equal(fired[1], 2); /* equal deadlines fire in start order */
     assert_int_equal(fired[2], 4);
-    assert_true(raft__loop_now(loop) - start >= 20);
-    raft__loop_run_once(loop, 60);
+    assert_true(rt__loop_now(loop) - start >= 20);
+    rt__loop_run_once(loop, 60);
     assert_int_equal(n_fired, 3);
-    assert_false(raft__timer_is_active(&timers[3]));
+    assert_false(rt__timer_is_active(&timers[3]));
 }
 
 static void repeating_timer(void **state)
 {
     (void)state;
     n_fired = 0;
-    raft__timer_init(&timers[5]);
+    rt__timer_init(&timers[5]);
     timers[5].data = (void *)5;
-    assert_int_equal(raft__timer_start(loop, &timers[5], 5, 5, record), 0);
-    uint64_t start = raft__loop_now(loop);
-    while (n_fired < 4 && raft__loop_now(loop) - start < 2000)
-        raft__loop_run_once(loop, -1);
+    assert_int_equal(rt__timer_start(loop, &timers[5], 5, 5, record), 0);
+    uint64_t start = rt__loop_now(loop);
+    while (n_fired < 4 && rt__loop_now(loop) - start < 2000)
+        rt__loop_run_once(loop, -1);
     assert_int_equal(n_fired, 4);
-    assert_true(raft__timer_is_active(&timers[5]));
-    raft__timer_stop(&timers[5]);
-    assert_false(raft__timer_is_active(&timers[5]));
+    assert_true(rt__timer_is_active(&timers[5]));
+    rt__timer_stop(&timers[5]);
+    assert_false(rt__timer_is_active(&timers[5]));
 }
 
 /* --- posting from other threads --------------------------------------------------------------- */
@@ -89,22 +89,22 @@ static void repeating_timer(void **state)
 static pthread_t loop_thread;
 static int runs[N_THREADS * N_POSTS];
 static bool wrong_thread;
-static struct raft__work works[N_THREADS * N_POSTS];
+static struct rt_work works[N_THREADS * N_POSTS];
 
-static void on_work(struct raft__work *w)
+static void on_work(struct rt_work *w)
 {
     if (!pthread_equal(pthread_self(), loop_thread))
         wrong_thread = true;
-    runs[(struct raft__work *)w - works]++;
+    runs[(struct rt_work *)w - works]++;
 }
 
 static void *poster(void *arg)
 {
     int k = (int)(intptr_t)arg;
     for (int i = 0; i < N_POSTS; i++) {
-        struct raft__work *w = &works[k * N_POSTS + i];
+        struct rt_work *w = &works[k * N_POSTS + i];
         w->cb = on_work;
-        raft__loop_post(loop, w);
+        rt__loop_post(loop, w);
     }
     return NULL;
 }
@@ -120,7 +120,7 @@ static void posts_from_threads(void **state)
         pthread_join(th[k], NULL);
     int total = 0;
     for (int i = 0; i < 100 && total < N_THREADS * N_POSTS; i++) {
-        raft__loop_run_once(loop, 10);
+        rt__loop_run_once(loop, 10);
         total = 0;
         for (int k = 0; k < N_THREADS * N_POSTS; k++)
             total += runs[k];
@@ -134,39 +134,38 @@ static void *stopper(void *arg)
 {
     (void)arg;
     usleep(50 * 1000);
-    raft__loop_stop(loop);
+    rt__loop_stop(loop);
     return NULL;
 }
 
 static void stop_from_another_thread(void **state)
 {
     (void)state;
-    struct raft__loop *l;
-    assert_int_equal(raft__loop_new(&l), 0);
-    struct raft__loop *saved = loop;
+    struct rt_loop *l;
+    assert_int_equal(rt__loop_new(&l), 0);
+    struct rt_loop *saved = loop;
     loop = l;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, stopper, NULL), 0);
-    assert_int_equal(raft__loop_run(l), 0); /* returns only because of the stop */
-    assert_true(raft__loop_is_stopping(l));
+    assert_int_equal(rt__loop_run(l), 0); /* returns only because of the stop */
     pthread_join(th, NULL);
     loop = saved;
-    raft__loop_free(l);
+    rt__loop_free(l);
 }
 
 /* --- watchers --------------------------------------------------------------------------------- */
 
 static int pipes[2][2];
-static struct raft__watch watches[2];
+static struct rt_watch watches[2];
 static int calls[2];
 
-static void on_readable(struct raft__watch *w, unsigned events)
+static void on_readable(struct rt_watch *w, unsigned events)
 {
     int i = (int)(w - watches);
     calls[i]++;
-    assert_true(events & RAFT__LOOP_READ);
+    assert_true(events & RT_LOOP_READ);
     /* Whichever runs first stops the other, whose event may already be in this batch. */
-    raft__watch_stop(&watches[1 - i]);
+    rt__watch_stop(&watches[1 - i]);
     char c;
     assert_int_equal(read(pipes[i][0], &c, 1), 1);
 }
@@ -177,28 +176,28 @@ static void stopped_watcher_not_called(void **state)
     for (int i = 0; i < 2; i++) {
         assert_int_equal(pipe(pipes[i]), 0);
         watches[i].data = NULL;
-        assert_int_equal(
-            raft__watch_start(loop, &watches[i], pipes[i][0], RAFT__LOOP_READ, on_readable), 0);
+        assert_int_equal(rt__watch_start(loop, &watches[i], pipes[i][0], RT_LOOP_READ, on_readable),
+                         0);
         assert_int_equal(write(pipes[i][1], "x", 1), 1);
     }
-    raft__loop_run_once(loop, 100);
-    raft__loop_run_once(loop, 10);
+    rt__loop_run_once(loop, 100);
+    rt__loop_run_once(loop, 10);
     assert_int_equal(calls[0] + calls[1], 1);
     for (int i = 0; i < 2; i++) {
-        raft__watch_stop(&watches[i]);
+        rt__watch_stop(&watches[i]);
         close(pipes[i][0]);
         close(pipes[i][1]);
     }
 }
 
 static int fed_calls;
-static struct raft__watch fed_watch;
+static struct rt_watch fed_watch;
 
-static void on_fed(struct raft__watch *w, unsigned events)
+static void on_fed(struct rt_watch *w, unsigned events)
 {
-    assert_int_equal(events, RAFT__LOOP_READ);
+    assert_int_equal(events, RT_LOOP_READ);
     if (++fed_calls < 3)
-        raft__watch_feed(w, RAFT__LOOP_READ); /* again, but on the next iteration */
+        rt__watch_feed(w, RT_LOOP_READ); /* again, but on the next iteration */
 }
 
 static void feed_runs_once_per_iteration(void **state)
@@ -206,17 +205,17 @@ static void feed_runs_once_per_iteration(void **state)
     (void)state;
     int p[2];
     assert_int_equal(pipe(p), 0);
-    assert_int_equal(raft__watch_start(loop, &fed_watch, p[0], 0, on_fed), 0);
-    raft__watch_feed(&fed_watch, RAFT__LOOP_READ);
-    raft__loop_run_once(loop, -1); /* does not block: a feed is pending */
+    assert_int_equal(rt__watch_start(loop, &fed_watch, p[0], 0, on_fed), 0);
+    rt__watch_feed(&fed_watch, RT_LOOP_READ);
+    rt__loop_run_once(loop, -1); /* does not block: a feed is pending */
     assert_int_equal(fed_calls, 1);
-    raft__loop_run_once(loop, -1);
+    rt__loop_run_once(loop, -1);
     assert_int_equal(fed_calls, 2);
-    raft__loop_run_once(loop, -1);
+    rt__loop_run_once(loop, -1);
     assert_int_equal(fed_calls, 3);
-    raft__loop_run_once(loop, 0);
+    rt__loop_run_once(loop, 0);
     assert_int_equal(fed_calls, 3);
-    raft__watch_stop(&fed_watch);
+    rt__watch_stop(&fed_watch);
     close(p[0]);
     close(p[1]);
 }

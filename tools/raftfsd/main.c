@@ -190,6 +190,8 @@ int main(int argc, char **argv)
         .max_pending_bytes = 2 * frame_max > (64u << 20) ? 2 * frame_max : 0,
         .log = logger_write,
         .log_ctx = &log,
+        /* Tests partition nodes through it (docs/transport.md, "Fault hooks"). */
+        .transport_faults = getenv("RAFTFS_TRANSPORT_FAULTS"),
     };
     struct fs_replica rep;
     fs_replica_init(&rep, fsm);
