@@ -32,7 +32,20 @@ struct fs_wait {
     pthread_mutex_t lock;
     bool is_answered;          /* protected by lock: EINTR sent, or claimed by the completion */
     bool is_interrupted_early; /* interrupted before the callback was registered */
+    /* The wait's deadline (fs/wait.c, "one call, one deadline"), set by fs__wait_deadline. */
+    uint32_t pid;
+    uint64_t deadline_ms; /* CLOCK_MONOTONIC */
 };
+
+/* A thread whose last wait for the cluster ran into its deadline (fs/wait.c). */
+struct fs_missed {
+    uint32_t pid;      /* 0: free */
+    uint64_t ended_ms; /* when the wait ended (CLOCK_MONOTONIC) */
+    uint64_t deadline_ms;
+};
+
+/* Slots of fs->missed: threads that may inherit a deadline at once. */
+#define FS_MISSED_SLOTS 64
 
 /* One buffered, not yet committed range of an open file. */
 struct fs_extent {
@@ -116,9 +129,10 @@ struct fs {
     pthread_mutex_t lock;
     struct fs_handle *handles; /* open files of this node; protected by lock */
     /* Files whose pages in the kernel are known current (fs/notify.c, design note 5). */
-    struct fs_clean_slot *clean; /* protected by lock */
-    uint64_t clean_gen;          /* protected by lock */
-    struct fs_locks *locks;      /* opts.locks */
+    struct fs_clean_slot *clean;              /* protected by lock */
+    uint64_t clean_gen;                       /* protected by lock */
+    struct fs_locks *locks;                   /* opts.locks */
+    struct fs_missed missed[FS_MISSED_SLOTS]; /* protected by lock (fs/wait.c) */
 };
 
 /* --- fs.c ------------------------------------------------------------------------------------ */
@@ -139,6 +153,15 @@ bool fs__wait_start(struct fs_wait *w, fuse_req_t req);
  * false if it was answered EINTR (the caller only releases its resources). Either way no
  * interrupt callback touches w any more. Call exactly once per successful fs__wait_start. */
 bool fs__wait_claim(struct fs_wait *w);
+/* The timeout, in ms, of the wait w is about to begin for its request: the op timeout, or what
+ * is left of the deadline the same thread's call met an instant ago (fs/wait.c); 0: nothing is
+ * left, the wait must fail at once as if it had timed out. After fs__wait_start, before the
+ * request is answered. */
+unsigned fs__wait_deadline(struct fs *fs, struct fs_wait *w);
+/* w's wait ended with status (its completion's): if it failed at its deadline (whatever the
+ * code: no leader known, leadership lost, timed out), the same thread's next request, if it
+ * comes at once, is part of the same call and inherits the deadline. */
+void fs__wait_ended(struct fs *fs, const struct fs_wait *w, int status);
 
 /* --- orphan.c: open-but-unlinked files ------------------------------------------------------ */
 

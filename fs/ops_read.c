@@ -84,6 +84,7 @@ static void barrier_done(void *arg, int status, struct raft_apply_result *result
         drop(r, 0); /* interrupted: answered EINTR */
         return;
     }
+    fs__wait_ended(r->fs, &r->wait, status);
     /* A node that stopped taking part (its log or state machine failed) will never catch up:
      * its state is frozen, so nothing that asked for a barrier is answered from it. */
     if (status == RAFT_ESTORAGE) {
@@ -106,7 +107,9 @@ static void wait_barrier(struct read_req *r)
         drop(r, EINTR);
         return;
     }
-    int rc = raft_runtime_read_index(r->fs->rt, r->fs->opts.op_timeout_ms, barrier_done, r);
+    unsigned timeout = fs__wait_deadline(r->fs, &r->wait);
+    int rc = timeout == 0 ? RAFT_ETIMEDOUT
+                          : raft_runtime_read_index(r->fs->rt, timeout, barrier_done, r);
     if (rc != 0)
         barrier_done(r, rc, NULL);
 }

@@ -37,6 +37,7 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
         free(c);
         return;
     }
+    fs__wait_ended(c->fs, &c->wait, status);
     struct store_fsm_result res;
     int err = fs__proposal_result(status, result, &res);
     struct fuse_entry_param e;
@@ -104,7 +105,8 @@ static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
         return;
     }
     fs__now(cmd);
-    int err = fs__propose(c->fs->rt, c->fs->opts.op_timeout_ms, cmd, change_done, c);
+    unsigned timeout = fs__wait_deadline(c->fs, &c->wait);
+    int err = timeout == 0 ? EROFS : fs__propose(c->fs->rt, timeout, cmd, change_done, c);
     if (err != 0) {
         if (kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(fi));

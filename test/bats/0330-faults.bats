@@ -266,3 +266,26 @@ PY
         wait_for 10 output_is acknowledged cat "$(mnt "$i")/f"
     done
 }
+
+@test "a call waits one op timeout in all on a cut-off node, though it waits for the cluster twice" {
+    fsd_cluster_start
+    l=$(fsd_leader)
+    n=$((l % 3 + 1))
+    cut_off "$n" drop
+    # open(O_CREAT) of a new name: a lookup (a barrier) and then a create (a proposal).
+    run timeout 60 python3 - "$(mnt "$n")/new" <<'PY'
+import errno, os, sys, time
+t = time.monotonic()
+try:
+    os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644))
+    print("created")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+print("%.1f s" % (time.monotonic() - t))
+PY
+    echo "$output" >&3
+    assert_line EROFS
+    secs=$(echo "$output" | sed -n 's/ s$//p')
+    # One op timeout (OP_TIMEOUT s), with slack; two would be twice as long.
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < $OP_TIMEOUT * 1.5 else 1)" "$secs"
+}
