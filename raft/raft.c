@@ -286,6 +286,11 @@ enum raft_role raft_role(const struct raft *r)
     return r->role;
 }
 
+const struct raft_configuration *raft_configuration_latest(const struct raft *r)
+{
+    return &r->conf;
+}
+
 uint64_t raft_leader(const struct raft *r)
 {
     return r->leader;

@@ -516,6 +516,8 @@ struct raft_status {
 void raft_status(const struct raft *r, struct raft_status *s);
 enum raft_role raft_role(const struct raft *r);
 uint64_t raft_leader(const struct raft *r);
+/* The latest configuration (possibly uncommitted), borrowed until the next raft_step. */
+const struct raft_configuration *raft_configuration_latest(const struct raft *r);
 uint64_t raft_term(const struct raft *r);
 const char *raft_role_name(enum raft_role role);
 const char *raft_msg_type_name(enum raft_msg_type type);

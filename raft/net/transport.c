@@ -108,6 +108,7 @@ struct chan {
     struct rt_timer delay; /* the delay fault's wake-up */
     unsigned backoff;      /* ms, the next reconnect delay before jitter */
     unsigned failures;     /* consecutive failed dials, to keep the log quiet */
+    char last_failure[48]; /* the start of the last failed dial's reason */
 };
 
 struct peer {
@@ -461,8 +462,16 @@ static void conn_fail(struct conn *c, enum failure kind, const char *fmt, ...)
     va_end(ap);
     enum raft_log_level level = RAFT_LOG_WARN;
     struct chan *ch = c->peer ? &c->peer->ch[c->ch] : NULL;
-    if (kind == FAIL_SETUP && c->is_outbound && ch != NULL && ch->failures++ > 0)
-        level = RAFT_LOG_DEBUG; /* a peer that stays down: only its first failure is a warning */
+    if (kind == FAIL_SETUP && c->is_outbound && ch != NULL) {
+        /* A peer that stays down: only its first failure is a warning, and a failure for
+         * another reason (it came up with a certificate this node refuses). */
+        if (ch->failures++ > 0 &&
+            strncmp(ch->last_failure, reason, sizeof ch->last_failure - 1) == 0)
+            level = RAFT_LOG_DEBUG;
+        size_t n = strnlen(reason, sizeof ch->last_failure - 1);
+        memcpy(ch->last_failure, reason, n);
+        ch->last_failure[n] = '\0';
+    }
     if (kind == FAIL_IO)
         level = RAFT_LOG_INFO;
     const char *what = kind == FAIL_SETUP ? "connection set-up failed" : "closed";

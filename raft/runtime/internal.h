@@ -85,6 +85,8 @@ struct rt_req {
     bool is_read_waiting; /* RT_READ: waiting for apply */
     bool is_leadership_lost;
     bool is_remote;    /* a peer's change request executed here: answer with CTL_RESP */
+    uint64_t sent_to;  /* forwarded (FORWARD, CTL): the leader it went to, whose answer only
+                          counts (DESIGN.md section 3, "Authority") */
     uint64_t origin;   /* is_remote: the peer */
     uint64_t peer_req; /* is_remote: its request id */
     /* RT_VERIFY: the answer, allocated with the request (owned until it is handed to done);
@@ -231,6 +233,8 @@ struct raft_runtime {
     uint64_t snapshot_req; /* manual snapshot waiting for completion (request id) */
     int error;             /* storage failure: stop taking part (RAFT_ESTORAGE) */
     unsigned ticks;        /* tick timer callbacks */
+    uint64_t refused_ms;   /* refusals of peers' frames: when one was last logged (loop ms) */
+    uint64_t refused;      /* and how many were not logged since */
     uint64_t ticked_ns;    /* lease reads: CLOCK_BOOTTIME up to which the core has its ticks */
 
     /* shared */

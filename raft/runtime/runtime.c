@@ -548,6 +548,48 @@ void rt__send_ctl_resp(struct raft_runtime *rt, uint64_t to, uint64_t id, int st
                          sizeof buf);
 }
 
+/* Authority (DESIGN.md section 3): a certificate proves who a peer is, not that it may act. */
+
+/* Refusals are logged at most once every REFUSED_LOG_MS, with the count of those not logged. */
+#define REFUSED_LOG_MS 10000
+
+static void refuse(struct raft_runtime *rt, uint64_t from, const char *what, const char *why)
+{
+    uint64_t now = rt__loop_now(rt->loop);
+    if (rt->refused_ms != 0 && now - rt->refused_ms < REFUSED_LOG_MS) {
+        rt->refused++;
+        return;
+    }
+    rt__log(rt, RAFT_LOG_WARN,
+            "refused %s from node %llu (the node its certificate names): %s; %llu more refusals "
+            "not logged since the last one",
+            what, (unsigned long long)from, why, (unsigned long long)rt->refused);
+    rt->refused_ms = now;
+    rt->refused = 0;
+}
+
+/* May peer from act on the cluster: is it a server (voter or not) of the latest
+ * configuration? */
+static bool may_act(struct raft_runtime *rt, uint64_t from, const char *what)
+{
+    if (raft_configuration_get(raft_configuration_latest(rt->core), from) != NULL)
+        return true;
+    refuse(rt, from, what, "not a server of the configuration");
+    return false;
+}
+
+/* Is from the peer that request id (forwarded) went to? Only its answer counts. */
+static bool answers_own(struct raft_runtime *rt, uint64_t from, uint64_t id, const char *what)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct rt_req *req = rt__table_find(&rt->requests, id);
+    bool is_own = req == NULL || req->sent_to == from; /* unknown: nothing to complete */
+    pthread_mutex_unlock(&rt->lock);
+    if (!is_own)
+        refuse(rt, from, what, "the request went to another node");
+    return is_own;
+}
+
 static void recv_forward(struct raft_runtime *rt, uint64_t from, const uint8_t *p, uint32_t len)
 {
     if (len < RT_ENVELOPE || rfs_get_le64(p) != from)
@@ -576,11 +618,14 @@ static void recv_forward(struct raft_runtime *rt, uint64_t from, const uint8_t *
                          sizeof resp);
 }
 
-static void recv_forward_resp(struct raft_runtime *rt, const uint8_t *p, uint32_t len)
+static void recv_forward_resp(struct raft_runtime *rt, uint64_t from, const uint8_t *p,
+                              uint32_t len)
 {
     if (len != 28)
         return;
     uint64_t id = rfs_get_le64(p);
+    if (!answers_own(rt, from, id, "an answer to a forwarded proposal"))
+        return;
     int status = (int)rfs_get_le32(p + 8);
     if (status != 0) {
         /* RAFT_ENOTLEADER: the receiver appended nothing, so sending it again is safe. */
@@ -670,11 +715,17 @@ void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
         raft_msg_release(&m, NULL);
         break;
     }
-    case RAFT__FRAME_FORWARD: recv_forward(rt, from, payload, len); break;
-    case RAFT__FRAME_FORWARD_RESP: recv_forward_resp(rt, payload, len); break;
-    case RAFT__FRAME_CTL: recv_ctl(rt, from, payload, len); break;
+    case RAFT__FRAME_FORWARD:
+        if (may_act(rt, from, "a forwarded proposal"))
+            recv_forward(rt, from, payload, len);
+        break;
+    case RAFT__FRAME_FORWARD_RESP: recv_forward_resp(rt, from, payload, len); break;
+    case RAFT__FRAME_CTL:
+        if (may_act(rt, from, "a control request"))
+            recv_ctl(rt, from, payload, len);
+        break;
     case RAFT__FRAME_CTL_RESP:
-        if (len == 12) {
+        if (len == 12 && answers_own(rt, from, rfs_get_le64(payload), "a control answer")) {
             uint64_t id = rfs_get_le64(payload);
             int status = (int)rfs_get_le32(payload + 8);
             /* Refused as not the leader: nothing was started there. */
@@ -683,6 +734,9 @@ void rt__recv_cb(void *data, uint64_t from, enum raft__channel ch, uint8_t type,
         }
         break;
     case RAFT__FRAME_DIGEST:
+        if (may_act(rt, from, "a digest request"))
+            rt__verify_recv(rt, from, type, payload, len);
+        break;
     case RAFT__FRAME_DIGEST_RESP: rt__verify_recv(rt, from, type, payload, len); break;
     default: break;
     }
@@ -713,6 +767,7 @@ static void send_ctl(struct raft_runtime *rt, struct rt_req *req, uint64_t leade
     rfs_put_le64(buf + 18, req->expect_index);
     buf[26] = (uint8_t)alen;
     memcpy(buf + 27, req->address, alen);
+    req->sent_to = leader;
     raft__transport_send(rt->transport, leader, RAFT__CHANNEL_CONTROL, RAFT__FRAME_CTL, buf,
                          27 + alen);
 }
@@ -755,6 +810,7 @@ static void submit(struct raft_runtime *rt, struct rt_req *req)
             e.propose.n = 1;
             rv = step(rt, &e, &ctx);
         } else {
+            req->sent_to = leader;
             rv = raft__transport_send(rt->transport, leader, RAFT__CHANNEL_BULK,
                                       RAFT__FRAME_FORWARD, req->buf, (uint32_t)req->len);
             if (rv == RAFT_EDROPPED)

@@ -37,6 +37,10 @@ struct raft_apply_result {
 
 #define RAFT_DIGEST_SIZE 32 /* bytes of a state digest (raft_fsm.digest) */
 
+/* Longest cluster ID (bytes, without the NUL): the transport's identity is the ID, "/" and the
+ * cluster epoch in up to 20 digits. The one limit: option parsers check against it. */
+#define RAFT_CLUSTER_ID_MAX 43
+
 /* The state machine. apply and restore run on the apply thread, snapshot on the snapshot thread
  * (concurrently with apply: it must copy a consistent state, e.g. from one LMDB transaction). */
 struct raft_fsm {
@@ -77,7 +81,8 @@ struct raft_runtime_config {
     uint64_t id;
     const char *data_dir;   /* the runtime keeps its log in DIR/log, snapshots in DIR/snapshots */
     const char *listen;     /* "host:port" to accept peers on */
-    const char *cluster_id; /* peers with another cluster ID are refused */
+    const char *cluster_id; /* 1..RAFT_CLUSTER_ID_MAX bytes, no '/'; peers with another
+                               cluster ID are refused */
     const char *tls_ca;     /* PEM files: the cluster CA, this node's certificate and key */
     const char *tls_cert;
     const char *tls_key;

@@ -294,6 +294,13 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
         snprintf(err, errlen, "incomplete runtime configuration");
         return RAFT_EINVAL;
     }
+    size_t id_len = strlen(cfg->cluster_id);
+    if (id_len == 0 || id_len > RAFT_CLUSTER_ID_MAX || strchr(cfg->cluster_id, '/') != NULL) {
+        /* Before anything is written: a bootstrap must not record an ID it cannot use. */
+        snprintf(err, errlen, "cluster ID '%s': want 1 to %d bytes, no '/'", cfg->cluster_id,
+                 RAFT_CLUSTER_ID_MAX);
+        return RAFT_EINVAL;
+    }
     struct raft_runtime *rt = calloc(1, sizeof *rt);
     if (rt == NULL)
         return RAFT_ENOMEM;
@@ -357,8 +364,11 @@ int raft_runtime_start(const struct raft_runtime_config *cfg, struct raft_runtim
     char identity[RAFT__CLUSTER_ID_MAX + 1];
     int idlen = snprintf(identity, sizeof identity, "%s/%llu", rt->cluster_id,
                          (unsigned long long)rt->epoch);
+    _Static_assert(RAFT_CLUSTER_ID_MAX + 21 <= RAFT__CLUSTER_ID_MAX,
+                   "the transport's identity holds the cluster ID, '/' and a 20-digit epoch");
     if (idlen < 0 || (size_t)idlen >= sizeof identity) {
-        snprintf(err, errlen, "cluster ID too long: at most %d bytes", RAFT__CLUSTER_ID_MAX - 21);
+        snprintf(err, errlen, "cluster identity '%s/%llu' too long", rt->cluster_id,
+                 (unsigned long long)rt->epoch);
         rv = RAFT_EINVAL;
         goto err;
     }

@@ -108,3 +108,24 @@ EOF
     wait_for 10 grep -q "malformed raft message from node 4 dropped" "$D/n$L.log"
     still_serving after-garbage
 }
+
+@test "a removed node's forwarded proposals are refused and logged; the tree does not change" {
+    # Node 3 joins, learns the leader, and is removed; with a long election timeout it keeps
+    # taking the old leader for its leader, and forwards to it.
+    node_start 3 $PEERS --election-ticks 3000
+    run ctl "$L" add-voter 3 "$(addr 3)"
+    assert_success
+    wait_for 10 field_is 3 leader "$L"
+    run ctl "$L" remove 3
+    assert_success
+    wait_for 10 sh -c "! $RAFTNODE ctl $D/n1.sock status | grep -q 'voters=.*3'"
+    [ "$(field 3 leader)" = "$L" ]
+    run ctl 3 propose from-a-removed-node
+    assert_failure # refused, or committed where node 3 never applies it: the tree tells
+    for i in 1 2; do
+        run ctl "$i" lookup from-a-removed-node
+        assert_failure
+    done
+    grep -q "refused a forwarded proposal from node 3 (the node its certificate names): not a server of the configuration" "$D/n$L.log"
+    still_serving after-refusal
+}

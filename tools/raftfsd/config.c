@@ -147,8 +147,10 @@ static int set_lease_reads(struct args *a, const char *v, char *why, size_t whyl
 
 static int set_cluster_id(struct args *a, const char *v, char *why, size_t whylen)
 {
-    if (strlen(v) > 64 || strchr(v, '/') != NULL)
-        return reason(why, whylen, "want 1 to 64 characters, no '/'");
+    if (strlen(v) == 0 || strlen(v) > RAFT_CLUSTER_ID_MAX || strchr(v, '/') != NULL) {
+        snprintf(why, whylen, "want 1 to %d bytes, no '/'", RAFT_CLUSTER_ID_MAX);
+        return RFS_EINVAL;
+    }
     a->cluster_id = v;
     return 0;
 }
