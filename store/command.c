@@ -17,7 +17,7 @@
  * version 2 (sessions and locks):
  *   J node u64     X session u64  W owner u64    K request u64  B start u64   E len u64
  *   Y pid u32      Z delay_ms u32 k lock_kind u8 t lock_type u8
- * version 3: no new field. */
+ * version 3: no new field (FALLOCATE uses O for its offset and E for its length). */
 static const char *const bodies[STORE_CMD_TYPE_END] = {
     [STORE_CMD_CREATE] = "PMUGFN",     [STORE_CMD_MKNOD] = "PMUGRN",
     [STORE_CMD_MKDIR] = "PMUGN",       [STORE_CMD_UNLINK] = "PFHN",
@@ -29,6 +29,7 @@ static const char *const bodies[STORE_CMD_TYPE_END] = {
     [STORE_CMD_SESSION_OPEN] = "J",    [STORE_CMD_SESSION_END] = "XZ",
     [STORE_CMD_LOCK] = "PXWKYktBEF",   [STORE_CMD_LOCK_CANCEL] = "PXK",
     [STORE_CMD_LOCK_RELEASE] = "PXWk", [STORE_CMD_SESSION_RENEW] = "JZ",
+    [STORE_CMD_FALLOCATE] = "PFOE",
 };
 
 /* The first type of versions 2 and 3; every type before FIRST_V2_TYPE is version 1. */
@@ -56,6 +57,7 @@ static const char *const type_names[STORE_CMD_TYPE_END] = {
     [STORE_CMD_LOCK_CANCEL] = "lock-cancel",
     [STORE_CMD_LOCK_RELEASE] = "lock-release",
     [STORE_CMD_SESSION_RENEW] = "session-renew",
+    [STORE_CMD_FALLOCATE] = "fallocate",
 };
 
 #define HEADER_SIZE 14 /* version u8, type u8, time sec i64, time nsec u32 */

@@ -10,7 +10,7 @@
 
 /* Version byte of an encoded command: the version that introduced it. Version 1 has the
  * filesystem commands (CREATE..FORGET), version 2 adds node sessions and locks (SESSION_OPEN..
- * LOCK_RELEASE), version 3 SESSION_RENEW and MKNOD of character and block devices
+ * LOCK_RELEASE), version 3 SESSION_RENEW, FALLOCATE, and MKNOD of character and block devices
  * and sockets, which version 1 refused with EPERM. Each command is encoded under exactly one
  * version byte (store_cmd_version) and a decoder refuses any other, so an encoding stays
  * canonical and a build that predates a version refuses its commands by their version byte
@@ -51,6 +51,7 @@ enum store_cmd_type {
     STORE_CMD_SESSION_RENEW, /* node, delay_ms: open a session for a node that lost its earlier
                                 one while running: that one ends with the lock-delay (its
                                 locks block others until then) instead of at once */
+    STORE_CMD_FALLOCATE,     /* ino, flags (FALLOC_FL_*), offset, len: allocate or punch */
     STORE_CMD_TYPE_END
 };
 
@@ -66,6 +67,12 @@ enum store_cmd_type {
 /* flags of SETXATTR (same meaning as Linux setxattr) */
 #define STORE_CMD_XATTR_CREATE  0x1u
 #define STORE_CMD_XATTR_REPLACE 0x2u
+
+/* flags of FALLOCATE: Linux's values. 0 allocates [offset, offset + len) and extends the size
+ * to its end; KEEP_SIZE allocates without changing the size; PUNCH_HOLE | KEEP_SIZE makes the
+ * range a hole. Any other combination answers EOPNOTSUPP. */
+#define STORE_CMD_FALLOC_KEEP_SIZE  0x1u
+#define STORE_CMD_FALLOC_PUNCH_HOLE 0x2u
 
 /* flags of LOCK: wait in the inode's queue when the lock cannot be granted now (F_SETLKW,
  * flock without LOCK_NB) instead of answering EAGAIN. */
@@ -110,7 +117,7 @@ struct store_cmd {
     uint32_t rdev;
     uint32_t valid;  /* SETATTR */
     uint64_t size;   /* SETATTR */
-    uint64_t offset; /* WRITE */
+    uint64_t offset; /* WRITE, FALLOCATE */
     /* UNLINK, RMDIR, RENAME (with KEEP_OPEN) and FORGET: a set of nodes, bit i - 1 for node
      * ID i (IDs 1 to 64) */
     uint64_t holders;
@@ -130,7 +137,8 @@ struct store_cmd {
     uint64_t owner;    /* lock owner within the session (FUSE lock_owner) */
     uint64_t request;  /* request ID, unique within the session: names a waiter */
     uint64_t start;    /* LOCK: first byte */
-    uint64_t len;      /* LOCK: bytes; 0 means to the end of the file (and beyond) */
+    uint64_t len;      /* LOCK: bytes, 0 meaning to the end of the file (and beyond);
+                          FALLOCATE: bytes (version 3) */
     uint32_t pid;      /* LOCK: process asking, for F_GETLK and listings */
     uint32_t delay_ms; /* SESSION_END, SESSION_RENEW: lock-delay */
     uint8_t lock_kind; /* STORE_CMD_LOCK_FLOCK or STORE_CMD_LOCK_POSIX */

@@ -92,6 +92,11 @@ static void assert_same(uint8_t type, const struct store_cmd *a, const struct st
         assert_int_equal(a->delay_ms, b->delay_ms);
     if (type >= STORE_CMD_SESSION_END && type < STORE_CMD_SESSION_RENEW)
         assert_int_equal(a->session, b->session);
+    if (type == STORE_CMD_FALLOCATE) {
+        assert_int_equal(a->flags, b->flags);
+        assert_int_equal(a->offset, b->offset);
+        assert_int_equal(a->len, b->len);
+    }
     if (type == STORE_CMD_LOCK || type == STORE_CMD_LOCK_RELEASE) {
         assert_int_equal(a->owner, b->owner);
         assert_int_equal(a->lock_kind, b->lock_kind);
@@ -209,6 +214,33 @@ static void known_bytes_of_a_lock(void **state)
                           .start = 16,
                           .flags = STORE_CMD_LOCK_WAIT};
     uint8_t buf[96];
+    size_t len;
+    assert_int_equal(store_cmd_encode(&c, buf, sizeof buf, &len), 0);
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+}
+
+static void known_bytes_of_a_fallocate(void **state)
+{
+    (void)state;
+    /* fallocate(inode 9, PUNCH_HOLE|KEEP_SIZE, offset 4096, len 5) at 2:3. */
+    static const uint8_t want[] = {
+        3, 21,                   /* version, type FALLOCATE */
+        2, 0,  0, 0, 0, 0, 0, 0, /* time */
+        3, 0,  0, 0,             /* time nsec */
+        9, 0,  0, 0, 0, 0, 0, 0, /* inode */
+        3, 0,  0, 0,             /* flags */
+        0, 16, 0, 0, 0, 0, 0, 0, /* offset */
+        5, 0,  0, 0, 0, 0, 0, 0, /* len */
+    };
+    struct store_cmd c = {.type = STORE_CMD_FALLOCATE,
+                          .time_sec = 2,
+                          .time_nsec = 3,
+                          .ino = 9,
+                          .flags = STORE_CMD_FALLOC_PUNCH_HOLE | STORE_CMD_FALLOC_KEEP_SIZE,
+                          .offset = 4096,
+                          .len = 5};
+    uint8_t buf[64];
     size_t len;
     assert_int_equal(store_cmd_encode(&c, buf, sizeof buf, &len), 0);
     assert_int_equal(len, sizeof want);
@@ -371,6 +403,7 @@ int main(void)
         cmocka_unit_test(round_trip_every_type),
         cmocka_unit_test(known_bytes),
         cmocka_unit_test(known_bytes_of_a_lock),
+        cmocka_unit_test(known_bytes_of_a_fallocate),
         cmocka_unit_test(mknod_of_a_device_is_version_3),
         cmocka_unit_test(encode_errors),
         cmocka_unit_test(every_truncation_is_refused),
