@@ -129,6 +129,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .getlk = fs__getlk,
     .setlk = fs__setlk,
     .flock = fs__flock,
+    .fallocate = fs__fallocate,
 };
 
 int fs_mount(struct store_fsm *fsm, struct raft_runtime *rt, struct fs_replica *rep,

@@ -128,6 +128,30 @@ bool fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size)
     return is_taken;
 }
 
+void fs__dirty_punch(struct fs *fs, uint64_t ino, uint64_t off, uint64_t end)
+{
+    pthread_mutex_lock(&fs->lock);
+    for (struct fs_handle *h = fs->handles; h != NULL; h = h->next) {
+        if (h->ino != ino)
+            continue;
+        size_t kept = 0;
+        for (size_t i = 0; i < h->n_ext; i++) {
+            struct fs_extent *e = &h->ext[i];
+            uint64_t lo = e->off > off ? e->off : off;
+            uint64_t hi = e->off + e->len < end ? e->off + e->len : end;
+            if (lo == e->off && hi == e->off + e->len) {
+                free(e->data); /* wholly inside: invariant 1 holds without it */
+                continue;
+            }
+            if (lo < hi)
+                memset(e->data + (lo - e->off), 0, (size_t)(hi - lo));
+            h->ext[kept++] = *e;
+        }
+        h->n_ext = kept;
+    }
+    pthread_mutex_unlock(&fs->lock);
+}
+
 bool fs__handle_replaced(struct fs *fs, struct fs_handle *h, uint64_t *end)
 {
     if (h == NULL)

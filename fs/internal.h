@@ -223,6 +223,10 @@ void fs__symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
 void fs__link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                 const char *newname, unsigned int flags);
+/* fallocate: mode 0, FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (others:
+ * EOPNOTSUPP), after fi's buffer is committed. */
+void fs__fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                   struct fuse_file_info *fi);
 void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                  struct fuse_file_info *fi);
 void fs__setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
@@ -247,6 +251,9 @@ uint64_t fs__local_size(struct fs *fs, uint64_t ino, uint64_t committed);
  * true if a handle opened with O_TRUNC takes it over (its REPLACE will carry the size), so the
  * truncation must not be proposed on its own. */
 bool fs__dirty_truncate(struct fs *fs, uint64_t ino, uint64_t size);
+/* A hole punched in ino over [off, end) was applied: the bytes the node's handles buffered
+ * there, written before it, read and commit as zeros (ranges wholly inside are dropped). */
+void fs__dirty_punch(struct fs *fs, uint64_t ino, uint64_t off, uint64_t end);
 /* Was h opened with O_TRUNC and its REPLACE not proposed yet? Then *end is the size it gives
  * the file so far. h may be NULL (false). */
 bool fs__handle_replaced(struct fs *fs, struct fs_handle *h, uint64_t *end);

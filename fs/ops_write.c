@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/xattr.h>
 
 #include "fs/internal.h"
@@ -15,6 +16,7 @@ enum reply_kind {
     REPLY_ENTRY,  /* fuse_reply_entry with the new inode */
     REPLY_ATTR,   /* fuse_reply_attr with the changed inode */
     REPLY_CREATE, /* fuse_reply_create with the new handle */
+    REPLY_PUNCH,  /* fuse_reply_err(0) on success, after cutting the node's buffers */
 };
 
 /* One proposed change, owned by the runtime's completion from fs__propose on. */
@@ -24,6 +26,7 @@ struct change {
     struct fs_wait wait; /* interruptible until the completion */
     enum reply_kind kind;
     struct fuse_file_info fi; /* REPLY_CREATE: its handle in fi.fh */
+    uint64_t ino, off, end;   /* REPLY_PUNCH: the hole */
 };
 
 static void change_done(void *arg, int status, struct raft_apply_result *result)
@@ -49,6 +52,10 @@ static void change_done(void *arg, int status, struct raft_apply_result *result)
     } else {
         switch (c->kind) {
         case REPLY_ERR: fuse_reply_err(c->req, 0); break;
+        case REPLY_PUNCH:
+            fs__dirty_punch(c->fs, c->ino, c->off, c->end);
+            fuse_reply_err(c->req, 0);
+            break;
         case REPLY_ENTRY:
             fs__entry(c->fs, &res.attr, &e);
             fuse_reply_entry(c->req, &e);
@@ -97,6 +104,11 @@ static void submit(fuse_req_t req, struct store_cmd *cmd, enum reply_kind kind,
     c->kind = kind;
     if (fi != NULL)
         c->fi = *fi;
+    if (kind == REPLY_PUNCH) {
+        c->ino = cmd->ino;
+        c->off = cmd->offset;
+        c->end = cmd->offset + cmd->len;
+    }
     if (!fs__wait_start(&c->wait, req)) {
         if (kind == REPLY_CREATE)
             fs__handle_free(fs__handle_of(fi));
@@ -240,6 +252,51 @@ void fs__rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
     cmd.name2 = newname;
     cmd.name2_len = strlen(newname);
     submit(req, &cmd, REPLY_ERR, NULL);
+}
+
+_Static_assert(FALLOC_FL_KEEP_SIZE == STORE_CMD_FALLOC_KEEP_SIZE &&
+                   FALLOC_FL_PUNCH_HOLE == STORE_CMD_FALLOC_PUNCH_HOLE,
+               "the state machine takes Linux's fallocate flags");
+
+/* Propose a fallocate (a store_cmd in arg, owned) once its handle's buffer is committed. */
+static void fallocate_after_commit(void *arg, fuse_req_t req, int err)
+{
+    struct store_cmd *cmd = arg;
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        submit(req, cmd, cmd->flags & STORE_CMD_FALLOC_PUNCH_HOLE ? REPLY_PUNCH : REPLY_ERR, NULL);
+    free(cmd);
+}
+
+void fs__fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                   struct fuse_file_info *fi)
+{
+    /* The kernel refused the rest already (vfs_fallocate, fuse_file_fallocate);
+     * FALLOC_FL_ZERO_RANGE gets here and is not supported. The state machine checks again. */
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    if (off < 0 || len <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    struct store_cmd *cmd = malloc(sizeof *cmd);
+    if (cmd == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    *cmd = (struct store_cmd){.type = STORE_CMD_FALLOCATE,
+                              .ino = ino,
+                              .flags = (uint32_t)mode,
+                              .offset = (uint64_t)off,
+                              .len = (uint64_t)len};
+    /* What the handle buffered was written before: committed first, it lands before the
+     * fallocate, and a pending O_TRUNC replacement cannot undo it later. Other handles of this
+     * node keep their buffers: allocating commutes with their writes, and a punched hole cuts
+     * them once applied. */
+    fs__handle_commit_then(req, fi, (struct fs_then){.fn = fallocate_after_commit, .arg = cmd});
 }
 
 void fs__setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

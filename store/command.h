@@ -4,14 +4,19 @@
 #ifndef STORE_COMMAND_H
 #define STORE_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Version byte of an encoded command: the version that introduced its type. Version 1 has the
+/* Version byte of an encoded command: the version that introduced it. Version 1 has the
  * filesystem commands (CREATE..FORGET), version 2 adds node sessions and locks (SESSION_OPEN..
- * LOCK_RELEASE), version 3 SESSION_RENEW. Each type is encoded under exactly one version byte and a
- * decoder refuses any other, so an encoding stays canonical and a build that predates version 2
- * refuses its commands by their version byte. */
+ * LOCK_RELEASE), version 3 SESSION_RENEW, FALLOCATE, and MKNOD of character and block devices
+ * and sockets, which version 1 refused with EPERM. Each command is encoded under exactly one
+ * version byte (store_cmd_version) and a decoder refuses any other, so an encoding stays
+ * canonical and a build that predates a version refuses its commands by their version byte
+ * instead of applying them under older rules. The one exception: a version 1 MKNOD of a device
+ * or socket still decodes (logs written before version 3 may hold one) and applies as then,
+ * answering EPERM. */
 #define STORE_CMD_VERSION 3 /* the newest version this build decodes */
 
 /* Largest encoded command the decoder accepts, whatever the buffer length (64 MiB of data
@@ -20,7 +25,8 @@
 
 enum store_cmd_type {
     STORE_CMD_CREATE = 1,  /* ino=parent, name, mode (permission bits), uid, gid, flags EXCL */
-    STORE_CMD_MKNOD,       /* ino=parent, name, mode (S_IFREG or S_IFIFO | perms), uid, gid, rdev */
+    STORE_CMD_MKNOD,       /* ino=parent, name, mode (any type but S_IFDIR and S_IFLNK, perms),
+                              uid, gid, rdev (devices only) */
     STORE_CMD_MKDIR,       /* ino=parent, name, mode (permission bits), uid, gid */
     STORE_CMD_UNLINK,      /* ino=parent, name, flags KEEP_OPEN, holders */
     STORE_CMD_RMDIR,       /* ino=parent, name, flags KEEP_OPEN, holders */
@@ -45,6 +51,7 @@ enum store_cmd_type {
     STORE_CMD_SESSION_RENEW, /* node, delay_ms: open a session for a node that lost its earlier
                                 one while running: that one ends with the lock-delay (its
                                 locks block others until then) instead of at once */
+    STORE_CMD_FALLOCATE,     /* ino, flags (FALLOC_FL_*), offset, len: allocate or punch */
     STORE_CMD_TYPE_END
 };
 
@@ -60,6 +67,12 @@ enum store_cmd_type {
 /* flags of SETXATTR (same meaning as Linux setxattr) */
 #define STORE_CMD_XATTR_CREATE  0x1u
 #define STORE_CMD_XATTR_REPLACE 0x2u
+
+/* flags of FALLOCATE: Linux's values. 0 allocates [offset, offset + len) and extends the size
+ * to its end; KEEP_SIZE allocates without changing the size; PUNCH_HOLE | KEEP_SIZE makes the
+ * range a hole. Any other combination answers EOPNOTSUPP. */
+#define STORE_CMD_FALLOC_KEEP_SIZE  0x1u
+#define STORE_CMD_FALLOC_PUNCH_HOLE 0x2u
 
 /* flags of LOCK: wait in the inode's queue when the lock cannot be granted now (F_SETLKW,
  * flock without LOCK_NB) instead of answering EAGAIN. */
@@ -104,7 +117,7 @@ struct store_cmd {
     uint32_t rdev;
     uint32_t valid;  /* SETATTR */
     uint64_t size;   /* SETATTR */
-    uint64_t offset; /* WRITE */
+    uint64_t offset; /* WRITE, FALLOCATE */
     /* UNLINK, RMDIR, RENAME (with KEEP_OPEN) and FORGET: a set of nodes, bit i - 1 for node
      * ID i (IDs 1 to 64) */
     uint64_t holders;
@@ -124,11 +137,16 @@ struct store_cmd {
     uint64_t owner;    /* lock owner within the session (FUSE lock_owner) */
     uint64_t request;  /* request ID, unique within the session: names a waiter */
     uint64_t start;    /* LOCK: first byte */
-    uint64_t len;      /* LOCK: bytes; 0 means to the end of the file (and beyond) */
+    uint64_t len;      /* LOCK: bytes, 0 meaning to the end of the file (and beyond);
+                          FALLOCATE: bytes (version 3) */
     uint32_t pid;      /* LOCK: process asking, for F_GETLK and listings */
     uint32_t delay_ms; /* SESSION_END, SESSION_RENEW: lock-delay */
     uint8_t lock_kind; /* STORE_CMD_LOCK_FLOCK or STORE_CMD_LOCK_POSIX */
     uint8_t lock_type; /* STORE_CMD_LOCK_READ, _WRITE or _UNLOCK */
+    /* Not encoded: the version byte the command was decoded from (store_cmd_decode), which
+     * decides the rules it applies under; 0 for a command made in memory, which applies under
+     * the newest ones. store_cmd_encode writes store_cmd_version(cmd) whatever it holds. */
+    uint8_t version;
     /* Not encoded: the raft log index of the entry carrying the command, set by whoever
      * applies it (store_fsm_apply_batch). Session IDs and fencing tokens are made from it. */
     uint64_t index;
@@ -149,8 +167,17 @@ int store_cmd_encode(const struct store_cmd *cmd, void *buf, size_t cap, size_t 
  * cmd's pointers borrow buf, which must outlive their use. */
 int store_cmd_decode(const void *buf, size_t len, struct store_cmd *cmd);
 
-/* Version byte of type (see STORE_CMD_VERSION); 0 for an unknown type. */
+/* Version byte of type (see STORE_CMD_VERSION): the version that introduced it; 0 for an
+ * unknown type. */
 unsigned store_cmd_version_of(unsigned type);
+
+/* Version byte cmd is encoded under: its type's, or 3 for a MKNOD of a device or socket; 0 for
+ * an unknown type. */
+unsigned store_cmd_version(const struct store_cmd *cmd);
+
+/* Whether mode's type is one that only version 3 makes with MKNOD: a character or block device
+ * or a socket. */
+bool store_cmd_is_special_mode(uint32_t mode);
 
 /* Name of a command type for messages ("create", ...); "unknown" otherwise. Static string. */
 const char *store_cmd_type_name(unsigned type);

@@ -426,7 +426,7 @@ int store__wakeup_add(struct fsm_txn *t, const struct store_fsm_wakeup *w)
 
 static bool is_lock_type(unsigned type)
 {
-    return type >= STORE_CMD_SESSION_OPEN && type < STORE_CMD_TYPE_END;
+    return type >= STORE_CMD_SESSION_OPEN && type <= STORE_CMD_SESSION_RENEW;
 }
 
 static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
@@ -439,6 +439,7 @@ static int apply_one(struct fsm_txn *t, const struct store_cmd *c, struct store_
     switch (c->type) {
     case STORE_CMD_WRITE: r = store__cmd_write(t, c, res); break;
     case STORE_CMD_REPLACE: r = store__cmd_replace(t, c, res); break;
+    case STORE_CMD_FALLOCATE: r = store__cmd_fallocate(t, c, res); break;
     case STORE_CMD_SETATTR: r = store__cmd_setattr(t, c, res); break;
     case STORE_CMD_SETXATTR: r = store__cmd_setxattr(t, c, res); break;
     case STORE_CMD_REMOVEXATTR: r = store__cmd_removexattr(t, c, res); break;

@@ -4,9 +4,12 @@
  * Layout rules (see docs/disk-format.md):
  *  1. A block that was never written (or was cut away) is absent and reads as zeros: holes
  *     cost nothing.
- *  2. A stored block holds 1..FSM_BLOCK_SIZE bytes; bytes past its length read as zeros.
+ *  2. A stored block holds 0..FSM_BLOCK_SIZE bytes; bytes past its length read as zeros. A
+ *     block of 0 bytes is space fallocate reserved: it reads as a hole but is stored, counted
+ *     in st_blocks and charged, so a later write into it cannot fail for space.
  *  3. No stored byte lies at or past the file size: truncation deletes and trims blocks, so
- *     growing the file later shows zeros, never old data.
+ *     growing the file later shows zeros, never old data. Blocks reserved past the size by
+ *     FALLOC_FL_KEEP_SIZE hold no byte; truncation deletes them as any other.
  * There is no inline data: a tiny file is one short block. */
 #include <errno.h>
 #include <stdint.h>
@@ -244,6 +247,124 @@ int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct stor
         if ((r = store__inode_put(t, &node)) != 0)
             return r;
     }
+    res->ino = node.ino;
+    store__inode_to_attr(&node, &res->attr);
+    return 0;
+}
+
+/* Check a FALLOCATE of node, as Linux's vfs_fallocate in order: EINVAL for an empty range,
+ * EOPNOTSUPP for a mode other than allocate (0 or KEEP_SIZE) or PUNCH_HOLE|KEEP_SIZE, then
+ * EFBIG for a range ending past the size limit. */
+static int fallocate_check(struct fsm_txn *t, const struct fsm_inode *node,
+                           const struct store_cmd *c)
+{
+    int r = regular_check(node);
+    if (r != 0)
+        return r;
+    if (c->len == 0 || c->offset > INT64_MAX)
+        return EINVAL;
+    uint32_t punch = STORE_CMD_FALLOC_PUNCH_HOLE | STORE_CMD_FALLOC_KEEP_SIZE;
+    if (c->flags != 0 && c->flags != STORE_CMD_FALLOC_KEEP_SIZE && c->flags != punch)
+        return EOPNOTSUPP;
+    if (c->len > t->fsm->max_file_size || c->offset > t->fsm->max_file_size - c->len)
+        return EFBIG;
+    return 0;
+}
+
+/* Store an empty block (reserved space, rule 2) at each block number of [first, last] that
+ * holds none. */
+static int reserve_blocks(struct fsm_txn *t, uint64_t ino, uint64_t first, uint64_t last)
+{
+    uint8_t k[16];
+    for (uint64_t b = first; b <= last; b++) {
+        block_key(k, ino, b);
+        MDB_val key = {16, k}, val = {0, k};
+        int rc = mdb_put(t->txn, t->fsm->blocks, &key, &val, MDB_NOOVERWRITE);
+        if (rc != 0 && rc != MDB_KEYEXIST)
+            return store__fsm_mdb_error(t->fsm, rc, "reserve block %llu of inode %llu",
+                                        (unsigned long long)b, (unsigned long long)ino);
+    }
+    return 0;
+}
+
+/* Zero bytes [from, to) of block b of node (0 <= from < to <= FSM_BLOCK_SIZE), if stored: the
+ * block goes when the range is all of it, and is cut at from when the range reaches its end
+ * (a block partly punched stays allocated, as on Linux). */
+static int punch_block(struct fsm_txn *t, struct fsm_inode *node, uint64_t b, size_t from,
+                       size_t to)
+{
+    uint8_t buf[FSM_BLOCK_SIZE], k[16];
+    block_key(k, node->ino, b);
+    MDB_val key = {16, k}, val;
+    int rc = mdb_get(t->txn, t->fsm->blocks, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    size_t len = val.mv_size;
+    if (rc == 0 && from == 0 && to == FSM_BLOCK_SIZE) {
+        rc = mdb_del(t->txn, t->fsm->blocks, &key, NULL);
+        if (rc == 0) {
+            node->nblocks--;
+            return store__space_adjust(t, 0, FSM_BLOCK_SIZE);
+        }
+    } else if (rc == 0 && from < len) {
+        memcpy(buf, val.mv_data, len);
+        if (to < len)
+            memset(buf + from, 0, to - from);
+        else
+            len = from;
+        val = (MDB_val){len, buf};
+        rc = mdb_put(t->txn, t->fsm->blocks, &key, &val, 0);
+    }
+    if (rc != 0)
+        return store__fsm_mdb_error(t->fsm, rc, "punch block %llu of inode %llu",
+                                    (unsigned long long)b, (unsigned long long)node->ino);
+    return 0;
+}
+
+/* Make [off, end) of node a hole: blocks wholly inside go, the ones at the edges get zeros. */
+static int punch_range(struct fsm_txn *t, struct fsm_inode *node, uint64_t off, uint64_t end)
+{
+    const uint64_t bs = FSM_BLOCK_SIZE;
+    int r = 0;
+    for (uint64_t b = off / bs; r == 0 && b * bs < end; b++) {
+        size_t from = off > b * bs ? (size_t)(off - b * bs) : 0;
+        size_t to = end - b * bs < bs ? (size_t)(end - b * bs) : (size_t)bs;
+        r = punch_block(t, node, b, from, to);
+    }
+    return r;
+}
+
+int store__cmd_fallocate(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res)
+{
+    struct fsm_inode node;
+    int r;
+    if ((r = store__inode_get(t->fsm, t->txn, c->ino, &node)) != 0)
+        return r;
+    if ((r = fallocate_check(t, &node, c)) != 0)
+        return r;
+    uint64_t end = c->offset + c->len;
+    if (c->flags & STORE_CMD_FALLOC_PUNCH_HOLE) {
+        /* Past the size only reserved blocks are stored (rule 3): they go too, as on Linux. */
+        if ((r = punch_range(t, &node, c->offset, end)) != 0)
+            return r;
+    } else {
+        /* Reserved whole or refused with ENOSPC, as a WRITE. */
+        uint64_t first = c->offset / FSM_BLOCK_SIZE, last = (end - 1) / FSM_BLOCK_SIZE, stored;
+        if ((r = count_blocks(t, node.ino, first, last, &stored)) != 0)
+            return r;
+        uint64_t added = last - first + 1 - stored;
+        if ((r = store__space_check(t, added * FSM_BLOCK_SIZE)) != 0 ||
+            (r = reserve_blocks(t, node.ino, first, last)) != 0 ||
+            (r = store__space_adjust(t, added * FSM_BLOCK_SIZE, 0)) != 0)
+            return r;
+        node.nblocks += added;
+        if (!(c->flags & STORE_CMD_FALLOC_KEEP_SIZE) && end > node.size)
+            node.size = end;
+    }
+    /* As tmpfs (file_modified): a successful fallocate sets mtime and ctime. */
+    node.mtime = node.ctime = t->now;
+    if ((r = store__inode_put(t, &node)) != 0)
+        return r;
     res->ino = node.ino;
     store__inode_to_attr(&node, &res->attr);
     return 0;

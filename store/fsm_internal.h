@@ -156,6 +156,8 @@ int store__data_truncate(struct fsm_txn *t, struct fsm_inode *node, uint64_t siz
 int store__cmd_write(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
 int store__cmd_replace(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
 int store__cmd_setattr(struct fsm_txn *t, const struct store_cmd *c, struct store_fsm_result *res);
+int store__cmd_fallocate(struct fsm_txn *t, const struct store_cmd *c,
+                         struct store_fsm_result *res);
 
 /* --- xattrs (fsm_xattr.c) ------------------------------------------------------------------ */
 

@@ -290,7 +290,7 @@ static int make_node(struct fsm_txn *t, const struct store_cmd *c, uint32_t mode
     node.uid = c->uid;
     node.gid = c->gid;
     node.nlink = 1;
-    node.rdev = S_ISREG(mode) || S_ISFIFO(mode) ? 0 : c->rdev;
+    node.rdev = S_ISCHR(mode) || S_ISBLK(mode) ? c->rdev : 0; /* as Linux: only devices keep it */
     node.atime = node.mtime = node.ctime = t->now;
     if (S_ISDIR(mode)) {
         node.nlink = 2;
@@ -322,9 +322,12 @@ static int cmd_mknod(struct fsm_txn *t, const struct store_cmd *c, struct store_
     uint32_t type = c->mode & S_IFMT;
     if (type == 0)
         type = S_IFREG; /* mknod(2): a zero type means a regular file */
-    if (type == S_IFCHR || type == S_IFBLK || type == S_IFSOCK)
-        return EPERM; /* device nodes and sockets are not supported (DESIGN.md 5) */
-    if (type != S_IFREG && type != S_IFIFO)
+    /* Version 1 refused devices and sockets; a command of its logs applies as it did then. A
+     * device is only a name and a number here (the mount's nodev rules decide whether it
+     * opens); a socket's listener lives in the kernel of the node that bound it. */
+    if (store_cmd_is_special_mode(type) && c->version == 1)
+        return EPERM;
+    if (type != S_IFREG && type != S_IFIFO && !store_cmd_is_special_mode(type))
         return EINVAL;
     return make_node(t, c, type | (c->mode & 07777), res);
 }

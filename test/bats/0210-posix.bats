@@ -470,7 +470,7 @@ room_back() {
     [ "$(stat -c '%u %g %a' "$m1/sgid/sub")" = "65534 4321 2755" ]
 }
 
-@test "mknod: FIFOs are files on every node; devices are refused" {
+@test "mknod: FIFOs are files on every node (other types: 0215-filetypes.bats)" {
     fsd_cluster_start
     mkfifo -m 640 "$(mnt 1)/fifo"
     [ "$(stat -c '%F %a' "$(mnt 2)/fifo")" = "fifo 640" ]
@@ -480,6 +480,68 @@ room_back() {
     run timeout 10 cat "$(mnt 2)/fifo"
     assert_output through
     wait "$writer"
-    run -1 mknod "$(mnt 1)/dev" c 1 3
-    assert_output --partial "Operation not permitted"
+}
+
+@test "fallocate: allocate, keep the size, punch holes; other modes are refused" {
+    fsd_cluster_start
+    m1=$(mnt 1) m2=$(mnt 2) m3=$(mnt 3)
+    printf 0123456789 >"$m1/f"
+    # Mode 0: the size grows, the new bytes are zeros, and the blocks are taken.
+    fallocate -o 4096 -l 16384 "$m2/f"
+    [ "$(stat -c %s "$m3/f")" = 20480 ]
+    [ "$(stat -c %b "$m3/f")" -ge 40 ]
+    [ "$(head -c 10 "$m3/f")" = 0123456789 ]
+    [ "$(tail -c +11 "$m3/f" | tr -d '\0' | wc -c)" = 0 ]
+    # KEEP_SIZE: blocks past the end, the size stays.
+    fallocate -n -o 20480 -l 8192 "$m3/f"
+    [ "$(stat -c %s "$m1/f")" = 20480 ]
+    [ "$(stat -c %b "$m1/f")" -ge 56 ]
+    # A hole in data: zeros, and a whole block punched is given back.
+    head -c 20480 /dev/urandom >"$D/ref"
+    cp "$D/ref" "$m1/g"
+    blocks=$(stat -c %b "$m2/g")
+    fallocate -p -o 1000 -l 9000 "$m2/g"
+    fallocate -p -o 1000 -l 9000 "$D/ref"
+    cmp "$D/ref" "$m3/g"
+    [ "$(stat -c %s "$m3/g")" = 20480 ]
+    [ "$(stat -c %b "$m3/g")" -lt "$blocks" ]
+    # Zero range and collapse range are not supported; the file is untouched.
+    run -1 fallocate -z -o 0 -l 4096 "$m1/g"
+    assert_output --partial "Operation not supported"
+    run -1 fallocate -c -o 0 -l 4096 "$m1/g"
+    assert_output --partial "Operation not supported"
+    cmp "$D/ref" "$m2/g"
+    # Past the maximum file size (64 MiB by default).
+    run -1 fallocate -l 70000000 "$m1/big"
+    assert_output --partial "File too large"
+    run rctl 1 verify
+    assert_success
+    assert_output --partial "all 3 digests are equal"
+}
+
+@test "fallocate through a file being written: what was written before is kept or punched" {
+    fsd_cluster_start
+    # One open file: a write, a hole punched over part of it, a write after, one close.
+    python3 - "$(mnt 1)/f" "$D/ref" <<'PY'
+import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.pwrite(fd, b"a" * 10000, 0)
+    os.posix_fallocate(fd, 0, 30000)  # mode 0, after an O_TRUNC not yet committed
+    os.pwrite(fd, b"b" * 5000, 12000)
+    fd2 = os.open(path, os.O_RDWR)  # the hole through another open file of the node
+    os.pwrite(fd2, b"c" * 100, 20000)
+    PUNCH, KEEP = 2, 1
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd2, PUNCH | KEEP, 4000, 10000) != 0:
+        raise OSError(ctypes.get_errno(), "fallocate")
+    os.pwrite(fd, b"d" * 10, 5000)
+    os.close(fd2)
+    os.close(fd)
+PY
+    cmp "$D/ref" "$(mnt 1)/f"
+    cmp "$D/ref" "$(mnt 2)/f"
+    [ "$(stat -c %s "$(mnt 3)/f")" = 30000 ]
 }

@@ -2,8 +2,11 @@
  * random script of filesystem operations on a reference directory (a tmpfs) and on raftfs,
  * operation k going to raftfs mount number k mod M, so successive operations hit different
  * nodes. Every operation must give the same result (errno) on both sides, and at the end the
- * trees must hold the same names, types, modes, owners, sizes, contents, link counts, xattrs
- * and symlink targets (not times or inode numbers), as seen through every mount. Not installed.
+ * trees must hold the same names, types, device numbers, modes, owners, sizes, contents, link
+ * counts, xattrs and symlink targets (not times or inode numbers), as seen through every mount.
+ * The reference must be mounted nodev, as FUSE mounts are: device nodes are made but must
+ * never open (they are harmless ones all the same: memory devices, loop devices). Not
+ * installed.
  *
  *   fsdiff [-v] [-n OPS] SEED REFDIR MOUNT...
  *
@@ -21,15 +24,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define MAX_DATA  20000 /* largest write */
-#define MAX_OFF   24000 /* writes and truncations stay below MAX_OFF + MAX_DATA */
-#define READ_CAP  (MAX_OFF + MAX_DATA + 4096)
-#define XATTR_CAP 4096
+#define MAX_DATA   20000   /* largest write */
+#define MAX_OFF    24000   /* most offsets are below it */
+#define SPARSE_OFF 1000000 /* some fall below this, leaving holes */
+#define READ_CAP   (SPARSE_OFF + MAX_DATA + 4096)
+#define XATTR_CAP  4096
 
 static uint64_t seed;
 static bool is_verbose;
@@ -58,6 +64,7 @@ enum op_type {
     OP_CREATE_EXCL,
     OP_MKDIR,
     OP_MKFIFO,
+    OP_MKNOD, /* a socket, a character or a block device */
     OP_RMDIR,
     OP_UNLINK,
     OP_RENAME,
@@ -67,6 +74,7 @@ enum op_type {
     OP_APPEND,
     OP_REWRITE, /* O_TRUNC, then a write */
     OP_TRUNCATE,
+    OP_FALLOCATE,
     OP_CHMOD,
     OP_CHOWN,
     OP_UTIMENS,
@@ -82,14 +90,15 @@ enum op_type {
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "create",   "create-excl", "mkdir",  "mkfifo",   "rmdir",    "unlink",    "rename",  "link",
-    "symlink",  "write",       "append", "rewrite",  "truncate", "chmod",     "chown",   "utimens",
-    "setxattr", "removexattr", "read",   "readlink", "getxattr", "listxattr", "readdir", "stat",
+    "create",    "create-excl", "mkdir",     "mkfifo",  "mknod",    "rmdir",       "unlink",
+    "rename",    "link",        "symlink",   "write",   "append",   "rewrite",     "truncate",
+    "fallocate", "chmod",       "chown",     "utimens", "setxattr", "removexattr", "read",
+    "readlink",  "getxattr",    "listxattr", "readdir", "stat",
 };
 
 /* Relative weights: changes dominate, reads check that every node sees them. */
 static const unsigned op_weights[OP_COUNT] = {
-    8, 5, 7, 1, 5, 6, 9, 4, 4, 8, 3, 3, 4, 3, 2, 2, 4, 2, 5, 2, 2, 2, 3, 4,
+    8, 5, 7, 1, 2, 5, 6, 9, 4, 4, 8, 3, 3, 4, 3, 3, 2, 2, 4, 2, 5, 2, 2, 2, 3, 4,
 };
 
 struct op {
@@ -100,6 +109,7 @@ struct op {
     uint64_t off;
     size_t len;
     uint32_t uid, gid;
+    dev_t rdev;
     int64_t sec;
     long nsec;
     char name[16];
@@ -139,7 +149,7 @@ static void rand_op(struct op *o)
     rand_path(o->path2, sizeof o->path2);
     static const unsigned modes[] = {0644, 0600, 0755, 0700, 0444, 02755, 01777, 04711};
     o->mode = modes[below(sizeof modes / sizeof modes[0])];
-    o->off = below(MAX_OFF);
+    o->off = below(8) == 0 ? below(SPARSE_OFF) : below(MAX_OFF);
     o->len = 1 + below(below(4) == 0 ? MAX_DATA : 300);
     for (size_t i = 0; i < o->len; i++)
         o->data[i] = (uint8_t)rnd();
@@ -167,7 +177,21 @@ static void rand_op(struct op *o)
         snprintf(o->path2, sizeof o->path2, "%s", targets[below(6)]);
         break;
     }
-    case OP_TRUNCATE: o->off = below(MAX_OFF + MAX_DATA); break;
+    case OP_TRUNCATE: o->off = below(8) == 0 ? below(SPARSE_OFF) : below(MAX_OFF + MAX_DATA); break;
+    case OP_MKNOD: {
+        static const unsigned types[] = {S_IFSOCK, S_IFCHR, S_IFBLK};
+        o->mode |= types[below(3)];
+        o->rdev = S_ISCHR(o->mode) ? makedev(1, 3 + below(7)) : makedev(7, 200 + below(50));
+        break;
+    }
+    case OP_FALLOCATE: {
+        /* ZERO_RANGE: neither supports it. */
+        static const unsigned flags[] = {
+            0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE};
+        o->flags = flags[below(5)];
+        break;
+    }
     default: break;
     }
 }
@@ -191,6 +215,13 @@ static void describe(const struct op *o, char *out, size_t cap)
     case OP_APPEND: snprintf(out, cap, "append %s %zu bytes", o->path, o->len); break;
     case OP_TRUNCATE:
         snprintf(out, cap, "truncate %s to %llu", o->path, (unsigned long long)o->off);
+        break;
+    case OP_MKNOD:
+        snprintf(out, cap, "mknod %s %06o %u:%u", o->path, o->mode, major(o->rdev), minor(o->rdev));
+        break;
+    case OP_FALLOCATE:
+        snprintf(out, cap, "fallocate %s mode %#x %zu bytes at %llu", o->path, o->flags, o->len,
+                 (unsigned long long)o->off);
         break;
     case OP_CREATE:
     case OP_CREATE_EXCL:
@@ -225,11 +256,15 @@ static int write_file(const char *p, int flags, const struct op *o, bool at_offs
     return err;
 }
 
-/* A stat reduced to what must agree (no times, no inode numbers, no device). */
+/* A stat reduced to what must agree (no times, no inode numbers, not the device it is on). */
 static size_t stat_bytes(const struct stat *st, uint8_t *buf)
 {
-    uint64_t v[5] = {st->st_mode, st->st_nlink, st->st_uid, st->st_gid,
-                     S_ISDIR(st->st_mode) ? 0 : (uint64_t)st->st_size};
+    uint64_t v[6] = {st->st_mode,
+                     st->st_nlink,
+                     st->st_uid,
+                     st->st_gid,
+                     S_ISDIR(st->st_mode) ? 0 : (uint64_t)st->st_size,
+                     st->st_rdev};
     memcpy(buf, v, sizeof v);
     return sizeof v;
 }
@@ -305,6 +340,7 @@ static void run_op(const struct op *o, const char *root, struct outcome *out)
         break;
     case OP_MKDIR: rc = mkdir(p, o->mode); break;
     case OP_MKFIFO: rc = mkfifo(p, o->mode & 0777); break;
+    case OP_MKNOD: rc = mknod(p, o->mode, o->rdev); break;
     case OP_RMDIR: rc = rmdir(p); break;
     case OP_UNLINK: rc = unlink(p); break;
     case OP_RENAME: rc = (int)syscall(SYS_renameat2, AT_FDCWD, p, AT_FDCWD, p2, o->flags); break;
@@ -314,6 +350,21 @@ static void run_op(const struct op *o, const char *root, struct outcome *out)
     case OP_APPEND: out->err = write_file(p, O_WRONLY | O_APPEND, o, false); return;
     case OP_REWRITE: out->err = write_file(p, O_WRONLY | O_TRUNC, o, true); return;
     case OP_TRUNCATE: rc = truncate(p, (off_t)o->off); break;
+    case OP_FALLOCATE:
+        fd = open(p, O_WRONLY | O_NONBLOCK);
+        if (fd < 0) {
+            rc = -1;
+            break;
+        }
+        rc = fallocate(fd, (int)o->flags, (off_t)o->off, (off_t)o->len);
+        if (rc != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        } else {
+            rc = close(fd);
+        }
+        break;
     case OP_CHMOD: rc = chmod(p, o->mode); break;
     case OP_CHOWN: rc = lchown(p, o->uid, o->gid); break;
     case OP_UTIMENS: {
@@ -406,12 +457,13 @@ static int compare_tree(const char *ref, const char *mnt, const char *rel)
         return fail("final tree: lstat %s: %s", b, strerror(errno));
     const char *what = rel[0] ? rel : "/";
     if (sa.st_mode != sb.st_mode || sa.st_nlink != sb.st_nlink || sa.st_uid != sb.st_uid ||
-        sa.st_gid != sb.st_gid || sa.st_size != sb.st_size)
-        return fail("final tree: %s: tmpfs mode %o nlink %lu owner %u:%u size %lld, %s: mode %o "
-                    "nlink %lu owner %u:%u size %lld",
+        sa.st_gid != sb.st_gid || sa.st_size != sb.st_size || sa.st_rdev != sb.st_rdev)
+        return fail("final tree: %s: tmpfs mode %o nlink %lu owner %u:%u size %lld rdev %#llx, "
+                    "%s: mode %o nlink %lu owner %u:%u size %lld rdev %#llx",
                     what, sa.st_mode, (unsigned long)sa.st_nlink, sa.st_uid, sa.st_gid,
-                    (long long)sa.st_size, mnt, sb.st_mode, (unsigned long)sb.st_nlink, sb.st_uid,
-                    sb.st_gid, (long long)sb.st_size);
+                    (long long)sa.st_size, (unsigned long long)sa.st_rdev, mnt, sb.st_mode,
+                    (unsigned long)sb.st_nlink, sb.st_uid, sb.st_gid, (long long)sb.st_size,
+                    (unsigned long long)sb.st_rdev);
     /* xattrs (not on symlinks: user.* is refused there on both sides) */
     if (!S_ISLNK(sa.st_mode)) {
         char la[XATTR_CAP], lb[XATTR_CAP];

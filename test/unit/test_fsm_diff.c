@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -248,7 +249,7 @@ static struct ent *find_ent(struct run *r, uint64_t dir, const char *name)
 }
 
 /* An entry for an inode-addressed operation; the root counts. NULL if none fits. */
-static struct ent *rand_target(struct run *r, bool no_symlink, bool no_fifo, bool want_reg)
+static struct ent *rand_target(struct run *r, bool no_symlink, bool no_special, bool want_reg)
 {
     for (int tries = 0; tries < 8; tries++) {
         struct ent *e = &r->ents[pick(r, (unsigned)r->nents)];
@@ -256,8 +257,8 @@ static struct ent *rand_target(struct run *r, bool no_symlink, bool no_fifo, boo
             continue; /* mostly regular files; sometimes the error cases */
         if (no_symlink && e->type == S_IFLNK)
             continue;
-        if (no_fifo && e->type == S_IFIFO)
-            continue;
+        if (no_special && e->type != S_IFREG && e->type != S_IFDIR && e->type != S_IFLNK)
+            continue; /* never open a FIFO, a device or a socket */
         return e;
     }
     return NULL;
@@ -340,8 +341,12 @@ static bool gen_op(struct run *r, struct op *o, bool in_batch)
             bool must_excl = in_batch || (e && e->type != S_IFREG && e->type != S_IFDIR);
             o->c.flags = must_excl || pick(r, 2) ? STORE_CMD_EXCL : 0;
         } else if (o->kind == K_MKNOD) {
+            static const uint32_t types[] = {S_IFIFO, S_IFREG, S_IFCHR, S_IFBLK, S_IFSOCK};
             o->c.type = STORE_CMD_MKNOD;
-            o->c.mode |= pick(r, 2) ? S_IFIFO : S_IFREG;
+            o->c.mode |= types[pick(r, 5)];
+            /* Linux's encoding of device numbers below major 4096 and minor 2^20 is the
+             * 32-bit one FUSE carries. No device is ever opened here. */
+            o->c.rdev = (uint32_t)makedev(1 + pick(r, 300), pick(r, 300));
         } else if (o->kind == K_MKDIR) {
             if (r->ndirs > 40)
                 return false;
@@ -393,11 +398,11 @@ static bool gen_op(struct run *r, struct op *o, bool in_batch)
     /* Inode-addressed operations: the real side uses the entry's directory and name. */
     bool no_lnk =
         o->kind == K_CHMOD || o->kind == K_TRUNC || o->kind == K_WRITE || o->kind == K_REPLACE;
-    bool no_fifo = o->kind == K_WRITE || o->kind == K_REPLACE;
+    bool no_special = o->kind == K_WRITE || o->kind == K_REPLACE;
     bool want_reg = (o->kind == K_TRUNC || o->kind == K_WRITE || o->kind == K_REPLACE ||
                      o->kind == K_SETX || o->kind == K_RMX) &&
                     pick(r, 5) != 0;
-    if ((e = rand_target(r, no_lnk, no_fifo, want_reg)) == NULL)
+    if ((e = rand_target(r, no_lnk, no_special, want_reg)) == NULL)
         return false;
     if (store_fsm_getattr(r->fx.fsm, e->ino, &a) != 0)
         FAIL(r, "getattr of listed inode %llu", (unsigned long long)e->ino);
@@ -554,7 +559,7 @@ static int real_exec(struct run *r, struct op *o, const struct store_fsm_result 
             return errno;
         close(fd);
         return 0;
-    case K_MKNOD: rc = mknodat(dfd, o->name, o->c.mode, 0); break;
+    case K_MKNOD: rc = mknodat(dfd, o->name, o->c.mode, o->c.rdev); break;
     case K_MKDIR:
         rc = mkdirat(dfd, o->name, o->c.mode);
         if (rc == 0 && res->err == 0) {
@@ -827,6 +832,8 @@ static void compare_node(struct run *r, const char *path, uint64_t ino, int dfd,
              "Linux mode %o uid %u gid %u nlink %u size %llu",
              path, a.mode, a.uid, a.gid, a.nlink, (unsigned long long)a.size, st.st_mode, st.st_uid,
              st.st_gid, (unsigned)st.st_nlink, (unsigned long long)st.st_size);
+    if (a.rdev != st.st_rdev)
+        FAIL(r, "%s: raftfs rdev %#x, Linux %#llx", path, a.rdev, (unsigned long long)st.st_rdev);
     if (S_ISREG(a.mode) && a.blocks != (uint64_t)st.st_blocks)
         FAIL(r, "%s: raftfs %llu blocks, Linux %llu", path, (unsigned long long)a.blocks,
              (unsigned long long)st.st_blocks);
