@@ -250,7 +250,7 @@ check-bats: $(RAFTNODE) $(RAWPEER) $(TOOLS_BIN) $(FS_TEST_BIN)
 # The threaded runtime's own tests, for `make SANITIZE=thread check-runtime`: a data race stops
 # the process that has it, which the tests then see.
 export TSAN_OPTIONS ?= halt_on_error=1
-RUNTIME_UNIT := $(filter $(addprefix $(B)/test/unit/test_,loop transport tls histogram),$(UNIT_BIN))
+RUNTIME_UNIT := $(filter $(addprefix $(B)/test/unit/test_,loop transport tls histogram queue heap rt_table),$(UNIT_BIN))
 check-runtime: $(RUNTIME_UNIT) $(RAFTNODE) $(TOOLS_BIN)
 	$(Q)test/run-unit $(B) $(RUNTIME_UNIT) && test/run-bats $(B)
 

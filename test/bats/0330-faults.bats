@@ -11,18 +11,19 @@ setup() {
 }
 
 teardown() {
-    # A daemon that could not exit keeps its FUSE connection, and the mount would hang every
-    # later test: abort the connection through fusectl before the usual teardown.
-    for f in "$D"/n*.pid; do
-        [ -e "$f" ] || continue
-        kill -CONT "$(cat "$f")" 2>/dev/null
-        if alive "$(cat "$f")"; then
-            i=${f##*/n}
-            abort_fuse "$(mnt "${i%.pid}")"
-        fi
-    done
     # shellcheck disable=SC2086
     kill $LOOPS 2>/dev/null
+    # Each daemon is stopped as usual; one that cannot exit even after SIGKILL keeps its FUSE
+    # connection and would hang every later test: its connection is aborted through fusectl.
+    for f in "$D"/n*.pid; do
+        [ -e "$f" ] || continue
+        local pid i
+        pid=$(cat "$f") i=${f##*/n}
+        kill -CONT "$pid" 2>/dev/null
+        fsd_stop "${i%.pid}" && continue
+        kill -9 "$pid" 2>/dev/null
+        gone_within 5 "$pid" || abort_fuse "$(mnt "${i%.pid}")"
+    done
     teardown_fs
     ! mountpoint -q "$D/n3" || umount "$D/n3"
 }
