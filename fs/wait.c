@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "fs/internal.h"
+#include "lib/clock.h"
 
 static __thread bool is_arming; /* this thread is inside fuse_req_interrupt_func */
 
@@ -74,13 +75,6 @@ bool fs__wait_claim(struct fs_wait *w)
 /* A wait that failed this close to its deadline ran into it. */
 #define FS_DEADLINE_SLACK_MS 20
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static struct fs_missed *missed_slot(struct fs *fs, uint32_t pid)
 {
     return &fs->missed[(pid * 2654435761u) % FS_MISSED_SLOTS];
@@ -88,7 +82,7 @@ static struct fs_missed *missed_slot(struct fs *fs, uint32_t pid)
 
 unsigned fs__wait_deadline(struct fs *fs, struct fs_wait *w)
 {
-    uint64_t now = now_ms();
+    uint64_t now = rfs_clock_ms(CLOCK_MONOTONIC);
     w->pid = (uint32_t)fuse_req_ctx(w->req)->pid;
     w->deadline_ms = now + fs->opts.op_timeout_ms;
     pthread_mutex_lock(&fs->lock);
@@ -103,7 +97,7 @@ unsigned fs__wait_deadline(struct fs *fs, struct fs_wait *w)
 
 void fs__wait_ended(struct fs *fs, const struct fs_wait *w, int status)
 {
-    uint64_t now = now_ms();
+    uint64_t now = rfs_clock_ms(CLOCK_MONOTONIC);
     /* The runtime completes an expired request on its next tick: count a little before. */
     if (status == 0 || w->pid == 0 || now + FS_DEADLINE_SLACK_MS < w->deadline_ms)
         return;

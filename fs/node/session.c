@@ -30,6 +30,7 @@
 #include "fs/node/liveness.h"
 #include "fs/node/propose.h"
 #include "fs/node/session.h"
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "store/command.h"
 #include "store/fsm.h"
@@ -108,13 +109,6 @@ void fs_session_free(struct fs_session *l)
 
 /* --- the session -------------------------------------------------------------------------- */
 
-static uint64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Give session up (invariant 2), if it is still the node's: no new requests, and its parked
  * ones are detached (hooks.detach) to be answered ENOLCK. The keeper then opens a new one.
  * Called with mu held; returns whether session was the node's. The requests are answered and
@@ -126,7 +120,7 @@ static bool session_lose(struct fs_session *l, uint64_t session, const char *why
         return false;
     l->session = 0;
     l->lost_session = session;
-    l->lost_ms = clock_ms(CLOCK_BOOTTIME);
+    l->lost_ms = rfs_clock_ms(CLOCK_BOOTTIME);
     snprintf(l->lost_reason, sizeof l->lost_reason, "%s", why);
     *lost = l->hooks.detach(l->hooks.arg, session);
     pthread_cond_broadcast(&l->cond);
@@ -159,7 +153,7 @@ static void open_done(void *arg, int status, struct raft_apply_result *result)
     uint64_t session = err == 0 ? res.session : 0;
     pthread_mutex_lock(&l->mu);
     l->is_opening = false;
-    uint64_t took = clock_ms(CLOCK_BOOTTIME) - l->open_ms;
+    uint64_t took = rfs_clock_ms(CLOCK_BOOTTIME) - l->open_ms;
     if (session != 0 && took >= fs__liveness_self_ms(l->cfg.session_timeout_ms)) {
         /* Committed too late to be kept even for a moment (it waited for a leader): open
          * another, which replaces it, rather than report a loss. */
@@ -193,7 +187,7 @@ static void open_done(void *arg, int status, struct raft_apply_result *result)
 static void session_open(struct fs_session *l)
 {
     l->is_opening = true;
-    l->open_ms = clock_ms(CLOCK_BOOTTIME);
+    l->open_ms = rfs_clock_ms(CLOCK_BOOTTIME);
     struct store_cmd cmd = {.type =
                                 l->has_opened ? STORE_CMD_SESSION_RENEW : STORE_CMD_SESSION_OPEN,
                             .node = l->node,
@@ -221,8 +215,8 @@ static void probe_done(void *arg, int status, struct raft_apply_result *result)
     /* The barrier's leader heard this node after start_ms, and any later leader took office
      * after that; a slow probe proves too little (docs/fs.md). The keeper checks that the
      * session is still LIVE before counting it. */
-    bool is_quick =
-        clock_ms(CLOCK_BOOTTIME) - p->start_ms < fs__liveness_probe_ms(l->cfg.session_timeout_ms);
+    bool is_quick = rfs_clock_ms(CLOCK_BOOTTIME) - p->start_ms <
+                    fs__liveness_probe_ms(l->cfg.session_timeout_ms);
     pthread_mutex_lock(&l->mu);
     l->n_probes--;
     if (status == 0 && is_quick && p->session == l->session && p->start_ms > l->confirmed_ms)
@@ -265,7 +259,7 @@ static void keep_own_session(struct fs_session *l)
     /* Read after the probes' barriers completed: a SESSION_END the leader committed before
      * them is applied here by now. */
     int is_live = session_is_live(l, session);
-    uint64_t now = clock_ms(CLOCK_BOOTTIME);
+    uint64_t now = rfs_clock_ms(CLOCK_BOOTTIME);
     char why[160] = "";
     bool do_probe = false;
     pthread_mutex_lock(&l->mu);
@@ -371,13 +365,13 @@ static void end_silent_sessions(struct fs_session *l)
         free(sl.v);
         return;
     }
-    uint64_t before = clock_ms(CLOCK_MONOTONIC); /* the clock of the runtime's receive times */
+    uint64_t before = rfs_clock_ms(CLOCK_MONOTONIC); /* the clock of the runtime's receive times */
     struct raft_runtime_heard heard;
     if (raft_runtime_heard(l->rt, &heard) != 0) {
         free(sl.v);
         return;
     }
-    uint64_t after = clock_ms(CLOCK_MONOTONIC);
+    uint64_t after = rfs_clock_ms(CLOCK_MONOTONIC);
     bool is_leader = heard.role == RAFT_LEADER;
     pthread_mutex_lock(&l->mu);
     fs__liveness_role(&l->lv, is_leader, heard.term, after);
@@ -490,7 +484,7 @@ void fs_session_stop(struct fs_session *l)
 void fs_session_local(struct fs_session *l, struct fs_locks_local *out)
 {
     memset(out, 0, sizeof *out);
-    uint64_t now = clock_ms(CLOCK_BOOTTIME);
+    uint64_t now = rfs_clock_ms(CLOCK_BOOTTIME);
     pthread_mutex_lock(&l->mu);
     if (l->session != 0) {
         out->state = FS_LOCKS_OPEN;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "raft/runtime/loop.h"
+#include "lib/clock.h"
 #include "raft/raft.h"
 
 #define MAX_EVENTS 64
@@ -36,13 +37,6 @@ struct rt_loop {
     struct rfs_queue posted; /* of rt__work, protected by lock */
     atomic_bool is_stopping;
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Timers fire by deadline, and in start order for equal deadlines. */
 static bool timer_before(const struct rfs_heap_node *x, const struct rfs_heap_node *y)
@@ -70,7 +64,7 @@ int rt__loop_new(struct rt_loop **out)
         goto err_after_eventfd;
     atomic_init(&l->is_stopping, false);
     rfs_heap_init(&l->timers, timer_before);
-    l->now = monotonic_ms();
+    l->now = rfs_clock_ms(CLOCK_MONOTONIC);
     *out = l;
     return 0;
 
@@ -103,7 +97,7 @@ uint64_t rt__loop_now(const struct rt_loop *l)
 
 void rt__loop_update_time(struct rt_loop *l)
 {
-    l->now = monotonic_ms();
+    l->now = rfs_clock_ms(CLOCK_MONOTONIC);
 }
 
 static void wake(struct rt_loop *l)
